@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the pinned Pulumi CLI into $SDA_TOOLS_BIN (default: .tools/bin in the repo)
+# unless a pulumi of exactly that version is already there or on PATH.
+#
+# Real users install Pulumi the usual way (https://www.pulumi.com/docs/install/);
+# this route builds the CLI from its Go module, for machines that reach only the
+# Go module proxy. It takes about 4 minutes cold on 2 cores.
+set -euo pipefail
+PULUMI_VERSION=v3.274.1
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=${SDA_TOOLS_BIN:-$repo/.tools/bin}
+mkdir -p "$bin"
+
+have_version() { "$1" version 2>/dev/null | grep -qx "$PULUMI_VERSION"; }
+
+if [ -x "$bin/pulumi" ] && have_version "$bin/pulumi"; then
+  echo "pulumi $PULUMI_VERSION already at $bin/pulumi"; exit 0
+fi
+if command -v pulumi >/dev/null && have_version "$(command -v pulumi)"; then
+  ln -sf "$(command -v pulumi)" "$bin/pulumi"
+  echo "pulumi $PULUMI_VERSION found on PATH"; exit 0
+fi
+echo "building pulumi $PULUMI_VERSION from its Go module into $bin (about 4 minutes cold)"
+cd "$repo/tools/pulumi"
+# Without the version stamp the Automation API refuses the CLI
+# ("Unable to parse Pulumi CLI version").
+go build -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+  -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+"$bin/pulumi" version

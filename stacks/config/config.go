@@ -1,0 +1,281 @@
+// Package config is the typed configuration of an SDA stack: the struct tree
+// read from stack configuration (Pulumi.<stack>.yaml), its defaults, its
+// validation and the address plan derived from it.
+//
+// It is pure: no Pulumi or provider SDK is imported, so everything here is
+// tested in milliseconds and shared by the Pulumi program, the offline
+// `sda plan|render|diagram` commands and the router's network-namespace test.
+package config
+
+// Namespace is the Pulumi configuration namespace of the project's own keys
+// (`sda:cluster`, `sda:proxmox`, ...). Provider credentials live in the
+// providers' namespaces (`proxmoxve:endpoint`, `proxmoxve:apiToken`).
+const Namespace = "sda"
+
+// Config is the whole stack configuration. Each field is one top-level
+// configuration key, an object in the stack file.
+type Config struct {
+	Cluster Cluster `json:"cluster"`
+	Proxmox Proxmox `json:"proxmox"`
+	Network Network `json:"network"`
+	Nodes   Nodes   `json:"nodes"`
+	Router  Router  `json:"router"`
+}
+
+// Sections lists the top-level keys in the order they are documented.
+var Sections = []string{"cluster", "proxmox", "network", "nodes", "router"}
+
+// Cluster describes the Talos/Kubernetes cluster.
+type Cluster struct {
+	// Name is the Kubernetes cluster name and the prefix of every hostname.
+	Name string `json:"name"`
+	// TalosVersion is the Talos release of the boot image and installer (vX.Y.Z).
+	TalosVersion string `json:"talosVersion"`
+	// KubernetesVersion is the Kubernetes release Talos installs (vX.Y.Z).
+	KubernetesVersion string `json:"kubernetesVersion"`
+	// ControlPlanes is the number of control-plane nodes: odd, for etcd quorum.
+	ControlPlanes int `json:"controlPlanes"`
+	// Workers is the number of worker nodes (0 makes control planes schedulable).
+	Workers int `json:"workers"`
+	// VIP is the optional shared control-plane address for the Kubernetes API,
+	// inside the internal network.
+	VIP string `json:"vip,omitempty"`
+	// CNI is the overlay network: "flannel" (Talos's default) or "cilium".
+	CNI string `json:"cni"`
+	// Cilium tunes the Cilium installation; ignored with flannel.
+	Cilium Cilium `json:"cilium"`
+	// Extensions are the Image Factory system extensions baked into the image.
+	Extensions []string `json:"extensions"`
+	// Patches are extra Talos machine-config patches (YAML strategic-merge
+	// documents) applied to every node after SDA's own.
+	Patches []string `json:"patches,omitempty"`
+}
+
+// Cilium settings.
+type Cilium struct {
+	// Version is the Cilium Helm chart version.
+	Version string `json:"version"`
+	// KubeProxyReplacement replaces kube-proxy with Cilium's eBPF service
+	// handling; Talos's kube-proxy is then disabled.
+	KubeProxyReplacement *bool `json:"kubeProxyReplacement,omitempty"`
+}
+
+// KubeProxyReplacementEnabled reports the effective setting (default on).
+func (c Cilium) KubeProxyReplacementEnabled() bool {
+	return c.KubeProxyReplacement == nil || *c.KubeProxyReplacement
+}
+
+// Proxmox describes the Proxmox VE cluster that hosts the stack.
+type Proxmox struct {
+	// Nodes are the Proxmox nodes the stack places VMs on, round-robin.
+	Nodes []ProxmoxNode `json:"nodes"`
+	// VMIDBase is added to each machine's host offset in the internal network
+	// to form its VM ID (router .1 -> base+1, first control plane .11 -> base+11).
+	VMIDBase int `json:"vmIdBase"`
+	// Datastore holds VM and container disks.
+	Datastore string `json:"datastore"`
+	// ImageDatastore holds the downloaded Talos image and LXC template
+	// (content types iso and vztmpl).
+	ImageDatastore string `json:"imageDatastore"`
+	// SharedImageDatastore is true when ImageDatastore is shared storage, so
+	// images are downloaded once for the whole cluster instead of once per node.
+	SharedImageDatastore bool `json:"sharedImageDatastore"`
+	// SSHUser is the user for `pct` commands on the Proxmox hosts.
+	SSHUser string `json:"sshUser"`
+}
+
+// ProxmoxNode is one Proxmox VE node.
+type ProxmoxNode struct {
+	// Name is the node name as Proxmox knows it (`pvecm nodes`).
+	Name string `json:"name"`
+	// SSHHost is the address the router configuration is applied through
+	// (`pct exec` over SSH); defaults to Name.
+	SSHHost string `json:"sshHost,omitempty"`
+}
+
+// Network describes both sides of the router.
+type Network struct {
+	External External `json:"external"`
+	Internal Internal `json:"internal"`
+	// Upstream DNS servers the router forwards to.
+	DNSServers []string `json:"dnsServers"`
+	// AdminCIDRs may reach the Talos API (50000) on the nodes and the
+	// Kubernetes API (6443) through the router. Empty means nobody may.
+	AdminCIDRs []string `json:"adminCidrs"`
+	// PortForwards publish internal services on the router's external address.
+	PortForwards []PortForward `json:"portForwards"`
+}
+
+// External is the network the router's first NIC is on.
+type External struct {
+	// Bridge is the existing Proxmox bridge with the uplink (vmbr0).
+	Bridge string `json:"bridge"`
+	// CIDR of the external network, e.g. 192.168.1.0/24.
+	CIDR string `json:"cidr"`
+	// RouterAddress is the router's static external address, or "dhcp".
+	RouterAddress string `json:"routerAddress"`
+	// Gateway is the external default gateway (required with a static address).
+	Gateway string `json:"gateway,omitempty"`
+	// VLAN tags the router's external NIC; 0 means untagged.
+	VLAN int `json:"vlan,omitempty"`
+}
+
+// Internal is the isolated network of the Talos nodes.
+type Internal struct {
+	// Bridge is the Proxmox bridge of the isolated network.
+	Bridge string `json:"bridge"`
+	// CreateBridge creates the bridge (no physical ports) on every Proxmox
+	// node the stack uses; false uses an existing bridge of that name.
+	CreateBridge *bool `json:"createBridge,omitempty"`
+	// CIDR of the internal network, e.g. 10.10.0.0/24.
+	CIDR string `json:"cidr"`
+	// Domain is the DNS domain the router serves for the nodes.
+	Domain string `json:"domain"`
+	// RouterOffset, VIPOffset, ControlPlaneOffset and WorkerOffset are host
+	// offsets inside CIDR: control plane i gets ControlPlaneOffset+i-1.
+	RouterOffset       int `json:"routerOffset"`
+	ControlPlaneOffset int `json:"controlPlaneOffset"`
+	WorkerOffset       int `json:"workerOffset"`
+	// DHCPStart and DHCPEnd bound the router's dynamic range; by default the
+	// last quarter of the subnet.
+	DHCPStart string `json:"dhcpStart,omitempty"`
+	DHCPEnd   string `json:"dhcpEnd,omitempty"`
+}
+
+// CreateBridgeEnabled reports the effective setting (default on).
+func (i Internal) CreateBridgeEnabled() bool {
+	return i.CreateBridge == nil || *i.CreateBridge
+}
+
+// PortForward publishes Target:TargetPort on the router's external address.
+type PortForward struct {
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
+	// Target is a node hostname, "vip", or an internal IPv4 address.
+	Target     string `json:"target"`
+	TargetPort int    `json:"targetPort,omitempty"`
+	// AllowFrom limits who may use the forward (IPv4 CIDRs); empty means anyone
+	// on the external side.
+	AllowFrom []string `json:"allowFrom,omitempty"`
+}
+
+// Nodes sizes the Talos VMs.
+type Nodes struct {
+	ControlPlane VMSize `json:"controlPlane"`
+	Worker       VMSize `json:"worker"`
+	// DiskInterface is "scsi" (install disk /dev/sda) or "virtio" (/dev/vda).
+	DiskInterface string `json:"diskInterface"`
+	// CPUType must offer x86-64-v2: "host" or "x86-64-v2-AES".
+	CPUType string `json:"cpuType"`
+}
+
+// VMSize is the size of one VM.
+type VMSize struct {
+	Cores     int `json:"cores"`
+	MemoryMiB int `json:"memoryMiB"`
+	DiskGiB   int `json:"diskGiB"`
+}
+
+// Router describes the LXC router.
+type Router struct {
+	Hostname string `json:"hostname"`
+	// VMID overrides the container's ID (default VMIDBase + RouterOffset).
+	VMID        int    `json:"vmId,omitempty"`
+	Cores       int    `json:"cores"`
+	MemoryMiB   int    `json:"memoryMiB"`
+	DiskGiB     int    `json:"diskGiB"`
+	TemplateURL string `json:"templateUrl"`
+	// TemplateChecksum is the template's SHA-256, checked by Proxmox on download.
+	TemplateChecksum string `json:"templateChecksum,omitempty"`
+}
+
+// Defaults the configuration falls back to, key by key.
+const (
+	DefaultTalosVersion      = "v1.12.0"
+	DefaultKubernetesVersion = "v1.35.0"
+	DefaultCiliumVersion     = "1.18.4"
+	DefaultRouterTemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+	QemuGuestAgentExtension  = "siderolabs/qemu-guest-agent"
+	CNIFlannel               = "flannel"
+	CNICilium                = "cilium"
+	DiskSCSI                 = "scsi"
+	DiskVirtIO               = "virtio"
+)
+
+// WithDefaults returns c with every unset field given its default.
+func WithDefaults(c Config) Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(i *int, v int) {
+		if *i == 0 {
+			*i = v
+		}
+	}
+	cl := &c.Cluster
+	def(&cl.TalosVersion, DefaultTalosVersion)
+	def(&cl.KubernetesVersion, DefaultKubernetesVersion)
+	def(&cl.CNI, CNIFlannel)
+	def(&cl.Cilium.Version, DefaultCiliumVersion)
+	if cl.Extensions == nil {
+		cl.Extensions = []string{QemuGuestAgentExtension}
+	}
+
+	px := &c.Proxmox
+	defInt(&px.VMIDBase, 8000)
+	def(&px.Datastore, "local-lvm")
+	def(&px.ImageDatastore, "local")
+	def(&px.SSHUser, "root")
+	for i := range px.Nodes {
+		def(&px.Nodes[i].SSHHost, px.Nodes[i].Name)
+	}
+
+	nw := &c.Network
+	def(&nw.External.Bridge, "vmbr0")
+	def(&nw.External.RouterAddress, "dhcp")
+	def(&nw.Internal.Bridge, "vmbr1")
+	def(&nw.Internal.CIDR, "10.10.0.0/24")
+	def(&nw.Internal.Domain, "sda.internal")
+	defInt(&nw.Internal.RouterOffset, 1)
+	defInt(&nw.Internal.ControlPlaneOffset, 11)
+	defInt(&nw.Internal.WorkerOffset, 21)
+	if nw.DNSServers == nil {
+		nw.DNSServers = []string{"1.1.1.1", "9.9.9.9"}
+	}
+	for i := range nw.PortForwards {
+		def(&nw.PortForwards[i].Protocol, "tcp")
+		defInt(&nw.PortForwards[i].TargetPort, nw.PortForwards[i].Port)
+	}
+
+	n := &c.Nodes
+	defInt(&n.ControlPlane.Cores, 2)
+	defInt(&n.ControlPlane.MemoryMiB, 4096)
+	defInt(&n.ControlPlane.DiskGiB, 20)
+	defInt(&n.Worker.Cores, 2)
+	defInt(&n.Worker.MemoryMiB, 4096)
+	defInt(&n.Worker.DiskGiB, 40)
+	def(&n.DiskInterface, DiskSCSI)
+	def(&n.CPUType, "host")
+
+	r := &c.Router
+	def(&r.Hostname, "router")
+	defInt(&r.Cores, 1)
+	defInt(&r.MemoryMiB, 256)
+	defInt(&r.DiskGiB, 4)
+	def(&r.TemplateURL, DefaultRouterTemplateURL)
+	if r.VMID == 0 {
+		r.VMID = px.VMIDBase + nw.Internal.RouterOffset
+	}
+	return c
+}
+
+// InstallDisk is the Talos install disk that matches the VM's disk interface.
+func (n Nodes) InstallDisk() string {
+	if n.DiskInterface == DiskVirtIO {
+		return "/dev/vda"
+	}
+	return "/dev/sda"
+}
