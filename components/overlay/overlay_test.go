@@ -1,0 +1,57 @@
+package overlay
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+func boolPtr(b bool) *bool { return &b }
+
+// The patch decides whether Talos installs flannel and kube-proxy; a wrong
+// patch leaves a cluster with two CNIs or no service routing.
+func TestMachinePatch(t *testing.T) {
+	cases := []struct {
+		name    string
+		cluster config.Cluster
+		want    string
+	}{
+		{"flannel needs no patch", config.Cluster{CNI: "flannel"}, ""},
+		{"cilium with kube-proxy replacement by default", config.Cluster{CNI: "cilium"},
+			"cluster:\n  network:\n    cni:\n      name: none\n  proxy:\n    disabled: true\n"},
+		{"cilium keeping kube-proxy", config.Cluster{CNI: "cilium", Cilium: config.Cilium{KubeProxyReplacement: boolPtr(false)}},
+			"cluster:\n  network:\n    cni:\n      name: none\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MachinePatch(tc.cluster); got != tc.want {
+				t.Fatalf("MachinePatch = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCiliumValuesFollowTalosDocs(t *testing.T) {
+	v := CiliumValues(config.Cluster{CNI: "cilium"})
+	if v["k8sServiceHost"] != "localhost" || v["k8sServicePort"] != 7445 || v["kubeProxyReplacement"] != true {
+		t.Fatalf("kube-proxy replacement must use KubePrism: %v", v)
+	}
+	if got := v["ipam"].(map[string]any)["mode"]; got != "kubernetes" {
+		t.Fatalf("ipam.mode = %v", got)
+	}
+	caps := v["securityContext"].(map[string]any)["capabilities"].(map[string]any)
+	if n := len(caps["ciliumAgent"].([]any)); n != 11 {
+		t.Fatalf("ciliumAgent capabilities: %d, want the 11 Talos documents", n)
+	}
+	if v["cgroup"].(map[string]any)["autoMount"].(map[string]any)["enabled"] != false {
+		t.Fatal("cgroup.autoMount must be off on Talos")
+	}
+	noKPR := CiliumValues(config.Cluster{CNI: "cilium", Cilium: config.Cilium{KubeProxyReplacement: boolPtr(false)}})
+	if _, ok := noKPR["k8sServiceHost"]; ok || noKPR["kubeProxyReplacement"] != false {
+		t.Fatalf("without replacement kube-proxy serves the API ClusterIP: %v", noKPR)
+	}
+	if !strings.Contains(MachinePatch(config.Cluster{CNI: "cilium"}), "name: none") {
+		t.Fatal("cilium must turn off the built-in CNI")
+	}
+}
