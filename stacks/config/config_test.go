@@ -1,0 +1,305 @@
+package config
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// repoRoot is where Pulumi.yaml and the stack files live.
+const repoRoot = "../.."
+
+// valid is a small, valid configuration the cases below break one way each.
+func valid() Config {
+	return Config{
+		Cluster: Cluster{Name: "lab", ControlPlanes: 1, Workers: 2},
+		Proxmox: Proxmox{Nodes: []ProxmoxNode{{Name: "pve"}}},
+		Network: Network{External: External{CIDR: "192.168.1.0/24", RouterAddress: "192.168.1.50", Gateway: "192.168.1.1"}},
+	}
+}
+
+func TestRepoStacksResolve(t *testing.T) {
+	for _, tc := range []struct {
+		stack              string
+		cps, workers, pves int
+		cni, vip, endpoint string
+	}{
+		{"dev", 1, 1, 1, "flannel", "", "https://10.10.0.11:6443"},
+		{"prod", 3, 3, 3, "cilium", "10.20.0.10", "https://10.20.0.10:6443"},
+	} {
+		t.Run(tc.stack, func(t *testing.T) {
+			c, p, err := LoadStack(repoRoot, tc.stack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.ControlPlanes) != tc.cps || len(p.Workers) != tc.workers || len(p.ProxmoxNodesUsed(c)) != tc.pves {
+				t.Fatalf("got %d cp, %d workers on %d Proxmox nodes", len(p.ControlPlanes), len(p.Workers), len(p.ProxmoxNodesUsed(c)))
+			}
+			if c.Cluster.CNI != tc.cni || p.KubernetesEndpoint() != tc.endpoint {
+				t.Fatalf("cni %s endpoint %s", c.Cluster.CNI, p.KubernetesEndpoint())
+			}
+			if tc.vip != "" && p.VIP.String() != tc.vip {
+				t.Fatalf("VIP %s, want %s", p.VIP, tc.vip)
+			}
+			// Talos endpoints are node addresses, never the VIP.
+			for _, e := range p.TalosEndpoints() {
+				if e == tc.vip {
+					t.Fatalf("VIP %s among Talos endpoints %v", tc.vip, p.TalosEndpoints())
+				}
+			}
+		})
+	}
+}
+
+func TestAddressPlanInvariants(t *testing.T) {
+	for _, workers := range []int{0, 1, 3, 9, 40} {
+		c := valid()
+		c.Cluster.ControlPlanes, c.Cluster.Workers, c.Cluster.VIP = 3, workers, "10.10.0.10"
+		c.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+		c, p, err := Resolve(c)
+		if err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		seen := map[netip.Addr]bool{p.RouterInternal: true, p.VIP: true}
+		ids := map[int]bool{p.RouterVMID: true}
+		for _, m := range p.Machines() {
+			if !p.Internal.Contains(m.Address) || m.Address == p.Internal.Addr() || m.Address == lastAddr(p.Internal) {
+				t.Fatalf("%s address %s is not a host of %s", m.Hostname, m.Address, p.Internal)
+			}
+			if seen[m.Address] || ids[m.VMID] {
+				t.Fatalf("%s reuses address %s or VM ID %d", m.Hostname, m.Address, m.VMID)
+			}
+			if !m.Address.Less(p.DHCPStart) {
+				t.Fatalf("%s address %s is inside the DHCP range from %s", m.Hostname, m.Address, p.DHCPStart)
+			}
+			seen[m.Address], ids[m.VMID] = true, true
+		}
+		// Control planes on distinct Proxmox nodes when there are enough.
+		hosts := map[string]bool{}
+		for _, m := range p.ControlPlanes {
+			hosts[m.ProxmoxNode] = true
+		}
+		if len(hosts) != 3 {
+			t.Fatalf("control planes share Proxmox nodes: %+v", p.ControlPlanes)
+		}
+		if p.DHCPStart.String() != "10.10.0.192" || p.DHCPEnd.String() != "10.10.0.254" {
+			t.Fatalf("default DHCP range %s-%s", p.DHCPStart, p.DHCPEnd)
+		}
+		_ = c
+	}
+}
+
+// Scaling workers must not move any existing machine: same address, VM ID,
+// MAC and Proxmox node, or Pulumi would replace it.
+func TestScalingKeepsExistingMachines(t *testing.T) {
+	small, large := valid(), valid()
+	small.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "b"}}
+	large.Proxmox.Nodes = small.Proxmox.Nodes
+	small.Cluster.Workers, large.Cluster.Workers = 1, 5
+	_, ps, err := Resolve(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pl, err := Resolve(large)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ps.Machines() {
+		if got := pl.Machines()[i]; got != m {
+			t.Fatalf("machine %d moved: %+v -> %+v", i, m, got)
+		}
+	}
+}
+
+func TestMACIsStableLocalUnicast(t *testing.T) {
+	a, b := MACFor("lab", "lab-cp1"), MACFor("lab", "lab-cp2")
+	if a != MACFor("lab", "lab-cp1") || a == b {
+		t.Fatalf("MACs must be stable and distinct: %s %s", a, b)
+	}
+	if !strings.HasPrefix(a, "02:") || len(a) != 17 {
+		t.Fatalf("want a locally administered unicast MAC, got %s", a)
+	}
+}
+
+// Every invalid configuration is reported with its key, value and a fix.
+func TestInvalidConfigurations(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		key    string
+		value  string
+		fix    string
+	}{
+		{"even control planes", func(c *Config) { c.Cluster.ControlPlanes = 2 }, "sda:cluster.controlPlanes", "2", "odd"},
+		{"zero control planes", func(c *Config) { c.Cluster.ControlPlanes = 0 }, "sda:cluster.controlPlanes", "0", "odd"},
+		{"negative workers", func(c *Config) { c.Cluster.Workers = -1 }, "sda:cluster.workers", "-1", "0 or more"},
+		{"missing cluster name", func(c *Config) { c.Cluster.Name = "" }, "sda:cluster.name", "", "required"},
+		{"bad cluster name", func(c *Config) { c.Cluster.Name = "My_Lab" }, "sda:cluster.name", "My_Lab", "lowercase"},
+		{"internal CIDR not a CIDR", func(c *Config) { c.Network.Internal.CIDR = "10.10.0.0/33" }, "sda:network.internal.cidr", "10.10.0.0/33", "IPv4 CIDR"},
+		{"internal CIDR host bits", func(c *Config) { c.Network.Internal.CIDR = "10.10.0.5/24" }, "sda:network.internal.cidr", "10.10.0.5/24", "10.10.0.0/24"},
+		{"external CIDR missing", func(c *Config) { c.Network.External.CIDR = "" }, "sda:network.external.cidr", "", "required"},
+		{"overlapping CIDRs", func(c *Config) { c.Network.Internal.CIDR = "192.168.0.0/16" }, "sda:network.internal.cidr", "192.168.0.0/16", "overlap"},
+		{"VIP outside internal subnet", func(c *Config) { c.Cluster.VIP = "10.99.0.10" }, "sda:cluster.vip", "10.99.0.10", "inside"},
+		{"VIP on a node", func(c *Config) { c.Cluster.VIP = "10.10.0.11" }, "sda:cluster.controlPlanes", "10.10.0.11", "collides with the VIP"},
+		{"VIP on the gateway", func(c *Config) { c.Cluster.VIP = "10.10.0.1" }, "sda:cluster.vip", "10.10.0.1", "collides"},
+		{"VIP is broadcast", func(c *Config) { c.Cluster.VIP = "10.10.0.255" }, "sda:cluster.vip", "10.10.0.255", "broadcast"},
+		{"three control planes without VIP", func(c *Config) { c.Cluster.ControlPlanes = 3 }, "sda:cluster.vip", "", "set a VIP"},
+		{"more nodes than the range holds", func(c *Config) {
+			c.Network.Internal.CIDR = "10.10.0.0/27"
+			c.Cluster.Workers = 4
+		}, "sda:network.internal.dhcpStart", "10.10.0.24", "lower the node counts"},
+		{"workers past the subnet", func(c *Config) {
+			c.Network.Internal.CIDR = "10.10.0.0/27"
+			c.Network.Internal.DHCPStart, c.Network.Internal.DHCPEnd = "10.10.0.2", "10.10.0.9"
+			c.Cluster.Workers = 12
+		}, "sda:cluster.workers", "10.10.0.31", "broadcast"},
+		{"DHCP range over static addresses", func(c *Config) { c.Network.Internal.DHCPStart = "10.10.0.20" }, "sda:network.internal.dhcpStart", "10.10.0.20", "static addresses"},
+		{"DHCP range reversed", func(c *Config) {
+			c.Network.Internal.DHCPStart, c.Network.Internal.DHCPEnd = "10.10.0.200", "10.10.0.100"
+		}, "sda:network.internal.dhcpEnd", "10.10.0.100", "not be below"},
+		{"duplicate VM ID", func(c *Config) { c.Router.VMID = 8011 }, "sda:proxmox.vmIdBase", "8000", "VM ID 8011"},
+		{"duplicate hostname", func(c *Config) { c.Router.Hostname = "lab-worker1" }, "sda:router.hostname", "lab-worker1", "used by"},
+		{"unknown CNI", func(c *Config) { c.Cluster.CNI = "calico" }, "sda:cluster.cni", "calico", `"flannel" or "cilium"`},
+		{"empty Proxmox node list", func(c *Config) { c.Proxmox.Nodes = nil }, "sda:proxmox.nodes", "[]", "at least one"},
+		{"duplicate Proxmox node", func(c *Config) { c.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "a"}} }, "sda:proxmox.nodes[1].name", "a", "once"},
+		{"Talos version not a version", func(c *Config) { c.Cluster.TalosVersion = "latest" }, "sda:cluster.talosVersion", "latest", "v1.12.0"},
+		{"Kubernetes version not a version", func(c *Config) { c.Cluster.KubernetesVersion = "1.35" }, "sda:cluster.kubernetesVersion", "1.35", "v1.35.0"},
+		{"router address outside external", func(c *Config) { c.Network.External.RouterAddress = "10.0.0.5" }, "sda:network.external.routerAddress", "10.0.0.5", "inside"},
+		{"static router without gateway", func(c *Config) { c.Network.External.Gateway = "" }, "sda:network.external.gateway", "", "required"},
+		{"same bridge both sides", func(c *Config) { c.Network.Internal.Bridge = "vmbr0" }, "sda:network.internal.bridge", "vmbr0", "must differ"},
+		{"disk interface", func(c *Config) { c.Nodes.DiskInterface = "ide" }, "sda:nodes.diskInterface", "ide", "/dev/sda"},
+		{"CPU type without x86-64-v2", func(c *Config) { c.Nodes.CPUType = "kvm64" }, "sda:nodes.cpuType", "kvm64", "x86-64-v2"},
+		{"too little memory", func(c *Config) { c.Nodes.Worker.MemoryMiB = 1024 }, "sda:nodes.worker.memoryMiB", "1024", "2048"},
+		{"port-forward to unknown host", func(c *Config) {
+			c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "nope"}}
+		}, "sda:network.portForwards[0].target", "nope", "hostname"},
+		{"port-forward to vip without vip", func(c *Config) {
+			c.Network.PortForwards = []PortForward{{Name: "api", Port: 6443, Target: "vip"}}
+		}, "sda:network.portForwards[0].target", "vip", "no VIP"},
+		{"duplicate forwarded port", func(c *Config) {
+			c.Network.PortForwards = []PortForward{{Name: "a", Port: 80, Target: "lab-worker1"}, {Name: "b", Port: 80, Target: "lab-worker2"}}
+		}, "sda:network.portForwards[1].port", "80", "already forwarded"},
+		{"admin CIDR", func(c *Config) { c.Network.AdminCIDRs = []string{"everyone"} }, "sda:network.adminCidrs[0]", "everyone", "IPv4 CIDR"},
+		{"no guest agent extension", func(c *Config) { c.Cluster.Extensions = []string{"siderolabs/iscsi-tools"} }, "sda:cluster.extensions", "siderolabs/iscsi-tools", "qemu-guest-agent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(&c)
+			_, _, err := Resolve(c)
+			cerr, ok := err.(*Error)
+			if !ok {
+				t.Fatalf("want *config.Error, got %v", err)
+			}
+			for _, p := range cerr.Problems {
+				if p.Key == tc.key && p.Value == tc.value && strings.Contains(p.Fix, tc.fix) {
+					return
+				}
+			}
+			t.Fatalf("no problem {%s = %q: ...%s...} in:\n%v", tc.key, tc.value, tc.fix, err)
+		})
+	}
+}
+
+// All problems are reported at once, not just the first.
+func TestAllProblemsAtOnce(t *testing.T) {
+	c := valid()
+	c.Cluster.ControlPlanes = 2
+	c.Cluster.CNI = "weave"
+	c.Proxmox.Nodes = nil
+	_, _, err := Resolve(c)
+	cerr, ok := err.(*Error)
+	if !ok || len(cerr.Problems) != 3 {
+		t.Fatalf("want 3 problems, got %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"sda:cluster.controlPlanes = \"2\"", "sda:cluster.cni = \"weave\"", "sda:proxmox.nodes = \"[]\""} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("message lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestLoadRejectsUnknownFieldsAndWrongTypes(t *testing.T) {
+	cases := map[string]struct {
+		raw  string
+		want string
+	}{
+		"typo":       {`{"name":"x","wrokers":3}`, `unknown field "wrokers"`},
+		"wrong type": {`{"name":"x","workers":"three"}`, `"workers" must be a int`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(func(key string) (string, bool) {
+				if key == "sda:cluster" {
+					return tc.raw, true
+				}
+				return "", false
+			})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "sda:cluster") {
+				t.Fatalf("want an error naming sda:cluster and %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestStackFilesUnknownStack(t *testing.T) {
+	_, _, err := LoadStack(repoRoot, "staging")
+	if err == nil || !strings.Contains(err.Error(), `unknown stack "staging"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// The offline loader must read a stack file the way the Pulumi CLI does,
+// including a pulumi-written encryptionsalt line and provider keys.
+func TestStackFilesReadsWhatPulumiWrites(t *testing.T) {
+	dir := t.TempDir()
+	project, _ := os.ReadFile(filepath.Join(repoRoot, "Pulumi.yaml"))
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), project, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stack := "encryptionsalt: v1:abc\nconfig:\n  proxmoxve:endpoint: https://pve:8006/\n  sda:cluster:\n    name: t\n    workers: 4\n  sda:proxmox:\n    nodes: [{name: pve}]\n  sda:network:\n    external: {cidr: 192.168.7.0/24}\n"
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.t.yaml"), []byte(stack), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := StackFiles(dir, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := lookup("proxmoxve:endpoint"); v != "https://pve:8006/" {
+		t.Fatalf("proxmoxve:endpoint = %q", v)
+	}
+	raw, _ := lookup("sda:cluster")
+	var cl Cluster
+	if err := json.Unmarshal([]byte(raw), &cl); err != nil || cl.Workers != 4 {
+		t.Fatalf("sda:cluster = %s (%v)", raw, err)
+	}
+	// controlPlanes unset: the missing count is an error, not a silent 0.
+	_, _, err = LoadStack(dir, "t")
+	if err == nil || !strings.Contains(err.Error(), "sda:cluster.controlPlanes") {
+		t.Fatalf("want controlPlanes reported, got %v", err)
+	}
+}
+
+func TestProviderConfigRequired(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	noenv := func(string) string { return "" }
+	if got := CheckProviderConfig(none, noenv); len(got) != 3 {
+		t.Fatalf("want endpoint, token and ssh problems, got %v", got)
+	}
+	set := func(k string) (string, bool) {
+		return map[string]string{"proxmoxve:endpoint": "https://pve:8006/", "proxmoxve:apiToken": "t", "sda:sshPrivateKey": "k"}[k], true
+	}
+	if got := CheckProviderConfig(set, noenv); len(got) != 0 {
+		t.Fatalf("complete configuration reported %v", got)
+	}
+	env := func(k string) string {
+		return map[string]string{"PROXMOX_VE_ENDPOINT": "x", "PROXMOX_VE_API_TOKEN": "y", "SSH_AUTH_SOCK": "/tmp/a"}[k]
+	}
+	if got := CheckProviderConfig(none, env); len(got) != 0 {
+		t.Fatalf("provider environment variables must count, got %v", got)
+	}
+}
