@@ -1,0 +1,546 @@
+package simulator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// kind is one resource type of a simulated provider.
+type kind struct {
+	token string
+	// replace lists the input paths whose change replaces the resource, as
+	// the real provider does ("nodeName", "disks[*].fileId").
+	replace []string
+	// secretOutputs are outputs the real provider marks secret.
+	secretOutputs []string
+	// check may add defaults (kept stable from olds) and report failures.
+	check func(name string, olds, news map[string]any) (map[string]any, []*pulumirpc.CheckFailure)
+	// create does what the real system does and returns the ID and the
+	// outputs besides the inputs.
+	create func(s *Server, tx *Tx, name string, in Props) (id string, outs map[string]any, err error)
+	// update may be nil: then an update only records the new inputs.
+	update func(s *Server, tx *Tx, id string, olds *Object, news Props) (outs map[string]any, err error)
+	// delete may be nil: then deleting forgets the object only.
+	delete func(s *Server, tx *Tx, obj *Object) error
+}
+
+// invoke is one function of a simulated provider.
+type invoke struct {
+	token string
+	// fn reads the world and state; it must not change them.
+	fn func(s *Server, tx *Tx, args map[string]any) (map[string]any, error)
+	// secret outputs of the function.
+	secret []string
+}
+
+// Server is one simulated provider plugin.
+type Server struct {
+	pulumirpc.UnimplementedResourceProviderServer
+
+	Name    string
+	Version string
+	Store   *Store
+
+	kinds   map[string]*kind
+	invokes map[string]*invoke
+
+	mu sync.Mutex
+	// config is this provider instance's configuration (Configure).
+	config  map[string]any
+	unknown map[string]bool
+}
+
+// Providers lists the simulated providers and the plugin version each
+// reports: the versions the SDKs in go.mod ask for.
+var Providers = map[string]string{
+	"proxmoxve":  "6.18.1",
+	"talos":      "0.7.1",
+	"kubernetes": "4.32.0",
+	"command":    "1.1.0",
+}
+
+// New returns the simulated provider called name, keeping its state in dir.
+func New(name, dir string) (*Server, error) {
+	version, ok := Providers[name]
+	if !ok {
+		return nil, fmt.Errorf("no simulated provider %q (have proxmoxve, talos, kubernetes, command)", name)
+	}
+	s := &Server{Name: name, Version: version, Store: &Store{Dir: dir},
+		kinds: map[string]*kind{}, invokes: map[string]*invoke{}}
+	var ks []*kind
+	var is []*invoke
+	switch name {
+	case "proxmoxve":
+		ks = proxmoxKinds()
+	case "talos":
+		ks, is = talosKinds()
+	case "kubernetes":
+		ks = kubernetesKinds()
+	case "command":
+		ks = commandKinds()
+	}
+	for _, k := range ks {
+		s.kinds[k.token] = k
+	}
+	for _, i := range is {
+		s.invokes[i.token] = i
+	}
+	return s, nil
+}
+
+// typeOf returns the type token of a request: its Type field, or the last
+// type in its URN (urn:pulumi:stack::project::parent$type::name).
+func typeOf(typ, urn string) string {
+	if typ != "" {
+		return typ
+	}
+	parts := strings.Split(urn, "::")
+	if len(parts) < 4 {
+		return ""
+	}
+	chain := parts[len(parts)-2]
+	return chain[strings.LastIndex(chain, "$")+1:]
+}
+
+func nameOf(name, urn string) string {
+	if name != "" {
+		return name
+	}
+	return urn[strings.LastIndex(urn, "::")+2:]
+}
+
+func (s *Server) kindOf(typ string) (*kind, error) {
+	k, ok := s.kinds[typ]
+	if !ok {
+		return nil, fmt.Errorf("simulated %s provider: resource type %q is not simulated", s.Name, typ)
+	}
+	return k, nil
+}
+
+// record logs a call; logging problems never fail the operation.
+func (s *Server) record(method, typ, name, id string, start time.Time, err error) {
+	c := Call{Time: start, Provider: s.Name, Method: method, Type: typ, Name: name, ID: id,
+		Millis: time.Since(start).Milliseconds()}
+	if err != nil {
+		c.Error = err.Error()
+	}
+	_ = s.Store.Log(c)
+}
+
+// before applies the configured latency and the one-shot failures for
+// method on typ. The latency is spent outside the state lock, so calls run
+// in parallel as they would against real systems.
+func (s *Server) before(ctx context.Context, typ, method string) error {
+	faults, err := s.Store.Faults()
+	if err != nil {
+		return fmt.Errorf("simulation faults file: %w", err)
+	}
+	if d := faults.LatencyOf(typ, method); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var injected error
+	err = s.Store.Update(func(tx *Tx) error {
+		counter := typ + "#" + method
+		tx.State.Counters[counter]++
+		n := tx.State.Counters[counter]
+		for _, f := range faults.FailOnce {
+			if f.Type == typ && f.Method == method && f.Ordinal == n && !tx.State.Fired[f.key()] {
+				tx.State.Fired[f.key()] = true
+				injected = fmt.Errorf("simulated failure injected into %s #%d of %s", method, n, typ)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return injected
+}
+
+// GetPluginInfo reports the version the SDKs ask for.
+func (s *Server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
+	return &pulumirpc.PluginInfo{Version: s.Version}, nil
+}
+
+// GetSchema returns a minimal schema: the engine needs it only for
+// languages that generate SDKs, not for the Go SDKs used here.
+func (s *Server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
+	resources := map[string]any{}
+	for tok := range s.kinds {
+		resources[tok] = map[string]any{"description": "simulated"}
+	}
+	b, err := json.Marshal(map[string]any{"name": s.Name, "version": s.Version, "resources": resources})
+	return &pulumirpc.GetSchemaResponse{Schema: string(b)}, err
+}
+
+// CheckConfig accepts the configuration as given.
+func (s *Server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
+	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
+}
+
+// DiffConfig reports changed keys; a provider's configuration never
+// replaces the resources it manages here.
+func (s *Server) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
+	olds := fromStruct(req.GetOldInputs())
+	if len(olds.Values) == 0 {
+		olds = fromStruct(req.GetOlds())
+	}
+	news := fromStruct(req.GetNews())
+	delete(olds.Values, "version")
+	delete(news.Values, "version")
+	changed := changedPaths(olds.Values, news.Values)
+	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
+	if len(changed) > 0 {
+		resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
+		resp.Diffs = topKeys(changed)
+	}
+	return resp, nil
+}
+
+// Configure records the provider's configuration and checks what the real
+// provider needs before it can reach its system.
+func (s *Server) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
+	start := time.Now()
+	p := fromStruct(req.GetArgs())
+	if len(p.Values) == 0 && len(req.GetVariables()) > 0 {
+		// Older engines send flat "pkg:config:key" variables only.
+		for k, v := range req.GetVariables() {
+			p.Values[k[strings.LastIndex(k, ":")+1:]] = v
+		}
+	}
+	s.mu.Lock()
+	s.config, s.unknown = p.Values, p.Unknown
+	s.mu.Unlock()
+	var err error
+	if s.Name == "proxmoxve" {
+		err = checkProxmoxConfig(p)
+	}
+	s.record("Configure", "pulumi:providers:"+s.Name, "", "", start, err)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: false}, nil
+}
+
+func (s *Server) configValue(key string) (string, bool, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, _ := s.config[key].(string)
+	return v, s.unknown[key], s.config != nil
+}
+
+// Check returns the inputs with the defaults the real provider adds.
+func (s *Server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
+	typ := typeOf(req.GetType(), req.GetUrn())
+	k, err := s.kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	news := fromStruct(req.GetNews())
+	olds := fromStruct(req.GetOlds())
+	values := news.Values
+	var failures []*pulumirpc.CheckFailure
+	if k.check != nil {
+		values, failures = k.check(nameOf(req.GetName(), req.GetUrn()), olds.Values, news.Values)
+	}
+	inputs, err := toStruct(values, news.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.CheckResponse{Inputs: inputs, Failures: failures}, nil
+}
+
+// Diff compares old and new inputs, path by path, and asks for a
+// replacement exactly where the real provider would.
+func (s *Server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
+	typ := typeOf(req.GetType(), req.GetUrn())
+	k, err := s.kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	olds := fromStruct(req.GetOldInputs())
+	if req.GetOldInputs() == nil {
+		olds = fromStruct(req.GetOlds())
+	}
+	news := fromStruct(req.GetNews())
+	return diff(k, olds.Values, news.Values), nil
+}
+
+func diff(k *kind, olds, news map[string]any) *pulumirpc.DiffResponse {
+	changed := changedPaths(olds, news)
+	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE, HasDetailedDiff: true,
+		DetailedDiff: map[string]*pulumirpc.PropertyDiff{}}
+	if len(changed) == 0 {
+		return resp
+	}
+	resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
+	resp.Diffs = topKeys(changed)
+	replaces := map[string]bool{}
+	for _, path := range changed {
+		replace := false
+		for _, rule := range k.replace {
+			replace = replace || matchesRule(path, rule)
+		}
+		oldV, newV := get(olds, path), get(news, path)
+		kd := pulumirpc.PropertyDiff_UPDATE
+		switch {
+		case oldV == nil && replace:
+			kd = pulumirpc.PropertyDiff_ADD_REPLACE
+		case oldV == nil:
+			kd = pulumirpc.PropertyDiff_ADD
+		case newV == nil && replace:
+			kd = pulumirpc.PropertyDiff_DELETE_REPLACE
+		case newV == nil:
+			kd = pulumirpc.PropertyDiff_DELETE
+		case replace:
+			kd = pulumirpc.PropertyDiff_UPDATE_REPLACE
+		}
+		resp.DetailedDiff[path] = &pulumirpc.PropertyDiff{Kind: kd, InputDiff: true}
+		if replace {
+			replaces[topKey(path)] = true
+		}
+	}
+	for key := range replaces {
+		resp.Replaces = append(resp.Replaces, key)
+	}
+	sort.Strings(resp.Replaces)
+	return resp
+}
+
+func topKeys(paths []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range paths {
+		if k := topKey(p); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Create does what the real system would, or refuses as it would.
+func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
+	start := time.Now()
+	typ := typeOf(req.GetType(), req.GetUrn())
+	name := nameOf(req.GetName(), req.GetUrn())
+	k, err := s.kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPreview() {
+		return nil, fmt.Errorf("simulated %s provider does not create during preview", s.Name)
+	}
+	in := fromStruct(req.GetProperties())
+	var id string
+	var outs map[string]any
+	err = s.before(ctx, typ, "Create")
+	if err == nil {
+		err = s.Store.Update(func(tx *Tx) error {
+			var err error
+			id, outs, err = k.create(s, tx, name, in)
+			if err != nil {
+				return err
+			}
+			obj := &Object{Type: typ, ID: id, Name: name, Inputs: in.Values, Outputs: merge(in.Values, outs),
+				Secret: secretKeys(in.Secret, k.secretOutputs)}
+			tx.State.Objects[objectKey(typ, id)] = obj
+			outs = obj.Outputs
+			return nil
+		})
+	}
+	s.record("Create", typ, name, id, start, err)
+	if err != nil {
+		return nil, err
+	}
+	props, err := toStruct(outs, secretKeys(in.Secret, k.secretOutputs))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.CreateResponse{Id: id, Properties: props}, nil
+}
+
+// Read returns what the simulated system holds, or an empty ID when the
+// object is gone (so refresh drops it from the state).
+func (s *Server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
+	start := time.Now()
+	typ := typeOf(req.GetType(), req.GetUrn())
+	if _, err := s.kindOf(typ); err != nil {
+		return nil, err
+	}
+	var obj *Object
+	err := s.Store.Update(func(tx *Tx) error {
+		obj = tx.State.Objects[objectKey(typ, req.GetId())]
+		return nil
+	})
+	s.record("Read", typ, nameOf(req.GetName(), req.GetUrn()), req.GetId(), start, err)
+	if err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return &pulumirpc.ReadResponse{}, nil
+	}
+	props, err := toStruct(obj.Outputs, obj.Secret)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := toStruct(obj.Inputs, obj.Secret)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.ReadResponse{Id: obj.ID, Properties: props, Inputs: inputs}, nil
+}
+
+// Update changes the object in place.
+func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
+	start := time.Now()
+	typ := typeOf(req.GetType(), req.GetUrn())
+	name := nameOf(req.GetName(), req.GetUrn())
+	k, err := s.kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPreview() {
+		return nil, fmt.Errorf("simulated %s provider does not update during preview", s.Name)
+	}
+	news := fromStruct(req.GetNews())
+	var outs map[string]any
+	err = s.before(ctx, typ, "Update")
+	if err == nil {
+		err = s.Store.Update(func(tx *Tx) error {
+			obj := tx.State.Objects[objectKey(typ, req.GetId())]
+			if obj == nil {
+				return fmt.Errorf("%s %s does not exist any more (deleted outside Pulumi?): run refresh", typ, req.GetId())
+			}
+			var extra map[string]any
+			if k.update != nil {
+				var err error
+				if extra, err = k.update(s, tx, req.GetId(), obj, news); err != nil {
+					return err
+				}
+			} else {
+				// Computed outputs stay as they were.
+				extra = map[string]any{}
+				for key, v := range obj.Outputs {
+					if _, isInput := obj.Inputs[key]; !isInput {
+						extra[key] = v
+					}
+				}
+			}
+			obj.Inputs = news.Values
+			obj.Outputs = merge(news.Values, extra)
+			obj.Secret = secretKeys(news.Secret, k.secretOutputs)
+			outs = obj.Outputs
+			return nil
+		})
+	}
+	s.record("Update", typ, name, req.GetId(), start, err)
+	if err != nil {
+		return nil, err
+	}
+	props, err := toStruct(outs, secretKeys(news.Secret, k.secretOutputs))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.UpdateResponse{Properties: props}, nil
+}
+
+// Delete removes the object from the simulated system.
+func (s *Server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
+	start := time.Now()
+	typ := typeOf(req.GetType(), req.GetUrn())
+	k, err := s.kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	err = s.before(ctx, typ, "Delete")
+	if err == nil {
+		err = s.Store.Update(func(tx *Tx) error {
+			key := objectKey(typ, req.GetId())
+			obj := tx.State.Objects[key]
+			if obj == nil {
+				return nil // already gone: deleting is idempotent, as in the real providers
+			}
+			if k.delete != nil {
+				if err := k.delete(s, tx, obj); err != nil {
+					return err
+				}
+			}
+			delete(tx.State.Objects, key)
+			return nil
+		})
+	}
+	s.record("Delete", typ, nameOf(req.GetName(), req.GetUrn()), req.GetId(), start, err)
+	if err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// Invoke runs a provider function.
+func (s *Server) Invoke(ctx context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {
+	start := time.Now()
+	inv, ok := s.invokes[req.GetTok()]
+	if !ok {
+		return nil, fmt.Errorf("simulated %s provider: function %q is not simulated", s.Name, req.GetTok())
+	}
+	args := fromStruct(req.GetArgs())
+	var out map[string]any
+	err := s.before(ctx, req.GetTok(), "Invoke")
+	if err == nil {
+		err = s.Store.Update(func(tx *Tx) error {
+			var err error
+			out, err = inv.fn(s, tx, args.Values)
+			return err
+		})
+	}
+	s.record("Invoke", req.GetTok(), "", "", start, err)
+	if err != nil {
+		return nil, err
+	}
+	ret, err := toStruct(merge(args.Values, out), secretKeys(args.Secret, inv.secret))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.InvokeResponse{Return: ret}, nil
+}
+
+// Cancel has nothing to stop: calls end on their own context.
+func (s *Server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
+
+func merge(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func secretKeys(in map[string]bool, extra []string) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range in {
+		out[k] = v
+	}
+	for _, k := range extra {
+		out[k] = true
+	}
+	return out
+}

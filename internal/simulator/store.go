@@ -1,0 +1,373 @@
+package simulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The files of a simulation directory (env SDA_SIM_STATE). The test (or a
+// person trying the simulation) writes World and Faults; the plugins keep
+// State and append to the call log.
+const (
+	WorldFile  = "proxmox.json"
+	FaultsFile = "faults.json"
+	StateFile  = "state.json"
+	LogFile    = "calls.jsonl"
+	lockFile   = "state.lock"
+)
+
+// StateDirEnv names the environment variable with the simulation directory.
+const StateDirEnv = "SDA_SIM_STATE"
+
+// World is the simulated Proxmox cluster as it exists before any deployment:
+// its nodes with their capacity, datastores and the bridges every node has.
+type World struct {
+	Nodes      []WorldNode `json:"nodes"`
+	Datastores []Datastore `json:"datastores"`
+	// Bridges exist on every node (vmbr0 with the uplink).
+	Bridges []string `json:"bridges"`
+}
+
+// WorldNode is one Proxmox node.
+type WorldNode struct {
+	Name string `json:"name"`
+	// SSHHost is the address `pct` commands reach the node on.
+	SSHHost   string `json:"sshHost"`
+	Cores     int    `json:"cores"`
+	MemoryMiB int    `json:"memoryMiB"`
+}
+
+// Datastore is a Proxmox storage.
+type Datastore struct {
+	ID string `json:"id"`
+	// Content types the storage accepts: iso, vztmpl, images, rootdir, import, snippets.
+	Content []string `json:"content"`
+	// Shared storage is one store seen by every node; otherwise each node
+	// has its own store of that name.
+	Shared bool `json:"shared"`
+}
+
+// DefaultWorld is a cluster with the given nodes, each with 32 cores and
+// 128 GiB, the usual `local` (iso, vztmpl, import) and `local-lvm`
+// (images, rootdir) stores, and vmbr0.
+func DefaultWorld(nodes ...WorldNode) World {
+	for i := range nodes {
+		if nodes[i].Cores == 0 {
+			nodes[i].Cores = 32
+		}
+		if nodes[i].MemoryMiB == 0 {
+			nodes[i].MemoryMiB = 128 * 1024
+		}
+		if nodes[i].SSHHost == "" {
+			nodes[i].SSHHost = nodes[i].Name
+		}
+	}
+	return World{
+		Nodes: nodes,
+		Datastores: []Datastore{
+			{ID: "local", Content: []string{"iso", "vztmpl", "import", "snippets", "backup"}},
+			{ID: "local-lvm", Content: []string{"images", "rootdir"}},
+		},
+		Bridges: []string{"vmbr0"},
+	}
+}
+
+// Faults configures latencies and one-shot failures.
+type Faults struct {
+	// Latency per type token ("proxmoxve:VM/virtualMachine:VirtualMachine")
+	// or per token and method ("...:VirtualMachine#Delete"), as a Go
+	// duration. It applies to Create, Update, Delete and Invoke.
+	Latency map[string]string `json:"latency,omitempty"`
+	// FailOnce makes the Ordinal-th call (1-based, counted over the life of
+	// the simulation directory) of Method on Type fail, once.
+	FailOnce []FailOnce `json:"failOnce,omitempty"`
+}
+
+// FailOnce is a one-shot injected failure.
+type FailOnce struct {
+	Type    string `json:"type"`
+	Method  string `json:"method"`
+	Ordinal int    `json:"ordinal"`
+}
+
+func (f FailOnce) key() string { return fmt.Sprintf("%s#%s#%d", f.Type, f.Method, f.Ordinal) }
+
+// Call is one line of the call log.
+type Call struct {
+	Seq      int       `json:"seq"`
+	Time     time.Time `json:"time"`
+	Provider string    `json:"provider"`
+	Method   string    `json:"method"`
+	Type     string    `json:"type"`
+	Name     string    `json:"name,omitempty"`
+	ID       string    `json:"id,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	// Millis is the wall time of the call, latency included.
+	Millis int64 `json:"millis"`
+}
+
+// Object is one resource the simulated systems hold, as the provider
+// reports it to the engine.
+type Object struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Inputs  map[string]any  `json:"inputs"`
+	Outputs map[string]any  `json:"outputs"`
+	Secret  map[string]bool `json:"secret,omitempty"`
+}
+
+// Guest is a VM or container on a Proxmox node.
+type Guest struct {
+	VMID      int      `json:"vmid"`
+	Kind      string   `json:"kind"` // "qemu" or "lxc"
+	Node      string   `json:"node"`
+	Name      string   `json:"name"`
+	Cores     int      `json:"cores"`
+	MemoryMiB int      `json:"memoryMiB"`
+	Bridges   []string `json:"bridges"`
+	MACs      []string `json:"macs"`
+	// Addresses without prefix length, from cloud-init / LXC ip configs.
+	Addresses     []string `json:"addresses"`
+	DiskInterface string   `json:"diskInterface,omitempty"`
+	Started       bool     `json:"started"`
+}
+
+// StoredFile is a file on a datastore (a downloaded image or template).
+type StoredFile struct {
+	ID          string `json:"id"` // "local:iso/talos.img"
+	Node        string `json:"node"`
+	Datastore   string `json:"datastore"`
+	ContentType string `json:"contentType"`
+	URL         string `json:"url"`
+}
+
+// TalosMachine is what a Talos node knows after a configuration apply.
+type TalosMachine struct {
+	Address   string `json:"address"`
+	VMID      int    `json:"vmid"`
+	Type      string `json:"type"`
+	ClusterID string `json:"clusterId"`
+	Cluster   string `json:"cluster"`
+	Hostname  string `json:"hostname,omitempty"`
+	// OSCA is the Talos API CA (PEM) clients must present certificates of.
+	OSCA string `json:"osCa"`
+	CNI  string `json:"cni"`
+	// ProxyDisabled is true when the configuration turns kube-proxy off.
+	ProxyDisabled bool   `json:"proxyDisabled,omitempty"`
+	Endpoint      string `json:"endpoint"`
+	ConfigHash    string `json:"configHash"`
+	Applies       int    `json:"applies"`
+}
+
+// TalosCluster is a bootstrapped cluster.
+type TalosCluster struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	BootstrapNode string `json:"bootstrapNode"`
+	Endpoint      string `json:"endpoint"`
+	// K8sCA and K8sCAKey (PEM) sign the admin kubeconfigs.
+	K8sCA    string `json:"k8sCa"`
+	K8sCAKey string `json:"k8sCaKey"`
+	CNI      string `json:"cni"`
+	// ProxyDisabled is true when the configuration turns kube-proxy off.
+	ProxyDisabled bool `json:"proxyDisabled,omitempty"`
+	// Releases are Helm releases installed, "namespace/name" -> chart.
+	Releases map[string]string `json:"releases,omitempty"`
+	// Kubeconfigs counts the admin kubeconfigs issued.
+	Kubeconfigs int `json:"kubeconfigs"`
+}
+
+// State is everything the simulated systems remember between calls and
+// between engine runs.
+type State struct {
+	Seq      int                      `json:"seq"`
+	Counters map[string]int           `json:"counters"`
+	Fired    map[string]bool          `json:"fired"`
+	Objects  map[string]*Object       `json:"objects"`
+	Bridges  map[string]bool          `json:"bridges"` // "node/name" created by the stack
+	Files    map[string]*StoredFile   `json:"files"`   // "node/id"
+	Guests   map[int]*Guest           `json:"guests"`
+	Machines map[string]*TalosMachine `json:"machines"` // by address
+	Clusters map[string]*TalosCluster `json:"clusters"` // by cluster ID
+	Secrets  map[string]string        `json:"secrets"`  // id -> bundle JSON
+}
+
+func (s *State) init() {
+	if s.Counters == nil {
+		s.Counters = map[string]int{}
+	}
+	if s.Fired == nil {
+		s.Fired = map[string]bool{}
+	}
+	if s.Objects == nil {
+		s.Objects = map[string]*Object{}
+	}
+	if s.Bridges == nil {
+		s.Bridges = map[string]bool{}
+	}
+	if s.Files == nil {
+		s.Files = map[string]*StoredFile{}
+	}
+	if s.Guests == nil {
+		s.Guests = map[int]*Guest{}
+	}
+	if s.Machines == nil {
+		s.Machines = map[string]*TalosMachine{}
+	}
+	if s.Clusters == nil {
+		s.Clusters = map[string]*TalosCluster{}
+	}
+	if s.Secrets == nil {
+		s.Secrets = map[string]string{}
+	}
+}
+
+func objectKey(typ, id string) string { return typ + "/" + id }
+
+// Store is the simulation directory. Every provider process opens it; a
+// file lock serialises their transactions, since the engine runs several
+// plugins (and several calls in each) at once.
+type Store struct {
+	Dir string
+	mu  sync.Mutex
+}
+
+// Tx is one locked transaction on the simulation.
+type Tx struct {
+	World World
+	State *State
+}
+
+// Update runs fn with the state locked and saves the state if fn returns nil.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lock, err := os.OpenFile(filepath.Join(s.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+
+	tx := &Tx{State: &State{}}
+	if err := readJSON(filepath.Join(s.Dir, WorldFile), &tx.World); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
+	}
+	if err := readJSON(filepath.Join(s.Dir, StateFile), tx.State); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("simulation state: %w", err)
+	}
+	tx.State.init()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(s.Dir, StateFile), tx.State)
+}
+
+// Faults reads the fault configuration (absent means none).
+func (s *Store) Faults() (Faults, error) {
+	var f Faults
+	err := readJSON(filepath.Join(s.Dir, FaultsFile), &f)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return f, err
+}
+
+// LatencyOf is the configured delay of method on typ.
+func (f Faults) LatencyOf(typ, method string) time.Duration {
+	for _, key := range []string{typ + "#" + method, typ} {
+		if v, ok := f.Latency[key]; ok {
+			d, err := time.ParseDuration(v)
+			if err == nil {
+				return d
+			}
+		}
+	}
+	return 0
+}
+
+// Log appends a call to the call log.
+func (s *Store) Log(c Call) error {
+	return s.Update(func(tx *Tx) error {
+		tx.State.Seq++
+		c.Seq = tx.State.Seq
+		f, err := os.OpenFile(filepath.Join(s.Dir, LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(append(b, '\n'))
+		return err
+	})
+}
+
+// ReadCalls reads the call log of a simulation directory.
+func ReadCalls(dir string) ([]Call, error) {
+	data, err := os.ReadFile(filepath.Join(dir, LogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var calls []Call
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for dec.More() {
+		var c Call
+		if err := dec.Decode(&c); err != nil {
+			return calls, err
+		}
+		calls = append(calls, c)
+	}
+	return calls, nil
+}
+
+// ReadState reads the simulation state (for tests and people inspecting a run).
+func ReadState(dir string) (*State, error) {
+	st := &State{}
+	err := readJSON(filepath.Join(dir, StateFile), st)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	st.init()
+	return st, err
+}
+
+// WriteWorld and WriteFaults set up a simulation directory.
+func WriteWorld(dir string, w World) error   { return writeJSON(filepath.Join(dir, WorldFile), w) }
+func WriteFaults(dir string, f Faults) error { return writeJSON(filepath.Join(dir, FaultsFile), f) }
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
