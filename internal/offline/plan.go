@@ -1,0 +1,179 @@
+package offline
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// NodeTotals is what one Proxmox node hosts for the stack.
+type NodeTotals struct {
+	Node      string
+	Guests    int // VMs and the router container
+	Cores     int
+	MemoryMiB int
+	DiskGiB   int
+}
+
+// Totals sums the stack's guests per Proxmox node, the router included, in
+// the order the nodes are configured.
+func Totals(c config.Config, p config.Plan) []NodeTotals {
+	byNode := map[string]*NodeTotals{}
+	var out []*NodeTotals
+	add := func(node string, cores, mem, disk int) {
+		t := byNode[node]
+		if t == nil {
+			t = &NodeTotals{Node: node}
+			byNode[node] = t
+			out = append(out, t)
+		}
+		t.Guests++
+		t.Cores += cores
+		t.MemoryMiB += mem
+		t.DiskGiB += disk
+	}
+	for _, n := range p.ProxmoxNodesUsed(c) {
+		byNode[n] = &NodeTotals{Node: n}
+		out = append(out, byNode[n])
+	}
+	add(p.RouterNode, c.Router.Cores, c.Router.MemoryMiB, c.Router.DiskGiB)
+	for _, m := range p.Machines() {
+		add(m.ProxmoxNode, m.Size.Cores, m.Size.MemoryMiB, m.Size.DiskGiB)
+	}
+	result := make([]NodeTotals, len(out))
+	for i, t := range out {
+		result[i] = *t
+	}
+	return result
+}
+
+// WritePlan prints the stack's plan: the router's two sides, the VIP and the
+// API endpoint, every guest with its placement, IDs, addresses and size, the
+// port-forwards, the images, and the totals per Proxmox node.
+func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	cl := c.Cluster
+	line("Stack %s: cluster %q, Talos %s, Kubernetes %s, CNI %s", stack, cl.Name, cl.TalosVersion, cl.KubernetesVersion, cniLabel(cl))
+	line("")
+
+	routerExternal := "DHCP"
+	if p.RouterExternal.IsValid() {
+		routerExternal = fmt.Sprintf("%s/%d, gateway %s", p.RouterExternal, p.External.Bits(), p.ExternalGateway)
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	row("Router external", fmt.Sprintf("%s on %s (%s)%s", routerExternal, c.Network.External.Bridge, p.External, vlanLabel(c)))
+	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), c.Network.Internal.Bridge, createdLabel(c), c.Network.Internal.Domain))
+	vip := "none (the API is on the first control plane)"
+	if p.VIP.IsValid() {
+		vip = p.VIP.String() + " (control planes only)"
+	}
+	row("VIP", vip)
+	row("Kubernetes API", p.KubernetesEndpoint())
+	row("Talos API", strings.Join(p.TalosEndpoints(), ", "))
+	row("DHCP range", fmt.Sprintf("%s - %s", p.DHCPStart, p.DHCPEnd))
+	row("Admin CIDRs", orNone(strings.Join(c.Network.AdminCIDRs, ", ")))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	line("")
+
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	row("ROLE", "HOSTNAME", "PROXMOX", "VMID", "MAC", "ADDRESS", "VCPU", "MEMORY", "DISK")
+	row("router (LXC)", c.Router.Hostname, p.RouterNode, fmt.Sprint(p.RouterVMID), "-", p.RouterInternal.String(),
+		fmt.Sprint(c.Router.Cores), mib(c.Router.MemoryMiB), gib(c.Router.DiskGiB))
+	for _, m := range p.Machines() {
+		row(string(m.Role), m.Hostname, m.ProxmoxNode, fmt.Sprint(m.VMID), m.MAC, m.Address.String(),
+			fmt.Sprint(m.Size.Cores), mib(m.Size.MemoryMiB), gib(m.Size.DiskGiB))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if len(c.Network.PortForwards) > 0 {
+		line("")
+		line("Port-forwards on the router's external address:")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, f := range c.Network.PortForwards {
+			target, err := config.ForwardTarget(p, f.Target)
+			if err != nil {
+				return fmt.Errorf("sda:network.portForwards %s: %w", f.Name, err)
+			}
+			from := "anyone"
+			if len(f.AllowFrom) > 0 {
+				from = strings.Join(f.AllowFrom, ", ")
+			}
+			row("  "+f.Name, fmt.Sprintf("%s/%d", f.Protocol, f.Port), fmt.Sprintf("-> %s (%s):%d", f.Target, target, f.TargetPort), "from "+from)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	id, err := talospatch.SchematicID(talospatch.SchematicYAML(cl.Extensions))
+	if err != nil {
+		return err
+	}
+	line("")
+	line("Image Factory schematic %s (extensions: %s)", id, strings.Join(cl.Extensions, ", "))
+	line("  boot image  %s (Proxmox decompression: %s)", talospatch.NocloudImageURL(id, cl.TalosVersion), talospatch.NocloudImageDecompression)
+	line("  installer   %s", talospatch.InstallerImage(id, cl.TalosVersion))
+	line("")
+
+	line("Totals per Proxmox node (the router container counted):")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row("PROXMOX", "GUESTS", "VCPU", "MEMORY", "DISK", "")
+	var sum NodeTotals
+	for _, t := range Totals(c, p) {
+		row(t.Node, fmt.Sprint(t.Guests), fmt.Sprint(t.Cores), mib(t.MemoryMiB), gib(t.DiskGiB), "")
+		sum.Guests += t.Guests
+		sum.Cores += t.Cores
+		sum.MemoryMiB += t.MemoryMiB
+		sum.DiskGiB += t.DiskGiB
+	}
+	row("all", fmt.Sprint(sum.Guests), fmt.Sprint(sum.Cores), mib(sum.MemoryMiB), gib(sum.DiskGiB), "")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+func cniLabel(cl config.Cluster) string {
+	if cl.CNI != config.CNICilium {
+		return "flannel (Talos default)"
+	}
+	if cl.Cilium.KubeProxyReplacementEnabled() {
+		return fmt.Sprintf("cilium %s (kube-proxy replacement)", cl.Cilium.Version)
+	}
+	return fmt.Sprintf("cilium %s (with kube-proxy)", cl.Cilium.Version)
+}
+
+func vlanLabel(c config.Config) string {
+	if c.Network.External.VLAN == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", VLAN %d", c.Network.External.VLAN)
+}
+
+func createdLabel(c config.Config) string {
+	if c.Network.Internal.CreateBridgeEnabled() {
+		return " (created by SDA)"
+	}
+	return " (existing)"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func mib(v int) string { return fmt.Sprintf("%d MiB", v) }
+func gib(v int) string { return fmt.Sprintf("%d GiB", v) }
