@@ -90,14 +90,16 @@ func fail(stderr io.Writer, name string, err error) int {
 	return ExitFail
 }
 
-// Load reads and validates a stack from the project files; the error names
-// the stack and every configuration problem with its fix.
+// Load reads and validates a stack from the project files. Configuration
+// problems (each with key, value and fix) are prefixed with the stack name;
+// the other errors already name the stack or the file.
 func Load(dir, stack string) (config.Config, config.Plan, error) {
 	c, p, err := config.LoadStack(dir, stack)
-	if err != nil {
-		return c, p, fmt.Errorf("stack %q: %w", stack, err)
+	var invalid *config.Error
+	if errors.As(err, &invalid) {
+		err = fmt.Errorf("stack %q: %w", stack, err)
 	}
-	return c, p, nil
+	return c, p, err
 }
 
 func runPlan(args []string, stdout, stderr io.Writer) int {
