@@ -1,0 +1,438 @@
+// Package automation runs the SDA stack program under the real Pulumi engine
+// from Go: up, preview, refresh, destroy and outputs of a named stack, with
+// the program inline (no language host), configuration from the project's
+// own Pulumi.<stack>.yaml, a local file backend by default, progress streamed
+// to a writer and cancellation through context.Context.
+//
+// The engine runs in a work directory holding a copy of Pulumi.yaml and
+// Pulumi.<stack>.yaml, never in the project directory: the passphrase secrets
+// provider writes an `encryptionsalt:` line into the stack file it runs on,
+// and SetConfig writes encrypted values there. See docs/engine.md for where
+// the salt lives and how to keep it.
+package automation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// ConfigValue is one extra configuration value, such as a provider credential.
+type ConfigValue struct {
+	Value  string
+	Secret bool
+}
+
+// Options select the stack and where the engine keeps its files.
+type Options struct {
+	// ProjectDir holds Pulumi.yaml and Pulumi.<Stack>.yaml (default ".").
+	ProjectDir string
+	// Stack is the stack name, e.g. "dev" (required).
+	Stack string
+	// Program is the Pulumi program; DefaultProgram when nil.
+	Program pulumi.RunFunc
+	// Config, when set, replaces the sda:* keys of the stack file with this
+	// typed value (other keys, such as provider credentials, stay).
+	Config *config.Config
+	// ConfigValues are set on the stack before each operation, e.g.
+	// "proxmoxve:apiToken" as a secret. They are written encrypted into the
+	// work copy of the stack file only.
+	ConfigValues map[string]ConfigValue
+	// Home is where SDA keeps work directories and, by default, the state
+	// backend (default $SDA_HOME, else ~/.sda).
+	Home string
+	// WorkDir overrides the work directory (default <Home>/work/<project>/<stack>).
+	WorkDir string
+	// BackendURL overrides the backend (default $PULUMI_BACKEND_URL, else
+	// file://<Home>/state).
+	BackendURL string
+	// PulumiBin is the pulumi CLI (default: FindPulumi(ProjectDir)).
+	PulumiBin string
+	// Env is added to the engine's environment (PULUMI_CONFIG_PASSPHRASE,
+	// PATH for provider plugins, ...).
+	Env map[string]string
+	// Progress receives one readable line per resource step and every
+	// warning and error; nil discards it.
+	Progress io.Writer
+	// Parallel caps concurrent resource operations; 0 keeps the engine's
+	// default (unbounded since Pulumi v3.something: effectively all ready steps).
+	Parallel int
+}
+
+// DefaultProgram is the program used when Options.Program is nil. The
+// stacks package sets it (automation does not import it, so that programs
+// embedding their own Pulumi program do not link the SDA stack).
+var DefaultProgram pulumi.RunFunc
+
+// Deployment is an opened stack.
+type Deployment struct {
+	opts    Options
+	project string
+	workDir string
+	stack   auto.Stack
+}
+
+// FindPulumi locates the pulumi CLI: $SDA_PULUMI_BIN, then PATH, then
+// .tools/bin/pulumi under projectDir (where scripts/install-pulumi.sh puts
+// it).
+func FindPulumi(projectDir string) (string, error) {
+	if p := os.Getenv("SDA_PULUMI_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("SDA_PULUMI_BIN=%s: %w", p, err)
+		}
+		return p, nil
+	}
+	if p, err := exec.LookPath("pulumi"); err == nil {
+		return p, nil
+	}
+	for dir := projectDir; ; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, ".tools", "bin", "pulumi")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	return "", errors.New("the pulumi CLI was not found: install it (scripts/install-pulumi.sh builds the pinned v3.274.1 into .tools/bin) or set SDA_PULUMI_BIN")
+}
+
+// Open prepares the work directory and selects (or creates) the stack.
+func Open(ctx context.Context, opts Options) (*Deployment, error) {
+	if opts.Stack == "" {
+		return nil, errors.New("no stack name: pass one, e.g. --stack dev")
+	}
+	if opts.Program == nil {
+		opts.Program = DefaultProgram
+	}
+	if opts.Program == nil {
+		return nil, errors.New("automation: no Pulumi program (set Options.Program or import the stacks package)")
+	}
+	if opts.ProjectDir == "" {
+		opts.ProjectDir = "."
+	}
+	projectDir, err := filepath.Abs(opts.ProjectDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.ProjectDir = projectDir
+	if opts.Home == "" {
+		opts.Home = os.Getenv("SDA_HOME")
+	}
+	if opts.Home == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("no SDA home: set SDA_HOME: %w", err)
+		}
+		opts.Home = filepath.Join(home, ".sda")
+	}
+
+	project, err := projectName(projectDir)
+	if err != nil {
+		return nil, err
+	}
+	workDir := opts.WorkDir
+	if workDir == "" {
+		workDir = filepath.Join(opts.Home, "work", project, opts.Stack)
+	}
+	if err := prepareWorkDir(projectDir, workDir, opts.Stack, opts.Config); err != nil {
+		return nil, err
+	}
+
+	backend := opts.BackendURL
+	if backend == "" {
+		backend = os.Getenv("PULUMI_BACKEND_URL")
+	}
+	if backend == "" {
+		dir := filepath.Join(opts.Home, "state")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		backend = "file://" + dir
+	}
+	env := map[string]string{
+		"PULUMI_BACKEND_URL":       backend,
+		"PULUMI_SKIP_UPDATE_CHECK": "true",
+	}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	if _, ok := env["PULUMI_CONFIG_PASSPHRASE"]; !ok && os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" &&
+		os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" && strings.HasPrefix(backend, "file://") {
+		return nil, errors.New("set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE): it encrypts the stack's secrets in the local state")
+	}
+
+	bin := opts.PulumiBin
+	if bin == "" {
+		if bin, err = FindPulumi(projectDir); err != nil {
+			return nil, err
+		}
+	}
+	cmd, err := pulumiCommand(bin)
+	if err != nil {
+		return nil, err
+	}
+
+	stack, err := auto.UpsertStackInlineSource(ctx, opts.Stack, project, opts.Program,
+		auto.WorkDir(workDir), auto.EnvVars(env), auto.Pulumi(cmd))
+	if err != nil {
+		return nil, fmt.Errorf("opening stack %s: %w", opts.Stack, err)
+	}
+	if len(opts.ConfigValues) > 0 {
+		cm := auto.ConfigMap{}
+		for k, v := range opts.ConfigValues {
+			cm[k] = auto.ConfigValue{Value: v.Value, Secret: v.Secret}
+		}
+		if err := stack.SetAllConfig(ctx, cm); err != nil {
+			return nil, fmt.Errorf("setting configuration: %w", err)
+		}
+	}
+	return &Deployment{opts: opts, project: project, workDir: workDir, stack: stack}, nil
+}
+
+// pulumiCommand wraps the CLI at bin. The Automation API wants a root with
+// bin/pulumi inside; any other location is reached through PATH.
+func pulumiCommand(bin string) (auto.PulumiCommand, error) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Base(abs) == "pulumi" && filepath.Base(filepath.Dir(abs)) == "bin" {
+		return auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: filepath.Dir(filepath.Dir(abs))})
+	}
+	return nil, fmt.Errorf("pulumi CLI %s: expected a file named pulumi in a bin directory", bin)
+}
+
+func projectName(projectDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(projectDir, "Pulumi.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("reading the project file: %w", err)
+	}
+	var p struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(data, &p); err != nil || p.Name == "" {
+		return "", fmt.Errorf("%s: no project name", filepath.Join(projectDir, "Pulumi.yaml"))
+	}
+	return p.Name, nil
+}
+
+// WorkDir is where the engine runs: the copies of the project files, with
+// the stack's encryption salt.
+func (d *Deployment) WorkDir() string { return d.workDir }
+
+// Stack is the underlying Automation API stack, for what this package does
+// not wrap (export, import, history).
+func (d *Deployment) Stack() auto.Stack { return d.stack }
+
+// Step is one resource operation of an update or a preview.
+type Step struct {
+	URN  string
+	Type string
+	Name string
+	// Op is the engine's operation: create, update, delete, replace,
+	// create-replacement, delete-replaced, same, read, refresh, ...
+	Op string
+	// Diffs are the top-level properties that changed; Replaces those that
+	// forced a replacement.
+	Diffs    []string
+	Replaces []string
+	// Failed is true when the step's operation failed.
+	Failed   bool
+	Duration time.Duration
+}
+
+// Result is what an operation did (or, for a preview, would do).
+type Result struct {
+	Operation string
+	// Changes counts resources by operation, as the engine's summary does.
+	Changes map[string]int
+	// Steps lists every resource step, "same" included, in the engine's order.
+	Steps    []Step
+	Outputs  map[string]Output
+	Duration time.Duration
+	// Errors are the engine's error diagnostics.
+	Errors []string
+}
+
+// Output is one stack output; Value is nil for a secret unless asked for.
+type Output struct {
+	Value  any
+	Secret bool
+}
+
+// Count returns how many steps had op.
+func (r *Result) Count(op string) int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// Changed lists the steps that change something (any op but same/read/refresh).
+func (r *Result) Changed() []Step {
+	var out []Step
+	for _, s := range r.Steps {
+		switch s.Op {
+		case "same", "read", "refresh":
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Up deploys the stack.
+func (d *Deployment) Up(ctx context.Context) (*Result, error) {
+	return d.run(ctx, "up", func(ch chan<- events.EngineEvent) error {
+		opts := []optup.Option{optup.EventStreams(ch), optup.SuppressProgress()}
+		if d.opts.Parallel > 0 {
+			opts = append(opts, optup.Parallel(d.opts.Parallel))
+		}
+		_, err := d.stack.Up(ctx, opts...)
+		return err
+	})
+}
+
+// Preview reports what Up would do.
+func (d *Deployment) Preview(ctx context.Context) (*Result, error) {
+	return d.run(ctx, "preview", func(ch chan<- events.EngineEvent) error {
+		opts := []optpreview.Option{optpreview.EventStreams(ch), optpreview.SuppressProgress()}
+		if d.opts.Parallel > 0 {
+			opts = append(opts, optpreview.Parallel(d.opts.Parallel))
+		}
+		_, err := d.stack.Preview(ctx, opts...)
+		return err
+	})
+}
+
+// Refresh reads every resource back from its provider into the state.
+func (d *Deployment) Refresh(ctx context.Context) (*Result, error) {
+	return d.run(ctx, "refresh", func(ch chan<- events.EngineEvent) error {
+		opts := []optrefresh.Option{optrefresh.EventStreams(ch), optrefresh.SuppressProgress()}
+		if d.opts.Parallel > 0 {
+			opts = append(opts, optrefresh.Parallel(d.opts.Parallel))
+		}
+		_, err := d.stack.Refresh(ctx, opts...)
+		return err
+	})
+}
+
+// DestroyOptions tune Destroy.
+type DestroyOptions struct {
+	// IncludeProtected destroys protected resources too (the Talos machine
+	// secrets). Without it they and what they need stay in the stack, as
+	// with `pulumi destroy --exclude-protected`.
+	IncludeProtected bool
+}
+
+// Destroy deletes the stack's resources, by default all but the protected
+// ones (see DestroyOptions).
+func (d *Deployment) Destroy(ctx context.Context, o DestroyOptions) (*Result, error) {
+	var exclude []string
+	if !o.IncludeProtected {
+		dep, err := d.stack.Export(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if exclude, err = protectedClosure(dep); err != nil {
+			return nil, err
+		}
+	}
+	return d.run(ctx, "destroy", func(ch chan<- events.EngineEvent) error {
+		opts := []optdestroy.Option{optdestroy.EventStreams(ch), optdestroy.SuppressProgress()}
+		if len(exclude) > 0 {
+			opts = append(opts, optdestroy.Exclude(exclude))
+		}
+		if d.opts.Parallel > 0 {
+			opts = append(opts, optdestroy.Parallel(d.opts.Parallel))
+		}
+		_, err := d.stack.Destroy(ctx, opts...)
+		return err
+	})
+}
+
+// Outputs returns the stack outputs; secret values are nil unless
+// showSecrets.
+func (d *Deployment) Outputs(ctx context.Context, showSecrets bool) (map[string]Output, error) {
+	om, err := d.stack.Outputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Output{}
+	for k, v := range om {
+		o := Output{Value: v.Value, Secret: v.Secret}
+		if v.Secret && !showSecrets {
+			o.Value = nil
+		}
+		out[k] = o
+	}
+	return out, nil
+}
+
+// Export returns the stack's state as the engine keeps it (secrets encrypted).
+func (d *Deployment) Export(ctx context.Context) (apitype.UntypedDeployment, error) {
+	return d.stack.Export(ctx)
+}
+
+// run executes one engine operation, turning its event stream into a
+// Result and progress lines.
+func (d *Deployment) run(ctx context.Context, op string, call func(chan<- events.EngineEvent) error) (*Result, error) {
+	start := time.Now()
+	ch := make(chan events.EngineEvent)
+	res := &Result{Operation: op, Changes: map[string]int{}}
+	p := newProgress(d.opts.Progress, op, d.opts.Stack)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range ch {
+			p.handle(e.EngineEvent, res)
+		}
+	}()
+	err := call(ch)
+	<-done
+	res.Duration = time.Since(start)
+	p.finish(res, err)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("%s of stack %s cancelled: %w", op, d.opts.Stack, ctx.Err())
+		}
+		return res, d.explain(op, err, res)
+	}
+	if op == "up" {
+		if res.Outputs, err = d.Outputs(ctx, false); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// explain keeps the engine's own error text short: the diagnostics already
+// say what failed, so lead with them instead of the CLI's full output.
+func (d *Deployment) explain(op string, err error, res *Result) error {
+	if len(res.Errors) > 0 {
+		return fmt.Errorf("%s of stack %s failed:\n  %s", op, d.opts.Stack, strings.Join(res.Errors, "\n  "))
+	}
+	return fmt.Errorf("%s of stack %s failed: %w", op, d.opts.Stack, err)
+}
