@@ -391,3 +391,21 @@ func TestErrors(t *testing.T) {
 		t.Error("render touched a directory it did not write")
 	}
 }
+
+// docs/plan-render-diagram.md (and the README diagrams taken from it) shows
+// real output; this fails when the output or the stacks change and the page
+// was not regenerated.
+func TestDocShowsCurrentOutput(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(projectDir, "docs", "plan-render-diagram.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stack := range []string{"dev", "prod"} {
+		for _, cmd := range []string{"plan", "diagram"} {
+			_, out, _ := runCmd(t, cmd, "--stack", stack, "--dir", projectDir)
+			if !strings.Contains(string(doc), "\n"+out+"```") {
+				t.Errorf("docs/plan-render-diagram.md does not show the current `sda %s --stack %s`; regenerate it", cmd, stack)
+			}
+		}
+	}
+}
