@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every SDA test on a fresh Debian machine as root: installs what the
+# tests need (router test tools, the pinned Pulumi CLI), checks formatting
+# and vet, then `go test ./...`. Extra arguments go to `go test`.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+bash scripts/install-test-deps.sh
+bash scripts/install-pulumi.sh
+export PATH="$repo/.tools/bin:$PATH"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -count=1 "$@" ./...

@@ -1,0 +1,158 @@
+// Package stacks is the SDA program: it reads a stack's configuration,
+// validates it, and composes the components into the architecture. main.go
+// runs it under `pulumi up`; the automation package embeds it as an inline
+// program.
+package stacks
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// Program is the Pulumi program of every SDA stack.
+func Program(ctx *pulumi.Context) error {
+	lookup := func(key string) (string, bool) { return ctx.GetConfig(key) }
+	c, err := config.Load(lookup)
+	if err != nil {
+		return err
+	}
+	// Provider settings are checked here, not in Deploy: a program that
+	// embeds Deploy may configure explicit providers its own way.
+	if problems := config.CheckProviderConfig(lookup, os.Getenv); len(problems) > 0 {
+		if _, _, verr := config.Resolve(c); verr != nil {
+			problems = append(verr.(*config.Error).Problems, problems...)
+		}
+		return &config.Error{Problems: problems}
+	}
+	_, err = Deploy(ctx, c, DeployOptions{
+		SSHPrivateKey: secretConfig(ctx, config.Namespace+":sshPrivateKey"),
+	})
+	return err
+}
+
+// DeployOptions carries what is not part of the typed configuration.
+type DeployOptions struct {
+	// SSHPrivateKey for the Proxmox hosts (secret); nil uses the SSH agent.
+	SSHPrivateKey pulumi.StringInput
+}
+
+// Stack is what Deploy built, for programs that embed it.
+type Stack struct {
+	Network *components.InternalNetwork
+	Router  *components.RouterLXC
+	Cluster *components.TalosCluster
+	Overlay *components.OverlayNetwork
+}
+
+// Deploy validates c and registers the whole architecture. Nothing is
+// registered when the configuration is invalid.
+func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, error) {
+	c, plan, err := config.Resolve(c)
+	if err != nil {
+		return nil, err
+	}
+	routerSpec, err := routerfiles.FromConfig(c, plan)
+	if err != nil {
+		return nil, fmt.Errorf("router configuration: %w", err)
+	}
+	name := c.Cluster.Name
+
+	network, err := components.NewInternalNetwork(ctx, name+"-net", &components.InternalNetworkArgs{
+		Bridge:       c.Network.Internal.Bridge,
+		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
+		Create:       c.Network.Internal.CreateBridgeEnabled(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	externalAddress := "dhcp"
+	if plan.RouterExternal.IsValid() {
+		externalAddress = fmt.Sprintf("%s/%d", plan.RouterExternal, plan.External.Bits())
+	}
+	router, err := components.NewRouterLXC(ctx, name+"-router", &components.RouterLXCArgs{
+		ProxmoxNode:       plan.RouterNode,
+		VMID:              plan.RouterVMID,
+		Hostname:          c.Router.Hostname,
+		Cores:             c.Router.Cores,
+		MemoryMiB:         c.Router.MemoryMiB,
+		DiskGiB:           c.Router.DiskGiB,
+		Datastore:         c.Proxmox.Datastore,
+		TemplateDatastore: c.Proxmox.ImageDatastore,
+		TemplateURL:       c.Router.TemplateURL,
+		TemplateChecksum:  c.Router.TemplateChecksum,
+		ExternalBridge:    c.Network.External.Bridge,
+		ExternalVLAN:      c.Network.External.VLAN,
+		ExternalAddress:   externalAddress,
+		ExternalGateway:   c.Network.External.Gateway,
+		InternalBridge:    network.BridgeOn(plan.RouterNode),
+		InternalAddress:   fmt.Sprintf("%s/%d", plan.RouterInternal, plan.Internal.Bits()),
+		UpstreamDNS:       c.Network.DNSServers,
+		Files:             routerfiles.Render(routerSpec),
+		SSH: components.RouterSSH{
+			Host:       sshHost(c, plan.RouterNode),
+			User:       c.Proxmox.SSHUser,
+			PrivateKey: opts.SSHPrivateKey,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	cluster, err := components.NewTalosCluster(ctx, name, &components.TalosClusterArgs{
+		Config:     c,
+		Plan:       plan,
+		Network:    network,
+		CNIPatch:   components.MachinePatch(c.Cluster),
+		ApplyAfter: []pulumi.Resource{router.Configured},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	overlayNet, err := components.NewOverlayNetwork(ctx, name+"-overlay", &components.OverlayNetworkArgs{
+		Cluster: c.Cluster,
+		Talos:   cluster,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	ctx.Export("clusterName", cluster.ClusterName)
+	ctx.Export("kubernetesEndpoint", cluster.KubernetesEndpoint)
+	ctx.Export("kubeconfig", cluster.Kubeconfig)
+	ctx.Export("talosconfig", cluster.Talosconfig)
+	ctx.Export("schematicId", cluster.SchematicID)
+	ctx.Export("controlPlaneAddresses", cluster.ControlPlaneAddresses)
+	ctx.Export("workerAddresses", cluster.WorkerAddresses)
+	ctx.Export("routerExternalAddress", router.ExternalAddress)
+	ctx.Export("routerInternalAddress", router.InternalAddress)
+	ctx.Export("routerConfigDigest", router.ConfigDigest)
+	ctx.Export("cni", overlayNet.CNI)
+	ctx.Export("ready", overlayNet.Ready)
+	return &Stack{Network: network, Router: router, Cluster: cluster, Overlay: overlayNet}, nil
+}
+
+func sshHost(c config.Config, node string) string {
+	for _, n := range c.Proxmox.Nodes {
+		if n.Name == node {
+			return n.SSHHost
+		}
+	}
+	return node
+}
+
+// secretConfig reads an optional secret key; nil when it is not set.
+func secretConfig(ctx *pulumi.Context, key string) pulumi.StringInput {
+	if _, ok := ctx.GetConfig(key); !ok {
+		return nil
+	}
+	return pulumiconfig.GetSecret(ctx, key)
+}

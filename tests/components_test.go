@@ -1,0 +1,208 @@
+package tests
+
+import (
+	"encoding/base64"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
+
+	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+func devPlan(t *testing.T) (config.Config, config.Plan) {
+	t.Helper()
+	c, p, err := config.LoadStack(repoRoot, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+func TestInternalNetworkAlone(t *testing.T) {
+	cases := []struct {
+		name    string
+		create  bool
+		bridges int
+	}{{"creates a bridge per Proxmox node", true, 3}, {"adopts an existing bridge", false, 0}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var bridge string
+			m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+				n, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
+					Bridge: "vmbr7", ProxmoxNodes: []string{"a", "b", "c"}, Create: tc.create,
+				})
+				if err != nil {
+					return err
+				}
+				res, err := internals.UnsafeAwaitOutput(ctx.Context(), n.BridgeOn("b"))
+				bridge, _ = res.Value.(string)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.ofType("proxmoxve:Network/networkBridge:NetworkBridge")
+			if len(got) != tc.bridges {
+				t.Fatalf("%d bridges, want %d", len(got), tc.bridges)
+			}
+			for _, b := range got {
+				if b.Inputs["name"].StringValue() != "vmbr7" || b.Inputs.HasValue("ports") || b.Inputs.HasValue("address") {
+					t.Errorf("bridge %s must be vmbr7 with no ports and no host address: %v", b.Name, b.Inputs)
+				}
+			}
+			if bridge != "vmbr7" {
+				t.Fatalf("BridgeOn(b) = %q", bridge)
+			}
+		})
+	}
+}
+
+func routerArgs(t *testing.T, files routerfiles.Files) *components.RouterLXCArgs {
+	return &components.RouterLXCArgs{
+		ProxmoxNode: "pve", VMID: 8001, Hostname: "router", Cores: 1, MemoryMiB: 256, DiskGiB: 4,
+		Datastore: "local-lvm", TemplateDatastore: "local", TemplateURL: config.DefaultRouterTemplateURL,
+		ExternalBridge: "vmbr0", ExternalAddress: "192.168.1.50/24", ExternalGateway: "192.168.1.1",
+		InternalBridge: pulumi.String("vmbr1"), InternalAddress: "10.10.0.1/24", UpstreamDNS: []string{"1.1.1.1"},
+		Files: files, SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
+	}
+}
+
+// The router's configuration travels inside the command as base64 and is
+// exactly what routerfiles renders; the container does not see the files,
+// so a configuration change never touches (or recreates) the container.
+func TestRouterLXCAlone(t *testing.T) {
+	c, p := devPlan(t)
+	spec, err := routerfiles.FromConfig(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := routerfiles.Render(spec)
+	registerWith := func(f routerfiles.Files) *mocks {
+		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+			_, err := components.NewRouterLXC(ctx, "lab-router", routerArgs(t, f))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := registerWith(files)
+
+	tmpl := m.named(t, "lab-router-template")
+	if tmpl.Inputs["contentType"].StringValue() != "vztmpl" || tmpl.Inputs["url"].StringValue() != config.DefaultRouterTemplateURL {
+		t.Errorf("template download: %v", tmpl.Inputs)
+	}
+	ct := m.named(t, "lab-router-ct")
+	nics := ct.Inputs["networkInterfaces"].ArrayValue()
+	if len(nics) != 2 || nics[0].ObjectValue()["bridge"].StringValue() != "vmbr0" || nics[1].ObjectValue()["bridge"].StringValue() != "vmbr1" {
+		t.Fatalf("NICs: %v", nics)
+	}
+	ips := ct.Inputs["initialization"].ObjectValue()["ipConfigs"].ArrayValue()
+	ext, in := ips[0].ObjectValue()["ipv4"].ObjectValue(), ips[1].ObjectValue()["ipv4"].ObjectValue()
+	if ext["address"].StringValue() != "192.168.1.50/24" || ext["gateway"].StringValue() != "192.168.1.1" || in["address"].StringValue() != "10.10.0.1/24" {
+		t.Fatalf("addresses: ext %v int %v", ext, in)
+	}
+	if in.HasValue("gateway") {
+		t.Error("the internal NIC must not carry a default gateway")
+	}
+
+	script := decodePct(t, m.named(t, "lab-router-config").Inputs["create"].StringValue(), 8001)
+	if want := routerfiles.ApplyScript(files, routerfiles.DebianLayout()); script != want {
+		t.Errorf("the container runs a script other than routerfiles.ApplyScript of the rendered files:\n%.300s", script)
+	}
+	if !strings.Contains(ct.Inputs["initialization"].ObjectValue()["hostname"].StringValue(), "router") {
+		t.Errorf("hostname: %v", ct.Inputs["initialization"])
+	}
+	if update := m.named(t, "lab-router-config").Inputs["update"].StringValue(); update != m.named(t, "lab-router-config").Inputs["create"].StringValue() {
+		t.Error("a changed configuration must re-run the same script in place (update), not replace")
+	}
+
+	// A changed port-forward changes the script only.
+	c.Network.PortForwards = append(c.Network.PortForwards, config.PortForward{Name: "web", Protocol: "tcp", Port: 8080, Target: "dev-worker1", TargetPort: 80})
+	spec2, err := routerfiles.FromConfig(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := registerWith(routerfiles.Render(spec2))
+	if m2.named(t, "lab-router-ct").Inputs.DeepEquals(ct.Inputs) == false {
+		t.Error("container inputs changed with the router configuration")
+	}
+	if m2.named(t, "lab-router-config").Inputs["create"].StringValue() == m.named(t, "lab-router-config").Inputs["create"].StringValue() {
+		t.Error("the apply script did not change with the configuration")
+	}
+}
+
+var pctRE = regexp.MustCompile(`^printf '%s' '([A-Za-z0-9+/=]+)' \| base64 -d \| pct exec (\d+) -- sh -s$`)
+
+// decodePct checks the host-side command shape and returns the script that
+// runs inside the container.
+func decodePct(t *testing.T, cmd string, vmid int) string {
+	t.Helper()
+	m := pctRE.FindStringSubmatch(cmd)
+	if m == nil {
+		t.Fatalf("not a pct exec command: %.120s", cmd)
+	}
+	if m[2] != "8001" {
+		t.Fatalf("pct exec targets %s, want %d", m[2], vmid)
+	}
+	b, err := base64.StdEncoding.DecodeString(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestTalosNodeAlone(t *testing.T) {
+	c, p := devPlan(t)
+	for _, tc := range []struct{ disk, iface string }{{"scsi", "scsi0"}, {"virtio", "virtio0"}} {
+		t.Run(tc.disk, func(t *testing.T) {
+			w := p.Workers[0]
+			m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+				_, err := components.NewTalosNode(ctx, "lab-worker1", &components.TalosNodeArgs{
+					Machine: w, PrefixLen: 24, Gateway: "10.10.0.1", Domain: "sda.internal",
+					Datastore: "local-lvm", DiskInterface: tc.disk, CPUType: c.Nodes.CPUType,
+					ImageFileID: pulumi.String("local:iso/talos.img"), Bridge: pulumi.String("vmbr1"),
+					ClientConfiguration: machine.ClientConfigurationArgs{
+						CaCertificate: pulumi.String("ca"), ClientCertificate: pulumi.String("crt"), ClientKey: pulumi.String("key"),
+					},
+					MachineConfiguration: pulumi.String("machine: {}"),
+					ConfigPatches:        pulumi.StringArray{pulumi.String("machine:\n  network:\n    hostname: x\n")},
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm := m.named(t, "lab-worker1-vm").Inputs
+			disk := vm["disks"].ArrayValue()[0].ObjectValue()
+			if disk["interface"].StringValue() != tc.iface || disk["fileId"].StringValue() != "local:iso/talos.img" {
+				t.Errorf("disk: %v", disk)
+			}
+			nic := vm["networkDevices"].ArrayValue()[0].ObjectValue()
+			if nic["macAddress"].StringValue() != w.MAC || nic["bridge"].StringValue() != "vmbr1" {
+				t.Errorf("nic: %v", nic)
+			}
+			ip := vm["initialization"].ObjectValue()["ipConfigs"].ArrayValue()[0].ObjectValue()["ipv4"].ObjectValue()
+			if ip["address"].StringValue() != w.Address.String()+"/24" || ip["gateway"].StringValue() != "10.10.0.1" {
+				t.Errorf("cloud-init address: %v", ip)
+			}
+			if vm["cpu"].ObjectValue()["type"].StringValue() != "host" || !vm["agent"].ObjectValue()["enabled"].BoolValue() {
+				t.Errorf("cpu/agent: %v %v", vm["cpu"], vm["agent"])
+			}
+			if int(vm["vmId"].NumberValue()) != w.VMID {
+				t.Errorf("vmId %v, want %d", vm["vmId"], w.VMID)
+			}
+			apply := m.named(t, "lab-worker1-config").Inputs
+			if apply["node"].StringValue() != w.Address.String() || apply["endpoint"].StringValue() != w.Address.String() {
+				t.Errorf("configuration apply must target the node's own address: %v", apply)
+			}
+		})
+	}
+}

@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+
+	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/stacks"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// env is one stack under test: its own backend, work directory and
+// simulated Proxmox/Talos/Kubernetes.
+type env struct {
+	t      *testing.T
+	stack  string
+	simDir string
+	home   string
+	cfg    config.Config
+	// creds are the plaintext credentials given to the stack, by config key.
+	creds map[string]string
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newEnv starts a stack from the repository's Pulumi.<stack>.yaml on a
+// simulated Proxmox cluster that has the stack's nodes.
+func newEnv(t *testing.T, stack string) *env {
+	t.Helper()
+	requireEngine(t)
+	lookup, err := config.StackFiles(repoRoot, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, stack: stack, simDir: t.TempDir(), home: t.TempDir(), cfg: c,
+		creds: map[string]string{
+			"proxmoxve:apiToken": "root@pam!sda=" + randomHex(16),
+			"sda:sshPrivateKey":  "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n",
+		}}
+	var nodes []simulator.WorldNode
+	for _, n := range config.WithDefaults(c).Proxmox.Nodes {
+		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost})
+	}
+	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// lineLogger sends progress lines to the test log (shown with -v or on failure).
+type lineLogger struct {
+	t   *testing.T
+	buf bytes.Buffer
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.buf.Write(p)
+	for {
+		line, err := l.buf.ReadString('\n')
+		if err != nil {
+			l.buf.WriteString(line)
+			return len(p), nil
+		}
+		l.t.Log(strings.TrimRight(line, "\n"))
+	}
+}
+
+// open opens the stack with the env's current typed configuration.
+func (e *env) open(ctx context.Context) *automation.Deployment {
+	e.t.Helper()
+	cfg := e.cfg
+	d, err := automation.Open(ctx, automation.Options{
+		ProjectDir: repoRoot,
+		Stack:      e.stack,
+		Program:    stacks.Program,
+		Config:     &cfg,
+		ConfigValues: map[string]automation.ConfigValue{
+			"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
+			"proxmoxve:apiToken": {Value: e.creds["proxmoxve:apiToken"], Secret: true},
+			"sda:sshPrivateKey":  {Value: e.creds["sda:sshPrivateKey"], Secret: true},
+		},
+		Home:      e.home,
+		PulumiBin: pulumiBin,
+		Env:       map[string]string{simulator.StateDirEnv: e.simDir},
+		Progress:  &lineLogger{t: e.t},
+	})
+	if err != nil {
+		e.t.Fatalf("opening stack %s: %v", e.stack, err)
+	}
+	return d
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// isCustom reports whether a step is a resource of a provider (not the
+// stack, a component or a provider instance).
+func isCustom(s automation.Step) bool {
+	return s.Type != "pulumi:pulumi:Stack" && !strings.HasPrefix(s.Type, "pulumi:providers:") &&
+		!strings.HasPrefix(s.Type, "sda:")
+}
+
+func describe(steps []automation.Step) string {
+	var b strings.Builder
+	for _, s := range steps {
+		b.WriteString("\n  " + s.Op + " " + s.Name + " (" + s.Type + ")")
+		if len(s.Diffs) > 0 {
+			b.WriteString(" diffs=" + strings.Join(s.Diffs, ","))
+		}
+		if len(s.Replaces) > 0 {
+			b.WriteString(" replaces=" + strings.Join(s.Replaces, ","))
+		}
+	}
+	return b.String()
+}
+
+// deployment parses the exported state.
+func deployment(t *testing.T, d *automation.Deployment) (apitype.DeploymentV3, []byte) {
+	t.Helper()
+	exp, err := d.Export(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep apitype.DeploymentV3
+	if len(exp.Deployment) > 0 {
+		if err := json.Unmarshal(exp.Deployment, &dep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dep, exp.Deployment
+}
+
+// stateObjects lists "type/id" of the provider resources in the state.
+func stateObjects(dep apitype.DeploymentV3) []string {
+	var out []string
+	for _, r := range dep.Resources {
+		if r.Custom && !strings.HasPrefix(string(r.Type), "pulumi:providers:") {
+			out = append(out, string(r.Type)+"/"+string(r.ID))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func simObjects(t *testing.T, dir string) []string {
+	t.Helper()
+	st, err := simulator.ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for key := range st.Objects {
+		out = append(out, key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// assertConsistent checks that the engine's state and the simulated systems
+// hold exactly the same objects: nothing orphaned, nothing missing.
+func (e *env) assertConsistent(d *automation.Deployment) {
+	e.t.Helper()
+	dep, _ := deployment(e.t, d)
+	inState, inSim := stateObjects(dep), simObjects(e.t, e.simDir)
+	if strings.Join(inState, "\n") != strings.Join(inSim, "\n") {
+		e.t.Fatalf("state and simulated systems disagree\nstate:\n  %s\nsimulation:\n  %s",
+			strings.Join(inState, "\n  "), strings.Join(inSim, "\n  "))
+	}
+	for _, r := range dep.Resources {
+		if r.Custom && len(r.InitErrors) > 0 {
+			e.t.Errorf("%s has init errors in the state: %v", r.URN, r.InitErrors)
+		}
+	}
+	if len(dep.PendingOperations) > 0 {
+		e.t.Fatalf("state has pending operations: %+v", dep.PendingOperations)
+	}
+}
+
+// calls returns the simulation's call log from index from on.
+func (e *env) calls(from int) []simulator.Call {
+	e.t.Helper()
+	all, err := simulator.ReadCalls(e.simDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if from > len(all) {
+		return nil
+	}
+	return all[from:]
+}
+
+func mutating(calls []simulator.Call) []simulator.Call {
+	var out []simulator.Call
+	for _, c := range calls {
+		switch c.Method {
+		case "Create", "Update", "Delete":
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// stateFile returns the bytes of the stack's checkpoint in the file backend.
+func (e *env) stateFile(project string) []byte {
+	e.t.Helper()
+	var found []byte
+	_ = filepath.Walk(filepath.Join(e.home, "state"), func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && filepath.Base(path) == e.stack+".json" && strings.Contains(path, project) {
+			found, _ = os.ReadFile(path)
+		}
+		return nil
+	})
+	if found == nil {
+		e.t.Fatalf("no checkpoint for stack %s under %s", e.stack, filepath.Join(e.home, "state"))
+	}
+	return found
+}
