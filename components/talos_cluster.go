@@ -126,11 +126,11 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	}
 	roleConfig := func(role config.Role) pulumi.StringOutput {
 		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
-			ClusterName:       pulumi.String(c.Cluster.Name),
-			ClusterEndpoint:   pulumi.String(p.KubernetesEndpoint()),
-			MachineType:       pulumi.String(string(role)),
-			MachineSecrets:    secrets.MachineSecrets,
-			TalosVersion:      pulumi.String(c.Cluster.TalosVersion),
+			ClusterName:     pulumi.String(c.Cluster.Name),
+			ClusterEndpoint: pulumi.String(p.KubernetesEndpoint()),
+			MachineType:     pulumi.String(string(role)),
+			MachineSecrets:  secrets.MachineSecrets,
+			TalosVersion:    pulumi.String(c.Cluster.TalosVersion),
 			// Talos's generator takes the version without the "v" (as
 			// internal/render passes it); the provider hands it through.
 			KubernetesVersion: pulumi.String(strings.TrimPrefix(c.Cluster.KubernetesVersion, "v")),

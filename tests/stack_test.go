@@ -22,40 +22,40 @@ func TestStackResources(t *testing.T) {
 		getConfigs, healthChecks int
 	}{
 		{"dev", map[string]int{
-			"sda:index:InternalNetwork":                             1,
-			"sda:index:RouterLXC":                                   1,
-			"sda:index:TalosCluster":                                1,
-			"sda:index:TalosNode":                                   2,
-			"sda:index:OverlayNetwork":                              1,
-			"proxmoxve:Network/networkBridge:NetworkBridge":         1,
-			"proxmoxve:Download/file:File":                          2, // LXC template + Talos image
-			"proxmoxve:CT/container:Container":                      1,
-			"proxmoxve:VM/virtualMachine:VirtualMachine":            2,
-			"command:remote:Command":                                2, // packages + configuration
-			"talos:machine/secrets:Secrets":                         1,
-			"talos:imageFactory/schematic:Schematic":                1,
-			"talos:machine/configurationApply:ConfigurationApply":   2,
-			"talos:machine/bootstrap:Bootstrap":                     1,
-			"talos:cluster/kubeconfig:Kubeconfig":                   1,
+			"sda:index:InternalNetwork":                           1,
+			"sda:index:RouterLXC":                                 1,
+			"sda:index:TalosCluster":                              1,
+			"sda:index:TalosNode":                                 2,
+			"sda:index:OverlayNetwork":                            1,
+			"proxmoxve:Network/networkBridge:NetworkBridge":       1,
+			"proxmoxve:Download/file:File":                        2, // LXC template + Talos image
+			"proxmoxve:CT/container:Container":                    1,
+			"proxmoxve:VM/virtualMachine:VirtualMachine":          2,
+			"command:remote:Command":                              2, // packages + configuration
+			"talos:machine/secrets:Secrets":                       1,
+			"talos:imageFactory/schematic:Schematic":              1,
+			"talos:machine/configurationApply:ConfigurationApply": 2,
+			"talos:machine/bootstrap:Bootstrap":                   1,
+			"talos:cluster/kubeconfig:Kubeconfig":                 1,
 		}, 2, 2},
 		{"prod", map[string]int{
-			"sda:index:InternalNetwork":                             1,
-			"sda:index:RouterLXC":                                   1,
-			"sda:index:TalosCluster":                                1,
-			"sda:index:TalosNode":                                   6,
-			"sda:index:OverlayNetwork":                              1,
-			"proxmoxve:Network/networkBridge:NetworkBridge":         3, // one per Proxmox node
-			"proxmoxve:Download/file:File":                          4, // template + an image per node
-			"proxmoxve:CT/container:Container":                      1,
-			"proxmoxve:VM/virtualMachine:VirtualMachine":            6,
-			"command:remote:Command":                                2,
-			"talos:machine/secrets:Secrets":                         1,
-			"talos:imageFactory/schematic:Schematic":                1,
-			"talos:machine/configurationApply:ConfigurationApply":   6,
-			"talos:machine/bootstrap:Bootstrap":                     1,
-			"talos:cluster/kubeconfig:Kubeconfig":                   1,
-			"pulumi:providers:kubernetes":                           1,
-			"kubernetes:helm.sh/v3:Release":                         1,
+			"sda:index:InternalNetwork":                           1,
+			"sda:index:RouterLXC":                                 1,
+			"sda:index:TalosCluster":                              1,
+			"sda:index:TalosNode":                                 6,
+			"sda:index:OverlayNetwork":                            1,
+			"proxmoxve:Network/networkBridge:NetworkBridge":       3, // one per Proxmox node
+			"proxmoxve:Download/file:File":                        4, // template + an image per node
+			"proxmoxve:CT/container:Container":                    1,
+			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
+			"command:remote:Command":                              2,
+			"talos:machine/secrets:Secrets":                       1,
+			"talos:imageFactory/schematic:Schematic":              1,
+			"talos:machine/configurationApply:ConfigurationApply": 6,
+			"talos:machine/bootstrap:Bootstrap":                   1,
+			"talos:cluster/kubeconfig:Kubeconfig":                 1,
+			"pulumi:providers:kubernetes":                         1,
+			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
 	}
 	for _, tc := range cases {
