@@ -351,7 +351,11 @@ type DestroyOptions struct {
 // ones (see DestroyOptions).
 func (d *Deployment) Destroy(ctx context.Context, o DestroyOptions) (*Result, error) {
 	var exclude []string
-	if !o.IncludeProtected {
+	if o.IncludeProtected {
+		if err := d.unprotectAll(ctx); err != nil {
+			return nil, err
+		}
+	} else {
 		dep, err := d.stack.Export(ctx)
 		if err != nil {
 			return nil, err
@@ -371,6 +375,21 @@ func (d *Deployment) Destroy(ctx context.Context, o DestroyOptions) (*Result, er
 		_, err := d.stack.Destroy(ctx, opts...)
 		return err
 	})
+}
+
+// unprotectAll clears the protect flag of every resource in the state
+// (`pulumi state unprotect --all`), which the Automation API does not wrap.
+func (d *Deployment) unprotectAll(ctx context.Context) error {
+	var env []string
+	for k, v := range d.stack.Workspace().GetEnvVars() {
+		env = append(env, k+"="+v)
+	}
+	_, stderr, code, err := d.stack.Workspace().PulumiCommand().Run(ctx, d.workDir, nil, nil, nil, env,
+		"state", "unprotect", "--all", "--yes", "--stack", d.stack.Name(), "--non-interactive")
+	if err != nil || code != 0 {
+		return fmt.Errorf("unprotecting the resources of stack %s: %v: %s", d.opts.Stack, err, strings.TrimSpace(stderr))
+	}
+	return nil
 }
 
 // Outputs returns the stack outputs; secret values are nil unless

@@ -180,16 +180,19 @@ func createSecrets(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any
 	return "machine_secrets_" + b.Cluster.ID[:8], map[string]any{"machineSecrets": bundleToSDK(b), "clientConfiguration": cc}, nil
 }
 
-// installMode is how Talos runs on a Proxmox VM: installed to disk.
-type installMode struct{}
+// runtimeMode is what Talos validates a configuration against. A node
+// booted from the nocloud image installs to disk, so the configuration it
+// accepts must name an install disk; a generated configuration need not yet
+// (per-node patches usually add it at apply time).
+type runtimeMode struct{ install bool }
 
-func (installMode) String() string        { return "nocloud" }
-func (installMode) RequiresInstall() bool { return true }
-func (installMode) InContainer() bool     { return false }
+func (runtimeMode) String() string          { return "nocloud" }
+func (m runtimeMode) RequiresInstall() bool { return m.install }
+func (runtimeMode) InContainer() bool       { return false }
 
 // patchAndValidate applies patches with Talos's configpatcher and validates
 // the result as Talos would before accepting it.
-func patchAndValidate(base []byte, patches []string) (talosconfig.Provider, string, error) {
+func patchAndValidate(base []byte, patches []string, mode runtimeMode) (talosconfig.Provider, string, error) {
 	cfg, err := configloader.NewFromBytes(base)
 	if err != nil {
 		return nil, "", fmt.Errorf("machine configuration: %w", err)
@@ -207,7 +210,7 @@ func patchAndValidate(base []byte, patches []string) (talosconfig.Provider, stri
 			return nil, "", fmt.Errorf("config patch: %w", err)
 		}
 	}
-	if _, err := cfg.Validate(installMode{}); err != nil {
+	if _, err := cfg.Validate(mode); err != nil {
 		return nil, "", fmt.Errorf("machine configuration is invalid: %w", err)
 	}
 	text, err := cfg.EncodeString(encoder.WithComments(encoder.CommentsDisabled))
@@ -252,7 +255,7 @@ func getMachineConfiguration(_ *Server, _ *Tx, args map[string]any) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	_, text, err := patchAndValidate(raw, strList(args, "configPatches"))
+	_, text, err := patchAndValidate(raw, strList(args, "configPatches"), runtimeMode{install: false})
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +327,7 @@ func apply(tx *Tx, v map[string]any, update bool) (map[string]any, error) {
 	if prev != nil && !caMatches(cc, prev.OSCA) {
 		return nil, fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node)
 	}
-	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"))
+	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"), runtimeMode{install: true})
 	if err != nil {
 		return nil, err
 	}
