@@ -10,7 +10,11 @@ cd "$repo"
 out=$(mktemp -d)
 trap 'rm -rf "$out"; git -C "$repo" checkout -- components/talos_node.go' EXIT
 
-secs() { local s=$SECONDS; "$@" >/dev/null 2>&1; echo $((SECONDS - s)); }
+secs() {
+  local start; start=$(date +%s.%N)
+  "$@" >/dev/null 2>&1
+  awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
 
 cold=$(GOCACHE="$out/cache" secs go build -o "$out/sda-program" .)
 go build -o "$out/sda-program" .            # warm the default cache

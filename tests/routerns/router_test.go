@@ -222,6 +222,7 @@ func wantLines(t *testing.T, out string, lines ...string) {
 }
 
 func TestRouter(t *testing.T) {
+	requireNetns(t) // before anything else can fail
 	c, p := testStack(t, nil)
 	n := buildNet(t, p)
 	cp := p.ControlPlanes[0]
