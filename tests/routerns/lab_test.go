@@ -244,9 +244,15 @@ func sweepStale() {
 
 // run runs a command with a timeout and returns its combined output.
 func run(ctx context.Context, name string, args ...string) (string, error) {
+	return runInput(ctx, "", name, args...)
+}
+
+// runInput is run with input on the command's stdin.
+func runInput(ctx context.Context, input, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(input)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {

@@ -141,14 +141,21 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 }
 
 // apply renders c for the router exactly as RouterLXC does and runs the
-// apply script in the router namespace; it returns the script's output.
+// apply script in the router namespace the way RouterLXC runs it in the
+// container (pct exec <id> -- sh -s, the script on stdin); it returns the
+// script's output.
 func (n *testNet) apply(t *testing.T, c config.Config, p config.Plan) string {
 	t.Helper()
 	s, err := routerfiles.FromConfig(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n.must(t, n.router, "sh", "-c", routerfiles.ApplyScript(routerfiles.Render(s), n.layout))
+	script := routerfiles.ApplyScript(routerfiles.Render(s), n.layout)
+	out, err := runInput(context.Background(), script, "ip", "netns", "exec", n.router, "sh", "-s")
+	if err != nil {
+		t.Fatalf("apply script in %s: %v\n%s", n.router, err, out)
+	}
+	return out
 }
 
 // dial connects from ns (from src, or "-" for the default source) to dst and
