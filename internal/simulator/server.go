@@ -355,9 +355,9 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 			if err != nil {
 				return err
 			}
-			obj := &Object{Type: typ, ID: id, Name: name, Inputs: in.Values, Outputs: merge(in.Values, outs),
+			obj := &Object{URN: req.GetUrn(), Type: typ, ID: id, Name: name, Inputs: in.Values, Outputs: merge(in.Values, outs),
 				Secret: secretKeys(in.Secret, k.secretOutputs)}
-			tx.State.Objects[objectKey(typ, id)] = obj
+			tx.State.Objects[objectKey(req.GetUrn(), id)] = obj
 			outs = obj.Outputs
 			return nil
 		})
@@ -383,7 +383,7 @@ func (s *Server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 	}
 	var obj *Object
 	err := s.Store.Update(func(tx *Tx) error {
-		obj = tx.State.Objects[objectKey(typ, req.GetId())]
+		obj = tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
 		return nil
 	})
 	s.record("Read", typ, nameOf(req.GetName(), req.GetUrn()), req.GetId(), start, err)
@@ -421,7 +421,7 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	err = s.before(ctx, typ, "Update")
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
-			obj := tx.State.Objects[objectKey(typ, req.GetId())]
+			obj := tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
 			if obj == nil {
 				return fmt.Errorf("%s %s does not exist any more (deleted outside Pulumi?): run refresh", typ, req.GetId())
 			}
@@ -469,7 +469,7 @@ func (s *Server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 	err = s.before(ctx, typ, "Delete")
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
-			key := objectKey(typ, req.GetId())
+			key := objectKey(req.GetUrn(), req.GetId())
 			obj := tx.State.Objects[key]
 			if obj == nil {
 				return nil // already gone: deleting is idempotent, as in the real providers

@@ -116,6 +116,7 @@ type Call struct {
 // Object is one resource the simulated systems hold, as the provider
 // reports it to the engine.
 type Object struct {
+	URN     string          `json:"urn"`
 	Type    string          `json:"type"`
 	ID      string          `json:"id"`
 	Name    string          `json:"name"`
@@ -191,7 +192,7 @@ type State struct {
 	Seq      int                      `json:"seq"`
 	Counters map[string]int           `json:"counters"`
 	Fired    map[string]bool          `json:"fired"`
-	Objects  map[string]*Object       `json:"objects"`
+	Objects  map[string]*Object       `json:"objects"` // by objectKey
 	Bridges  map[string]bool          `json:"bridges"` // "node/name" created by the stack
 	Files    map[string]*StoredFile   `json:"files"`   // "node/id"
 	Guests   map[int]*Guest           `json:"guests"`
@@ -230,7 +231,10 @@ func (s *State) init() {
 	}
 }
 
-func objectKey(typ, id string) string { return typ + "/" + id }
+// objectKey identifies an object by the resource that made it and its ID:
+// IDs alone repeat (the same file ID on every node), and during a
+// create-before-delete replacement one URN has two objects.
+func objectKey(urn, id string) string { return urn + "#" + id }
 
 // Store is the simulation directory. Every provider process opens it; a
 // file lock serialises their transactions, since the engine runs several

@@ -91,7 +91,9 @@ func (e *env) assertSecretsEncrypted(ctx context.Context, d *automation.Deployme
 			e.t.Fatalf("secret %s not found or too short to search for (%q)", name, v)
 		}
 	}
-	_, exported := deployment(e.t, d)
+	// The checkpoint file itself, not `stack export`: the Automation API
+	// exports with --show-secrets, so an export holds every secret in
+	// plaintext by design (which also shows these probes find them).
 	file := e.stateFile("sda")
 	for name, v := range secrets {
 		// A long secret is also caught by any 40-character slice of it.
@@ -101,9 +103,6 @@ func (e *env) assertSecretsEncrypted(ctx context.Context, d *automation.Deployme
 		}
 		if strings.Contains(string(file), probe) {
 			e.t.Errorf("the state file holds %s in plaintext", name)
-		}
-		if strings.Contains(string(exported), probe) {
-			e.t.Errorf("the exported state holds %s in plaintext", name)
 		}
 	}
 }
@@ -126,6 +125,14 @@ func customChanges(res *automation.Result) []automation.Step {
 		}
 	}
 	return out
+}
+
+// routerConfigUpdate reports the one update scaling may cause besides
+// creating or deleting workers: the router's DNS/DHCP files list every node,
+// so the command that writes them runs again, in place, in the same
+// container. Anything else updated or replaced is a failure.
+func routerConfigUpdate(s automation.Step) bool {
+	return s.Op == "update" && s.Type == simulator.TokenRemoteCommand && strings.HasSuffix(s.Name, "-router-config")
 }
 
 func countGuests(t *testing.T, dir, kind string) int {
@@ -180,6 +187,9 @@ func TestDevLifecycle(t *testing.T) {
 			t.Fatal("raising workers changed nothing")
 		}
 		for _, s := range changes {
+			if routerConfigUpdate(s) {
+				continue
+			}
 			if s.Op != "create" {
 				t.Errorf("raising workers must only create; got %s of %s", s.Op, s.Name)
 			}
@@ -202,6 +212,9 @@ func TestDevLifecycle(t *testing.T) {
 			t.Fatal("lowering workers changed nothing")
 		}
 		for _, s := range changes {
+			if routerConfigUpdate(s) {
+				continue
+			}
 			if s.Op != "delete" {
 				t.Errorf("lowering workers must only delete; got %s of %s", s.Op, s.Name)
 			}
@@ -307,7 +320,7 @@ func (e *env) assertDestroyKeepsSecrets(ctx context.Context) {
 		e.t.Fatalf("destroy deleted nothing:%s", describe(res.Steps))
 	}
 	left := simObjects(e.t, e.simDir)
-	if len(left) != 1 || !strings.HasPrefix(left[0], simulator.TokenSecrets+"/") {
+	if len(left) != 1 || !strings.Contains(left[0], simulator.TokenSecrets+"::") {
 		e.t.Fatalf("after destroy the simulated systems should hold only the machine secrets: %v", left)
 	}
 	st, _ := simulator.ReadState(e.simDir)

@@ -153,12 +153,13 @@ func deployment(t *testing.T, d *automation.Deployment) (apitype.DeploymentV3, [
 	return dep, exp.Deployment
 }
 
-// stateObjects lists "type/id" of the provider resources in the state.
+// stateObjects lists "urn#id" of the provider resources in the state, the
+// way the simulation keys its objects.
 func stateObjects(dep apitype.DeploymentV3) []string {
 	var out []string
 	for _, r := range dep.Resources {
 		if r.Custom && !strings.HasPrefix(string(r.Type), "pulumi:providers:") {
-			out = append(out, string(r.Type)+"/"+string(r.ID))
+			out = append(out, string(r.URN)+"#"+string(r.ID))
 		}
 	}
 	sort.Strings(out)
