@@ -3,6 +3,7 @@ package components
 import (
 	"encoding/base64"
 	"fmt"
+	"path"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/ct"
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
@@ -112,10 +113,10 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		DatastoreId: pulumi.String(args.TemplateDatastore),
 		ContentType: pulumi.String("vztmpl"),
 		Url:         pulumi.String(args.TemplateURL),
-		// A template already on the datastore (from another stack or by hand)
-		// is kept rather than overwritten.
-		Overwrite:          pulumi.Bool(false),
-		OverwriteUnmanaged: pulumi.Bool(false),
+		// A file name of our own: a template already on the datastore (put
+		// there by hand or by another stack) is neither adopted nor deleted.
+		FileName:  pulumi.String(name + "-" + path.Base(args.TemplateURL)),
+		Overwrite: pulumi.Bool(false),
 	}
 	if args.TemplateChecksum != "" {
 		templateArgs.Checksum = pulumi.String(args.TemplateChecksum)

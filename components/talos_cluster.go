@@ -109,7 +109,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 				return talospatch.NocloudImageURL(id, c.Cluster.TalosVersion)
 			}).(pulumi.StringOutput),
 			FileName: schematicID.ApplyT(func(id string) string {
-				return fmt.Sprintf("talos-%s-%s-nocloud-amd64.img", c.Cluster.TalosVersion, id[:12])
+				// The cluster name keeps two stacks on one Proxmox node from
+				// managing (and deleting) the same file.
+				return fmt.Sprintf("talos-%s-%s-%s-nocloud-amd64.img", c.Cluster.Name, c.Cluster.TalosVersion, id[:12])
 			}).(pulumi.StringOutput),
 			DecompressionAlgorithm: pulumi.String(talospatch.NocloudImageDecompression),
 			Overwrite:              pulumi.Bool(false),
