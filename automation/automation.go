@@ -32,6 +32,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sda-platform/sda/stacks"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -47,7 +48,7 @@ type Options struct {
 	ProjectDir string
 	// Stack is the stack name, e.g. "dev" (required).
 	Stack string
-	// Program is the Pulumi program; DefaultProgram when nil.
+	// Program is the Pulumi program; stacks.Program (the SDA stack) when nil.
 	Program pulumi.RunFunc
 	// Config, when set, replaces the sda:* keys of the stack file with this
 	// typed value (other keys, such as provider credentials, stay).
@@ -72,15 +73,16 @@ type Options struct {
 	// Progress receives one readable line per resource step and every
 	// warning and error; nil discards it.
 	Progress io.Writer
-	// Parallel caps concurrent resource operations; 0 keeps the engine's
-	// default (unbounded since Pulumi v3.something: effectively all ready steps).
+	// Parallel caps concurrent resource operations (default DefaultParallel).
 	Parallel int
 }
 
-// DefaultProgram is the program used when Options.Program is nil. The
-// stacks package sets it (automation does not import it, so that programs
-// embedding their own Pulumi program do not link the SDA stack).
-var DefaultProgram pulumi.RunFunc
+// DefaultParallel is the engine's --parallel unless Options.Parallel says
+// otherwise. The CLI's own default is 4 × GOMAXPROCS (8 on a 2-core
+// machine), which makes a 12-VM prod stack create its VMs and apply their
+// configurations in two waves although every step only waits on Proxmox or
+// Talos; docs/benchmarks.md has the measurements.
+const DefaultParallel = 32
 
 // Deployment is an opened stack.
 type Deployment struct {
@@ -121,10 +123,10 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 		return nil, errors.New("no stack name: pass one, e.g. --stack dev")
 	}
 	if opts.Program == nil {
-		opts.Program = DefaultProgram
+		opts.Program = stacks.Program
 	}
-	if opts.Program == nil {
-		return nil, errors.New("automation: no Pulumi program (set Options.Program or import the stacks package)")
+	if opts.Parallel == 0 {
+		opts.Parallel = DefaultParallel
 	}
 	if opts.ProjectDir == "" {
 		opts.ProjectDir = "."
@@ -305,14 +307,22 @@ func (r *Result) Changed() []Step {
 
 // Up deploys the stack.
 func (d *Deployment) Up(ctx context.Context) (*Result, error) {
-	return d.run(ctx, "up", func(ch chan<- events.EngineEvent) error {
+	var outputs auto.OutputMap
+	res, err := d.run(ctx, "up", func(ch chan<- events.EngineEvent) error {
 		opts := []optup.Option{optup.EventStreams(ch), optup.SuppressProgress()}
 		if d.opts.Parallel > 0 {
 			opts = append(opts, optup.Parallel(d.opts.Parallel))
 		}
-		_, err := d.stack.Up(ctx, opts...)
+		up, err := d.stack.Up(ctx, opts...)
+		// The Automation API reads the outputs itself after an up (two more
+		// CLI runs); reuse them rather than paying for them again.
+		outputs = up.Outputs
 		return err
 	})
+	if err == nil {
+		res.Outputs = toOutputs(outputs, false)
+	}
+	return res, err
 }
 
 // Preview reports what Up would do.
@@ -399,6 +409,10 @@ func (d *Deployment) Outputs(ctx context.Context, showSecrets bool) (map[string]
 	if err != nil {
 		return nil, err
 	}
+	return toOutputs(om, showSecrets), nil
+}
+
+func toOutputs(om auto.OutputMap, showSecrets bool) map[string]Output {
 	out := map[string]Output{}
 	for k, v := range om {
 		o := Output{Value: v.Value, Secret: v.Secret}
@@ -407,7 +421,7 @@ func (d *Deployment) Outputs(ctx context.Context, showSecrets bool) (map[string]
 		}
 		out[k] = o
 	}
-	return out, nil
+	return out
 }
 
 // Export returns the stack's state as the engine keeps it (secrets encrypted).
@@ -438,11 +452,6 @@ func (d *Deployment) run(ctx context.Context, op string, call func(chan<- events
 			return res, fmt.Errorf("%s of stack %s cancelled: %w", op, d.opts.Stack, ctx.Err())
 		}
 		return res, d.explain(op, err, res)
-	}
-	if op == "up" {
-		if res.Outputs, err = d.Outputs(ctx, false); err != nil {
-			return res, err
-		}
 	}
 	return res, nil
 }

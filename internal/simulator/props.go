@@ -22,6 +22,9 @@ type Props struct {
 	// Unknown holds the top-level keys that contained a value not known yet
 	// (only during preview).
 	Unknown map[string]bool
+	// Prepared is what the kind's prepare step computed from Values before
+	// the state was locked (see kind.prepare).
+	Prepared any
 }
 
 // unknownMarker stands for a value the engine does not know yet.

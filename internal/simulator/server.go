@@ -26,6 +26,11 @@ type kind struct {
 	// create does what the real system does and returns the ID and the
 	// outputs besides the inputs.
 	create func(s *Server, tx *Tx, name string, in Props) (id string, outs map[string]any, err error)
+	// prepare may be nil. It does the expensive work that needs no state
+	// (key generation, parsing and validating Talos configurations) before
+	// the state lock is taken, so parallel calls do not queue behind it; its
+	// result reaches create and update as Props.Prepared.
+	prepare func(values map[string]any) (any, error)
 	// update may be nil: then an update only records the new inputs.
 	update func(s *Server, tx *Tx, id string, olds *Object, news Props) (outs map[string]any, err error)
 	// delete may be nil: then deleting forgets the object only.
@@ -37,6 +42,8 @@ type invoke struct {
 	token string
 	// fn reads the world and state; it must not change them.
 	fn func(s *Server, tx *Tx, args map[string]any) (map[string]any, error)
+	// stateless functions get a nil Tx and run without the state lock.
+	stateless bool
 	// secret outputs of the function.
 	secret []string
 }
@@ -151,13 +158,13 @@ func (s *Server) before(ctx context.Context, typ, method string) error {
 		}
 	}
 	var injected error
-	err = s.Store.Update(func(tx *Tx) error {
+	err = s.Store.counters(func(c *counters) error {
 		counter := typ + "#" + method
-		tx.State.Counters[counter]++
-		n := tx.State.Counters[counter]
+		c.Calls[counter]++
+		n := c.Calls[counter]
 		for _, f := range faults.FailOnce {
-			if f.Type == typ && f.Method == method && f.Ordinal == n && !tx.State.Fired[f.key()] {
-				tx.State.Fired[f.key()] = true
+			if f.Type == typ && f.Method == method && f.Ordinal == n && !c.Fired[f.key()] {
+				c.Fired[f.key()] = true
 				injected = fmt.Errorf("simulated failure injected into %s #%d of %s", method, n, typ)
 			}
 		}
@@ -348,6 +355,9 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	var id string
 	var outs map[string]any
 	err = s.before(ctx, typ, "Create")
+	if err == nil && k.prepare != nil {
+		in.Prepared, err = k.prepare(in.Values)
+	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			var err error
@@ -419,6 +429,9 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	news := fromStruct(req.GetNews())
 	var outs map[string]any
 	err = s.before(ctx, typ, "Update")
+	if err == nil && k.prepare != nil {
+		news.Prepared, err = k.prepare(news.Values)
+	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			obj := tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
@@ -500,7 +513,9 @@ func (s *Server) Invoke(ctx context.Context, req *pulumirpc.InvokeRequest) (*pul
 	args := fromStruct(req.GetArgs())
 	var out map[string]any
 	err := s.before(ctx, req.GetTok(), "Invoke")
-	if err == nil {
+	if err == nil && inv.stateless {
+		out, err = inv.fn(s, nil, args.Values)
+	} else if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			var err error
 			out, err = inv.fn(s, tx, args.Values)

@@ -16,11 +16,12 @@ import (
 // person trying the simulation) writes World and Faults; the plugins keep
 // State and append to the call log.
 const (
-	WorldFile  = "proxmox.json"
-	FaultsFile = "faults.json"
-	StateFile  = "state.json"
-	LogFile    = "calls.jsonl"
-	lockFile   = "state.lock"
+	WorldFile    = "proxmox.json"
+	FaultsFile   = "faults.json"
+	StateFile    = "state.json"
+	LogFile      = "calls.jsonl"
+	lockFile     = "state.lock"
+	countersFile = "counters.json"
 )
 
 // StateDirEnv names the environment variable with the simulation directory.
@@ -189,9 +190,6 @@ type TalosCluster struct {
 // State is everything the simulated systems remember between calls and
 // between engine runs.
 type State struct {
-	Seq      int                      `json:"seq"`
-	Counters map[string]int           `json:"counters"`
-	Fired    map[string]bool          `json:"fired"`
 	Objects  map[string]*Object       `json:"objects"` // by objectKey
 	Bridges  map[string]bool          `json:"bridges"` // "node/name" created by the stack
 	Files    map[string]*StoredFile   `json:"files"`   // "node/id"
@@ -202,12 +200,6 @@ type State struct {
 }
 
 func (s *State) init() {
-	if s.Counters == nil {
-		s.Counters = map[string]int{}
-	}
-	if s.Fired == nil {
-		s.Fired = map[string]bool{}
-	}
 	if s.Objects == nil {
 		s.Objects = map[string]*Object{}
 	}
@@ -250,32 +242,67 @@ type Tx struct {
 	State *State
 }
 
-// Update runs fn with the state locked and saves the state if fn returns nil.
-func (s *Store) Update(fn func(tx *Tx) error) error {
+// lock runs fn holding the simulation's file lock.
+func (s *Store) lock(fn func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lock, err := os.OpenFile(filepath.Join(s.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		return err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	return fn()
+}
 
-	tx := &Tx{State: &State{}}
-	if err := readJSON(filepath.Join(s.Dir, WorldFile), &tx.World); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
-	}
-	if err := readJSON(filepath.Join(s.Dir, StateFile), tx.State); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("simulation state: %w", err)
-	}
-	tx.State.init()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return writeJSON(filepath.Join(s.Dir, StateFile), tx.State)
+// Update runs fn with the state locked and saves the state if fn returns nil.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	return s.lock(func() error {
+		tx := &Tx{State: &State{}}
+		if err := readJSON(filepath.Join(s.Dir, WorldFile), &tx.World); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
+		}
+		if err := readJSON(filepath.Join(s.Dir, StateFile), tx.State); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("simulation state: %w", err)
+		}
+		tx.State.init()
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return writeJSON(filepath.Join(s.Dir, StateFile), tx.State)
+	})
+}
+
+// counters are the call counts the one-shot faults go by, and the call log
+// sequence. They live apart from the state, which grows with machine
+// configurations, so counting a call stays cheap.
+type counters struct {
+	Seq   int             `json:"seq"`
+	Calls map[string]int  `json:"calls"`
+	Fired map[string]bool `json:"fired"`
+}
+
+func (s *Store) counters(fn func(c *counters) error) error {
+	return s.lock(func() error {
+		path := filepath.Join(s.Dir, countersFile)
+		c := &counters{}
+		if err := readJSON(path, c); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if c.Calls == nil {
+			c.Calls = map[string]int{}
+		}
+		if c.Fired == nil {
+			c.Fired = map[string]bool{}
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		return writeJSON(path, c)
+	})
 }
 
 // Faults reads the fault configuration (absent means none).
@@ -303,9 +330,9 @@ func (f Faults) LatencyOf(typ, method string) time.Duration {
 
 // Log appends a call to the call log.
 func (s *Store) Log(c Call) error {
-	return s.Update(func(tx *Tx) error {
-		tx.State.Seq++
-		c.Seq = tx.State.Seq
+	return s.counters(func(cs *counters) error {
+		cs.Seq++
+		c.Seq = cs.Seq
 		f, err := os.OpenFile(filepath.Join(s.Dir, LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
@@ -365,7 +392,7 @@ func readJSON(path string, v any) error {
 }
 
 func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}

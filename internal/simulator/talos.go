@@ -45,19 +45,19 @@ const (
 func talosKinds() ([]*kind, []*invoke) {
 	kinds := []*kind{
 		{token: TokenSchematic, replace: []string{"schematic"}, create: createSchematic},
-		{token: TokenSecrets, replace: []string{"talosVersion"}, create: createSecrets,
+		{token: TokenSecrets, replace: []string{"talosVersion"}, prepare: newSecrets, create: createSecrets,
 			secretOutputs: []string{"machineSecrets", "clientConfiguration"}},
-		{token: TokenApply, replace: []string{"node"}, create: applyConfiguration, update: updateConfiguration,
+		{token: TokenApply, replace: []string{"node"}, prepare: prepareConfiguration, create: applyConfiguration, update: updateConfiguration,
 			secretOutputs: []string{"machineConfiguration", "machineConfigurationInput", "clientConfiguration"}},
 		{token: TokenBootstrap, replace: []string{"node", "endpoint", "clientConfiguration"}, create: bootstrap},
 		{token: TokenKubeconfig, replace: []string{"node", "endpoint", "clientConfiguration"}, create: kubeconfig,
 			secretOutputs: []string{"kubeconfigRaw", "kubernetesClientConfiguration", "clientConfiguration"}},
 	}
 	invokes := []*invoke{
-		{token: TokenGetMachineCfg, fn: getMachineConfiguration, secret: []string{"machineConfiguration", "machineSecrets"}},
-		{token: TokenGetClientCfg, fn: getClientConfiguration, secret: []string{"talosConfig", "clientConfiguration"}},
+		{token: TokenGetMachineCfg, fn: getMachineConfiguration, stateless: true, secret: []string{"machineConfiguration", "machineSecrets"}},
+		{token: TokenGetClientCfg, fn: getClientConfiguration, stateless: true, secret: []string{"talosConfig", "clientConfiguration"}},
 		{token: TokenGetHealth, fn: getHealth, secret: []string{"clientConfiguration"}},
-		{token: TokenGetImageURLs, fn: getImageURLs},
+		{token: TokenGetImageURLs, fn: getImageURLs, stateless: true},
 	}
 	return kinds, invokes
 }
@@ -164,20 +164,26 @@ func clientConfigurationFor(b *secrets.Bundle) (map[string]any, error) {
 	return map[string]any{"caCertificate": b64(b.Certs.OS.Crt), "clientCertificate": b64(admin.Crt), "clientKey": b64(admin.Key)}, nil
 }
 
-func createSecrets(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any, error) {
-	vc, err := contract(str(in.Values, "talosVersion"))
+// newSecrets generates the bundle (CA keys and tokens) outside the lock.
+func newSecrets(v map[string]any) (any, error) {
+	vc, err := contract(str(v, "talosVersion"))
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	b, err := secrets.NewBundle(secrets.NewFixedClock(time.Now()), vc)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	cc, err := clientConfigurationFor(b)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	return "machine_secrets_" + b.Cluster.ID[:8], map[string]any{"machineSecrets": bundleToSDK(b), "clientConfiguration": cc}, nil
+	return map[string]any{"id": "machine_secrets_" + b.Cluster.ID[:8], "machineSecrets": bundleToSDK(b), "clientConfiguration": cc}, nil
+}
+
+func createSecrets(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any, error) {
+	out := in.Prepared.(map[string]any)
+	return out["id"].(string), map[string]any{"machineSecrets": out["machineSecrets"], "clientConfiguration": out["clientConfiguration"]}, nil
 }
 
 // runtimeMode is what Talos validates a configuration against. A node
@@ -295,17 +301,32 @@ func v1alpha1Doc(text string) map[string]any {
 	}
 }
 
+// patched is a configuration with its patches applied and validated.
+type patched struct {
+	cfg  talosconfig.Provider
+	text string
+}
+
+func prepareConfiguration(v map[string]any) (any, error) {
+	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"), runtimeMode{install: true})
+	if err != nil {
+		return nil, err
+	}
+	return patched{cfg: cfg, text: text}, nil
+}
+
 func applyConfiguration(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
-	outs, err := apply(tx, in.Values, false)
+	outs, err := apply(tx, in.Values, in.Prepared.(patched), false)
 	return str(in.Values, "node"), outs, err
 }
 
 func updateConfiguration(_ *Server, tx *Tx, _ string, _ *Object, news Props) (map[string]any, error) {
-	return apply(tx, news.Values, true)
+	return apply(tx, news.Values, news.Prepared.(patched), true)
 }
 
-// apply is `talosctl apply-config` against the simulated node.
-func apply(tx *Tx, v map[string]any, update bool) (map[string]any, error) {
+// apply is `talosctl apply-config` against the simulated node; the
+// configuration was patched and validated by prepareConfiguration.
+func apply(tx *Tx, v map[string]any, p patched, update bool) (map[string]any, error) {
 	node := str(v, "node")
 	endpoint := str(v, "endpoint")
 	if endpoint == "" {
@@ -327,10 +348,7 @@ func apply(tx *Tx, v map[string]any, update bool) (map[string]any, error) {
 	if prev != nil && !caMatches(cc, prev.OSCA) {
 		return nil, fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node)
 	}
-	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"), runtimeMode{install: true})
-	if err != nil {
-		return nil, err
-	}
+	cfg, text := p.cfg, p.text
 	typ := cfg.Machine().Type().String()
 	if prev != nil && prev.Type != typ {
 		return nil, fmt.Errorf("rpc error: code = InvalidArgument desc = machine type can't be changed from %s to %s", prev.Type, typ)

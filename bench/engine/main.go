@@ -1,0 +1,269 @@
+// Command engine measures the wall time of `up` of the prod stack under the
+// real Pulumi engine against the simulated providers with realistic
+// latencies, for several worker counts, and compares it with the sum of the
+// latencies along the critical path of the deployed dependency graph.
+//
+// Run it through bench/engine.sh, which builds the simulated plugins and
+// finds the pulumi CLI. It prints a Markdown table (docs/benchmarks.md).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+
+	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/stacks"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// latencies are the simulated durations of the slow operations: a Talos
+// image (or template) download, a VM creation, a configuration apply, the
+// etcd bootstrap and a Helm release.
+var latencies = map[string]time.Duration{
+	simulator.TokenDownload:    3 * time.Second,
+	simulator.TokenVM:          2 * time.Second,
+	simulator.TokenApply:       2 * time.Second,
+	simulator.TokenBootstrap:   2 * time.Second,
+	simulator.TokenHelmRelease: 2 * time.Second,
+}
+
+var keep bool
+
+func main() {
+	root := flag.String("dir", ".", "project directory")
+	stack := flag.String("stack", "prod", "stack to deploy")
+	workerList := flag.String("workers", "1,3,9", "worker counts to measure")
+	parallel := flag.Int("parallel", 0, "engine --parallel (0: the automation package's default)")
+	runs := flag.Int("runs", 1, "runs per worker count; the table shows the fastest")
+	verbose := flag.Bool("progress", false, "print the engine progress")
+	flag.BoolVar(&keep, "keep", false, "keep the simulation directories (call logs) and print where they are")
+	flag.Parse()
+	if err := run(*root, *stack, *workerList, *parallel, *runs, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct {
+	workers    int
+	open       time.Duration
+	up, cp     time.Duration
+	resources  int
+	pathString string
+}
+
+func run(root, stack, workerList string, parallel, runs int, verbose bool) error {
+	lookup, err := config.StackFiles(root, stack)
+	if err != nil {
+		return err
+	}
+	base, err := config.Load(lookup)
+	if err != nil {
+		return err
+	}
+	var rows []row
+	for _, w := range strings.Split(workerList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil {
+			return fmt.Errorf("-workers: %w", err)
+		}
+		var best row
+		for i := 0; i < runs; i++ {
+			r, err := measure(root, stack, base, n, parallel, verbose)
+			if err != nil {
+				return fmt.Errorf("%d workers: %w", n, err)
+			}
+			fmt.Fprintf(os.Stderr, "workers=%d run=%d open=%.1fs up=%.1fs critical path=%.1fs\n", n, i+1, r.open.Seconds(), r.up.Seconds(), r.cp.Seconds())
+			if best.up == 0 || r.up < best.up {
+				best = r
+			}
+		}
+		rows = append(rows, best)
+	}
+	fmt.Printf("| workers | resources | `up` wall time T (s) | critical path (s) | T / critical path | T(n) / T(1) | stack open before `up` (s) |\n")
+	fmt.Printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rows {
+		fmt.Printf("| %d | %d | %.1f | %.1f | %.2f | %.2f | %.1f |\n", r.workers, r.resources, r.up.Seconds(), r.cp.Seconds(),
+			r.up.Seconds()/r.cp.Seconds(), r.up.Seconds()/rows[0].up.Seconds(), r.open.Seconds())
+	}
+	fmt.Printf("\nCritical path (%d workers): %s\n", rows[len(rows)-1].workers, rows[len(rows)-1].pathString)
+	return nil
+}
+
+func measure(root, stack string, base config.Config, workers, parallel int, verbose bool) (row, error) {
+	tmp, err := os.MkdirTemp("", "sda-bench-")
+	if err != nil {
+		return row{}, err
+	}
+	if keep {
+		fmt.Fprintln(os.Stderr, "simulation directory:", filepath.Join(tmp, "sim"))
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	simDir := filepath.Join(tmp, "sim")
+	if err := os.MkdirAll(simDir, 0o700); err != nil {
+		return row{}, err
+	}
+	var nodes []simulator.WorldNode
+	for _, n := range config.WithDefaults(base).Proxmox.Nodes {
+		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost})
+	}
+	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(nodes...)); err != nil {
+		return row{}, err
+	}
+	faults := simulator.Faults{Latency: map[string]string{}}
+	for tok, d := range latencies {
+		faults.Latency[tok] = d.String()
+	}
+	if err := simulator.WriteFaults(simDir, faults); err != nil {
+		return row{}, err
+	}
+	cfg := base
+	cfg.Cluster.Workers = workers
+	var progress io.Writer
+	start := time.Now()
+	if verbose {
+		progress = &stamped{w: os.Stderr, start: &start}
+	}
+	ctx := context.Background()
+	openStart := time.Now()
+	d, err := automation.Open(ctx, automation.Options{
+		ProjectDir: root, Stack: stack, Program: stacks.Program, Config: &cfg,
+		ConfigValues: map[string]automation.ConfigValue{
+			"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
+			"proxmoxve:apiToken": {Value: "root@pam!bench=00000000-0000-0000-0000-000000000000", Secret: true},
+			"sda:sshPrivateKey":  {Value: "bench-key", Secret: true},
+		},
+		Home:     filepath.Join(tmp, "home"),
+		Env:      map[string]string{simulator.StateDirEnv: simDir},
+		Progress: progress,
+		Parallel: parallel,
+	})
+	if err != nil {
+		return row{}, err
+	}
+	open := time.Since(openStart)
+	start = time.Now()
+	if _, err := d.Up(ctx); err != nil {
+		return row{}, err
+	}
+	up := time.Since(start)
+	exp, err := d.Export(ctx)
+	if err != nil {
+		return row{}, err
+	}
+	var dep apitype.DeploymentV3
+	if err := json.Unmarshal(exp.Deployment, &dep); err != nil {
+		return row{}, err
+	}
+	cp, path := criticalPath(dep.Resources)
+	custom := 0
+	for _, r := range dep.Resources {
+		if r.Custom && !strings.HasPrefix(string(r.Type), "pulumi:providers:") {
+			custom++
+		}
+	}
+	return row{workers: workers, open: open, up: up, cp: cp, resources: custom, pathString: path}, nil
+}
+
+// criticalPath is the longest chain of simulated latencies through the
+// deployed dependency graph. A resource starts when everything it depends
+// on has finished; depending on a component means depending on all of its
+// descendants (that is how the Go SDK waits on a component).
+func criticalPath(resources []apitype.ResourceV3) (time.Duration, string) {
+	byURN := map[string]apitype.ResourceV3{}
+	children := map[string][]string{}
+	for _, r := range resources {
+		byURN[string(r.URN)] = r
+		if r.Parent != "" {
+			children[string(r.Parent)] = append(children[string(r.Parent)], string(r.URN))
+		}
+	}
+	type result struct {
+		finish time.Duration
+		path   []string
+	}
+	memo := map[string]result{}
+	var finish func(urn string) result
+	finish = func(urn string) result {
+		if r, ok := memo[urn]; ok {
+			return r
+		}
+		memo[urn] = result{} // cycles cannot happen in a Pulumi graph; this guards anyway
+		r, ok := byURN[urn]
+		if !ok {
+			return result{}
+		}
+		var deps []string
+		if r.Custom {
+			for _, d := range r.Dependencies {
+				deps = append(deps, string(d))
+			}
+			for _, ds := range r.PropertyDependencies {
+				for _, d := range ds {
+					deps = append(deps, string(d))
+				}
+			}
+			if r.Provider != "" {
+				deps = append(deps, r.Provider[:strings.LastIndex(r.Provider, "::")])
+			}
+		} else {
+			deps = children[urn]
+		}
+		sort.Strings(deps)
+		var best result
+		for _, d := range deps {
+			if f := finish(d); f.finish > best.finish {
+				best = f
+			}
+		}
+		out := result{finish: best.finish, path: best.path}
+		if lat := latencies[string(r.Type)]; lat > 0 && r.Custom {
+			out.finish += lat
+			out.path = append(append([]string{}, best.path...), fmt.Sprintf("%s (%s)", nameOf(urn), lat))
+		}
+		memo[urn] = out
+		return out
+	}
+	var best result
+	for _, r := range resources {
+		if f := finish(string(r.URN)); f.finish > best.finish {
+			best = f
+		}
+	}
+	return best.finish, strings.Join(best.path, " → ")
+}
+
+func nameOf(urn string) string { return urn[strings.LastIndex(urn, "::")+2:] }
+
+// stamped prefixes each progress line with the seconds since the up began,
+// to see where the time beyond the critical path goes.
+type stamped struct {
+	w     io.Writer
+	start *time.Time
+	buf   []byte
+}
+
+func (s *stamped) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	for {
+		i := strings.IndexByte(string(s.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		fmt.Fprintf(s.w, "%6.2fs %s\n", time.Since(*s.start).Seconds(), s.buf[:i])
+		s.buf = s.buf[i+1:]
+	}
+}
