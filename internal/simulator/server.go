@@ -176,6 +176,29 @@ func (s *Server) before(ctx context.Context, typ, method string) error {
 	return injected
 }
 
+// prepare starts a kind's prepare step at once and returns a function that
+// waits for its result. It runs while the configured latency passes: its
+// CPU time is the simulation's own cost, not the simulated system's, and
+// must not add to the operation's duration.
+func (s *Server) prepare(k *kind, values map[string]any) func() (any, error) {
+	if k.prepare == nil {
+		return func() (any, error) { return nil, nil }
+	}
+	type result struct {
+		v   any
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := k.prepare(values)
+		ch <- result{v, err}
+	}()
+	return func() (any, error) {
+		r := <-ch
+		return r.v, r.err
+	}
+}
+
 // GetPluginInfo reports the version the SDKs ask for.
 func (s *Server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
 	return &pulumirpc.PluginInfo{Version: s.Version}, nil
@@ -354,9 +377,10 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	in := fromStruct(req.GetProperties())
 	var id string
 	var outs map[string]any
+	prepared := s.prepare(k, in.Values)
 	err = s.before(ctx, typ, "Create")
-	if err == nil && k.prepare != nil {
-		in.Prepared, err = k.prepare(in.Values)
+	if err == nil {
+		in.Prepared, err = prepared()
 	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
@@ -365,10 +389,10 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 			if err != nil {
 				return err
 			}
-			obj := &Object{URN: req.GetUrn(), Type: typ, ID: id, Name: name, Inputs: in.Values, Outputs: merge(in.Values, outs),
+			obj := &Object{URN: req.GetUrn(), Type: typ, ID: id, Name: name, Inputs: in.Values, Outputs: outs,
 				Secret: secretKeys(in.Secret, k.secretOutputs)}
 			tx.State.Objects[objectKey(req.GetUrn(), id)] = obj
-			outs = obj.Outputs
+			outs = merge(in.Values, outs)
 			return nil
 		})
 	}
@@ -403,7 +427,7 @@ func (s *Server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc
 	if obj == nil {
 		return &pulumirpc.ReadResponse{}, nil
 	}
-	props, err := toStruct(obj.Outputs, obj.Secret)
+	props, err := toStruct(merge(obj.Inputs, obj.Outputs), obj.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -428,9 +452,10 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	}
 	news := fromStruct(req.GetNews())
 	var outs map[string]any
+	prepared := s.prepare(k, news.Values)
 	err = s.before(ctx, typ, "Update")
-	if err == nil && k.prepare != nil {
-		news.Prepared, err = k.prepare(news.Values)
+	if err == nil {
+		news.Prepared, err = prepared()
 	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
@@ -446,17 +471,12 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 				}
 			} else {
 				// Computed outputs stay as they were.
-				extra = map[string]any{}
-				for key, v := range obj.Outputs {
-					if _, isInput := obj.Inputs[key]; !isInput {
-						extra[key] = v
-					}
-				}
+				extra = obj.Outputs
 			}
 			obj.Inputs = news.Values
-			obj.Outputs = merge(news.Values, extra)
+			obj.Outputs = extra
 			obj.Secret = secretKeys(news.Secret, k.secretOutputs)
-			outs = obj.Outputs
+			outs = merge(news.Values, extra)
 			return nil
 		})
 	}

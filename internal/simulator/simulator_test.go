@@ -110,7 +110,7 @@ func create(t *testing.T, s *Server, token, name string, v map[string]any) (stri
 		var err error
 		id, outs, err = k.create(s, tx, name, in)
 		if err == nil {
-			tx.State.Objects[objectKey(name, id)] = &Object{URN: name, Type: token, ID: id, Inputs: in.Values, Outputs: merge(in.Values, outs)}
+			tx.State.Objects[objectKey(name, id)] = &Object{URN: name, Type: token, ID: id, Inputs: in.Values, Outputs: outs}
 		}
 		return err
 	})

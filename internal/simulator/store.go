@@ -114,8 +114,9 @@ type Call struct {
 	Millis int64 `json:"millis"`
 }
 
-// Object is one resource the simulated systems hold, as the provider
-// reports it to the engine.
+// Object is one resource the simulated systems hold. The provider reports
+// Inputs merged with Outputs, which holds only what the provider computed
+// (so large inputs such as machine configurations are stored once).
 type Object struct {
 	URN     string          `json:"urn"`
 	Type    string          `json:"type"`
