@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -16,7 +17,14 @@ const (
 	TokenContainer = "proxmoxve:CT/container:Container"
 )
 
+// checkProxmoxConfig checks the provider configuration, falling back to the
+// environment variables the real provider reads.
 func checkProxmoxConfig(p Props) error {
+	for key, env := range map[string]string{"endpoint": "PROXMOX_VE_ENDPOINT", "apiToken": "PROXMOX_VE_API_TOKEN", "username": "PROXMOX_VE_USERNAME"} {
+		if v, _ := p.Values[key].(string); v == "" && os.Getenv(env) != "" {
+			p.Values[key] = os.Getenv(env)
+		}
+	}
 	endpoint, _ := p.Values["endpoint"].(string)
 	if endpoint == "" && !p.Unknown["endpoint"] {
 		return fmt.Errorf("proxmoxve: the provider needs an endpoint: set proxmoxve:endpoint (https://<host>:8006/)")
