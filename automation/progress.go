@@ -59,7 +59,9 @@ func (p *progress) handle(e apitype.EngineEvent, res *Result) {
 		p.index[key] = len(res.Steps)
 		res.Steps = append(res.Steps, Step{URN: m.URN, Type: m.Type, Name: nameOf(m.URN), Op: string(m.Op),
 			Diffs: m.Diffs, Replaces: m.Keys})
-		if m.Op == apitype.OpSame || m.Type == "pulumi:pulumi:Stack" {
+		// A refresh step is announced for every resource; only its
+		// outcome (the summary) says whether anything drifted.
+		if m.Op == apitype.OpSame || m.Op == apitype.OpRefresh || m.Type == "pulumi:pulumi:Stack" {
 			return
 		}
 		detail := ""
@@ -78,7 +80,7 @@ func (p *progress) handle(e apitype.EngineEvent, res *Result) {
 		if i, ok := p.index[key]; ok {
 			res.Steps[i].Duration = d
 		}
-		if m.Op == apitype.OpSame || e.ResOutputsEvent.Planning || m.Type == "pulumi:pulumi:Stack" {
+		if m.Op == apitype.OpSame || m.Op == apitype.OpRefresh || e.ResOutputsEvent.Planning || m.Type == "pulumi:pulumi:Stack" {
 			return
 		}
 		fmt.Fprintf(p.w, "  ok %-20s %s (%.1fs)\n", opDone[m.Op], nameOf(m.URN), d.Seconds())

@@ -178,6 +178,29 @@ func TestDevLifecycle(t *testing.T) {
 		e.t = t
 		e.assertSecretsEncrypted(ctx, e.open(ctx))
 	})
+	t.Run("refresh reads everything back unchanged", func(t *testing.T) {
+		e.t = t
+		mark := len(e.calls(0))
+		res, err := e.open(ctx).Refresh(ctx)
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		reads := 0
+		for _, c := range e.calls(mark) {
+			if c.Method == "Read" {
+				reads++
+			}
+		}
+		if want := len(simObjects(t, e.simDir)); reads != want {
+			t.Errorf("refresh read %d resources from the providers, want all %d", reads, want)
+		}
+		for _, s := range res.Steps {
+			if s.Op != "same" && s.Op != "refresh" {
+				t.Errorf("refresh changed %s: %s", s.Name, s.Op)
+			}
+		}
+		e.assertNoChanges(ctx)
+	})
 	t.Run("workers 1 to 3 only creates", func(t *testing.T) {
 		e.t = t
 		e.cfg.Cluster.Workers = 3
