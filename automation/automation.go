@@ -444,7 +444,17 @@ func (d *Deployment) run(ctx context.Context, op string, call func(chan<- events
 		}
 	}()
 	err := call(ch)
-	<-done
+	if err == nil {
+		<-done
+	} else {
+		// The Automation API closes the channel once it has started
+		// streaming; an error before that leaves it open, so do not wait
+		// for it forever.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	res.Duration = time.Since(start)
 	p.finish(res, err)
 	if err != nil {

@@ -19,6 +19,8 @@ type progress struct {
 	mu      sync.Mutex
 	started map[string]time.Time
 	index   map[string]int // URN+op -> index in Result.Steps
+	// finished is set once the result is handed back; late events are dropped.
+	finished bool
 }
 
 func newProgress(w io.Writer, op, stack string) *progress {
@@ -51,6 +53,9 @@ func nameOf(urn string) string {
 func (p *progress) handle(e apitype.EngineEvent, res *Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
 	switch {
 	case e.ResourcePreEvent != nil:
 		m := e.ResourcePreEvent.Metadata
@@ -119,6 +124,9 @@ func (p *progress) handle(e apitype.EngineEvent, res *Result) {
 }
 
 func (p *progress) finish(res *Result, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finished = true
 	var parts []string
 	for op, n := range res.Changes {
 		parts = append(parts, fmt.Sprintf("%d %s", n, op))
