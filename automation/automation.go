@@ -472,5 +472,16 @@ func (d *Deployment) explain(op string, err error, res *Result) error {
 	if len(res.Errors) > 0 {
 		return fmt.Errorf("%s of stack %s failed:\n  %s", op, d.opts.Stack, strings.Join(res.Errors, "\n  "))
 	}
+	// Errors the CLI reports before the engine starts (configuration it
+	// refuses, a wrong passphrase) come only on its stderr.
+	var lines []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if l := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "stderr:")); strings.HasPrefix(l, "error:") {
+			lines = append(lines, strings.TrimSpace(strings.TrimPrefix(l, "error:")))
+		}
+	}
+	if len(lines) > 0 {
+		return fmt.Errorf("%s of stack %s failed: %s", op, d.opts.Stack, strings.Join(lines, "; "))
+	}
 	return fmt.Errorf("%s of stack %s failed: %w", op, d.opts.Stack, err)
 }

@@ -31,6 +31,9 @@ type env struct {
 	cfg    config.Config
 	// creds are the plaintext credentials given to the stack, by config key.
 	creds map[string]string
+	// stackFileOnly runs on the repository's Pulumi.<stack>.yaml as it is,
+	// as `sda up` does, instead of the typed cfg.
+	stackFileOnly bool
 }
 
 func randomHex(n int) string {
@@ -88,12 +91,15 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 // open opens the stack with the env's current typed configuration.
 func (e *env) open(ctx context.Context) *automation.Deployment {
 	e.t.Helper()
-	cfg := e.cfg
+	cfg := &e.cfg
+	if e.stackFileOnly {
+		cfg = nil
+	}
 	d, err := automation.Open(ctx, automation.Options{
 		ProjectDir: repoRoot,
 		Stack:      e.stack,
 		Program:    stacks.Program,
-		Config:     &cfg,
+		Config:     cfg,
 		ConfigValues: map[string]automation.ConfigValue{
 			"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
 			"proxmoxve:apiToken": {Value: e.creds["proxmoxve:apiToken"], Secret: true},

@@ -10,9 +10,12 @@ import (
 // TestSaltSurvivesAndProjectFilesUntouched: the engine writes the
 // passphrase salt into the work copy of the stack file, never into the
 // project's; the next run keeps that salt so the secrets set before still
-// decrypt. The repository's own stack file is byte for byte unchanged.
+// decrypt. The repository's own stack file is byte for byte unchanged. The
+// stack file is used as it is (no typed configuration), as `sda up` does,
+// so the CLI's own checks of Pulumi.yaml's declarations apply.
 func TestSaltSurvivesAndProjectFilesUntouched(t *testing.T) {
 	e := newEnv(t, "dev")
+	e.stackFileOnly = true
 	ctx := testContext(t)
 	projectFile := filepath.Join(repoRoot, "Pulumi.dev.yaml")
 	before, err := os.ReadFile(projectFile)
