@@ -49,8 +49,15 @@ type RouterLXCArgs struct {
 	// UpstreamDNS is what the container itself resolves with.
 	UpstreamDNS []string
 
-	// Files is the rendered configuration (routerfiles.Render).
+	// Files is the rendered configuration (routerfiles.Render). It must
+	// point at routerfiles.DebianLayout's host directories, as the files of
+	// a Spec from routerfiles.FromConfig do.
 	Files routerfiles.Files
+	// Hosts are the nodes (Spec.Hosts). Each gets a command of its own that
+	// installs its DNS name, DHCP reservation and firewall entries, and
+	// removes them when the host goes, so adding or removing a node creates
+	// or deletes one command and leaves the main configuration alone.
+	Hosts []routerfiles.Host
 	SSH   RouterSSH
 }
 
@@ -69,6 +76,8 @@ type RouterLXC struct {
 	// Configured is the command that applied the configuration: depend on it
 	// for anything that needs the router routing.
 	Configured *remote.Command `pulumi:"-"`
+	// HostEntries are the hosts' commands, by host name.
+	HostEntries map[string]*remote.Command `pulumi:"-"`
 }
 
 // routerInterfaces are the container's NIC names; routerfiles renders rules
@@ -97,12 +106,26 @@ func pctScript(vmid int, script string) string {
 		base64.StdEncoding.EncodeToString([]byte(script)), vmid)
 }
 
-// NewRouterLXC creates the container and applies its configuration.
+// NewRouterLXC creates the container, applies its configuration and adds
+// every host's entries.
 func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ...pulumi.ResourceOption) (*RouterLXC, error) {
 	if args == nil || args.ProxmoxNode == "" || args.VMID == 0 || args.SSH.Host == "" {
 		return nil, fmt.Errorf("RouterLXC %s: ProxmoxNode, VMID and SSH.Host are required", name)
 	}
-	comp := &RouterLXC{}
+	layout := routerfiles.DebianLayout()
+	// A mismatch would install hosts where neither dnsmasq nor the ruleset
+	// looks: refuse it before anything is registered.
+	if err := args.Files.CheckLayout(layout); err != nil {
+		return nil, fmt.Errorf("RouterLXC %s: %w", name, err)
+	}
+	seen := map[string]bool{}
+	for _, h := range args.Hosts {
+		if seen[h.Name] {
+			return nil, fmt.Errorf("RouterLXC %s: host %q is listed twice", name, h.Name)
+		}
+		seen[h.Name] = true
+	}
+	comp := &RouterLXC{HostEntries: map[string]*remote.Command{}}
 	if err := ctx.RegisterComponentResource(RouterLXCType, name, comp, opts...); err != nil {
 		return nil, err
 	}
@@ -203,7 +226,9 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	// again in place (the container stays); unchanged files change nothing.
 	// The script itself writes only what differs and restarts dnsmasq only
 	// when its configuration changed, so leases survive a re-apply.
-	applyScript := routerfiles.ApplyScript(args.Files, routerfiles.DebianLayout())
+	// The files list no node, so adding or removing one leaves this command
+	// as it is.
+	applyScript := routerfiles.ApplyScript(args.Files, layout)
 	script := vmid.ApplyT(func(id int) string { return pctScript(id, applyScript) }).(pulumi.StringOutput)
 	configured, err := remote.NewCommand(ctx, name+"-config", &remote.CommandArgs{
 		Connection: conn,
@@ -212,6 +237,24 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	}, parent, pulumi.DependsOn([]pulumi.Resource{install}))
 	if err != nil {
 		return nil, err
+	}
+
+	// One command per host, named after it: a new node creates its command,
+	// a removed node deletes its command, whose Delete removes its entries.
+	// Each runs after the main configuration, which creates the directories
+	// and the firewall sets the host's files go into. A changed host (a new
+	// MAC, say) runs Create again in place; the script is idempotent.
+	for _, h := range args.Hosts {
+		add, remove := routerfiles.HostScript(h, layout), routerfiles.RemoveHostScript(h, layout)
+		cmd, err := remote.NewCommand(ctx, name+"-host-"+h.Name, &remote.CommandArgs{
+			Connection: conn,
+			Create:     vmid.ApplyT(func(id int) string { return pctScript(id, add) }).(pulumi.StringOutput),
+			Delete:     vmid.ApplyT(func(id int) string { return pctScript(id, remove) }).(pulumi.StringOutput),
+		}, parent, pulumi.DependsOn([]pulumi.Resource{configured}))
+		if err != nil {
+			return nil, err
+		}
+		comp.HostEntries[h.Name] = cmd
 	}
 
 	comp.Configured = configured

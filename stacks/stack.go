@@ -96,6 +96,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		InternalAddress:   fmt.Sprintf("%s/%d", plan.RouterInternal, plan.Internal.Bits()),
 		UpstreamDNS:       c.Network.DNSServers,
 		Files:             routerfiles.Render(routerSpec),
+		Hosts:             routerSpec.Hosts,
 		SSH: components.RouterSSH{
 			Host:       sshHost(c, plan.RouterNode),
 			User:       c.Proxmox.SSHUser,

@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/base64"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,13 +65,13 @@ func TestInternalNetworkAlone(t *testing.T) {
 	}
 }
 
-func routerArgs(t *testing.T, files routerfiles.Files) *components.RouterLXCArgs {
+func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 	return &components.RouterLXCArgs{
 		ProxmoxNode: "pve", VMID: 8001, Hostname: "router", Cores: 1, MemoryMiB: 256, DiskGiB: 4,
 		Datastore: "local-lvm", TemplateDatastore: "local", TemplateURL: config.DefaultRouterTemplateURL,
 		ExternalBridge: "vmbr0", ExternalAddress: "192.168.1.50/24", ExternalGateway: "192.168.1.1",
 		InternalBridge: pulumi.String("vmbr1"), InternalAddress: "10.10.0.1/24", UpstreamDNS: []string{"1.1.1.1"},
-		Files: files, SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
+		Files: routerfiles.Render(spec), Hosts: spec.Hosts, SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
 	}
 }
 
@@ -83,9 +85,9 @@ func TestRouterLXCAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := routerfiles.Render(spec)
-	registerWith := func(f routerfiles.Files) *mocks {
+	registerWith := func(s routerfiles.Spec) *mocks {
 		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
-			_, err := components.NewRouterLXC(ctx, "lab-router", routerArgs(t, f))
+			_, err := components.NewRouterLXC(ctx, "lab-router", routerArgs(t, s))
 			return err
 		})
 		if err != nil {
@@ -93,7 +95,7 @@ func TestRouterLXCAlone(t *testing.T) {
 		}
 		return m
 	}
-	m := registerWith(files)
+	m := registerWith(spec)
 
 	tmpl := m.named(t, "lab-router-template")
 	if tmpl.Inputs["contentType"].StringValue() != "vztmpl" || tmpl.Inputs["url"].StringValue() != config.DefaultRouterTemplateURL {
@@ -124,18 +126,108 @@ func TestRouterLXCAlone(t *testing.T) {
 		t.Error("a changed configuration must re-run the same script in place (update), not replace")
 	}
 
+	// Every node has a command of its own, after the main configuration,
+	// that adds its entries and, deleted, removes them.
+	cmds := m.ofType("command:remote:Command")
+	if want := 2 + len(spec.Hosts); len(cmds) != want || len(spec.Hosts) != len(p.Machines()) {
+		t.Fatalf("%d commands for %d hosts, want %d: packages, configuration, one per node", len(cmds), len(spec.Hosts), want)
+	}
+	checkHostCommands(t, m, "lab-router", 8001, spec.Hosts)
+
 	// A changed port-forward changes the script only.
 	c.Network.PortForwards = append(c.Network.PortForwards, config.PortForward{Name: "web", Protocol: "tcp", Port: 8080, Target: "dev-worker1", TargetPort: 80})
 	spec2, err := routerfiles.FromConfig(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2 := registerWith(routerfiles.Render(spec2))
+	m2 := registerWith(spec2)
 	if m2.named(t, "lab-router-ct").Inputs.DeepEquals(ct.Inputs) == false {
 		t.Error("container inputs changed with the router configuration")
 	}
 	if m2.named(t, "lab-router-config").Inputs["create"].StringValue() == m.named(t, "lab-router-config").Inputs["create"].StringValue() {
 		t.Error("the apply script did not change with the configuration")
+	}
+
+	// Two more workers add their two commands and change nothing else.
+	c.Cluster.Workers += 2
+	c3, p3, err := config.Resolve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec3, err := routerfiles.FromConfig(c3, p3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3 := registerWith(spec3)
+	if got, want := len(m3.ofType("command:remote:Command")), len(m2.ofType("command:remote:Command"))+2; got != want {
+		t.Errorf("%d commands with two more workers, want %d", got, want)
+	}
+	for _, r := range m2.res {
+		if !m3.named(t, r.Name).Inputs.DeepEquals(r.Inputs) {
+			t.Errorf("%s changed with two more workers", r.Name)
+		}
+	}
+	checkHostCommands(t, m3, "lab-router", 8001, spec3.Hosts)
+}
+
+// checkHostCommands checks the router's command of every host: its name and
+// parent, that it runs after the main configuration, and that Create and
+// Delete run exactly HostScript and RemoveHostScript in the container.
+func checkHostCommands(t *testing.T, m *mocks, router string, vmid int, hosts []routerfiles.Host) {
+	t.Helper()
+	comp, configured := m.named(t, router), m.named(t, router+"-config")
+	for _, h := range hosts {
+		cmd := m.named(t, router+"-host-"+h.Name)
+		if cmd.Type != "command:remote:Command" || cmd.Parent != comp.URN {
+			t.Errorf("%s: a %s under %s, want a command under %s", cmd.Name, cmd.Type, cmd.Parent, comp.URN)
+		}
+		if !slices.Contains(cmd.Deps, configured.URN) {
+			t.Errorf("%s does not wait for %s (deps %v)", cmd.Name, configured.Name, cmd.Deps)
+		}
+		if got := decodePct(t, cmd.Inputs["create"].StringValue(), vmid); got != routerfiles.HostScript(h, routerfiles.DebianLayout()) {
+			t.Errorf("%s creates with a script other than HostScript:\n%.300s", cmd.Name, got)
+		}
+		if got := decodePct(t, cmd.Inputs["delete"].StringValue(), vmid); got != routerfiles.RemoveHostScript(h, routerfiles.DebianLayout()) {
+			t.Errorf("%s deletes with a script other than RemoveHostScript:\n%.300s", cmd.Name, got)
+		}
+	}
+}
+
+// Files that do not point at the layout's host directories, or a host
+// listed twice, are refused before anything is registered.
+func TestRouterLXCRefusesMismatches(t *testing.T) {
+	c, p := devPlan(t)
+	spec, err := routerfiles.FromConfig(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rendered for another hosts directory than DebianLayout's.
+	elsewhere := spec
+	elsewhere.HostsDir = "/srv/hosts"
+	twice := spec
+	twice.Hosts = append(slices.Clone(spec.Hosts), spec.Hosts[0])
+	for _, tc := range []struct {
+		name string
+		args *components.RouterLXCArgs
+		want string
+	}{
+		{"host directory elsewhere", routerArgs(t, elsewhere), `"hostsdir=/etc/sda/hosts.d"`},
+		{"a host twice", routerArgs(t, twice), `host "dev-cp1" is listed twice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+				_, err := components.NewRouterLXC(ctx, "lab-router", tc.args)
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %s", err, tc.want)
+			}
+			for _, r := range m.res {
+				if r.Type != "pulumi:pulumi:Stack" {
+					t.Errorf("registered %s %s", r.Type, r.Name)
+				}
+			}
+		})
 	}
 }
 
@@ -149,7 +241,7 @@ func decodePct(t *testing.T, cmd string, vmid int) string {
 	if m == nil {
 		t.Fatalf("not a pct exec command: %.120s", cmd)
 	}
-	if m[2] != "8001" {
+	if m[2] != strconv.Itoa(vmid) {
 		t.Fatalf("pct exec targets %s, want %d", m[2], vmid)
 	}
 	b, err := base64.StdEncoding.DecodeString(m[1])

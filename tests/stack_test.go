@@ -9,7 +9,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
+	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/stacks"
+	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The whole program, configuration to resources, for the repo's stacks:
@@ -31,7 +33,7 @@ func TestStackResources(t *testing.T) {
 			"proxmoxve:Download/file:File":                        2, // LXC template + Talos image
 			"proxmoxve:CT/container:Container":                    1,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          2,
-			"command:remote:Command":                              2, // packages + configuration
+			"command:remote:Command":                              4, // packages, configuration, one per node
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 2,
@@ -48,7 +50,7 @@ func TestStackResources(t *testing.T) {
 			"proxmoxve:Download/file:File":                        4, // template + an image per node
 			"proxmoxve:CT/container:Container":                    1,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
-			"command:remote:Command":                              2,
+			"command:remote:Command":                              8, // 2 + 6 nodes
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 6,
@@ -84,8 +86,32 @@ func TestStackResources(t *testing.T) {
 			}
 			checkParents(t, m)
 			checkOrdering(t, m, tc.stack)
+			checkRouterHosts(t, m, tc.stack)
 		})
 	}
+}
+
+// The router gets one command per node of the stack's plan, running exactly
+// HostScript and RemoveHostScript of the hosts routerfiles derives.
+func checkRouterHosts(t *testing.T, m *mocks, stack string) {
+	t.Helper()
+	c, p, err := config.LoadStack(repoRoot, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := routerfiles.FromConfig(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Hosts) != len(p.Machines()) {
+		t.Fatalf("%d router hosts for %d machines", len(spec.Hosts), len(p.Machines()))
+	}
+	for i, h := range spec.Hosts {
+		if h.Name != p.Machines()[i].Hostname {
+			t.Errorf("router host %d is %s, want %s", i, h.Name, p.Machines()[i].Hostname)
+		}
+	}
+	checkHostCommands(t, m, stack+"-router", p.RouterVMID, spec.Hosts)
 }
 
 // Every resource but the top-level components sits under a component, and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 )
@@ -64,6 +65,15 @@ func (s Spec) withDefaults() Spec {
 	if s.LeaseTime == "" {
 		s.LeaseTime = DefaultLeaseTime
 	}
+	if s.HostsDir == "" {
+		s.HostsDir = DefaultHostsDir
+	}
+	if s.DHCPHostsDir == "" {
+		s.DHCPHostsDir = DefaultDHCPHostsDir
+	}
+	if s.NftablesHostsDir == "" {
+		s.NftablesHostsDir = DefaultNftablesHostsDir
+	}
 	return s
 }
 
@@ -99,8 +109,8 @@ func renderNftables(s Spec) string {
 	w("table inet %s {", TableName)
 
 	writeSet(&b, "admin", "admin CIDRs: may reach the Talos and Kubernetes APIs", true, prefixElements(s.AdminCIDRs))
-	writeSet(&b, "talos_api", fmt.Sprintf("Talos API (tcp %d): every node", TalosAPIPort), false, addrElements(s.TalosAPI))
-	writeSet(&b, "kubernetes_api", fmt.Sprintf("Kubernetes API (tcp %d): VIP and control planes", KubernetesAPIPort), false, addrElements(s.KubernetesAPI))
+	writeSet(&b, TalosAPISet, fmt.Sprintf("Talos API (tcp %d): every node, added by the node's own file", TalosAPIPort), false, nil)
+	writeSet(&b, KubernetesAPISet, fmt.Sprintf("Kubernetes API (tcp %d): the VIP here, each control plane by its own file", KubernetesAPIPort), false, addrElements(s.KubernetesAPI))
 
 	forwards := sortedForwards(s.Forwards)
 
@@ -157,6 +167,10 @@ func renderNftables(s Spec) string {
 	w("\t\toifname %s ip saddr %s masquerade", ext, s.Internal.Masked())
 	w("\t}")
 	w("}")
+	w("")
+	w("# Every node's elements of the sets above, one file per node (RenderHost), so")
+	w("# that this file stays the same when nodes come and go. No file is no error.")
+	w("%s", nftInclude(s.NftablesHostsDir))
 	return b.String()
 }
 
@@ -250,7 +264,8 @@ func renderDnsmasq(s Spec) string {
 	w("interface=%s", s.InternalInterface)
 	w("except-interface=%s", s.ExternalInterface)
 	w("bind-interfaces")
-	w("# Names come from this file only; other names go to the upstream servers.")
+	w("# Names come from this file and the directories below only; other names go to")
+	w("# the upstream servers.")
 	w("no-hosts")
 	w("no-resolv")
 	w("domain-needed")
@@ -266,24 +281,69 @@ func renderDnsmasq(s Spec) string {
 	w("dhcp-option=option:router,%s", s.RouterInternal)
 	w("dhcp-option=option:dns-server,%s", s.RouterInternal)
 
-	hosts := slices.Clone(s.Hosts)
-	slices.SortFunc(hosts, func(a, b Host) int {
-		if c := a.Address.Compare(b.Address); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	w("# Static names (the fully qualified name answers reverse lookups).")
-	for _, h := range hosts {
-		w("host-record=%s.%s,%s,%s", h.Name, s.Domain, h.Name, h.Address)
+	if s.RouterName != "" {
+		w("# The router's own name (the fully qualified name answers reverse lookups).")
+		w("host-record=%s.%s,%s,%s", s.RouterName, s.Domain, s.RouterName, s.RouterInternal)
 	}
-	w("# Fixed DHCP reservations of the nodes (their MACs are fixed too).")
-	for _, h := range hosts {
-		if h.MAC != "" {
-			w("dhcp-host=%s,%s,%s", strings.ToLower(h.MAC), h.Address, h.Name)
-		}
-	}
+	w("# Every node's name and fixed DHCP reservation live in a file of its own in")
+	w("# these directories, so that this file stays the same when nodes come and go.")
+	w("# dnsmasq reads new and changed files there by itself, without a restart.")
+	w("hostsdir=%s", s.HostsDir)
+	w("dhcp-hostsdir=%s", s.DHCPHostsDir)
 	return b.String()
+}
+
+// The nftables sets that hold hosts' addresses.
+const (
+	TalosAPISet      = "talos_api"
+	KubernetesAPISet = "kubernetes_api"
+)
+
+// nftInclude is the ruleset's include of every host file in dir.
+func nftInclude(dir string) string {
+	return fmt.Sprintf("include %q", path.Join(dir, "*.nft"))
+}
+
+// HostFiles are the exact contents of one host's files.
+type HostFiles struct {
+	// Hosts is a hosts-file line for dnsmasq's hostsdir: the address, the
+	// fully qualified name (which answers reverse lookups), the short name.
+	Hosts string
+	// DHCPHosts is a line for dnsmasq's dhcp-hostsdir, in dhcp-host's
+	// MAC,address,name form; empty for a host without a MAC.
+	DHCPHosts string
+	// Nftables adds the host's address to the firewall's sets; the ruleset
+	// includes it, so it survives every re-load of the ruleset.
+	Nftables string
+}
+
+// RenderHost renders the files of one host. The output depends only on h.
+func RenderHost(h Host) HostFiles {
+	f := HostFiles{Hosts: fmt.Sprintf("%s %s", h.Address, h.FQDN())}
+	if h.Domain != "" {
+		f.Hosts += " " + h.Name
+	}
+	f.Hosts += "\n"
+	if h.MAC != "" {
+		f.DHCPHosts = fmt.Sprintf("%s,%s,%s\n", strings.ToLower(h.MAC), h.Address, h.Name)
+	}
+	f.Nftables = fmt.Sprintf("# SDA router: firewall entries of %s. %s\n", commentText(h.Name), generated) +
+		strings.Join(hostElements(h, "add"), "")
+	return f
+}
+
+// hostElements are the nft commands that add (or delete) the host's
+// address to (or from) each set it belongs to.
+func hostElements(h Host, verb string) []string {
+	sets := []string{TalosAPISet}
+	if h.ControlPlane {
+		sets = append(sets, KubernetesAPISet)
+	}
+	var out []string
+	for _, set := range sets {
+		out = append(out, fmt.Sprintf("%s element inet %s %s { %s }\n", verb, TableName, set, h.Address))
+	}
+	return out
 }
 
 func netmask(p netip.Prefix) string {

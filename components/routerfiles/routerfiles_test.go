@@ -82,13 +82,19 @@ func TestFromConfig(t *testing.T) {
 		{"DHCP start", s.DHCPStart, netip.MustParseAddr("10.30.0.192")},
 		{"DHCP end", s.DHCPEnd, netip.MustParseAddr("10.30.0.254")},
 		{"lease time", s.LeaseTime, "12h"},
-		{"host count: router + 3 + 2", len(s.Hosts), 6},
-		{"router host", s.Hosts[0], routerfiles.Host{Name: "router", Address: netip.MustParseAddr("10.30.0.1")}},
-		{"first control plane", s.Hosts[1], routerfiles.Host{Name: "t-cp1", Address: netip.MustParseAddr("10.30.0.11"), MAC: config.MACFor("t", "t-cp1")}},
-		{"last worker", s.Hosts[5], routerfiles.Host{Name: "t-worker2", Address: netip.MustParseAddr("10.30.0.22"), MAC: config.MACFor("t", "t-worker2")}},
+		{"router name", s.RouterName, "router"},
+		{"host count: 3 control planes + 2 workers", len(s.Hosts), 5},
+		{"first control plane", s.Hosts[0], routerfiles.Host{Name: "t-cp1", Domain: "t.internal", Address: netip.MustParseAddr("10.30.0.11"),
+			MAC: config.MACFor("t", "t-cp1"), ControlPlane: true}},
+		{"last control plane", s.Hosts[2].ControlPlane, true},
+		{"first worker is no control plane", s.Hosts[3].ControlPlane, false},
+		{"last worker", s.Hosts[4], routerfiles.Host{Name: "t-worker2", Domain: "t.internal", Address: netip.MustParseAddr("10.30.0.22"), MAC: config.MACFor("t", "t-worker2")}},
+		{"hosts directory", s.HostsDir, "/etc/sda/hosts.d"},
+		{"DHCP hosts directory", s.DHCPHostsDir, "/etc/sda/dhcp-hosts.d"},
+		{"nftables hosts directory", s.NftablesHostsDir, "/etc/sda/nftables.d"},
 		{"admin CIDRs", s.AdminCIDRs, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
-		{"Talos API: every node", s.TalosAPI, addrs("10.30.0.11", "10.30.0.12", "10.30.0.13", "10.30.0.21", "10.30.0.22")},
-		{"Kubernetes API: VIP and control planes", s.KubernetesAPI, addrs("10.30.0.10", "10.30.0.11", "10.30.0.12", "10.30.0.13")},
+		// Control planes are hosts: their own files add them to the set.
+		{"Kubernetes API beyond the hosts: the VIP", s.KubernetesAPI, addrs("10.30.0.10")},
 		{"forward count", len(s.Forwards), 3},
 		{"forward to a hostname", s.Forwards[0], routerfiles.Forward{Name: "https", Protocol: "tcp", Port: 443, Target: netip.MustParseAddr("10.30.0.21"), TargetPort: 30443}},
 		{"forward to an address, restricted", s.Forwards[1], routerfiles.Forward{Name: "syslog", Protocol: "udp", Port: 514, Target: netip.MustParseAddr("10.30.0.50"), TargetPort: 514,
@@ -127,8 +133,11 @@ func TestFromConfigWithoutVIPOrStaticAddress(t *testing.T) {
 	if s.RouterExternal.IsValid() {
 		t.Errorf("RouterExternal = %v, want invalid (DHCP)", s.RouterExternal)
 	}
-	if want := addrs("10.30.0.11"); !slices.Equal(s.KubernetesAPI, want) {
-		t.Errorf("KubernetesAPI = %v, want %v (the only control plane)", s.KubernetesAPI, want)
+	if len(s.KubernetesAPI) != 0 {
+		t.Errorf("KubernetesAPI = %v, want none: without a VIP the only control plane is the API, and its host file adds it", s.KubernetesAPI)
+	}
+	if len(s.Hosts) != 3 || !s.Hosts[0].ControlPlane || s.Hosts[0].Address != netip.MustParseAddr("10.30.0.11") {
+		t.Errorf("hosts %+v, want the control plane 10.30.0.11 first", s.Hosts)
 	}
 }
 
@@ -151,8 +160,10 @@ func TestRender(t *testing.T) {
 				"table inet sda {}",
 				"delete table inet sda",
 				"\t\telements = { 198.51.100.0/24 }",
-				"\t\telements = { 10.30.0.11, 10.30.0.12, 10.30.0.13, 10.30.0.21, 10.30.0.22 }",
-				"\t\telements = { 10.30.0.10, 10.30.0.11, 10.30.0.12, 10.30.0.13 }",
+				// The nodes' addresses come from their own files, included last.
+				"\tset talos_api {\n\t\ttype ipv4_addr\n\t}",
+				"\tset kubernetes_api {\n\t\ttype ipv4_addr\n\t\telements = { 10.30.0.10 }\n\t}",
+				`include "/etc/sda/nftables.d/*.nft"`,
 				"\t\ttype filter hook input priority filter; policy drop;",
 				"\t\tiifname \"eth1\" accept",
 				"\t\ttype filter hook forward priority filter; policy drop;",
@@ -174,13 +185,13 @@ func TestRender(t *testing.T) {
 				"dhcp-option=option:router,10.30.0.1",
 				"dhcp-option=option:dns-server,10.30.0.1",
 				"host-record=router.t.internal,router,10.30.0.1",
-				"host-record=t-cp1.t.internal,t-cp1,10.30.0.11",
-				"host-record=t-worker2.t.internal,t-worker2,10.30.0.22",
-				"dhcp-host=" + strings.ToLower(config.MACFor("t", "t-cp1")) + ",10.30.0.11,t-cp1",
-				"dhcp-host=" + strings.ToLower(config.MACFor("t", "t-worker2")) + ",10.30.0.22,t-worker2",
+				"hostsdir=/etc/sda/hosts.d",
+				"dhcp-hostsdir=/etc/sda/dhcp-hosts.d",
 			},
-			// A static external address needs no DHCP-client rule; the router gets no reservation.
-			not: []string{"udp sport 67 udp dport 68", "dhcp-host=,10.30.0.1", "user=", "pid-file", "dhcp-leasefile"},
+			// A static external address needs no DHCP-client rule; the router gets no
+			// reservation; no node is named in the main files.
+			not: []string{"udp sport 67 udp dport 68", "dhcp-host=", "user=", "pid-file", "dhcp-leasefile",
+				"t-cp1", "t-worker", "10.30.0.11", "10.30.0.22", strings.ToLower(config.MACFor("t", "t-cp1"))},
 		},
 		{
 			name: "DHCP external address, no admins, no forwards",
@@ -221,7 +232,7 @@ func TestRender(t *testing.T) {
 			dnsmasq: []string{
 				"domain=lab.example", "local=/lab.example/",
 				"dhcp-range=10.40.1.0,10.40.1.99,255.255.254.0,12h",
-				"host-record=t-cp2.lab.example,t-cp2,10.40.0.12",
+				"host-record=router.lab.example,router,10.40.0.1",
 			},
 		},
 	}
@@ -269,8 +280,6 @@ func TestRenderIsDeterministic(t *testing.T) {
 	slices.Reverse(r.Hosts)
 	r.Forwards = slices.Clone(s.Forwards)
 	slices.Reverse(r.Forwards)
-	r.TalosAPI = slices.Clone(s.TalosAPI)
-	slices.Reverse(r.TalosAPI)
 	r.KubernetesAPI = slices.Clone(s.KubernetesAPI)
 	slices.Reverse(r.KubernetesAPI)
 	r.Forwards[0].AllowFrom = slices.Clone(r.Forwards[0].AllowFrom)
@@ -383,11 +392,14 @@ func TestApplyScriptRun(t *testing.T) {
 		}
 	}
 	l := routerfiles.Layout{
-		Nftables:       filepath.Join(dir, "etc", "nftables.conf"),
-		Dnsmasq:        filepath.Join(dir, "etc", "dnsmasq.d", "sda.conf"),
-		Sysctl:         filepath.Join(dir, "etc", "sysctl.d", "99-sda.conf"),
-		RestartDnsmasq: "echo restart-dnsmasq >>'" + calls + "'",
-		StartDnsmasq:   "echo start-dnsmasq >>'" + calls + "'",
+		Nftables:         filepath.Join(dir, "etc", "nftables.conf"),
+		Dnsmasq:          filepath.Join(dir, "etc", "dnsmasq.d", "sda.conf"),
+		Sysctl:           filepath.Join(dir, "etc", "sysctl.d", "99-sda.conf"),
+		HostsDir:         filepath.Join(dir, "etc", "sda", "hosts.d"),
+		DHCPHostsDir:     filepath.Join(dir, "etc", "sda", "dhcp-hosts.d"),
+		NftablesHostsDir: filepath.Join(dir, "etc", "sda", "nftables.d"),
+		RestartDnsmasq:   "echo restart-dnsmasq >>'" + calls + "'",
+		StartDnsmasq:     "echo start-dnsmasq >>'" + calls + "'",
 	}
 	run := func(f routerfiles.Files) (output string, called []string) {
 		t.Helper()
@@ -462,6 +474,12 @@ func TestApplyScriptRun(t *testing.T) {
 				t.Errorf("%s: %s does not hold the rendered file", st.name, p)
 			}
 		}
+		// dnsmasq and the ruleset refer to the hosts' directories: they must exist.
+		for _, d := range []string{l.HostsDir, l.DHCPHostsDir, l.NftablesHostsDir} {
+			if info, err := os.Stat(d); err != nil || !info.IsDir() {
+				t.Errorf("%s: the directory %s was not created: %v", st.name, d, err)
+			}
+		}
 		now := mtimes()
 		if i == 1 && !slices.Equal(now, before) {
 			t.Errorf("%s: files were rewritten (mtimes %v -> %v)", st.name, before, now)
@@ -531,9 +549,19 @@ func TestStackFilesRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := routerfiles.Render(s)
-			for _, m := range p.Machines() {
-				if !containsLine(f.Dnsmasq, "host-record="+m.Hostname+"."+c.Network.Internal.Domain+","+m.Hostname+","+m.Address.String()) {
-					t.Errorf("no host-record for %s", m.Hostname)
+			if len(s.Hosts) != len(p.Machines()) {
+				t.Fatalf("%d hosts for %d machines", len(s.Hosts), len(p.Machines()))
+			}
+			for i, m := range p.Machines() {
+				hf := routerfiles.RenderHost(s.Hosts[i])
+				if want := m.Address.String() + " " + m.Hostname + "." + c.Network.Internal.Domain + " " + m.Hostname + "\n"; hf.Hosts != want {
+					t.Errorf("%s hosts file %q, want %q", m.Hostname, hf.Hosts, want)
+				}
+				if want := strings.ToLower(m.MAC) + "," + m.Address.String() + "," + m.Hostname + "\n"; hf.DHCPHosts != want {
+					t.Errorf("%s DHCP hosts file %q, want %q", m.Hostname, hf.DHCPHosts, want)
+				}
+				if strings.Contains(f.Dnsmasq+f.Nftables, m.Hostname) || strings.Contains(f.Dnsmasq+f.Nftables, m.Address.String()+"\n") {
+					t.Errorf("the main files name %s", m.Hostname)
 				}
 			}
 			for _, fw := range c.Network.PortForwards {

@@ -1,10 +1,11 @@
 // Package routerfiles is the pure half of the RouterLXC component: from a
 // stack's configuration and address plan it renders the router's nftables
 // ruleset, dnsmasq configuration and sysctl file, and the POSIX shell script
-// that installs and applies them. The component runs that script inside the
-// container (`pct exec` over SSH to the Proxmox host); the network-namespace
-// test in tests/routerns runs the very same script against real nft and
-// dnsmasq. No Pulumi SDK is imported here.
+// that installs and applies them; and, for every node, its own DNS, DHCP and
+// firewall entries with the scripts that add and remove them. The component
+// runs those scripts inside the container (`pct exec` over SSH to the
+// Proxmox host); the network-namespace test in tests/routerns runs the very
+// same scripts against real nft and dnsmasq. No Pulumi SDK is imported here.
 package routerfiles
 
 import (
@@ -31,13 +32,40 @@ const (
 // DefaultLeaseTime is the DHCP lease time of the dynamic range.
 const DefaultLeaseTime = "12h"
 
-// Host is one static name in the router's DNS; with a MAC it also gets a
-// fixed DHCP reservation.
+// The directories that hold one file per node, inside the Debian router
+// container. dnsmasq watches the first two (hostsdir, dhcp-hostsdir); the
+// ruleset includes the files of the third. Keeping every node's entries in
+// files of its own is what lets a node be added or removed without
+// rewriting (or re-running) the router's main configuration.
+const (
+	DefaultHostsDir         = "/etc/sda/hosts.d"
+	DefaultDHCPHostsDir     = "/etc/sda/dhcp-hosts.d"
+	DefaultNftablesHostsDir = "/etc/sda/nftables.d"
+)
+
+// Host is one node as the router knows it: a static DNS name, a fixed DHCP
+// reservation when it has a MAC, and a member of the firewall's Talos API
+// set (and Kubernetes API set, for a control plane). Each host's entries
+// live in files of their own (RenderHost) that HostScript installs and
+// RemoveHostScript removes.
 type Host struct {
-	Name    string
+	// Name is the short hostname, a DNS label; it also names the host's files.
+	Name string
+	// Domain is the internal domain: Name.Domain is the fully qualified name.
+	Domain  string
 	Address netip.Addr
-	// MAC is empty for hosts that take no DHCP reservation (the router).
+	// MAC is empty for a host that takes no DHCP reservation.
 	MAC string
+	// ControlPlane hosts serve the Kubernetes API, which admins may reach.
+	ControlPlane bool
+}
+
+// FQDN is the host's fully qualified name.
+func (h Host) FQDN() string {
+	if h.Domain == "" {
+		return h.Name
+	}
+	return h.Name + "." + h.Domain
 }
 
 // Forward publishes Target:TargetPort on the router's external address.
@@ -76,13 +104,27 @@ type Spec struct {
 	DHCPStart, DHCPEnd netip.Addr
 	LeaseTime          string
 
-	// Hosts are the static DNS names: every node and the router.
+	// RouterName is the router's own DNS name, at RouterInternal. It is the
+	// one static name in the main dnsmasq configuration.
+	RouterName string
+	// Hosts are the nodes. Render leaves them out of the main files, which
+	// only point at the directories below: each host's entries are rendered
+	// by RenderHost and installed by HostScript, so that the main files do
+	// not change when nodes are added or removed.
 	Hosts []Host
+	// HostsDir (dnsmasq hostsdir), DHCPHostsDir (dhcp-hostsdir) and
+	// NftablesHostsDir (included by the ruleset) hold the hosts' files.
+	// They must be the Layout's directories of the same name; FromConfig and
+	// DebianLayout both use the Default*Dir paths.
+	HostsDir         string
+	DHCPHostsDir     string
+	NftablesHostsDir string
 
-	// AdminCIDRs may reach TalosAPIPort on TalosAPI and KubernetesAPIPort on
-	// KubernetesAPI through the router.
-	AdminCIDRs    []netip.Prefix
-	TalosAPI      []netip.Addr
+	// AdminCIDRs may reach TalosAPIPort on every host and KubernetesAPIPort
+	// on every control-plane host and on KubernetesAPI.
+	AdminCIDRs []netip.Prefix
+	// KubernetesAPI are Kubernetes API addresses that are not a host's own:
+	// the VIP.
 	KubernetesAPI []netip.Addr
 
 	Forwards []Forward
@@ -105,6 +147,10 @@ func FromConfig(c config.Config, p config.Plan) (Spec, error) {
 		DHCPStart:         p.DHCPStart,
 		DHCPEnd:           p.DHCPEnd,
 		LeaseTime:         DefaultLeaseTime,
+		RouterName:        c.Router.Hostname,
+		HostsDir:          DefaultHostsDir,
+		DHCPHostsDir:      DefaultDHCPHostsDir,
+		NftablesHostsDir:  DefaultNftablesHostsDir,
 	}
 	for i, d := range c.Network.DNSServers {
 		a, err := netip.ParseAddr(d)
@@ -113,16 +159,14 @@ func FromConfig(c config.Config, p config.Plan) (Spec, error) {
 		}
 		s.UpstreamDNS = append(s.UpstreamDNS, a)
 	}
-	s.Hosts = append(s.Hosts, Host{Name: c.Router.Hostname, Address: p.RouterInternal})
 	for _, m := range p.Machines() {
-		s.Hosts = append(s.Hosts, Host{Name: m.Hostname, Address: m.Address, MAC: m.MAC})
-		s.TalosAPI = append(s.TalosAPI, m.Address)
+		s.Hosts = append(s.Hosts, Host{
+			Name: m.Hostname, Domain: s.Domain, Address: m.Address, MAC: m.MAC,
+			ControlPlane: m.Role == config.RoleControlPlane,
+		})
 	}
 	if p.VIP.IsValid() {
 		s.KubernetesAPI = append(s.KubernetesAPI, p.VIP)
-	}
-	for _, m := range p.ControlPlanes {
-		s.KubernetesAPI = append(s.KubernetesAPI, m.Address)
 	}
 	var err error
 	if s.AdminCIDRs, err = parsePrefixes(c.Network.AdminCIDRs, "sda:network.adminCidrs"); err != nil {

@@ -54,6 +54,7 @@ func main() {
 			InternalAddress: plan.RouterInternal.String() + "/24",
 			UpstreamDNS:     c.Network.DNSServers,
 			Files:           routerfiles.Render(spec),
+			Hosts:           spec.Hosts,
 			SSH:             components.RouterSSH{Host: "pve.lan", User: "root"},
 		})
 		if err != nil {

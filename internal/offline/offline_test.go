@@ -2,6 +2,7 @@ package offline
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,7 +176,8 @@ func wantFiles(p config.Plan) []string {
 	}
 	for _, m := range p.Machines() {
 		d := "talos/" + m.Hostname + "/"
-		want = append(want, d+"machineconfig.yaml")
+		want = append(want, d+"machineconfig.yaml",
+			"router/etc/sda/hosts.d/"+m.Hostname, "router/etc/sda/dhcp-hosts.d/"+m.Hostname, "router/etc/sda/nftables.d/"+m.Hostname+".nft")
 	}
 	return want
 }
@@ -214,7 +216,7 @@ func TestRenderWritesTheFileSet(t *testing.T) {
 			if code != ExitOK || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			_, p := load(t, tc.stack)
+			c, p := load(t, tc.stack)
 			got := listFiles(t, out)
 			var nonPatch []string
 			for _, f := range got {
@@ -250,6 +252,18 @@ func TestRenderWritesTheFileSet(t *testing.T) {
 			nft, err := os.ReadFile(filepath.Join(out, "router/etc/nftables.conf"))
 			if err != nil || !strings.Contains(string(nft), "table inet sda") {
 				t.Errorf("router nftables file missing or not SDA's ruleset: %v", err)
+			}
+			// Every node's entries on the router, as HostScript installs them.
+			for _, m := range p.Machines() {
+				for file, want := range map[string]string{
+					"router/etc/sda/hosts.d/" + m.Hostname:             fmt.Sprintf("%s %s.%s %s\n", m.Address, m.Hostname, c.Network.Internal.Domain, m.Hostname),
+					"router/etc/sda/dhcp-hosts.d/" + m.Hostname:        fmt.Sprintf("%s,%s,%s\n", strings.ToLower(m.MAC), m.Address, m.Hostname),
+					"router/etc/sda/nftables.d/" + m.Hostname + ".nft": fmt.Sprintf("add element inet sda talos_api { %s }\n", m.Address),
+				} {
+					if got, err := os.ReadFile(filepath.Join(out, file)); err != nil || !strings.Contains(string(got), want) {
+						t.Errorf("%s holds %q (err %v), want %q", file, got, err, want)
+					}
+				}
 			}
 			if info, err := os.Stat(filepath.Join(out, "router/apply.sh")); err != nil || info.Mode().Perm()&0o100 == 0 {
 				t.Errorf("apply.sh not executable: %v", err)

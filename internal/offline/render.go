@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -28,7 +29,8 @@ const Marker = ".sda-render"
 
 // Files renders everything `sda render` writes, in memory: the router's
 // files (at their paths inside the Debian container, under router/), the
-// apply script the RouterLXC component runs, the Image Factory schematic,
+// apply script the RouterLXC component runs, every node's DNS, DHCP and
+// firewall entry files on the router, the Image Factory schematic,
 // and for every node its numbered patches and its complete validated
 // machine configuration.
 func Files(c config.Config, p config.Plan) ([]File, error) {
@@ -43,6 +45,15 @@ func Files(c config.Config, p config.Plan) ([]File, error) {
 		{"router" + layout.Dnsmasq, []byte(rf.Dnsmasq)},
 		{"router" + layout.Sysctl, []byte(rf.Sysctl)},
 		{"router/apply.sh", []byte(routerfiles.ApplyScript(rf, layout))},
+	}
+	// Each node's own entries, which RouterLXC installs with one command per
+	// node (routerfiles.HostScript).
+	for _, h := range spec.Hosts {
+		hf := routerfiles.RenderHost(h)
+		files = append(files,
+			File{"router" + path.Join(layout.HostsDir, h.Name), []byte(hf.Hosts)},
+			File{"router" + path.Join(layout.DHCPHostsDir, h.Name), []byte(hf.DHCPHosts)},
+			File{"router" + path.Join(layout.NftablesHostsDir, h.Name+".nft"), []byte(hf.Nftables)})
 	}
 
 	schematic := talospatch.SchematicYAML(c.Cluster.Extensions)

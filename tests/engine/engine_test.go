@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -127,12 +128,64 @@ func customChanges(res *automation.Result) []automation.Step {
 	return out
 }
 
-// routerConfigUpdate reports the one update scaling may cause besides
-// creating or deleting workers: the router's DNS/DHCP files list every node,
-// so the command that writes them runs again, in place, in the same
-// container. Anything else updated or replaced is a failure.
-func routerConfigUpdate(s automation.Step) bool {
-	return s.Op == "update" && s.Type == simulator.TokenRemoteCommand && strings.HasSuffix(s.Name, "-router-config")
+// workerResources are the provider resources that exist for the given
+// workers of a stack, and for them only: the VM, its configuration apply
+// and the router's DNS/DHCP/firewall entry.
+func workerResources(stack string, workers ...int) []string {
+	var out []string
+	for _, i := range workers {
+		w := fmt.Sprintf("%s-worker%d", stack, i)
+		out = append(out, w+"-vm", w+"-config", stack+"-router-host-"+w)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// assertOnly checks that res did nothing but op ("create" or "delete") to
+// the resources of the given workers, and that exactly their provider
+// resources reached the simulated providers, with that operation only.
+// Any update or replacement of any resource (the router's configuration
+// included) fails. mark is the call log's length before the operation.
+func (e *env) assertOnly(res *automation.Result, op string, mark int, workers ...int) {
+	e.t.Helper()
+	for _, o := range []string{"update", "replace", "create-replacement", "delete-replaced"} {
+		if n := res.Count(o); n > 0 {
+			e.t.Errorf("%d resources %s; scaling must not touch an existing resource:%s", n, o, describe(res.Changed()))
+		}
+	}
+	var steps []string
+	for _, s := range res.Changed() {
+		if s.Op != op {
+			e.t.Errorf("scaling may only %s; got %s of %s (%s)", op, s.Op, s.Name, s.Type)
+		}
+		owned := false
+		for _, i := range workers {
+			owned = owned || strings.HasSuffix(s.Name, fmt.Sprintf("%s-worker%d", e.stack, i)) ||
+				strings.Contains(s.Name, fmt.Sprintf("%s-worker%d-", e.stack, i))
+		}
+		if !owned {
+			e.t.Errorf("scaling did %s %s (%s), which belongs to no worker in %v", s.Op, s.Name, s.Type, workers)
+		}
+		if isCustom(s) {
+			steps = append(steps, s.Name)
+		}
+	}
+	slices.Sort(steps)
+	want := workerResources(e.stack, workers...)
+	if !slices.Equal(steps, want) {
+		e.t.Errorf("scaling changed %v, want exactly %v (each by %s)", steps, want, op)
+	}
+	var called []string
+	for _, c := range mutating(e.calls(mark)) {
+		if c.Method != strings.ToUpper(op[:1])+op[1:] {
+			e.t.Errorf("the providers were asked to %s %s (%s)", c.Method, c.Name, c.Type)
+		}
+		called = append(called, c.Name)
+	}
+	slices.Sort(called)
+	if !slices.Equal(called, want) {
+		e.t.Errorf("the providers were called for %v, want exactly %v", called, want)
+	}
 }
 
 func countGuests(t *testing.T, dir, kind string) int {
@@ -204,22 +257,9 @@ func TestDevLifecycle(t *testing.T) {
 	t.Run("workers 1 to 3 only creates", func(t *testing.T) {
 		e.t = t
 		e.cfg.Cluster.Workers = 3
+		mark := len(e.calls(0))
 		res := e.up(ctx)
-		changes := customChanges(res)
-		if len(changes) == 0 {
-			t.Fatal("raising workers changed nothing")
-		}
-		for _, s := range changes {
-			if routerConfigUpdate(s) {
-				continue
-			}
-			if s.Op != "create" {
-				t.Errorf("raising workers must only create; got %s of %s", s.Op, s.Name)
-			}
-			if !strings.Contains(s.Name, "worker2") && !strings.Contains(s.Name, "worker3") {
-				t.Errorf("raising workers created %s, which is not worker2 or worker3", s.Name)
-			}
-		}
+		e.assertOnly(res, "create", mark, 2, 3)
 		if got := countGuests(t, e.simDir, "qemu"); got != 4 {
 			t.Errorf("want 4 VMs (1 control plane, 3 workers), have %d", got)
 		}
@@ -229,22 +269,9 @@ func TestDevLifecycle(t *testing.T) {
 	t.Run("workers 3 to 1 deletes the two highest", func(t *testing.T) {
 		e.t = t
 		e.cfg.Cluster.Workers = 1
+		mark := len(e.calls(0))
 		res := e.up(ctx)
-		changes := customChanges(res)
-		if len(changes) == 0 {
-			t.Fatal("lowering workers changed nothing")
-		}
-		for _, s := range changes {
-			if routerConfigUpdate(s) {
-				continue
-			}
-			if s.Op != "delete" {
-				t.Errorf("lowering workers must only delete; got %s of %s", s.Op, s.Name)
-			}
-			if !strings.Contains(s.Name, "worker2") && !strings.Contains(s.Name, "worker3") {
-				t.Errorf("lowering workers deleted %s, which is not worker2 or worker3", s.Name)
-			}
-		}
+		e.assertOnly(res, "delete", mark, 2, 3)
 		st, _ := simulator.ReadState(e.simDir)
 		var names []string
 		for _, g := range st.Guests {

@@ -1,9 +1,10 @@
 // Package routerns is the router's real-network test (tests only): it builds
 // a small network of Linux network namespaces and veth pairs, applies inside
 // the router namespace exactly what the RouterLXC component renders
-// (components/routerfiles: FromConfig, Render, ApplyScript) with the real
-// sysctl, nft and dnsmasq, and checks DHCP, DNS, NAT, the firewall and
-// re-applying. It needs root and the tools scripts/install-test-deps.sh
+// (components/routerfiles: FromConfig, Render, ApplyScript, and every
+// node's HostScript) with the real sysctl, nft and dnsmasq, and checks DHCP,
+// DNS, NAT, the firewall, re-applying, and adding and removing a node
+// (HostScript, RemoveHostScript) without restarting dnsmasq. It needs root and the tools scripts/install-test-deps.sh
 // installs; elsewhere it skips, unless SDA_REQUIRE_NETNS=1 (set in CI) turns
 // every skip into a failure. See docs/router.md.
 package routerns

@@ -3,10 +3,14 @@ package routerns
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,9 +130,19 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 	n.pidFile = filepath.Join(l.dir, "dnsmasq.pid")
 	n.leaseFile = filepath.Join(l.dir, "dnsmasq.leases")
 	n.layout = routerfiles.Layout{
-		Nftables: filepath.Join(l.dir, "etc", "nftables.conf"),
-		Dnsmasq:  filepath.Join(l.dir, "etc", "dnsmasq.d", "sda.conf"),
-		Sysctl:   filepath.Join(l.dir, "etc", "sysctl.d", "99-sda.conf"),
+		Nftables:         filepath.Join(l.dir, "etc", "nftables.conf"),
+		Dnsmasq:          filepath.Join(l.dir, "etc", "dnsmasq.d", "sda.conf"),
+		Sysctl:           filepath.Join(l.dir, "etc", "sysctl.d", "99-sda.conf"),
+		HostsDir:         filepath.Join(l.dir, "etc", "sda", "hosts.d"),
+		DHCPHostsDir:     filepath.Join(l.dir, "etc", "sda", "dhcp-hosts.d"),
+		NftablesHostsDir: filepath.Join(l.dir, "etc", "sda", "nftables.d"),
+	}
+	// dnsmasq reads the hosts' directories after it has dropped root (to
+	// nobody): like /etc in the container, the path must be world-readable.
+	for _, d := range []string{l.dir, filepath.Dir(l.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	daemon := fmt.Sprintf("dnsmasq --conf-file=%s --pid-file=%s --dhcp-leasefile=%s --log-facility=%s --log-dhcp --log-queries",
 		q(n.layout.Dnsmasq), q(n.pidFile), q(n.leaseFile), q(filepath.Join(l.dir, "dnsmasq.log")))
@@ -137,23 +151,46 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 	running := fmt.Sprintf(`{ p=$(cat %s 2>/dev/null) && [ -n "$p" ] && [ -e /proc/$p ] && ! grep -q '^State:[[:space:]]*Z' /proc/$p/status 2>/dev/null; }`, q(n.pidFile))
 	n.layout.StartDnsmasq = fmt.Sprintf("if %s; then :; else %s; fi", running, daemon)
 	n.layout.RestartDnsmasq = fmt.Sprintf(`if %[1]s; then kill "$p"; i=0; while %[1]s && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi; %[2]s`, running, daemon)
+	n.layout.ReloadDnsmasq = fmt.Sprintf(`if %s; then kill -HUP "$p"; fi`, running)
 	return n
 }
 
-// apply renders c for the router exactly as RouterLXC does and runs the
-// apply script in the router namespace the way RouterLXC runs it in the
-// container (pct exec <id> -- sh -s, the script on stdin); it returns the
-// script's output.
-func (n *testNet) apply(t *testing.T, c config.Config, p config.Plan) string {
+// spec is the router's Spec for c, with the hosts' directories in the
+// test's directory (the layout's).
+func (n *testNet) spec(t *testing.T, c config.Config, p config.Plan) routerfiles.Spec {
 	t.Helper()
 	s, err := routerfiles.FromConfig(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := routerfiles.ApplyScript(routerfiles.Render(s), n.layout)
+	s.HostsDir, s.DHCPHostsDir, s.NftablesHostsDir = n.layout.HostsDir, n.layout.DHCPHostsDir, n.layout.NftablesHostsDir
+	if err := routerfiles.Render(s).CheckLayout(n.layout); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// apply renders c for the router exactly as RouterLXC does and runs what
+// RouterLXC runs: the apply script, then every host's script. It returns
+// the scripts' output.
+func (n *testNet) apply(t *testing.T, c config.Config, p config.Plan) string {
+	t.Helper()
+	s := n.spec(t, c, p)
+	out := n.script(t, routerfiles.ApplyScript(routerfiles.Render(s), n.layout))
+	for _, h := range s.Hosts {
+		out += n.script(t, routerfiles.HostScript(h, n.layout))
+	}
+	return out
+}
+
+// script runs a script in the router namespace the way RouterLXC runs it in
+// the container (pct exec <id> -- sh -s, the script on stdin) and returns
+// its output.
+func (n *testNet) script(t *testing.T, script string) string {
+	t.Helper()
 	out, err := runInput(context.Background(), script, "ip", "netns", "exec", n.router, "sh", "-s")
 	if err != nil {
-		t.Fatalf("apply script in %s: %v\n%s", n.router, err, out)
+		t.Fatalf("script in %s: %v\n%s", n.router, err, out)
 	}
 	return out
 }
@@ -172,49 +209,111 @@ func (n *testNet) lookup(t testing.TB, ns, src, server, name, wait string) strin
 }
 
 // udhcpc runs busybox's DHCP client in ns and returns what it was offered
-// (nil when nothing), with the client's output.
+// (nil when nothing), with the client's output. The client keeps the lease.
 func (n *testNet) udhcpc(t testing.TB, ns string, tries int) (map[string]string, string) {
 	t.Helper()
-	script := filepath.Join(n.dir, "udhcpc-"+ns+".sh")
-	result := script + ".lease"
+	script, result := n.udhcpcScript(t, ns)
+	out, _ := n.exec(ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", fmt.Sprint(tries), "-T", "1", "-s", script)
+	return readLease(result), out
+}
+
+// udhcpcReleasing is udhcpc, except that the client gives the lease back
+// before it returns. (busybox's -q ends without the release -R asks for;
+// -R releases when the client is ended by a signal.)
+func (n *testNet) udhcpcReleasing(t testing.TB, ns string, tries int) (map[string]string, string) {
+	t.Helper()
+	script, result := n.udhcpcScript(t, ns)
+	var out strings.Builder
+	cmd := exec.Command("ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-R", "-n", "-t", fmt.Sprint(tries), "-T", "1", "-s", script)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(cmdTimeout)
+	for lease := readLease(result); lease == nil; lease = readLease(result) {
+		select {
+		case <-exited: // no lease: the client gave up
+			return nil, out.String()
+		case <-deadline:
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("udhcpc in %s: no lease and no exit after %v:\n%s", ns, cmdTimeout, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM) // `ip netns exec` runs the client in its own process
+	select {
+	case <-exited:
+	case <-time.After(cmdTimeout):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("udhcpc in %s did not end on SIGTERM:\n%s", ns, out.String())
+	}
+	return readLease(result), out.String()
+}
+
+// udhcpcScript writes the client's script, which records a bound lease in
+// the result file (removed here first).
+func (n *testNet) udhcpcScript(t testing.TB, ns string) (script, result string) {
+	t.Helper()
+	script = filepath.Join(n.dir, "udhcpc-"+ns+".sh")
+	result = script + ".lease"
 	os.Remove(result)
 	body := "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n" +
 		"printf 'ip=%s\\nmask=%s\\nrouter=%s\\ndns=%s\\ndomain=%s\\nlease=%s\\n' " +
-		"\"$ip\" \"$mask\" \"$router\" \"$dns\" \"$domain\" \"$lease\" >'" + result + "'\n"
+		"\"$ip\" \"$mask\" \"$router\" \"$dns\" \"$domain\" \"$lease\" >'" + result + ".new' && mv '" + result + ".new' '" + result + "'\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := n.exec(ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", fmt.Sprint(tries), "-T", "1", "-s", script)
+	return script, result
+}
+
+// readLease parses the result file; nil when there is none.
+func readLease(result string) map[string]string {
 	data, err := os.ReadFile(result)
 	if err != nil {
-		return nil, out
+		return nil
 	}
 	lease := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		lease[k] = strings.TrimSpace(v)
 	}
-	return lease, out
+	return lease
 }
 
 // routerState is what an identical re-apply must leave as it is.
 type routerState struct {
 	ruleset, dnsmasqPID, leases string
-	mtimes                      [3]time.Time
+	// mtimes of every file under the router's etc: the main files and the hosts'.
+	mtimes map[string]time.Time
 }
 
 func (n *testNet) state(t *testing.T) routerState {
 	t.Helper()
-	s := routerState{ruleset: n.must(t, n.router, "nft", "list", "table", "inet", routerfiles.TableName)}
+	s := routerState{ruleset: n.must(t, n.router, "nft", "list", "table", "inet", routerfiles.TableName), mtimes: map[string]time.Time{}}
 	pid, _ := os.ReadFile(n.pidFile)
 	leases, _ := os.ReadFile(n.leaseFile)
 	s.dnsmasqPID, s.leases = strings.TrimSpace(string(pid)), string(leases)
-	for i, p := range []string{n.layout.Nftables, n.layout.Dnsmasq, n.layout.Sysctl} {
-		st, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
+	err := filepath.WalkDir(filepath.Join(n.dir, "etc"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		s.mtimes[i] = st.ModTime()
+		info, err := d.Info()
+		if err == nil {
+			s.mtimes[p] = info.ModTime()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{n.layout.Nftables, n.layout.Dnsmasq, n.layout.Sysctl} {
+		if _, ok := s.mtimes[p]; !ok {
+			t.Fatalf("%s is missing", p)
+		}
 	}
 	return s
 }
@@ -242,6 +341,10 @@ func TestRouter(t *testing.T) {
 
 	out := n.apply(t, c, p)
 	wantLines(t, out, "updated: "+n.layout.Sysctl, "updated: "+n.layout.Nftables, "updated: "+n.layout.Dnsmasq)
+	for _, m := range p.Machines() {
+		wantLines(t, out, "updated: "+filepath.Join(n.layout.HostsDir, m.Hostname), "updated: "+filepath.Join(n.layout.DHCPHostsDir, m.Hostname),
+			fmt.Sprintf("host applied: %s %s", m.Hostname, m.Address))
+	}
 
 	t.Run("forwarding is on in the router only", func(t *testing.T) {
 		if got := strings.TrimSpace(n.must(t, n.router, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
@@ -380,6 +483,10 @@ func TestRouter(t *testing.T) {
 		before := n.state(t)
 		out := n.apply(t, c, p)
 		wantLines(t, out, "unchanged: "+n.layout.Sysctl, "unchanged: "+n.layout.Nftables, "unchanged: "+n.layout.Dnsmasq)
+		for _, m := range p.Machines() {
+			wantLines(t, out, "unchanged: "+filepath.Join(n.layout.HostsDir, m.Hostname), "unchanged: "+filepath.Join(n.layout.DHCPHostsDir, m.Hostname),
+				"unchanged: "+filepath.Join(n.layout.NftablesHostsDir, m.Hostname+".nft"))
+		}
 		after := n.state(t)
 		if after.ruleset != before.ruleset {
 			t.Errorf("the ruleset changed:\n%s\nwas:\n%s", after.ruleset, before.ruleset)
@@ -387,14 +494,120 @@ func TestRouter(t *testing.T) {
 		if after.dnsmasqPID != before.dnsmasqPID || after.dnsmasqPID == "" {
 			t.Errorf("dnsmasq pid %q -> %q: it was restarted", before.dnsmasqPID, after.dnsmasqPID)
 		}
-		if after.mtimes != before.mtimes {
+		if !maps.Equal(after.mtimes, before.mtimes) {
 			t.Errorf("files were rewritten: %v -> %v", before.mtimes, after.mtimes)
+		}
+		if len(after.mtimes) != 3+3*len(p.Machines()) {
+			t.Errorf("%d files under etc, want the 3 main files and 3 per node: %v", len(after.mtimes), after.mtimes)
 		}
 		if after.leases != before.leases || !strings.Contains(after.leases, leased.String()) {
 			t.Errorf("the leases changed:\n%s\nwere:\n%s", after.leases, before.leases)
 		}
 		if _, err := n.exec(n.router, "nft", "list", "set", "inet", "other", "keep"); err != nil {
 			t.Errorf("another table was touched: %v", err)
+		}
+	})
+
+	// Scaling: RouterLXC runs only the new node's HostScript (and, scaling
+	// down, only RemoveHostScript); the main files stay as they are.
+	t.Run("a node added and removed without restarting dnsmasq", func(t *testing.T) {
+		c2, p2 := testStack(t, func(c *config.Config) { c.Cluster.Workers++ })
+		s2 := n.spec(t, c2, p2)
+		if routerfiles.Render(s2) != routerfiles.Render(n.spec(t, c, p)) {
+			t.Fatal("the main files changed with the node count")
+		}
+		h := s2.Hosts[len(s2.Hosts)-1]
+		if h.Name != p2.Workers[len(p2.Workers)-1].Hostname || len(s2.Hosts) != len(p.Machines())+1 {
+			t.Fatalf("the new node is %s, want %s", h.Name, p2.Workers[len(p2.Workers)-1].Hostname)
+		}
+		name, dns, addr := h.FQDN()+".", lease["dns"], h.Address.String()
+		if got := n.lookup(t, n.dhcp, "-", dns, name, openWait); got != "rcode=3" {
+			t.Fatalf("%s before it was added: %s, want rcode=3 (no such name)", name, got)
+		}
+		before := n.state(t)
+
+		out := n.script(t, routerfiles.HostScript(h, n.layout))
+		wantLines(t, out, "updated: "+filepath.Join(n.layout.HostsDir, h.Name), "updated: "+filepath.Join(n.layout.DHCPHostsDir, h.Name),
+			"updated: "+filepath.Join(n.layout.NftablesHostsDir, h.Name+".nft"))
+		added := n.state(t)
+		if added.dnsmasqPID != before.dnsmasqPID || added.dnsmasqPID == "" {
+			t.Errorf("dnsmasq pid %q -> %q: adding a node restarted it", before.dnsmasqPID, added.dnsmasqPID)
+		}
+		if added.leases != before.leases || !strings.Contains(added.leases, dhcpMAC+" "+leased.String()) {
+			t.Errorf("the leases changed:\n%s\nwere:\n%s", added.leases, before.leases)
+		}
+		if got := n.lookup(t, n.dhcp, "-", dns, name, openWait); got != "a="+addr {
+			t.Errorf("%s after it was added: %s, want a=%s", name, got, addr)
+		}
+		if got := n.lookup(t, n.dhcp, "-", dns, cp.Hostname+".", openWait); got != "a="+nodeAddr {
+			t.Errorf("an existing node after the addition: %s, want a=%s", got, nodeAddr)
+		}
+
+		// A new machine with the node's MAC is offered the node's address,
+		// from outside the dynamic range: the reservation is in effect. The
+		// machine holds the address already, as cloud-init gives it to a
+		// Talos node, so it can give the lease back (-R): a lease still held
+		// would keep its name in DNS until it ends, whatever the host files
+		// say, and Talos nodes with static addresses take none.
+		n.addNS("new")
+		newNS := n.ns("new")
+		n.ip(t, "-n", newNS, "link", "add", "eth0", "type", "veth", "peer", "name", "p-new", "netns", n.ns("switch"))
+		n.ip(t, "-n", n.ns("switch"), "link", "set", "p-new", "master", "br0", "up")
+		n.ip(t, "-n", newNS, "link", "set", "eth0", "address", strings.ToLower(h.MAC))
+		n.ip(t, "-n", newNS, "addr", "add", fmt.Sprintf("%s/%d", addr, p.Internal.Bits()), "dev", "eth0")
+		n.ip(t, "-n", newNS, "link", "set", "eth0", "up")
+		n.ip(t, "-n", newNS, "route", "add", "default", "via", p.RouterInternal.String())
+		got, dhcpOut := n.udhcpcReleasing(t, newNS, 5)
+		if got == nil || got["ip"] != addr {
+			t.Fatalf("the new node was offered %v, want its reservation %s:\n%s", got, addr, dhcpOut)
+		}
+		for i := 0; strings.Contains(readFile(n.leaseFile), strings.ToLower(h.MAC)); i++ {
+			if i == 50 {
+				t.Fatalf("the new node's lease was not given back:\n%s\nudhcpc:\n%s", readFile(n.leaseFile), dhcpOut)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		n.serve(t, newNS, "0.0.0.0:50000")
+		if got := n.dial(t, n.ext, adminSrc, at(addr, 50000), openWait); got != "peer="+adminSrc {
+			t.Errorf("admin to the new node's Talos API: %s, want peer=%s", got, adminSrc)
+		}
+
+		out = n.script(t, routerfiles.RemoveHostScript(h, n.layout))
+		wantLines(t, out, "removed: "+filepath.Join(n.layout.HostsDir, h.Name), "removed: "+filepath.Join(n.layout.DHCPHostsDir, h.Name),
+			"removed: "+filepath.Join(n.layout.NftablesHostsDir, h.Name+".nft"))
+		removed := n.state(t)
+		if removed.dnsmasqPID != before.dnsmasqPID {
+			t.Errorf("dnsmasq pid %q -> %q: removing a node restarted it", before.dnsmasqPID, removed.dnsmasqPID)
+		}
+		if !strings.Contains(removed.leases, dhcpMAC+" "+leased.String()) {
+			t.Errorf("a lease is gone after the removal:\n%s", removed.leases)
+		}
+		if removed.ruleset != before.ruleset {
+			t.Errorf("the ruleset after the removal:\n%s\nbefore the node:\n%s", removed.ruleset, before.ruleset)
+		}
+		if !maps.Equal(removed.mtimes, before.mtimes) {
+			t.Errorf("files after the removal %v, before the node %v", removed.mtimes, before.mtimes)
+		}
+		if got := n.lookup(t, n.dhcp, "-", dns, name, openWait); got != "rcode=3" {
+			t.Errorf("%s after it was removed: %s, want rcode=3 (no such name)", name, got)
+		}
+		if got := n.lookup(t, n.dhcp, "-", dns, cp.Hostname+".", openWait); got != "a="+nodeAddr {
+			t.Errorf("an existing node after the removal: %s, want a=%s", got, nodeAddr)
+		}
+		if got := n.dial(t, n.ext, adminSrc, at(addr, 50000), blockedWait); got != "timeout" {
+			t.Errorf("admin to the removed node's Talos API: %s, want timeout", got)
+		}
+		// dnsmasq keeps a deleted file's reservation until SIGHUP: the
+		// script's reload is what frees the MAC to the dynamic range.
+		again, dhcpOut := n.udhcpcReleasing(t, newNS, 5)
+		if again == nil {
+			t.Fatalf("the removed node's MAC got no lease at all:\n%s", dhcpOut)
+		}
+		if ip, err := netip.ParseAddr(again["ip"]); err != nil || ip.Less(p.DHCPStart) || p.DHCPEnd.Less(ip) {
+			t.Errorf("the removed node's MAC was offered %s, want an address of the dynamic range %s-%s (the reservation is gone)", again["ip"], p.DHCPStart, p.DHCPEnd)
+		}
+		if got := n.dial(t, n.ext, adminSrc, at(nodeAddr, 50000), openWait); got != "peer="+adminSrc {
+			t.Errorf("admin to an existing node's Talos API after the removal: %s, want peer=%s", got, adminSrc)
 		}
 	})
 
@@ -476,6 +689,13 @@ func TestRenderedFilesPassTheTools(t *testing.T) {
 			if out, err := run(context.Background(), "sh", "-n", "-c", routerfiles.ApplyScript(f, routerfiles.DebianLayout())); err != nil {
 				t.Errorf("sh -n on the apply script: %v\n%s", err, out)
 			}
+			for _, h := range s.Hosts {
+				for _, script := range []string{routerfiles.HostScript(h, routerfiles.DebianLayout()), routerfiles.RemoveHostScript(h, routerfiles.DebianLayout())} {
+					if out, err := run(context.Background(), "sh", "-n", "-c", script); err != nil {
+						t.Errorf("sh -n on a script of %s: %v\n%s", h.Name, err, out)
+					}
+				}
+			}
 			// Loading it twice for real gives the same table: the replace is idempotent.
 			var listings []string
 			for i := 0; i < 2; i++ {
@@ -490,8 +710,57 @@ func TestRenderedFilesPassTheTools(t *testing.T) {
 					t.Errorf("the loaded table lacks %s", chain)
 				}
 			}
+			// Every host's file, loaded as the ruleset's include does, puts its
+			// node in the Talos API set and its control planes in the
+			// Kubernetes API set beside the VIP.
+			hostDir := filepath.Join(dir, "nftables.d")
+			os.Mkdir(hostDir, 0o755)
+			for _, h := range s.Hosts {
+				os.WriteFile(filepath.Join(hostDir, h.Name+".nft"), []byte(routerfiles.RenderHost(h).Nftables), 0o644)
+			}
+			s.NftablesHostsDir = hostDir
+			os.WriteFile(nftPath, []byte(routerfiles.Render(s).Nftables), 0o644)
+			l.must(t, check, "nft", "-f", nftPath)
+			var talos, kube []string
+			for _, m := range p.Machines() {
+				talos = append(talos, m.Address.String())
+				if m.Role == config.RoleControlPlane {
+					kube = append(kube, m.Address.String())
+				}
+			}
+			if p.VIP.IsValid() {
+				kube = append(kube, p.VIP.String())
+			}
+			for set, want := range map[string][]string{routerfiles.TalosAPISet: talos, routerfiles.KubernetesAPISet: kube} {
+				listing := l.must(t, check, "nft", "list", "set", "inet", routerfiles.TableName, set)
+				if got := setElements(listing); !slices.Equal(got, sorted(want)) {
+					t.Errorf("set %s holds %v, want %v:\n%s", set, got, sorted(want), listing)
+				}
+			}
 		})
 	}
+}
+
+// setElements are the elements of an `nft list set` listing, sorted.
+func setElements(listing string) []string {
+	_, rest, ok := strings.Cut(listing, "elements = {")
+	if !ok {
+		return nil
+	}
+	body, _, _ := strings.Cut(rest, "}")
+	var out []string
+	for _, e := range strings.Split(body, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return sorted(out)
+}
+
+func sorted(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return out
 }
 
 func readFile(path string) string {
