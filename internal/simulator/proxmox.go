@@ -249,8 +249,19 @@ func vmSpec(v map[string]any) guestSpec {
 	if len(g.disks) > 0 {
 		g.diskIface = strings.TrimRight(g.disks[0].iface, "0123456789")
 	}
-	for i := range list(v, "networkDevices") {
-		p := fmt.Sprintf("networkDevices[%d]", i)
+	g.readNICs(v, "networkDevices")
+	if ds := str(v, "initialization.datastoreId"); ds != "" {
+		g.disks = append(g.disks, diskSpec{datastore: ds, iface: "ide2"})
+	}
+	g.addresses = ipConfigAddresses(v)
+	return g
+}
+
+// readNICs reads the bridges and MACs of a VM's networkDevices or a
+// container's networkInterfaces (same fields; Proxmox defaults to vmbr0).
+func (g *guestSpec) readNICs(v map[string]any, key string) {
+	for i := range list(v, key) {
+		p := fmt.Sprintf("%s[%d]", key, i)
 		b := str(v, p+".bridge")
 		if b == "" {
 			b = "vmbr0"
@@ -258,11 +269,6 @@ func vmSpec(v map[string]any) guestSpec {
 		g.bridges = append(g.bridges, b)
 		g.macs = append(g.macs, strings.ToUpper(str(v, p+".macAddress")))
 	}
-	if ds := str(v, "initialization.datastoreId"); ds != "" {
-		g.disks = append(g.disks, diskSpec{datastore: ds, iface: "ide2"})
-	}
-	g.addresses = ipConfigAddresses(v)
-	return g
 }
 
 func containerSpec(v map[string]any) guestSpec {
@@ -283,15 +289,7 @@ func containerSpec(v map[string]any) guestSpec {
 		ds = "local"
 	}
 	g.disks = []diskSpec{{datastore: ds, iface: "rootfs"}}
-	for i := range list(v, "networkInterfaces") {
-		p := fmt.Sprintf("networkInterfaces[%d]", i)
-		b := str(v, p+".bridge")
-		if b == "" {
-			b = "vmbr0"
-		}
-		g.bridges = append(g.bridges, b)
-		g.macs = append(g.macs, strings.ToUpper(str(v, p+".macAddress")))
-	}
+	g.readNICs(v, "networkInterfaces")
 	g.addresses = ipConfigAddresses(v)
 	return g
 }
