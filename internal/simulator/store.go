@@ -89,6 +89,21 @@ type Faults struct {
 	// FailOnce makes the Ordinal-th call (1-based, counted over the life of
 	// the simulation directory) of Method on Type fail, once.
 	FailOnce []FailOnce `json:"failOnce,omitempty"`
+	// RebootTime is how long a guest is down when it reboots (a Go
+	// duration; default 0). A Proxmox update that reboots a guest waits that
+	// long before it returns, as the real provider waits for the reboot task;
+	// a Talos node rebooting after a configuration apply is unreachable for
+	// that long while the apply call has already returned.
+	RebootTime string `json:"rebootTime,omitempty"`
+}
+
+// RebootDuration is the configured RebootTime (0 when unset or invalid).
+func (f Faults) RebootDuration() time.Duration {
+	d, err := time.ParseDuration(f.RebootTime)
+	if err != nil {
+		return 0
+	}
+	return d
 }
 
 // FailOnce is a one-shot injected failure.
@@ -152,6 +167,24 @@ type StoredFile struct {
 	URL         string `json:"url"`
 }
 
+// Reboot is one reboot of a guest: a Proxmox update that restarts a VM or
+// container, or a Talos configuration change that needs a reboot. Tests
+// read the log to check that no two control planes (or the router and a
+// node) were down at once.
+type Reboot struct {
+	VMID int    `json:"vmid"`
+	Kind string `json:"kind"` // "qemu" or "lxc"
+	Name string `json:"name"`
+	// Cause says what rebooted it ("proxmox update: cpu.cores",
+	// "talos apply: machine.sysctls").
+	Cause string    `json:"cause"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Overlaps reports whether two reboots had their guests down at the same time.
+func (r Reboot) Overlaps(o Reboot) bool { return r.Start.Before(o.End) && o.Start.Before(r.End) }
+
 // TalosMachine is what a Talos node knows after a configuration apply.
 type TalosMachine struct {
 	Address   string `json:"address"`
@@ -186,6 +219,22 @@ type TalosCluster struct {
 	Releases map[string]string `json:"releases,omitempty"`
 	// Kubeconfigs counts the admin kubeconfigs issued.
 	Kubeconfigs int `json:"kubeconfigs"`
+	// EtcdMembers are the addresses of the control planes that joined etcd
+	// and have not left it (a deleted VM does not leave: its member stays,
+	// unreachable, as in a real cluster).
+	EtcdMembers []string `json:"etcdMembers,omitempty"`
+	// Nodes are the Kubernetes Node objects by node name. A node whose
+	// machine is gone stays, NotReady, until it is deleted through the
+	// Kubernetes API.
+	Nodes map[string]*K8sNode `json:"nodes,omitempty"`
+}
+
+// K8sNode is a Kubernetes Node object.
+type K8sNode struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Role     string `json:"role"`
+	Cordoned bool   `json:"cordoned,omitempty"`
 }
 
 // State is everything the simulated systems remember between calls and
@@ -198,6 +247,7 @@ type State struct {
 	Machines map[string]*TalosMachine `json:"machines"` // by address
 	Clusters map[string]*TalosCluster `json:"clusters"` // by cluster ID
 	Secrets  map[string]string        `json:"secrets"`  // id -> bundle JSON
+	Reboots  []Reboot                 `json:"reboots,omitempty"`
 }
 
 func (s *State) init() {
