@@ -81,13 +81,25 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	}
 	clientConfig := secrets.ClientConfiguration
 
+	schematicYAML := talospatch.SchematicYAML(c.Cluster.Extensions)
+	wantID, err := talospatch.SchematicID(schematicYAML)
+	if err != nil {
+		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
+	}
 	schematic, err := imagefactory.NewSchematic(ctx, name+"-schematic", &imagefactory.SchematicArgs{
-		Schematic: pulumi.String(talospatch.SchematicYAML(c.Cluster.Extensions)),
+		Schematic: pulumi.String(schematicYAML),
 	}, parent)
 	if err != nil {
 		return nil, err
 	}
-	schematicID := schematic.ID().ToStringOutput()
+	// The schematic's ID is computed here, the way Image Factory computes
+	// it, not read from the resource: the provider updates a changed
+	// schematic in place (it posts the new one) but a Pulumi update cannot
+	// change a resource's ID, so schematic.ID() would keep naming the old
+	// extensions forever. The value still flows through the resource's
+	// posted schematic, so the image and installer wait for the factory to
+	// know it.
+	schematicID := schematic.Schematic.ApplyT(func(*string) string { return wantID }).(pulumi.StringOutput)
 
 	// One image per Proxmox node, or one for the cluster on shared storage.
 	images := map[string]pulumi.StringOutput{}
