@@ -60,20 +60,28 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 	// with Cilium the release being deployed.
 	gate := talos.TalosHealthy.ApplyT(func(bool) string { return "talos" }).(pulumi.StringOutput)
 	if args.Cluster.CNI == config.CNICilium {
-		// The kubeconfig is read through the Talos health check, so the
-		// provider (and the release on it) wait for Talos and etcd:
-		// installing before then only times out.
-		kubeconfig := pulumi.All(talos.Kubeconfig, talos.TalosHealthy).ApplyT(func(v []any) string {
-			return v[0].(string)
-		}).(pulumi.StringOutput)
+		// pulumi-kubernetes v4.32.0 replaces a provider whose kubeconfig is
+		// unknown at preview, and every release on it with it
+		// (provider/pkg/provider/provider.go:504, DiffConfig), unless its
+		// clusterIdentifier is set and unchanged (:495). So the provider
+		// takes the kubeconfig resource's output as it is (read through
+		// the health check it was unknown in every preview that changed a
+		// node), and the identifier keeps a renewed kubeconfig from
+		// replacing Cilium. The wait for Talos and etcd is an explicit
+		// dependency of the release instead: installing before then only
+		// times out.
 		k8s, err := kubernetes.NewProvider(ctx, name+"-k8s", &kubernetes.ProviderArgs{
-			Kubeconfig: pulumi.ToSecret(kubeconfig).(pulumi.StringOutput),
+			Kubeconfig:        pulumi.ToSecret(talos.Kubeconfig).(pulumi.StringOutput),
+			ClusterIdentifier: talos.ClusterName,
 			// Fail instead of silently skipping when the cluster is gone.
 			DeleteUnreachable: pulumi.Bool(false),
 		}, parent)
 		if err != nil {
 			return nil, err
 		}
+		afterTalosHealthy := talos.TalosHealthy.ApplyT(func(bool) []pulumi.Resource {
+			return []pulumi.Resource{talos.Bootstrap}
+		}).(pulumi.ResourceArrayOutput)
 		values := pulumi.Map{}
 		for k, v := range overlay.CiliumValues(args.Cluster) {
 			values[k] = pulumi.Any(v)
@@ -89,7 +97,7 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 			// stay NotReady, and failing the update beats a half install.
 			Atomic:  pulumi.Bool(true),
 			Timeout: pulumi.Int(900),
-		}, parent, pulumi.Provider(k8s))
+		}, parent, pulumi.Provider(k8s), pulumi.DependsOnInputs(afterTalosHealthy))
 		if err != nil {
 			return nil, err
 		}
