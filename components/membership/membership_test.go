@@ -9,7 +9,7 @@ import (
 )
 
 // stubCLIs writes kubectl and talosctl stand-ins that serve the given nodes
-// ("name ip role" lines) and log every call to calls.log. They refuse
+// ("name ip role" lines; ip "-" for a node without an InternalIP) and log every call to calls.log. They refuse
 // anything the script is not expected to run, so a changed invocation fails
 // the test instead of passing unseen.
 func stubCLIs(t *testing.T, nodes string) (dir string) {
@@ -29,13 +29,15 @@ grep -q KUBE "$2" || { echo "wrong kubeconfig" >&2; exit 2; }
 shift 3
 case "$1 $2" in
 "get nodes")
-  case "$4" in
+  sel=''
+  [ "$3" = -l ] && sel=$4
+  case "$sel" in
   '') awk '{print "node/" $1}' "$d/nodes" ;;
   'node-role.kubernetes.io/control-plane') awk '$3=="cp"{print "node/" $1}' "$d/nodes" ;;
   '!node-role.kubernetes.io/control-plane') awk '$3!="cp"{print "node/" $1}' "$d/nodes" ;;
   *) echo "unexpected selector $4" >&2; exit 2 ;;
   esac ;;
-"get node") awk -v n="$3" '$1==n{print $2}' "$d/nodes" | tr -d '\n' ;;
+"get node") awk -v n="$3" '$1==n && $2!="-"{print $2}' "$d/nodes" | tr -d '\n' ;;
 "delete node") awk -v n="$3" '$1!=n' "$d/nodes" > "$d/nodes.new" && mv "$d/nodes.new" "$d/nodes" ;;
 *) echo "unexpected kubectl $*" >&2; exit 2 ;;
 esac
@@ -99,11 +101,11 @@ func TestScriptRemovesOnlyUndeclaredNodes(t *testing.T) {
 	got := strings.Join(calls(t, bin), "\n")
 	want := strings.Join([]string{
 		"talosctl -n 10.0.0.22 -e 10.0.0.22 reset --graceful=true --reboot=false --wait=true --timeout=10m",
-		"kubectl delete node p-worker2",
+		"kubectl --request-timeout=30s delete node p-worker2",
 		"talosctl -n 10.0.0.23 -e 10.0.0.23 reset --graceful=true --reboot=false --wait=true --timeout=10m",
-		"kubectl delete node p-worker3",
+		"kubectl --request-timeout=30s delete node p-worker3",
 		"talosctl -n 10.0.0.13 -e 10.0.0.13 reset --graceful=true --reboot=false --wait=true --timeout=10m",
-		"kubectl delete node p-cp3",
+		"kubectl --request-timeout=30s delete node p-cp3",
 	}, "\n")
 	if got != want {
 		t.Errorf("cluster changes:\n%s\nwant:\n%s", got, want)
@@ -133,7 +135,7 @@ func TestScriptLeavesDeclaredNodesAlone(t *testing.T) {
 // node's name rather than deleting it blindly.
 func TestScriptStopsOnANodeWithoutAddress(t *testing.T) {
 	script, _ := Script([]Member{{Name: "d-cp1", ControlPlane: true}})
-	bin := stubCLIs(t, "d-cp1 10.0.0.11 cp\nd-worker9  w\n")
+	bin := stubCLIs(t, "d-cp1 10.0.0.11 cp\nd-worker9 - w\n")
 	_, stderr, err := run(t, script, bin)
 	if err == nil || !strings.Contains(stderr, "node d-worker9 has no InternalIP") {
 		t.Fatalf("want a failure naming d-worker9, got %v: %s", err, stderr)
