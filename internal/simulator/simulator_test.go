@@ -66,7 +66,7 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := diff(kinds[c.token], c.olds, c.news)
+			got := (*Server)(nil).diffAll(kinds[c.token], "", "", nil, c.olds, c.news)
 			if got.Changes != c.changes {
 				t.Errorf("changes = %v, want %v (diffs %v)", got.Changes, c.changes, got.Diffs)
 			}
@@ -133,6 +133,8 @@ func vmArgs(node string, vmid int, address, bridge, fileID string, cores, memory
 // datastores, duplicate VM IDs, VMs bigger than their node.
 func TestProxmoxAdmission(t *testing.T) {
 	s := newTestServer(t, "proxmoxve", DefaultWorld(WorldNode{Name: "pve1", Cores: 8, MemoryMiB: 8192}, WorldNode{Name: "pve2"}))
+	// Disks with a fileId are imported over SSH: the provider needs a login.
+	s.config = map[string]any{"apiToken": "sda@pve!t=x", "ssh": map[string]any{"username": "root", "agent": true}}
 	if _, _, err := create(t, s, TokenBridge, "br", map[string]any{"nodeName": "pve1", "name": "vmbr1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +162,11 @@ func TestProxmoxAdmission(t *testing.T) {
 		{"address already used", TokenVM, vmArgs("pve1", 8012, "10.0.0.11", "vmbr1", img, 2, 1024), "address 10.0.0.11 is already configured"},
 		{"unknown node", TokenVM, vmArgs("pve9", 8012, "10.0.0.12", "vmbr0", "", 2, 1024), `node "pve9" does not exist`},
 		{"iso needs .img or .iso", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
-			"url": "https://example.test/nocloud-amd64.raw.xz"}, "needs a name ending in .iso or .img"},
+			"url": "https://example.test/nocloud-amd64.raw.xz"}, "(filename: wrong file extension)"},
 		{"xz is not a Proxmox decompression", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
-			"url": "https://example.test/a.raw.xz", "fileName": "a.img", "decompressionAlgorithm": "xz"}, "decompresses only"},
+			"url": "https://example.test/a.raw.xz", "fileName": "a.img", "decompressionAlgorithm": "xz"}, `value must be one of: ["\"gz\"" "\"lzo\"" "\"zst\"" "\"bz2\""], got: "xz"`},
 		{"disk store rejects templates", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local-lvm", "contentType": "vztmpl",
-			"url": "https://example.test/debian.tar.zst"}, "does not accept content type \"vztmpl\""},
+			"url": "https://example.test/debian.tar.zst"}, "storage 'local-lvm' is not configured for content-type 'vztmpl'"},
 		{"same file twice", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
 			"url": "https://example.test/other.img", "fileName": "talos.img"}, "already exists"},
 		{"bridge twice", TokenBridge, map[string]any{"nodeName": "pve1", "name": "vmbr1"}, "already exists"},
