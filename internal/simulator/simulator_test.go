@@ -25,6 +25,8 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 			out["cpu"].(map[string]any)["cores"] = v
 		case "disks[0].fileId":
 			out["disks"].([]any)[0].(map[string]any)["fileId"] = v
+		case "disks[0].interface":
+			out["disks"].([]any)[0].(map[string]any)["interface"] = v
 		case "disks[0].size":
 			out["disks"].([]any)[0].(map[string]any)["size"] = v
 		default:
@@ -53,6 +55,15 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 		{"another VM ID replaces", TokenVM, vm, with("vmId", 8012.0), pulumirpc.DiffResponse_DIFF_SOME, []string{"vmId"}},
 		{"another boot image replaces", TokenVM, vm, with("disks[0].fileId", "local:iso/b.img"), pulumirpc.DiffResponse_DIFF_SOME, []string{"disks"}},
 		{"unknown during preview is a change", TokenVM, vm, with("cpu.cores", unknownMarker{}), pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"another disk interface updates (then fails: disks cannot be removed)", TokenVM, vm, with("disks[0].interface", "virtio0"), pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"another node with migrate updates", TokenVM, with("migrate", true), func() map[string]any { m := with("migrate", true); m["nodeName"] = "pve2"; return m }(),
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"container disk size replaces", TokenContainer, map[string]any{"disk": map[string]any{"size": 4.0}}, map[string]any{"disk": map[string]any{"size": 8.0}},
+			pulumirpc.DiffResponse_DIFF_SOME, []string{"disk"}},
+		{"bridge on another node updates", TokenBridge, map[string]any{"nodeName": "pve", "name": "vmbr1"}, map[string]any{"nodeName": "pve2", "name": "vmbr1"},
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"download decompression updates", TokenDownload, map[string]any{"url": "https://e.test/a.img"}, map[string]any{"url": "https://e.test/a.img", "decompressionAlgorithm": "zst"},
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
 		{"new patch updates the apply", TokenApply, apply, map[string]any{"node": "10.0.0.11", "configPatches": []any{"a: 2"}, "machineConfigurationInput": "x"},
 			pulumirpc.DiffResponse_DIFF_SOME, nil},
 		{"another node replaces the apply", TokenApply, apply, map[string]any{"node": "10.0.0.12", "configPatches": []any{"a: 1"}, "machineConfigurationInput": "x"},
