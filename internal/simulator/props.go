@@ -299,3 +299,21 @@ func matchesRule(path, rule string) bool {
 	}
 	return true
 }
+
+// ruleReplaces reports whether a changed path replaces the resource under a
+// replace rule: the path falls under the rule; or the rule ends in "!" and
+// names the path itself (a block added or removed); or the path is a whole
+// object added or removed that holds the rule's path, and the value there
+// changed ("initialization" added with an "initialization.userAccount").
+func ruleReplaces(path, rule string, olds, news map[string]any) bool {
+	if exact, ok := strings.CutSuffix(rule, "!"); ok {
+		return path == exact
+	}
+	if matchesRule(path, rule) {
+		return true
+	}
+	if strings.Contains(rule, "[*]") || !strings.HasPrefix(rule, path+".") {
+		return false
+	}
+	return !reflect.DeepEqual(normalise(get(olds, rule)), normalise(get(news, rule)))
+}

@@ -1,12 +1,18 @@
 package simulator
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Type tokens of the proxmoxve resources the simulation knows.
@@ -40,34 +46,52 @@ func checkProxmoxConfig(p Props) error {
 	return nil
 }
 
+// proxmoxKinds are the proxmoxve resources. The replace paths are the
+// ForceNew / RequiresReplace attributes of bpg/terraform-provider-proxmox
+// v0.69.1, which pulumi-proxmoxve v6.18.1 bridges (see
+// docs/simulation-rules-proxmox.md for the file and line of each).
 func proxmoxKinds() []*kind {
 	return []*kind{
 		{
-			token:   TokenBridge,
-			replace: []string{"nodeName", "name"},
+			token: TokenBridge,
+			// Only the name requires replacement; a new nodeName is an
+			// update (which then fails: the bridge is not on that node).
+			replace: []string{"name"},
 			create:  createBridge,
+			update:  updateBridge,
 			delete:  deleteBridge,
 		},
 		{
 			token: TokenDownload,
-			// Every argument of a download forces a new file, as in the provider.
+			// decompressionAlgorithm, overwrite, overwriteUnmanaged,
+			// uploadTimeout and verify update in place (state only).
 			replace: []string{"nodeName", "datastoreId", "contentType", "url", "fileName",
-				"checksum", "checksumAlgorithm", "decompressionAlgorithm"},
-			create: createDownload,
-			delete: deleteDownload,
+				"checksum", "checksumAlgorithm"},
+			forceNew: downloadForceNew,
+			create:   createDownload,
+			read:     readDownload,
+			delete:   deleteDownload,
 		},
 		{
-			token:   TokenVM,
-			replace: []string{"nodeName", "vmId", "disks[*].fileId", "disks[*].interface", "clone"},
-			create:  createVM,
-			update:  updateVM,
-			delete:  deleteGuest,
+			token: TokenVM,
+			// nodeName (unless migrate) and disks[*].fileId are in vmForceNew.
+			replace: []string{"vmId", "clone", "template",
+				"efiDisk!", "efiDisk.fileFormat", "efiDisk.type", "efiDisk.preEnrolledKeys",
+				"tpmState!", "tpmState.version",
+				"initialization.userAccount", "initialization.userDataFileId", "initialization.vendorDataFileId",
+				"initialization.networkDataFileId", "initialization.metaDataFileId", "initialization.type"},
+			forceNew: vmForceNew,
+			create:   createVM,
+			read:     readVM,
+			update:   updateVM,
+			delete:   deleteGuest,
 		},
 		{
 			token: TokenContainer,
-			replace: []string{"nodeName", "vmId", "operatingSystem", "unprivileged", "disk.datastoreId",
-				"clone", "initialization.userAccount"},
+			replace: []string{"nodeName", "vmId", "clone", "disk", "operatingSystem!", "operatingSystem.templateFileId",
+				"initialization.userAccount", "poolId", "template", "unprivileged"},
 			create: createContainer,
+			read:   readContainer,
 			update: updateContainer,
 			delete: deleteGuest,
 		},
@@ -121,80 +145,187 @@ func (tx *Tx) fileKey(node, id string) string {
 	return node + "/" + id
 }
 
+// bridgeName is the name validator of the bridge resource.
+var bridgeName = regexp.MustCompile(`^vmbr(\d{1,4})$`)
+
 func createBridge(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	node, name := str(in.Values, "nodeName"), str(in.Values, "name")
 	if _, err := tx.node(node); err != nil {
 		return "", nil, err
 	}
-	if !strings.HasPrefix(name, "vmbr") {
-		return "", nil, fmt.Errorf("bridge name %q: Proxmox bridges are named vmbrN", name)
+	if !bridgeName.MatchString(name) {
+		return "", nil, fmt.Errorf(`Attribute name must be "vmbrN", where N is a number between 0 and 9999, got: %s`, name)
 	}
 	if tx.bridgeExists(node, name) {
-		return "", nil, fmt.Errorf("interface %q already exists on node %q", name, node)
+		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: "+
+			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface already exists) (%s on node %q)", name, node)
 	}
 	tx.State.Bridges[node+"/"+name] = true
+	tx.State.NetworkReloads[node]++
 	return node + ":" + name, nil, nil
 }
 
+// updateBridge changes a bridge in place. The provider updates the
+// interface on the planned node: a bridge "moved" to another node is not
+// there, and Proxmox refuses.
+func updateBridge(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	node, name := str(news.Values, "nodeName"), str(news.Values, "name")
+	if _, err := tx.node(node); err != nil {
+		return nil, err
+	}
+	if !tx.State.Bridges[node+"/"+name] && !slices.Contains(tx.World.Bridges, name) {
+		return nil, fmt.Errorf("Error updating Linux Bridge interface: Could not update Linux Bridge, unexpected error: "+
+			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface does not exist) (%s on node %q)", name, node)
+	}
+	// The provider reloads the network of the node in its old state.
+	tx.State.NetworkReloads[str(old.Inputs, "nodeName")]++
+	return nil, nil
+}
+
+// deleteBridge removes a bridge and reloads the node's network. Proxmox
+// does not check whether guests still use it: their NICs lose the bridge.
 func deleteBridge(_ *Server, tx *Tx, obj *Object) error {
 	node, name := str(obj.Inputs, "nodeName"), str(obj.Inputs, "name")
-	for _, g := range tx.State.Guests {
-		if g.Node == node && slices.Contains(g.Bridges, name) {
-			return fmt.Errorf("bridge %s on %s is still used by %s %d (%s)", name, node, g.Kind, g.VMID, g.Name)
-		}
-	}
 	delete(tx.State.Bridges, node+"/"+name)
+	tx.State.NetworkReloads[node]++
 	return nil
 }
 
-// Proxmox accepts these compressions when it downloads a file.
-var decompressions = []string{"gz", "lzo", "zst", "bz2"}
+// The download file resource validates content_type and
+// decompression_algorithm with the framework's OneOf validator.
+var (
+	downloadContentTypes = []string{"iso", "vztmpl"}
+	decompressions       = []string{"gz", "lzo", "zst", "bz2"}
+	// Proxmox's file name checks for download-url (pve-storage
+	// PVE::Storage $ISO_EXT_RE_0 and $VZTMPL_EXT_RE_1).
+	isoExt    = regexp.MustCompile(`(?i)[^/]+\.(?:iso|img)$`)
+	vztmplExt = regexp.MustCompile(`(?i)[^/]+\.(?:tar|tar\.(?:gz|xz|zst|bz2))$`)
+)
+
+// oneOf is the message of terraform-plugin-framework-validators' OneOf.
+func oneOf(attr string, allowed []string, got string) error {
+	q := make([]string, len(allowed))
+	for i, a := range allowed {
+		q[i] = strconv.Quote(strconv.Quote(a))
+	}
+	return fmt.Errorf("Invalid Attribute Value Match: Attribute %s value must be one of: [%s], got: %q", attr, strings.Join(q, " "), got)
+}
+
+// urlSize is what the URL's Content-Length says: the World's URLSizes, or
+// else what a download of it stores.
+func (tx *Tx) urlSize(u string) int64 {
+	if n, ok := tx.World.URLSizes[u]; ok {
+		return n
+	}
+	return int64(len(u)) << 20
+}
 
 func createDownload(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	v := in.Values
-	node, ds, content, url := str(v, "nodeName"), str(v, "datastoreId"), str(v, "contentType"), str(v, "url")
+	node, ds, content, u := str(v, "nodeName"), str(v, "datastoreId"), str(v, "contentType"), str(v, "url")
+	if !slices.Contains(downloadContentTypes, content) {
+		return "", nil, oneOf("content_type", downloadContentTypes, content)
+	}
+	d := str(v, "decompressionAlgorithm")
+	if d != "" && !slices.Contains(decompressions, d) {
+		return "", nil, oneOf("decompression_algorithm", decompressions, d)
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return "", nil, fmt.Errorf("Invalid Attribute Value Match: Attribute url Must match http url regex, got: %s", u)
+	}
 	if _, err := tx.node(node); err != nil {
 		return "", nil, err
 	}
-	if content != "iso" && content != "vztmpl" && content != "import" {
-		return "", nil, fmt.Errorf("contentType %q: a download is an iso, vztmpl or import file", content)
-	}
-	if err := tx.datastore(node, ds, content); err != nil {
-		return "", nil, err
-	}
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return "", nil, fmt.Errorf("url %q: Proxmox downloads only http(s) URLs", url)
-	}
 	fileName := str(v, "fileName")
 	if fileName == "" {
-		fileName = path.Base(strings.SplitN(url, "?", 2)[0])
+		// The provider asks Proxmox for the URL's metadata (query-url-metadata).
+		pu, err := url.Parse(u)
+		if err != nil {
+			return "", nil, err
+		}
+		fileName = path.Base(pu.Path)
 	}
-	if d := str(v, "decompressionAlgorithm"); d != "" && !slices.Contains(decompressions, d) {
-		return "", nil, fmt.Errorf("decompressionAlgorithm %q: Proxmox decompresses only %s", d, strings.Join(decompressions, ", "))
+	failed := func(reason string) error {
+		return fmt.Errorf("Error downloading file from url: Could not download file '%s', unexpected error: %s", fileName, reason)
+	}
+	if err := tx.datastore(node, ds, content); err != nil {
+		return "", nil, failed(fmt.Sprintf("received an HTTP 500 response - Reason: storage '%s' is not configured for content-type '%s'", ds, content))
 	}
 	switch content {
 	case "iso":
-		if !strings.HasSuffix(fileName, ".iso") && !strings.HasSuffix(fileName, ".img") {
-			return "", nil, fmt.Errorf("file name %q: content type iso needs a name ending in .iso or .img (set fileName)", fileName)
+		if !isoExt.MatchString(fileName) {
+			return "", nil, failed("received an HTTP 400 response - Reason: Parameter verification failed. (filename: wrong file extension)")
 		}
 	case "vztmpl":
-		ok := false
-		for _, ext := range []string{".tar.gz", ".tar.xz", ".tar.zst", ".tgz"} {
-			ok = ok || strings.HasSuffix(fileName, ext)
+		if !vztmplExt.MatchString(fileName) {
+			return "", nil, failed("received an HTTP 400 response - Reason: Parameter verification failed. (filename: wrong file extension)")
 		}
-		if !ok {
-			return "", nil, fmt.Errorf("file name %q: a container template ends in .tar.gz, .tar.xz or .tar.zst", fileName)
-		}
+	}
+	// The download task refuses decompression before it downloads.
+	if d != "" && content != "iso" {
+		return "", nil, failed(fmt.Sprintf("decompression not supported for %s", content))
 	}
 	id := fmt.Sprintf("%s:%s/%s", ds, content, fileName)
 	key := tx.fileKey(node, id)
 	if _, exists := tx.State.Files[key]; exists {
 		if b, _ := get(v, "overwriteUnmanaged").(bool); !b {
-			return "", nil, fmt.Errorf("file %s already exists on %s and overwriteUnmanaged is false: refusing to overwrite it", id, node)
+			return "", nil, fmt.Errorf("File already exists in the datastore, it was created outside of Terraform or is managed by another resource.: "+
+				"File already exists in the datastore: '%s', error: refusing to override existing file '%s'", fileName, fileName)
 		}
+		// overwriteUnmanaged: the provider deletes the file and downloads again.
 	}
-	tx.State.Files[key] = &StoredFile{ID: id, Node: node, Datastore: ds, ContentType: content, URL: url}
-	return id, map[string]any{"fileName": fileName, "size": float64(len(url) * 1 << 20)}, nil
+	size := tx.urlSize(u)
+	tx.State.Files[key] = &StoredFile{ID: id, Node: node, Datastore: ds, ContentType: content, URL: u, Size: size}
+	return id, map[string]any{"fileName": fileName, "size": float64(size)}, nil
+}
+
+// overwrite is the download's overwrite flag (default true).
+func overwrite(v map[string]any) bool {
+	b, ok := get(v, "overwrite").(bool)
+	return !ok || b
+}
+
+// readDownload reads the file's size from the datastore; a file that is
+// gone drops the resource. With overwrite it also asks the URL's size and
+// keeps both sizes as private state for the next plan (downloadForceNew).
+func readDownload(_ *Server, tx *Tx, obj *Object) (bool, error) {
+	f := tx.State.Files[tx.fileKey(str(obj.Inputs, "nodeName"), obj.ID)]
+	if f == nil {
+		return true, nil
+	}
+	if obj.Outputs == nil {
+		obj.Outputs = map[string]any{}
+	}
+	obj.Private = map[string]any{"original_state_size": obj.Outputs["size"]}
+	obj.Outputs["size"] = float64(f.Size)
+	if overwrite(obj.Inputs) {
+		obj.Private["url_size"] = float64(tx.urlSize(str(obj.Inputs, "url")))
+	}
+	return false, nil
+}
+
+// downloadForceNew is the provider's sizeRequiresReplaceModifier: with
+// overwrite, a file whose datastore size changed since the last state, or
+// whose URL now reports another size (same url), is downloaded again.
+func downloadForceNew(s *Server, urn, id string, oldOutputs, olds, news map[string]any) []string {
+	if s == nil || !overwrite(news) {
+		return nil
+	}
+	var private map[string]any
+	_ = s.Store.Update(func(tx *Tx) error {
+		if obj := tx.State.Objects[objectKey(urn, id)]; obj != nil {
+			private = obj.Private
+		}
+		return errors.New("read only") // nothing to save
+	})
+	size, _ := oldOutputs["size"].(float64)
+	if orig, ok := private["original_state_size"].(float64); ok && orig != size {
+		return []string{"size"}
+	}
+	if us, ok := private["url_size"].(float64); ok && str(olds, "url") == str(news, "url") && us != size {
+		return []string{"size"}
+	}
+	return nil
 }
 
 func deleteDownload(_ *Server, tx *Tx, obj *Object) error {
@@ -399,7 +530,245 @@ func guestOutputs(g guestSpec) map[string]any {
 	return map[string]any{"vmId": float64(g.vmid), "macAddresses": macs}
 }
 
-func createVM(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+// DownUntil reports whether guest vmid is inside a reboot interval
+// [Start, End) of State.Reboots at now, and when the last such reboot ends.
+// A rebooting guest counts as not running: its guest agent and Talos API do
+// not answer. Both the Proxmox and the Talos side append to State.Reboots.
+func (tx *Tx) DownUntil(vmid int, now time.Time) (time.Time, bool) {
+	var until time.Time
+	down := false
+	for _, r := range tx.State.Reboots {
+		if r.VMID == vmid && !now.Before(r.Start) && now.Before(r.End) {
+			down = true
+			if r.End.After(until) {
+				until = r.End
+			}
+		}
+	}
+	return until, down
+}
+
+// reboot records a reboot of g that starts once the waits already owed by
+// this call are over, and makes the call wait until it ends (the provider
+// waits for the reboot task).
+func (tx *Tx) reboot(f Faults, g *Guest, cause string) {
+	start := time.Now().Add(tx.Wait)
+	d := f.RebootDuration()
+	tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: g.Kind, Name: g.Name, Cause: cause,
+		Start: start, End: start.Add(d)})
+	tx.Wait += d
+}
+
+// faults reads the fault settings; a broken file counts as none here (the
+// server's before() reports it on every call already).
+func (s *Server) faults() Faults {
+	f, _ := s.Store.Faults()
+	return f
+}
+
+// configObject is an object-typed provider setting ("ssh"). Configure
+// stores the engine's values as they come: an object, or a JSON string
+// (older engines and flat "proxmoxve:config:ssh" variables).
+func (s *Server) configObject(key string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch v := s.config[key].(type) {
+	case map[string]any:
+		return v
+	case string:
+		var m map[string]any
+		if json.Unmarshal([]byte(v), &m) == nil {
+			return m
+		}
+	}
+	return nil
+}
+
+func envAny(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// sshLogin is the SSH login the provider uses on node, resolved as
+// proxmoxtf/provider/provider.go does: ssh.username, else
+// PROXMOX_VE_SSH_USERNAME, else the user part of the API username
+// (password login); with an API token alone it is empty. The disk import
+// then fails to authenticate (proxmox/ssh/client.go openNodeShell).
+func (s *Server) sshLogin(tx *Tx, node string) error {
+	conf := s.configObject("ssh")
+	user, _ := conf["username"].(string)
+	password, _ := conf["password"].(string)
+	key, _ := conf["privateKey"].(string)
+	agent, _ := conf["agent"].(bool)
+	apiUser, _, _ := s.configValue("username")
+	apiPassword, _, _ := s.configValue("password")
+	if user == "" {
+		user = envAny("PROXMOX_VE_SSH_USERNAME", "PM_VE_SSH_USERNAME")
+	}
+	if user == "" {
+		user, _, _ = strings.Cut(apiUser, "@")
+	}
+	if password == "" {
+		password = envAny("PROXMOX_VE_SSH_PASSWORD", "PM_VE_SSH_PASSWORD")
+	}
+	if password == "" {
+		password = apiPassword
+	}
+	if key == "" {
+		key = os.Getenv("PROXMOX_VE_SSH_PRIVATE_KEY")
+	}
+	if env := envAny("PROXMOX_VE_SSH_AGENT", "PM_VE_SSH_AGENT"); env == "true" || env == "1" {
+		agent = true
+	}
+	host := node
+	if n, err := tx.node(node); err == nil && n.SSHHost != "" {
+		host = n.SSHHost
+	}
+	port := 22
+	for _, e := range list(conf, "nodes") {
+		if m, ok := e.(map[string]any); ok && str(m, "name") == node {
+			host = str(m, "address")
+			if p := num(m, "port"); p > 0 {
+				port = p
+			}
+		}
+	}
+	sshHost := fmt.Sprintf("%s:%d", host, port)
+	if user != "" && (agent || key != "" || password != "") {
+		return nil
+	}
+	return fmt.Errorf("unable to authenticate user %q over SSH to %q. Please verify that ssh-agent is "+
+		"correctly loaded with an authorized key via 'ssh-add -L' (NOTE: configurations in ~/.ssh/config are "+
+		"not considered by the provider): failed to dial %s: ssh: handshake failed: ssh: unable to authenticate, "+
+		"attempted methods [none password], no supported methods remain", user, sshHost, sshHost)
+}
+
+// importDisks is disk.CreateCustomDisks: every disk with a fileId is
+// imported over SSH (qm importdisk on the node).
+func (s *Server) importDisks(tx *Tx, node string, disks []diskSpec) error {
+	for _, d := range disks {
+		if d.fileID == "" {
+			continue
+		}
+		if err := s.sshLogin(tx, node); err != nil {
+			return fmt.Errorf("creating custom disk: %w", err)
+		}
+	}
+	return nil
+}
+
+const (
+	// dvAgentTimeout and dvTimeoutCreate are the provider's defaults.
+	dvAgentTimeout  = 15 * time.Minute
+	dvTimeoutCreate = 1800 * time.Second
+	qemuAgentExt    = "siderolabs/qemu-guest-agent"
+)
+
+// vmAgent is the VM's agent block: enabled (default false) and timeout.
+func vmAgent(v map[string]any) (bool, time.Duration) {
+	enabled, _ := get(v, "agent.enabled").(bool)
+	t := dvAgentTimeout
+	if d, err := time.ParseDuration(str(v, "agent.timeout")); err == nil {
+		t = d
+	}
+	return enabled, t
+}
+
+// factoryImage matches Talos Image Factory download URLs.
+var factoryImage = regexp.MustCompile(`^https://factory\.talos\.dev/image/([0-9a-f]{64})/`)
+
+// agentAnswers says whether the QEMU guest agent in g answers. A guest
+// that is stopped or rebooting has none. For a Talos Image Factory image
+// the agent is a system extension: it runs only if the image's schematic
+// (a Schematic the simulation made) lists siderolabs/qemu-guest-agent,
+// and only once the node left maintenance mode (a configuration was
+// applied; reports: siderolabs/talos#11651, siderolabs/extensions#293).
+// An image not from the factory is assumed to run an agent.
+func (tx *Tx) agentAnswers(g *Guest, v map[string]any, now time.Time) bool {
+	if g == nil || !g.Started {
+		return false
+	}
+	if _, down := tx.DownUntil(g.VMID, now); down {
+		return false
+	}
+	var image string
+	for i := range list(v, "disks") {
+		if id := str(v, fmt.Sprintf("disks[%d].fileId", i)); id != "" {
+			image = id
+			break
+		}
+	}
+	if image == "" {
+		image = str(v, "cdrom.fileId")
+	}
+	f := tx.State.Files[tx.fileKey(g.Node, image)]
+	if f == nil {
+		return true
+	}
+	m := factoryImage.FindStringSubmatch(f.URL)
+	if m == nil {
+		return true
+	}
+	hasExt := false
+	for _, o := range tx.State.Objects {
+		if o.Type == "talos:imageFactory/schematic:Schematic" && o.ID == m[1] {
+			hasExt = strings.Contains(str(o.Inputs, "schematic"), qemuAgentExt)
+		}
+	}
+	if !hasExt {
+		return false
+	}
+	for _, a := range g.Addresses {
+		if tx.State.Machines[a] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// vmNetwork is network.ReadNetworkValues, the end of every VM create,
+// read and update: with the VM started and agent.enabled, it waits up to
+// limit for the agent to report an IP. A timeout is not an error: the
+// addresses (and the MACs) come back empty.
+func (s *Server) vmNetwork(tx *Tx, v map[string]any, g *Guest, limit time.Duration) map[string]any {
+	empty := func() []any { return []any{} }
+	out := map[string]any{"ipv4Addresses": empty(), "ipv6Addresses": empty(), "networkInterfaceNames": empty()}
+	enabled, _ := vmAgent(v)
+	started, ok := get(v, "started").(bool)
+	if !ok {
+		started = true
+	}
+	if !started || !enabled {
+		return out
+	}
+	if !tx.agentAnswers(g, v, time.Now().Add(tx.Wait)) {
+		tx.Wait += s.faults().AgentWait(limit)
+		out["macAddresses"] = empty()
+		return out
+	}
+	ipv4, ipv6 := []any{[]any{"127.0.0.1"}}, []any{[]any{"::1"}}
+	names, macs := []any{"lo"}, []any{"00:00:00:00:00:00"}
+	for i, m := range g.MACs {
+		var addrs []any
+		if i == 0 {
+			for _, a := range g.Addresses {
+				addrs = append(addrs, a)
+			}
+		}
+		ipv4 = append(ipv4, addrs)
+		ipv6 = append(ipv6, []any{})
+		names = append(names, fmt.Sprintf("eth%d", i))
+		macs = append(macs, m)
+	}
+	out["ipv4Addresses"], out["ipv6Addresses"], out["networkInterfaceNames"], out["macAddresses"] = ipv4, ipv6, names, macs
+	return out
+}
+
+func createVM(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	g := vmSpec(in.Values)
 	if g.vmid == 0 {
 		g.vmid = tx.nextVMID()
@@ -412,12 +781,125 @@ func createVM(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, er
 	if err := tx.admit(g, -1); err != nil {
 		return "", nil, err
 	}
+	// vmCreateCustom creates the VM, then imports the fileId disks over SSH.
+	// (For real the VM then exists and the failed create leaves it behind.)
+	if err := s.importDisks(tx, g.node, g.disks); err != nil {
+		return "", nil, err
+	}
 	tx.place(g)
-	return strconv.Itoa(g.vmid), guestOutputs(g), nil
+	guest := tx.State.Guests[g.vmid]
+	// vmCreateStart: start, reboot if asked, then vmRead.
+	template, _ := get(in.Values, "template").(bool)
+	if reboot, _ := get(in.Values, "reboot").(bool); reboot && g.started && !template {
+		tx.reboot(s.faults(), guest, "proxmox create: reboot")
+	}
+	_, agentTimeout := vmAgent(in.Values)
+	createTimeout := dvTimeoutCreate
+	if n := num(in.Values, "timeoutCreate"); n > 0 {
+		createTimeout = time.Duration(n) * time.Second
+	}
+	outs := merge(guestOutputs(g), s.vmNetwork(tx, in.Values, guest, min(agentTimeout, createTimeout)))
+	return strconv.Itoa(g.vmid), outs, nil
 }
 
-func updateVM(_ *Server, tx *Tx, id string, old *Object, news Props) (map[string]any, error) {
-	g := vmSpec(news.Values)
+// readVM is vmRead: a VM that is gone drops the resource; otherwise the
+// network values are read again (waiting for the agent, see vmNetwork).
+func readVM(s *Server, tx *Tx, obj *Object) (bool, error) {
+	vmid, _ := strconv.Atoi(obj.ID)
+	g := tx.State.Guests[vmid]
+	if g == nil || g.Kind != "qemu" {
+		return true, nil
+	}
+	_, agentTimeout := vmAgent(obj.Inputs)
+	net := s.vmNetwork(tx, obj.Inputs, g, agentTimeout)
+	if _, fromAgent := net["macAddresses"]; !fromAgent {
+		net["macAddresses"] = guestOutputs(guestSpec{macs: g.MACs})["macAddresses"]
+	}
+	obj.Outputs = merge(obj.Outputs, net)
+	return false, nil
+}
+
+func readContainer(_ *Server, tx *Tx, obj *Object) (bool, error) {
+	vmid, _ := strconv.Atoi(obj.ID)
+	g := tx.State.Guests[vmid]
+	return g == nil || g.Kind != "lxc", nil
+}
+
+// vmForceNew holds the VM's conditional replacements: nodeName forces a
+// new VM unless migrate is set (CustomizeDiff ForceNewIf), and a disk's
+// fileId is compared by list position, so adding or removing a disk with
+// a fileId replaces the VM too (Terraform diffs disk.N.file_id from "").
+func vmForceNew(_ *Server, _, _ string, _, olds, news map[string]any) []string {
+	var keys []string
+	if str(olds, "nodeName") != str(news, "nodeName") {
+		if migrate, _ := get(news, "migrate").(bool); !migrate {
+			keys = append(keys, "nodeName")
+		}
+	}
+	od, nd := list(olds, "disks"), list(news, "disks")
+	for i := 0; i < max(len(od), len(nd)); i++ {
+		p := fmt.Sprintf("disks[%d].fileId", i)
+		if str(olds, p) != str(news, p) {
+			keys = append(keys, "disks")
+			break
+		}
+	}
+	return keys
+}
+
+// vmRebootKeys are the VM settings whose change makes vmUpdate reboot the
+// VM (rebootRequired in vmUpdate); a disk reboots it only for a new aio.
+var vmRebootKeys = []string{"acpi", "kvmArguments", "bios", "keyboardLayout", "machine", "tabletDevice",
+	"template", "agent", "audioDevice", "bootOrders", "cdrom", "cpu", "efiDisk", "tpmState", "initialization",
+	"hostpcis", "numas", "usbs", "memory", "networkDevices", "operatingSystem", "serialDevices", "vga",
+	"scsiHardware", "watchdog"}
+
+// containerRebootKeys: the same for containerUpdate.
+var containerRebootKeys = []string{"console", "cpu", "initialization", "memory", "mountPoints",
+	"networkInterfaces", "operatingSystem"}
+
+func rebootCauses(olds, news map[string]any, keys []string) []string {
+	var out []string
+	for _, p := range changedPaths(olds, news) {
+		if slices.Contains(keys, topKey(p)) || matchesRule(p, "disks[*].aio") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type vmDisk struct {
+	iface, datastore string
+	size             int
+	index            int
+}
+
+// vmDisks are a VM's disks by interface, with the provider's defaults
+// (datastore local-lvm, 8 GB).
+func vmDisks(v map[string]any) (map[string]vmDisk, []string) {
+	out := map[string]vmDisk{}
+	var order []string
+	for i := range list(v, "disks") {
+		p := fmt.Sprintf("disks[%d]", i)
+		d := vmDisk{iface: str(v, p+".interface"), datastore: str(v, p+".datastoreId"), size: num(v, p+".size"), index: i}
+		if d.iface == "" {
+			d.iface = "scsi0"
+		}
+		if d.datastore == "" {
+			d.datastore = "local-lvm"
+		}
+		if d.size == 0 {
+			d.size = 8
+		}
+		out[d.iface] = d
+		order = append(order, d.iface)
+	}
+	return out, order
+}
+
+func updateVM(s *Server, tx *Tx, id string, old *Object, news Props) (map[string]any, error) {
+	olds, nv := old.Inputs, news.Values
+	g := vmSpec(nv)
 	self, _ := strconv.Atoi(id)
 	g.vmid = self
 	prev := tx.State.Guests[self]
@@ -431,11 +913,80 @@ func updateVM(_ *Server, tx *Tx, id string, old *Object, news Props) (map[string
 	if err := tx.admit(g, self); err != nil {
 		return nil, err
 	}
+	f := s.faults()
+	oldDisks, oldOrder := vmDisks(olds)
+	newDisks, newOrder := vmDisks(nv)
+	// disk.Update: a disk on a new interface is added; one with a fileId is
+	// imported over SSH first.
+	for _, iface := range newOrder {
+		if _, ok := oldDisks[iface]; !ok && str(nv, fmt.Sprintf("disks[%d].fileId", newDisks[iface].index)) != "" {
+			if err := s.sshLogin(tx, g.node); err != nil {
+				// disk.Update wraps createCustomDisk's error once more.
+				return nil, fmt.Errorf("creating custom disk: creating custom disk: %w", err)
+			}
+		}
+	}
+	// UpdateVM applies the configuration (and starts or stops the VM)...
+	running := prev != nil && prev.Started
+	if !reflect.DeepEqual(get(olds, "started"), get(nv, "started")) {
+		running = g.started // a changed "started" starts or stops it
+	}
+	keepIface := ""
+	if prev != nil {
+		keepIface = prev.DiskInterface
+	}
 	tx.place(g)
-	return guestOutputs(g), nil
+	guest := tx.State.Guests[self]
+	guest.Started = running
+	// ... then vmUpdateDiskLocationAndSize refuses to remove or shrink a disk.
+	moved := []string{}
+	for _, iface := range oldOrder {
+		od := oldDisks[iface]
+		nd, ok := newDisks[iface]
+		if !ok {
+			guest.DiskInterface = keepIface // the old disk stays
+			return nil, &committedError{fmt.Errorf("deletion of disks not supported. Please delete disk by hand. Old interface was %q", iface)}
+		}
+		if nd.datastore != od.datastore {
+			moved = append(moved, fmt.Sprintf("disks[%d].datastoreId", nd.index))
+		}
+		if nd.size < od.size {
+			return nil, &committedError{fmt.Errorf("Cannot shrink %s:%s in VM %d, it is not supported!",
+				od.datastore, fmt.Sprintf("vm-%d-disk-%d", self, od.index), self)}
+		}
+	}
+	template, _ := get(nv, "template").(bool)
+	causes := rebootCauses(olds, nv, vmRebootKeys)
+	if len(moved) > 0 && running && !template {
+		// A moved disk needs the VM stopped and started: that is the reboot.
+		causes = append(causes, moved...)
+	}
+	if len(causes) > 0 && running && !template {
+		tx.reboot(f, guest, "proxmox update: "+strings.Join(causes, ", "))
+	}
+	_, agentTimeout := vmAgent(nv)
+	return merge(guestOutputs(g), s.vmNetwork(tx, nv, guest, agentTimeout)), nil
 }
 
-func createContainer(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+// checkContainerFeatures: with an API token, feature flags other than
+// nesting are refused ("only allowed for root@pam", provider docs).
+func (s *Server) checkContainerFeatures(verb string, v map[string]any) error {
+	token, _, _ := s.configValue("apiToken")
+	if token == "" {
+		return nil
+	}
+	features, _ := get(v, "features").(map[string]any)
+	for k, val := range features {
+		if k == "nesting" || val == nil || val == false || reflect.DeepEqual(val, []any{}) {
+			continue
+		}
+		return fmt.Errorf("error %s container: received an HTTP 403 response - Reason: Permission check failed "+
+			"(changing feature flags for privileged container is only allowed for root@pam)", verb)
+	}
+	return nil
+}
+
+func createContainer(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	g := containerSpec(in.Values)
 	if g.vmid == 0 {
 		g.vmid = tx.nextVMID()
@@ -443,18 +994,32 @@ func createContainer(_ *Server, tx *Tx, _ string, in Props) (string, map[string]
 	if err := tx.admit(g, -1); err != nil {
 		return "", nil, err
 	}
+	if err := s.checkContainerFeatures("creating", in.Values); err != nil {
+		return "", nil, err
+	}
 	tx.place(g)
 	return strconv.Itoa(g.vmid), map[string]any{"vmId": float64(g.vmid)}, nil
 }
 
-func updateContainer(_ *Server, tx *Tx, id string, _ *Object, news Props) (map[string]any, error) {
+func updateContainer(s *Server, tx *Tx, id string, old *Object, news Props) (map[string]any, error) {
 	g := containerSpec(news.Values)
 	self, _ := strconv.Atoi(id)
 	g.vmid = self
 	if err := tx.admit(g, self); err != nil {
 		return nil, err
 	}
+	if !reflect.DeepEqual(normalise(get(old.Inputs, "features")), normalise(get(news.Values, "features"))) {
+		if err := s.checkContainerFeatures("updating", news.Values); err != nil {
+			return nil, err
+		}
+	}
 	tx.place(g)
+	// containerUpdate reboots a started container (config "started") when
+	// a reboot key changed, unless it is being stopped or is a template.
+	template, _ := get(news.Values, "template").(bool)
+	if causes := rebootCauses(old.Inputs, news.Values, containerRebootKeys); len(causes) > 0 && g.started && !template {
+		tx.reboot(s.faults(), tx.State.Guests[self], "proxmox update: "+strings.Join(causes, ", "))
+	}
 	return map[string]any{"vmId": float64(g.vmid)}, nil
 }
 

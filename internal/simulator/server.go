@@ -3,7 +3,9 @@ package simulator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +19,9 @@ import (
 type kind struct {
 	token string
 	// replace lists the input paths whose change replaces the resource, as
-	// the real provider does ("nodeName", "disks[*].fileId").
+	// the real provider does ("nodeName", "disks[*].fileId"). A path covers
+	// everything inside it; a path ending in "!" ("efiDisk!") only the
+	// block itself being added or removed (Terraform's ForceNew on a block).
 	replace []string
 	// secretOutputs are outputs the real provider marks secret.
 	secretOutputs []string
@@ -35,6 +39,39 @@ type kind struct {
 	update func(s *Server, tx *Tx, id string, olds *Object, news Props) (outs map[string]any, err error)
 	// delete may be nil: then deleting forgets the object only.
 	delete func(s *Server, tx *Tx, obj *Object) error
+	// read may be nil: then a read returns what is stored. It may change
+	// obj.Outputs (what the real provider reads back), set tx.Wait, or
+	// report the object gone (refresh then drops it).
+	read func(s *Server, tx *Tx, obj *Object) (gone bool, err error)
+	// forceNew may be nil. It returns the top-level keys that force a
+	// replacement by rules the replace paths cannot say (conditional
+	// ForceNew, list elements added or removed, computed values that
+	// drifted); oldOutputs are the outputs in the engine's state.
+	forceNew func(s *Server, urn, id string, oldOutputs, olds, news map[string]any) []string
+}
+
+// committedError is an error after the simulated system already changed:
+// the transaction is kept (the world changed as it would for real) while
+// the call fails and the object keeps its old inputs. The real providers
+// fail half way like this, e.g. a VM update that applied the new
+// configuration before it refused to remove a disk.
+type committedError struct{ err error }
+
+func (e *committedError) Error() string { return e.err.Error() }
+func (e *committedError) Unwrap() error { return e.err }
+
+// wait spends d (the time a real operation blocks, e.g. waiting for a
+// reboot or for the guest agent) outside the state lock.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // invoke is one function of a simulated provider.
@@ -305,7 +342,49 @@ func (s *Server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc
 		olds = fromStruct(req.GetOlds())
 	}
 	news := fromStruct(req.GetNews())
-	return diff(k, olds.Values, news.Values), nil
+	return s.diffAll(k, req.GetUrn(), req.GetId(), fromStruct(req.GetOlds()).Values, olds.Values, news.Values), nil
+}
+
+// diffAll is diff plus the kind's conditional replacements (forceNew).
+func (s *Server) diffAll(k *kind, urn, id string, oldOutputs, olds, news map[string]any) *pulumirpc.DiffResponse {
+	resp := diff(k, olds, news)
+	if k.forceNew != nil {
+		for _, key := range k.forceNew(s, urn, id, oldOutputs, olds, news) {
+			markReplace(resp, key)
+		}
+	}
+	return resp
+}
+
+// markReplace makes key a replacement in a diff response.
+func markReplace(resp *pulumirpc.DiffResponse, key string) {
+	resp.Changes = pulumirpc.DiffResponse_DIFF_SOME
+	if !slices.Contains(resp.Diffs, key) {
+		resp.Diffs = append(resp.Diffs, key)
+		sort.Strings(resp.Diffs)
+	}
+	if !slices.Contains(resp.Replaces, key) {
+		resp.Replaces = append(resp.Replaces, key)
+		sort.Strings(resp.Replaces)
+	}
+	found := false
+	for path, d := range resp.DetailedDiff {
+		if topKey(path) != key {
+			continue
+		}
+		found = true
+		switch d.Kind {
+		case pulumirpc.PropertyDiff_ADD:
+			d.Kind = pulumirpc.PropertyDiff_ADD_REPLACE
+		case pulumirpc.PropertyDiff_DELETE:
+			d.Kind = pulumirpc.PropertyDiff_DELETE_REPLACE
+		case pulumirpc.PropertyDiff_UPDATE:
+			d.Kind = pulumirpc.PropertyDiff_UPDATE_REPLACE
+		}
+	}
+	if !found {
+		resp.DetailedDiff[key] = &pulumirpc.PropertyDiff{Kind: pulumirpc.PropertyDiff_UPDATE_REPLACE}
+	}
 }
 
 func diff(k *kind, olds, news map[string]any) *pulumirpc.DiffResponse {
@@ -321,7 +400,7 @@ func diff(k *kind, olds, news map[string]any) *pulumirpc.DiffResponse {
 	for _, path := range changed {
 		replace := false
 		for _, rule := range k.replace {
-			replace = replace || matchesRule(path, rule)
+			replace = replace || ruleReplaces(path, rule, olds, news)
 		}
 		oldV, newV := get(olds, path), get(news, path)
 		kd := pulumirpc.PropertyDiff_UPDATE
@@ -377,6 +456,7 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	in := fromStruct(req.GetProperties())
 	var id string
 	var outs map[string]any
+	var blocked time.Duration
 	prepared := s.prepare(k, in.Values)
 	err = s.before(ctx, typ, "Create")
 	if err == nil {
@@ -386,6 +466,7 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 		err = s.Store.Update(func(tx *Tx) error {
 			var err error
 			id, outs, err = k.create(s, tx, name, in)
+			blocked = tx.Wait
 			if err != nil {
 				return err
 			}
@@ -395,6 +476,9 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 			outs = merge(in.Values, outs)
 			return nil
 		})
+	}
+	if err := wait(ctx, blocked); err != nil {
+		return nil, err
 	}
 	s.record("Create", typ, name, id, start, err)
 	if err != nil {
@@ -409,17 +493,32 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 
 // Read returns what the simulated system holds, or an empty ID when the
 // object is gone (so refresh drops it from the state).
-func (s *Server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
+func (s *Server) Read(ctx context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	start := time.Now()
 	typ := typeOf(req.GetType(), req.GetUrn())
-	if _, err := s.kindOf(typ); err != nil {
+	k, err := s.kindOf(typ)
+	if err != nil {
 		return nil, err
 	}
 	var obj *Object
-	err := s.Store.Update(func(tx *Tx) error {
-		obj = tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
-		return nil
+	var blocked time.Duration
+	err = s.Store.Update(func(tx *Tx) error {
+		key := objectKey(req.GetUrn(), req.GetId())
+		obj = tx.State.Objects[key]
+		if obj == nil || k.read == nil {
+			return nil
+		}
+		gone, err := k.read(s, tx, obj)
+		blocked = tx.Wait
+		if gone {
+			delete(tx.State.Objects, key)
+			obj = nil
+		}
+		return err
 	})
+	if err == nil {
+		err = wait(ctx, blocked)
+	}
 	s.record("Read", typ, nameOf(req.GetName(), req.GetUrn()), req.GetId(), start, err)
 	if err != nil {
 		return nil, err
@@ -452,6 +551,8 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	}
 	news := fromStruct(req.GetNews())
 	var outs map[string]any
+	var blocked time.Duration
+	var failed error
 	prepared := s.prepare(k, news.Values)
 	err = s.before(ctx, typ, "Update")
 	if err == nil {
@@ -466,7 +567,14 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 			var extra map[string]any
 			if k.update != nil {
 				var err error
-				if extra, err = k.update(s, tx, req.GetId(), obj, news); err != nil {
+				extra, err = k.update(s, tx, req.GetId(), obj, news)
+				blocked = tx.Wait
+				var committed *committedError
+				if errors.As(err, &committed) {
+					failed = committed.err // keep what changed, fail the call
+					return nil
+				}
+				if err != nil {
 					return err
 				}
 			} else {
@@ -479,6 +587,12 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 			outs = merge(news.Values, extra)
 			return nil
 		})
+	}
+	if err == nil {
+		err = failed
+	}
+	if werr := wait(ctx, blocked); werr != nil && err == nil {
+		err = werr
 	}
 	s.record("Update", typ, name, req.GetId(), start, err)
 	if err != nil {

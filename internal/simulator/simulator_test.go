@@ -25,6 +25,8 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 			out["cpu"].(map[string]any)["cores"] = v
 		case "disks[0].fileId":
 			out["disks"].([]any)[0].(map[string]any)["fileId"] = v
+		case "disks[0].interface":
+			out["disks"].([]any)[0].(map[string]any)["interface"] = v
 		case "disks[0].size":
 			out["disks"].([]any)[0].(map[string]any)["size"] = v
 		default:
@@ -53,6 +55,15 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 		{"another VM ID replaces", TokenVM, vm, with("vmId", 8012.0), pulumirpc.DiffResponse_DIFF_SOME, []string{"vmId"}},
 		{"another boot image replaces", TokenVM, vm, with("disks[0].fileId", "local:iso/b.img"), pulumirpc.DiffResponse_DIFF_SOME, []string{"disks"}},
 		{"unknown during preview is a change", TokenVM, vm, with("cpu.cores", unknownMarker{}), pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"another disk interface updates (then fails: disks cannot be removed)", TokenVM, vm, with("disks[0].interface", "virtio0"), pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"another node with migrate updates", TokenVM, with("migrate", true), func() map[string]any { m := with("migrate", true); m["nodeName"] = "pve2"; return m }(),
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"container disk size replaces", TokenContainer, map[string]any{"disk": map[string]any{"size": 4.0}}, map[string]any{"disk": map[string]any{"size": 8.0}},
+			pulumirpc.DiffResponse_DIFF_SOME, []string{"disk"}},
+		{"bridge on another node updates", TokenBridge, map[string]any{"nodeName": "pve", "name": "vmbr1"}, map[string]any{"nodeName": "pve2", "name": "vmbr1"},
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
+		{"download decompression updates", TokenDownload, map[string]any{"url": "https://e.test/a.img"}, map[string]any{"url": "https://e.test/a.img", "decompressionAlgorithm": "zst"},
+			pulumirpc.DiffResponse_DIFF_SOME, nil},
 		{"new patch updates the apply", TokenApply, apply, map[string]any{"node": "10.0.0.11", "configPatches": []any{"a: 2"}, "machineConfigurationInput": "x"},
 			pulumirpc.DiffResponse_DIFF_SOME, nil},
 		{"another node replaces the apply", TokenApply, apply, map[string]any{"node": "10.0.0.12", "configPatches": []any{"a: 1"}, "machineConfigurationInput": "x"},
@@ -66,7 +77,7 @@ func TestDiffReplacesWhereTheProviderDoes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := diff(kinds[c.token], c.olds, c.news)
+			got := (*Server)(nil).diffAll(kinds[c.token], "", "", nil, c.olds, c.news)
 			if got.Changes != c.changes {
 				t.Errorf("changes = %v, want %v (diffs %v)", got.Changes, c.changes, got.Diffs)
 			}
@@ -133,6 +144,8 @@ func vmArgs(node string, vmid int, address, bridge, fileID string, cores, memory
 // datastores, duplicate VM IDs, VMs bigger than their node.
 func TestProxmoxAdmission(t *testing.T) {
 	s := newTestServer(t, "proxmoxve", DefaultWorld(WorldNode{Name: "pve1", Cores: 8, MemoryMiB: 8192}, WorldNode{Name: "pve2"}))
+	// Disks with a fileId are imported over SSH: the provider needs a login.
+	s.config = map[string]any{"apiToken": "sda@pve!t=x", "ssh": map[string]any{"username": "root", "agent": true}}
 	if _, _, err := create(t, s, TokenBridge, "br", map[string]any{"nodeName": "pve1", "name": "vmbr1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +173,11 @@ func TestProxmoxAdmission(t *testing.T) {
 		{"address already used", TokenVM, vmArgs("pve1", 8012, "10.0.0.11", "vmbr1", img, 2, 1024), "address 10.0.0.11 is already configured"},
 		{"unknown node", TokenVM, vmArgs("pve9", 8012, "10.0.0.12", "vmbr0", "", 2, 1024), `node "pve9" does not exist`},
 		{"iso needs .img or .iso", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
-			"url": "https://example.test/nocloud-amd64.raw.xz"}, "needs a name ending in .iso or .img"},
+			"url": "https://example.test/nocloud-amd64.raw.xz"}, "(filename: wrong file extension)"},
 		{"xz is not a Proxmox decompression", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
-			"url": "https://example.test/a.raw.xz", "fileName": "a.img", "decompressionAlgorithm": "xz"}, "decompresses only"},
+			"url": "https://example.test/a.raw.xz", "fileName": "a.img", "decompressionAlgorithm": "xz"}, `value must be one of: ["\"gz\"" "\"lzo\"" "\"zst\"" "\"bz2\""], got: "xz"`},
 		{"disk store rejects templates", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local-lvm", "contentType": "vztmpl",
-			"url": "https://example.test/debian.tar.zst"}, "does not accept content type \"vztmpl\""},
+			"url": "https://example.test/debian.tar.zst"}, "storage 'local-lvm' is not configured for content-type 'vztmpl'"},
 		{"same file twice", TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
 			"url": "https://example.test/other.img", "fileName": "talos.img"}, "already exists"},
 		{"bridge twice", TokenBridge, map[string]any{"nodeName": "pve1", "name": "vmbr1"}, "already exists"},

@@ -34,6 +34,10 @@ type World struct {
 	Datastores []Datastore `json:"datastores"`
 	// Bridges exist on every node (vmbr0 with the uplink).
 	Bridges []string `json:"bridges"`
+	// URLSizes is the size (bytes) a download URL reports (Content-Length);
+	// unset URLs report the size the simulated download stored. A test
+	// changes it to simulate a file that changed upstream.
+	URLSizes map[string]int64 `json:"urlSizes,omitempty"`
 }
 
 // WorldNode is one Proxmox node.
@@ -95,6 +99,19 @@ type Faults struct {
 	// a Talos node rebooting after a configuration apply is unreachable for
 	// that long while the apply call has already returned.
 	RebootTime string `json:"rebootTime,omitempty"`
+	// AgentWaitScale scales the time the Proxmox provider waits for a QEMU
+	// guest agent that does not answer (agent.timeout, 15m by default, as in
+	// the real provider). Unset or 0 means 1: real time. Tests set e.g.
+	// 0.0001 (15m becomes 90ms).
+	AgentWaitScale float64 `json:"agentWaitScale,omitempty"`
+}
+
+// AgentWait is the simulated duration of a real wait of d for the guest agent.
+func (f Faults) AgentWait(d time.Duration) time.Duration {
+	if f.AgentWaitScale <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * f.AgentWaitScale)
 }
 
 // RebootDuration is the configured RebootTime (0 when unset or invalid).
@@ -140,6 +157,9 @@ type Object struct {
 	Inputs  map[string]any  `json:"inputs"`
 	Outputs map[string]any  `json:"outputs"`
 	Secret  map[string]bool `json:"secret,omitempty"`
+	// Private is what a real provider keeps beside the state and reads in
+	// its next plan (Terraform's private state, "__meta" in Pulumi's state).
+	Private map[string]any `json:"private,omitempty"`
 }
 
 // Guest is a VM or container on a Proxmox node.
@@ -165,6 +185,8 @@ type StoredFile struct {
 	Datastore   string `json:"datastore"`
 	ContentType string `json:"contentType"`
 	URL         string `json:"url"`
+	// Size in bytes, as the datastore lists it.
+	Size int64 `json:"size,omitempty"`
 }
 
 // Reboot is one reboot of a guest: a Proxmox update that restarts a VM or
@@ -248,6 +270,9 @@ type State struct {
 	Clusters map[string]*TalosCluster `json:"clusters"` // by cluster ID
 	Secrets  map[string]string        `json:"secrets"`  // id -> bundle JSON
 	Reboots  []Reboot                 `json:"reboots,omitempty"`
+	// NetworkReloads counts the network reloads (ifreload) per Proxmox
+	// node: the bridge resource reloads after every create, update, delete.
+	NetworkReloads map[string]int `json:"networkReloads,omitempty"`
 }
 
 func (s *State) init() {
@@ -272,6 +297,9 @@ func (s *State) init() {
 	if s.Secrets == nil {
 		s.Secrets = map[string]string{}
 	}
+	if s.NetworkReloads == nil {
+		s.NetworkReloads = map[string]int{}
+	}
 }
 
 // objectKey identifies an object by the resource that made it and its ID:
@@ -291,6 +319,10 @@ type Store struct {
 type Tx struct {
 	World World
 	State *State
+	// Wait is how long the call blocks after the transaction, outside the
+	// lock (a reboot the provider waits for, a guest agent that does not
+	// answer). Kind functions add to it; the server sleeps it.
+	Wait time.Duration
 }
 
 // lock runs fn holding the simulation's file lock.
