@@ -95,6 +95,22 @@ type Faults struct {
 	// a Talos node rebooting after a configuration apply is unreachable for
 	// that long while the apply call has already returned.
 	RebootTime string `json:"rebootTime,omitempty"`
+	// TalosRetryTime is how long the talos resources and getHealth keep
+	// retrying a node that is down (a Go duration; default 10m, the
+	// upstream default timeout). The simulation waits only for a reboot in
+	// progress that ends within it; other failures fail at once.
+	TalosRetryTime string `json:"talosRetryTime,omitempty"`
+}
+
+// TalosRetryDuration is the configured TalosRetryTime (10 minutes when
+// unset or invalid, as terraform-provider-talos v0.10.1 defaults its
+// create/update/read timeouts).
+func (f Faults) TalosRetryDuration() time.Duration {
+	d, err := time.ParseDuration(f.TalosRetryTime)
+	if err != nil {
+		return 10 * time.Minute
+	}
+	return d
 }
 
 // RebootDuration is the configured RebootTime (0 when unset or invalid).
@@ -201,6 +217,10 @@ type TalosMachine struct {
 	Endpoint      string `json:"endpoint"`
 	ConfigHash    string `json:"configHash"`
 	Applies       int    `json:"applies"`
+	// UnmatchedLinks are the deviceSelectors of the configuration that
+	// matched no link of the VM: Talos leaves them unconfigured (a warning
+	// in its log, not an error).
+	UnmatchedLinks []string `json:"unmatchedLinks,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -248,6 +268,9 @@ type State struct {
 	Clusters map[string]*TalosCluster `json:"clusters"` // by cluster ID
 	Secrets  map[string]string        `json:"secrets"`  // id -> bundle JSON
 	Reboots  []Reboot                 `json:"reboots,omitempty"`
+	// Schematics are the schematics posted to the simulated Image Factory,
+	// by schematic ID (the factory keeps every schematic it was given).
+	Schematics map[string]string `json:"schematics,omitempty"`
 }
 
 func (s *State) init() {
@@ -271,6 +294,9 @@ func (s *State) init() {
 	}
 	if s.Secrets == nil {
 		s.Secrets = map[string]string{}
+	}
+	if s.Schematics == nil {
+		s.Schematics = map[string]string{}
 	}
 }
 
