@@ -4,18 +4,25 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // TokenRemoteCommand is the command provider's SSH command.
 const TokenRemoteCommand = "command:remote:Command"
 
+// commandKinds follow pulumi-command v1.1.0 remote.Command
+// (provider/pkg/provider/remote/commandController.go, common/inputs.go):
+// only triggers replace (replaceOnChanges); any other change, connection
+// included, is an update that runs `update` if set, else `create` if set,
+// on the new connection; delete runs `delete` (if set) with the stored
+// state's connection. An unset script dials nothing.
 func commandKinds() []*kind {
 	return []*kind{{
-		token: TokenRemoteCommand,
-		// Triggers replace (the command runs again from create); any other
-		// change runs the update command, or create when there is none.
+		token:   TokenRemoteCommand,
 		replace: []string{"triggers"},
 		create: func(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 			if err := tx.runRemote(in.Values, "create"); err != nil {
@@ -25,21 +32,30 @@ func commandKinds() []*kind {
 			_, _ = rand.Read(b)
 			return hex.EncodeToString(b), map[string]any{"stdout": "", "stderr": ""}, nil
 		},
-		update: func(s *Server, tx *Tx, _ string, _ *Object, news Props) (map[string]any, error) {
+		update: func(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+			// The outputs of the previous run stay (BaseOutputs of the old
+			// state) until the new run replaces them.
+			outs := map[string]any{"stdout": str(old.Outputs, "stdout"), "stderr": str(old.Outputs, "stderr")}
 			script := "update"
-			if str(news.Values, "update") == "" {
+			if _, ok := news.Values["update"]; !ok {
 				script = "create"
 			}
-			return map[string]any{"stdout": "", "stderr": ""}, tx.runRemote(news.Values, script)
+			return outs, tx.runRemote(news.Values, script)
 		},
 		delete: func(s *Server, tx *Tx, obj *Object) error {
-			if str(obj.Inputs, "delete") == "" {
-				return nil
-			}
-			return tx.runRemote(obj.Inputs, "delete")
+			return tx.runRemote(merge(obj.Inputs, obj.Outputs), "delete")
 		},
 	}}
 }
+
+// acceptedEnv is what a stock Debian (Proxmox VE) sshd accepts from a
+// client: `AcceptEnv LANG LC_*` (inferred from Debian's sshd_config). The
+// command provider sends `environment` with session.Setenv and fails when
+// the server refuses one; PULUMI_COMMAND_STDOUT/STDERR (previous outputs,
+// set for update and delete unless addPreviousOutputInEnv is false) are
+// sent the same way, but a refusal is only a warning, so on a stock
+// Proxmox node update and delete scripts do not see them.
+func acceptedEnv(key string) bool { return key == "LANG" || strings.HasPrefix(key, "LC_") }
 
 var pctExec = regexp.MustCompile(`\bpct\s+(exec|push|pull|start|stop|enter)\s+(\d+)`)
 
@@ -47,6 +63,9 @@ var pctExec = regexp.MustCompile(`\bpct\s+(exec|push|pull|start|stop|enter)\s+(\
 // cluster and that every `pct` the script runs targets a container that
 // exists, on that node, and runs.
 func (tx *Tx) runRemote(v map[string]any, script string) error {
+	if _, ok := v[script]; !ok {
+		return nil // no script: the provider does not connect
+	}
 	host := str(v, "connection.host")
 	var node *WorldNode
 	for i := range tx.World.Nodes {
@@ -56,6 +75,13 @@ func (tx *Tx) runRemote(v map[string]any, script string) error {
 	}
 	if node == nil {
 		return fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
+	}
+	if env, ok := v["environment"].(map[string]any); ok {
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			if !acceptedEnv(k) {
+				return fmt.Errorf("could not set environment variable %q: ssh: setenv failed (sshd on %s accepts only LANG and LC_* by default)", k, host)
+			}
+		}
 	}
 	text := str(v, script)
 	for _, m := range pctExec.FindAllStringSubmatch(text, -1) {

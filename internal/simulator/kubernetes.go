@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
+	"time"
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"gopkg.in/yaml.v3"
@@ -77,6 +80,17 @@ func (s *Server) cluster(tx *Tx) (*TalosCluster, error) {
 		if c.Kubeconfigs == 0 {
 			return nil, fmt.Errorf("kubernetes: cluster %s has issued no kubeconfig", c.Name)
 		}
+		up := false
+		for _, m := range tx.State.Machines {
+			if m.ClusterID == c.ID && m.Type == "controlplane" {
+				if _, err := tx.talosReachable(m.Address, time.Now()); err == nil {
+					up = true
+				}
+			}
+		}
+		if !up {
+			return nil, fmt.Errorf("kubernetes: Get %q: dial tcp: connect: no route to host (no control plane of cluster %s answers)", server, c.Name)
+		}
 		want, _ := url.Parse(c.Endpoint)
 		got, err := url.Parse(server)
 		if err != nil || want == nil || got.Host != want.Host {
@@ -116,21 +130,131 @@ func (s *Server) install(tx *Tx, v map[string]any, revision int) (map[string]any
 	}}, nil
 }
 
+// The Helm release provider refuses every operation on an unreachable
+// cluster (pulumi-kubernetes v4.32.0 helm_release.go:990 and :1170,
+// provider.go:2546-2551 for Delete). deleteUnreachable does not apply to
+// Helm releases: it is checked only for other resources (provider.go:2574).
+
 func createRelease(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+	if _, err := s.cluster(tx); err != nil {
+		return "", nil, fmt.Errorf("can't create Helm Release with unreachable cluster: %w", err)
+	}
 	outs, err := s.install(tx, in.Values, 1)
 	return releaseKey(in.Values), outs, err
 }
 
 func updateRelease(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	if _, err := s.cluster(tx); err != nil {
+		return nil, fmt.Errorf("can't update Helm Release with unreachable cluster: %w", err)
+	}
 	return s.install(tx, news.Values, num(old.Outputs, "status.revision")+1)
 }
 
 func deleteRelease(s *Server, tx *Tx, obj *Object) error {
 	c, err := s.cluster(tx)
 	if err != nil {
-		// The cluster is gone (its VMs were deleted): nothing to uninstall.
-		return nil
+		return fmt.Errorf("can't delete Helm Release with unreachable cluster. Reason: %q", err.Error())
 	}
 	delete(c.Releases, releaseKey(obj.Inputs))
 	return nil
+}
+
+// kubernetesDiffConfig is pulumi-kubernetes v4.32.0 DiffConfig
+// (provider/pkg/provider/provider.go:454-573): an unknown kubeconfig,
+// context or cluster (a kubeconfig computed by another resource, during
+// preview) replaces the provider, and with it every resource it manages;
+// a known kubeconfig replaces it only when the active cluster (server, CA,
+// ...) changed; renderYamlToDirectory replaces; a clusterIdentifier that
+// changes replaces, one that stays the same suppresses all replacements.
+func kubernetesDiffConfig(olds, news Props) *pulumirpc.DiffResponse {
+	o, n := merge(olds.Values, nil), merge(news.Values, nil)
+	// The engine adds the plugin version to the provider's inputs; it is
+	// not a setting of the provider.
+	delete(o, "version")
+	delete(n, "version")
+	changed := topKeys(changedPaths(o, n))
+	if len(changed) == 0 {
+		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
+	}
+	const ci = "clusterIdentifier"
+	var replaces []string
+	_, hadCI := o[ci]
+	_, hasCI := n[ci]
+	if hadCI && hasCI && slices.Contains(changed, ci) {
+		replaces = append(replaces, ci)
+	}
+	keepCI := hasCI && hadCI && !slices.Contains(changed, ci)
+	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME}
+	for _, key := range []string{"kubeconfig", "context", "cluster"} {
+		if _, unknown := n[key].(unknownMarker); unknown || news.Unknown[key] {
+			resp.Diffs = []string{key}
+			resp.Replaces = append(replaces, key)
+			if keepCI {
+				resp.Replaces = nil
+			}
+			return resp
+		}
+	}
+	resp.Diffs = changed
+	if slices.Contains(changed, "renderYamlToDirectory") {
+		replaces = append(replaces, "renderYamlToDirectory")
+	}
+	oldCluster, oldFound := activeCluster(o)
+	newCluster, found := activeCluster(n)
+	if oldFound && found && !reflect.DeepEqual(oldCluster, newCluster) {
+		for _, key := range []string{"kubeconfig", "context", "cluster"} {
+			if slices.Contains(changed, key) {
+				replaces = append(replaces, key)
+			}
+		}
+	}
+	if !keepCI {
+		resp.Replaces = replaces
+	}
+	return resp
+}
+
+// activeCluster is getActiveClusterFromConfig (provider/pkg/provider/util.go:201):
+// the cluster entry of the current context, with the provider's context and
+// cluster overrides.
+func activeCluster(config map[string]any) (map[string]any, bool) {
+	raw, _ := config["kubeconfig"].(string)
+	var kc struct {
+		CurrentContext string `yaml:"current-context"`
+		Contexts       []struct {
+			Name    string `yaml:"name"`
+			Context struct {
+				Cluster string `yaml:"cluster"`
+			} `yaml:"context"`
+		} `yaml:"contexts"`
+		Clusters []struct {
+			Name    string         `yaml:"name"`
+			Cluster map[string]any `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	if err := yaml.Unmarshal([]byte(raw), &kc); err != nil || len(kc.Clusters) == 0 {
+		return nil, false
+	}
+	current := kc.CurrentContext
+	if v, ok := config["context"].(string); ok {
+		current = v
+	}
+	name, found := "", false
+	for _, c := range kc.Contexts {
+		if c.Name == current {
+			name, found = c.Context.Cluster, true
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	if v, ok := config["cluster"].(string); ok {
+		name = v
+	}
+	for _, c := range kc.Clusters {
+		if c.Name == name {
+			return c.Cluster, true
+		}
+	}
+	return nil, false
 }

@@ -48,6 +48,15 @@ type kind struct {
 	// ForceNew, list elements added or removed, computed values that
 	// drifted); oldOutputs are the outputs in the engine's state.
 	forceNew func(s *Server, urn, id string, oldOutputs, olds, news map[string]any) []string
+	// replaceWhen may be nil. It asks for a replacement where a plan
+	// modifier of the real provider decides by value (a Talos downgrade),
+	// besides the fixed paths in replace.
+	replaceWhen func(path string, oldV, newV any) bool
+	// await may be nil. It returns how long to wait, outside the state
+	// lock, before create or update: the time until a node that the real
+	// provider would retry comes back (a reboot in progress), if that is
+	// within window. See Server.await.
+	await func(tx *Tx, v map[string]any, window time.Duration) time.Duration
 }
 
 // committedError is an error after the simulated system already changed:
@@ -83,6 +92,8 @@ type invoke struct {
 	stateless bool
 	// secret outputs of the function.
 	secret []string
+	// await is as kind.await, for functions that retry (getHealth).
+	await func(tx *Tx, v map[string]any, window time.Duration) time.Duration
 }
 
 // Server is one simulated provider plugin.
@@ -95,6 +106,10 @@ type Server struct {
 
 	kinds   map[string]*kind
 	invokes map[string]*invoke
+	// diffConfig may be nil: then DiffConfig never replaces the provider.
+	// A provider whose real DiffConfig can ask for a replacement (the
+	// kubernetes provider) sets it.
+	diffConfig func(olds, news Props) *pulumirpc.DiffResponse
 
 	mu sync.Mutex
 	// config is this provider instance's configuration (Configure).
@@ -128,6 +143,7 @@ func New(name, dir string) (*Server, error) {
 		ks, is = talosKinds()
 	case "kubernetes":
 		ks = kubernetesKinds()
+		s.diffConfig = kubernetesDiffConfig
 	case "command":
 		ks = commandKinds()
 	}
@@ -236,6 +252,32 @@ func (s *Server) prepare(k *kind, values map[string]any) func() (any, error) {
 	}
 }
 
+// await waits, outside the state lock, for as long as fn says: the real
+// talos provider retries an unreachable node for its timeout, and a node
+// inside a reboot comes back by itself.
+func (s *Server) await(ctx context.Context, fn func(tx *Tx, v map[string]any, window time.Duration) time.Duration, v map[string]any) error {
+	if fn == nil {
+		return nil
+	}
+	faults, err := s.Store.Faults()
+	if err != nil {
+		return fmt.Errorf("simulation faults file: %w", err)
+	}
+	var d time.Duration
+	if err := s.Store.Update(func(tx *Tx) error { d = fn(tx, v, faults.TalosRetryDuration()); return nil }); err != nil {
+		return err
+	}
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // GetPluginInfo reports the version the SDKs ask for.
 func (s *Server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
 	return &pulumirpc.PluginInfo{Version: s.Version}, nil
@@ -265,6 +307,12 @@ func (s *Server) DiffConfig(_ context.Context, req *pulumirpc.DiffRequest) (*pul
 		olds = fromStruct(req.GetOlds())
 	}
 	news := fromStruct(req.GetNews())
+	if s.diffConfig != nil {
+		if old := fromStruct(req.GetOlds()); len(old.Values) > 0 {
+			olds = old // the real providers diff against the old state
+		}
+		return s.diffConfig(olds, news), nil
+	}
 	delete(olds.Values, "version")
 	delete(news.Values, "version")
 	changed := changedPaths(olds.Values, news.Values)
@@ -403,6 +451,9 @@ func diff(k *kind, olds, news map[string]any) *pulumirpc.DiffResponse {
 			replace = replace || ruleReplaces(path, rule, olds, news)
 		}
 		oldV, newV := get(olds, path), get(news, path)
+		if k.replaceWhen != nil && k.replaceWhen(path, oldV, newV) {
+			replace = true
+		}
 		kd := pulumirpc.PropertyDiff_UPDATE
 		switch {
 		case oldV == nil && replace:
@@ -461,6 +512,9 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	err = s.before(ctx, typ, "Create")
 	if err == nil {
 		in.Prepared, err = prepared()
+	}
+	if err == nil {
+		err = s.await(ctx, k.await, in.Values)
 	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
@@ -559,6 +613,9 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 		news.Prepared, err = prepared()
 	}
 	if err == nil {
+		err = s.await(ctx, k.await, news.Values)
+	}
+	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			obj := tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
 			if obj == nil {
@@ -647,6 +704,9 @@ func (s *Server) Invoke(ctx context.Context, req *pulumirpc.InvokeRequest) (*pul
 	args := fromStruct(req.GetArgs())
 	var out map[string]any
 	err := s.before(ctx, req.GetTok(), "Invoke")
+	if err == nil && !inv.stateless {
+		err = s.await(ctx, inv.await, args.Values)
+	}
 	if err == nil && inv.stateless {
 		out, err = inv.fn(s, nil, args.Values)
 	} else if err == nil {

@@ -104,6 +104,11 @@ type Faults struct {
 	// the real provider). Unset or 0 means 1: real time. Tests set e.g.
 	// 0.0001 (15m becomes 90ms).
 	AgentWaitScale float64 `json:"agentWaitScale,omitempty"`
+	// TalosRetryTime is how long the talos resources and getHealth keep
+	// retrying a node that is down (a Go duration; default 10m, the
+	// upstream default timeout). The simulation waits only for a reboot in
+	// progress that ends within it; other failures fail at once.
+	TalosRetryTime string `json:"talosRetryTime,omitempty"`
 }
 
 // AgentWait is the simulated duration of a real wait of d for the guest agent.
@@ -112,6 +117,17 @@ func (f Faults) AgentWait(d time.Duration) time.Duration {
 		return d
 	}
 	return time.Duration(float64(d) * f.AgentWaitScale)
+}
+
+// TalosRetryDuration is the configured TalosRetryTime (10 minutes when
+// unset or invalid, as terraform-provider-talos v0.10.1 defaults its
+// create/update/read timeouts).
+func (f Faults) TalosRetryDuration() time.Duration {
+	d, err := time.ParseDuration(f.TalosRetryTime)
+	if err != nil {
+		return 10 * time.Minute
+	}
+	return d
 }
 
 // RebootDuration is the configured RebootTime (0 when unset or invalid).
@@ -223,6 +239,10 @@ type TalosMachine struct {
 	Endpoint      string `json:"endpoint"`
 	ConfigHash    string `json:"configHash"`
 	Applies       int    `json:"applies"`
+	// UnmatchedLinks are the deviceSelectors of the configuration that
+	// matched no link of the VM: Talos leaves them unconfigured (a warning
+	// in its log, not an error).
+	UnmatchedLinks []string `json:"unmatchedLinks,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -273,6 +293,9 @@ type State struct {
 	// NetworkReloads counts the network reloads (ifreload) per Proxmox
 	// node: the bridge resource reloads after every create, update, delete.
 	NetworkReloads map[string]int `json:"networkReloads,omitempty"`
+	// Schematics are the schematics posted to the simulated Image Factory,
+	// by schematic ID (the factory keeps every schematic it was given).
+	Schematics map[string]string `json:"schematics,omitempty"`
 }
 
 func (s *State) init() {
@@ -299,6 +322,9 @@ func (s *State) init() {
 	}
 	if s.NetworkReloads == nil {
 		s.NetworkReloads = map[string]int{}
+	}
+	if s.Schematics == nil {
+		s.Schematics = map[string]string{}
 	}
 }
 

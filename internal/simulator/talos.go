@@ -6,11 +6,15 @@ import (
 	stdx509 "crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +30,8 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"github.com/siderolabs/talos/pkg/machinery/role"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sda-platform/sda/components/talospatch"
 )
 
 // Type tokens of the talos resources and functions the simulation knows.
@@ -43,27 +49,34 @@ const (
 )
 
 func talosKinds() ([]*kind, []*invoke) {
+	// No talos resource replaces on a fixed input path at
+	// terraform-provider-talos v0.10.1: none of their schemas uses
+	// RequiresReplace; only the secrets' talos_version plan modifier asks
+	// for a replacement, on a downgrade (secretsDowngrade).
 	kinds := []*kind{
-		{token: TokenSchematic, replace: []string{"schematic"}, create: createSchematic},
-		{token: TokenSecrets, replace: []string{"talosVersion"}, prepare: newSecrets, create: createSecrets,
+		{token: TokenSchematic, create: createSchematic, update: updateSchematic},
+		{token: TokenSecrets, replaceWhen: secretsDowngrade, prepare: newSecrets, create: createSecrets,
 			secretOutputs: []string{"machineSecrets", "clientConfiguration"}},
-		{token: TokenApply, replace: []string{"node"}, prepare: prepareConfiguration, create: applyConfiguration, update: updateConfiguration,
+		{token: TokenApply, prepare: prepareConfiguration, create: applyConfiguration, update: updateConfiguration,
+			delete: resetOnDestroy, await: awaitNodes("node", "endpoint"),
 			secretOutputs: []string{"machineConfiguration", "machineConfigurationInput", "clientConfiguration"}},
-		{token: TokenBootstrap, replace: []string{"node", "endpoint", "clientConfiguration"}, create: bootstrap},
-		{token: TokenKubeconfig, replace: []string{"node", "endpoint", "clientConfiguration"}, create: kubeconfig,
+		{token: TokenBootstrap, create: bootstrap, await: awaitNodes("node", "endpoint")},
+		{token: TokenKubeconfig, create: kubeconfig, update: renewKubeconfig, await: awaitNodes("node", "endpoint"),
 			secretOutputs: []string{"kubeconfigRaw", "kubernetesClientConfiguration", "clientConfiguration"}},
 	}
 	invokes := []*invoke{
 		{token: TokenGetMachineCfg, fn: getMachineConfiguration, stateless: true, secret: []string{"machineConfiguration", "machineSecrets"}},
 		{token: TokenGetClientCfg, fn: getClientConfiguration, stateless: true, secret: []string{"talosConfig", "clientConfiguration"}},
-		{token: TokenGetHealth, fn: getHealth, secret: []string{"clientConfiguration"}},
+		{token: TokenGetHealth, fn: getHealth, await: awaitNodes("controlPlaneNodes", "workerNodes", "endpoints"), secret: []string{"clientConfiguration"}},
 		{token: TokenGetImageURLs, fn: getImageURLs, stateless: true},
 	}
 	return kinds, invokes
 }
 
-func createSchematic(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any, error) {
-	text := str(in.Values, "schematic")
+// postSchematic is POST /schematics to the simulated Image Factory: it
+// checks the schematic, and returns and records its ID, computed as the
+// real factory does (talospatch.SchematicID).
+func postSchematic(tx *Tx, text string) (string, error) {
 	var doc struct {
 		Customization struct {
 			SystemExtensions struct {
@@ -74,15 +87,87 @@ func createSchematic(_ *Server, _ *Tx, _ string, in Props) (string, map[string]a
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return "", nil, fmt.Errorf("image factory: invalid schematic: %v", err)
+		return "", fmt.Errorf("image factory: invalid schematic: %v", err)
 	}
 	for _, e := range doc.Customization.SystemExtensions.OfficialExtensions {
 		if !strings.HasPrefix(e, "siderolabs/") {
-			return "", nil, fmt.Errorf("image factory: unknown official extension %q", e)
+			return "", fmt.Errorf("image factory: unknown official extension %q", e)
 		}
 	}
-	sum := sha256.Sum256([]byte(text))
-	return hex.EncodeToString(sum[:]), nil, nil
+	id, err := talospatch.SchematicID(text)
+	if err != nil {
+		return "", fmt.Errorf("image factory: %v", err)
+	}
+	tx.State.Schematics[id] = text
+	return id, nil
+}
+
+func createSchematic(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+	id, err := postSchematic(tx, str(in.Values, "schematic"))
+	return id, nil, err
+}
+
+// updateSchematic posts the new schematic, as the provider's Update does
+// (talos_image_factory_schematic_resource.go Update), but a Pulumi update
+// cannot change a resource's ID: the resource keeps the old schematic's ID
+// while the factory now also knows the new one.
+func updateSchematic(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	if _, err := postSchematic(tx, str(news.Values, "schematic")); err != nil {
+		return nil, fmt.Errorf("failed to update schematic: %w", err)
+	}
+	return old.Outputs, nil
+}
+
+// defaultSecretsVersion is what the talos_version plan modifier stores when
+// none is given: semver.MajorMinor(gendata.VersionTag) of machinery v1.12.0.
+const defaultSecretsVersion = "v1.12"
+
+// secretsDowngrade is talosMachineFeaturesVersionPlanModifier: a
+// replacement only when the planned talos_version is lower than the stored
+// one (semver.Compare(plan, state) < 0); an upgrade updates in place and
+// keeps the secrets. An unknown planned value never replaces.
+func secretsDowngrade(path string, oldV, newV any) bool {
+	if path != "talosVersion" {
+		return false
+	}
+	if _, unknown := newV.(unknownMarker); unknown {
+		return false
+	}
+	version := func(v any) string {
+		s, _ := v.(string)
+		if s == "" {
+			return defaultSecretsVersion
+		}
+		return s
+	}
+	return compareVersions(version(newV), version(oldV)) < 0
+}
+
+// compareVersions compares vMAJOR.MINOR.PATCH versions as semver.Compare
+// does for releases (a missing part counts as 0; pre-release tags are not
+// compared).
+func compareVersions(a, b string) int {
+	parts := func(v string) [3]int {
+		var out [3]int
+		v = strings.TrimPrefix(v, "v")
+		if i := strings.IndexAny(v, "-+"); i >= 0 {
+			v = v[:i]
+		}
+		for i, p := range strings.SplitN(v, ".", 3) {
+			out[i], _ = strconv.Atoi(p)
+		}
+		return out
+	}
+	pa, pb := parts(a), parts(b)
+	for i := range pa {
+		if pa[i] != pb[i] {
+			if pa[i] < pb[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
 }
 
 func contract(version string) (*talosconfig.VersionContract, error) {
@@ -186,13 +271,19 @@ func createSecrets(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any
 	return out["id"].(string), map[string]any{"machineSecrets": out["machineSecrets"], "clientConfiguration": out["clientConfiguration"]}, nil
 }
 
-// runtimeMode is what Talos validates a configuration against. A node
-// booted from the nocloud image installs to disk, so the configuration it
-// accepts must name an install disk; a generated configuration need not yet
-// (per-node patches usually add it at apply time).
+// runtimeMode is what Talos validates a configuration against. Generated
+// configurations are validated without install requirements; a node booted
+// from the nocloud image runs in cloud mode, where RequiresInstall is false
+// (talos v1.12.0 internal/app/machined/pkg/runtime/mode.go:54, nocloud.go:114),
+// so apply-config neither requires nor checks an install disk.
 type runtimeMode struct{ install bool }
 
-func (runtimeMode) String() string          { return "nocloud" }
+func (m runtimeMode) String() string {
+	if m.install {
+		return "metal"
+	}
+	return "cloud"
+}
 func (m runtimeMode) RequiresInstall() bool { return m.install }
 func (runtimeMode) InContainer() bool       { return false }
 
@@ -308,37 +399,168 @@ type patched struct {
 }
 
 func prepareConfiguration(v map[string]any) (any, error) {
-	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"), runtimeMode{install: true})
+	cfg, text, err := patchAndValidate([]byte(str(v, "machineConfigurationInput")), strList(v, "configPatches"), runtimeMode{install: false})
 	if err != nil {
 		return nil, err
 	}
 	return patched{cfg: cfg, text: text}, nil
 }
 
-func applyConfiguration(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
-	outs, err := apply(tx, in.Values, in.Prepared.(patched), false)
-	return str(in.Values, "node"), outs, err
+// applyID is the ID terraform-provider-talos v0.10.1 gives every
+// configuration apply (talos_machine_configuration_apply_resource.go Create).
+const applyID = "machine_configuration_apply"
+
+func applyConfiguration(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+	outs, err := apply(s, tx, in.Values, in.Prepared.(patched))
+	return applyID, outs, err
 }
 
-func updateConfiguration(_ *Server, tx *Tx, _ string, _ *Object, news Props) (map[string]any, error) {
-	return apply(tx, news.Values, news.Prepared.(patched), true)
+// updateConfiguration applies again: the resource is never replaced, so a
+// new node, endpoint or configuration is an in-place apply.
+func updateConfiguration(s *Server, tx *Tx, _ string, _ *Object, news Props) (map[string]any, error) {
+	return apply(s, tx, news.Values, news.Prepared.(patched))
+}
+
+// guestDownUntil reports whether the guest is inside a reboot interval at
+// now, and when the latest such reboot ends. (The talos side's own reader
+// of State.Reboots; proxmox.go may grow a shared one.)
+func (tx *Tx) guestDownUntil(vmid int, now time.Time) (time.Time, bool) {
+	var end time.Time
+	down := false
+	for _, r := range tx.State.Reboots {
+		if r.VMID == vmid && !now.Before(r.Start) && now.Before(r.End) {
+			down = true
+			if r.End.After(end) {
+				end = r.End
+			}
+		}
+	}
+	return end, down
+}
+
+// talosReachable is vmAt plus reboots: a node inside a reboot interval
+// does not answer on the Talos API.
+func (tx *Tx) talosReachable(address string, now time.Time) (*Guest, error) {
+	g, err := tx.vmAt(address)
+	if err != nil {
+		return nil, err
+	}
+	if end, down := tx.guestDownUntil(g.VMID, now); down {
+		return nil, fmt.Errorf("dial tcp %s:50000: connect: connection refused (VM %d is rebooting until %s)", address, g.VMID, end.Format(time.RFC3339Nano))
+	}
+	return g, nil
+}
+
+// awaitNodes returns a kind's await: the time until the last of the nodes
+// named by keys (strings or lists of strings) finishes a reboot in
+// progress, if that is within the retry window. The real provider retries
+// such a node until its timeout (10 minutes); the simulation waits only as
+// long as the reboot lasts, and fails at once on anything else.
+func awaitNodes(keys ...string) func(tx *Tx, v map[string]any, window time.Duration) time.Duration {
+	return func(tx *Tx, v map[string]any, window time.Duration) time.Duration {
+		now := time.Now()
+		var wait time.Duration
+		for _, key := range keys {
+			addrs := strList(v, key)
+			if a := str(v, key); a != "" {
+				addrs = []string{a}
+			}
+			for _, a := range addrs {
+				g, err := tx.vmAt(a)
+				if err != nil {
+					continue
+				}
+				if end, down := tx.guestDownUntil(g.VMID, now); down && end.Sub(now) <= window && end.Sub(now) > wait {
+					wait = end.Sub(now)
+				}
+			}
+		}
+		if wait > 0 {
+			wait += time.Millisecond
+		}
+		return wait
+	}
+}
+
+// retried marks an error the real provider retries (any gRPC code but
+// InvalidArgument) as having outlasted the retry timeout.
+func retried(err error) error {
+	return fmt.Errorf("%w (retried until the 10m timeout)", err)
+}
+
+// immediateKeys are the v1alpha1 paths whose change Talos applies without a
+// reboot: Runtime.CanApplyImmediate (talos v1.12.0
+// internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_runtime.go:119-190)
+// copies exactly these from the running configuration before comparing.
+var immediateKeys = []string{
+	"debug", "cluster",
+	"machine.ca", "machine.acceptedCAs", "machine.time", "machine.certSANs", "machine.install",
+	"machine.network", "machine.sysfs", "machine.sysctls", "machine.logging", "machine.controlPlane",
+	"machine.kubelet", "machine.kernel", "machine.registries", "machine.pods", "machine.seccompProfiles",
+	"machine.nodeAnnotations", "machine.nodeLabels", "machine.nodeTaints",
+	"machine.features.kubernetesTalosAPIAccess", "machine.features.kubePrism", "machine.features.hostDNS",
+	"machine.features.imageCache", "machine.features.nodeAddressSortAlgorithm",
+}
+
+// rebootField returns the first changed v1alpha1 path that cannot be
+// applied immediately, or "" when the change applies without a reboot.
+// Documents other than v1alpha1 are not compared, as in CanApplyImmediate.
+func rebootField(oldText, newText string) string {
+	strip := func(doc map[string]any) map[string]any {
+		doc = normalise(doc).(map[string]any)
+		for _, k := range immediateKeys {
+			parts := strings.Split(k, ".")
+			m := doc
+			for _, p := range parts[:len(parts)-1] {
+				m, _ = m[p].(map[string]any)
+			}
+			if m != nil {
+				delete(m, parts[len(parts)-1])
+			}
+		}
+		return doc
+	}
+	o, n := v1alpha1Doc(oldText), v1alpha1Doc(newText)
+	if o == nil || n == nil {
+		return ""
+	}
+	changed := changedPaths(strip(o), strip(n))
+	if len(changed) == 0 {
+		return ""
+	}
+	sort.Strings(changed)
+	return changed[0]
+}
+
+// appliedConfig is the configuration last applied to the node at address
+// (by any ConfigurationApply object).
+func (tx *Tx) appliedConfig(address string) string {
+	for _, obj := range tx.State.Objects {
+		if obj.Type == TokenApply && str(obj.Inputs, "node") == address {
+			if text := str(obj.Outputs, "machineConfiguration"); text != "" {
+				return text
+			}
+		}
+	}
+	return ""
 }
 
 // apply is `talosctl apply-config` against the simulated node; the
 // configuration was patched and validated by prepareConfiguration.
-func apply(tx *Tx, v map[string]any, p patched, update bool) (map[string]any, error) {
+func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, error) {
+	now := time.Now()
 	node := str(v, "node")
 	endpoint := str(v, "endpoint")
 	if endpoint == "" {
 		endpoint = node
 	}
-	g, err := tx.vmAt(node)
+	g, err := tx.talosReachable(node, now)
 	if err != nil {
-		return nil, err
+		return nil, retried(err)
 	}
 	if endpoint != node {
-		if _, err := tx.vmAt(endpoint); err != nil {
-			return nil, fmt.Errorf("endpoint: %w", err)
+		if _, err := tx.talosReachable(endpoint, now); err != nil {
+			return nil, retried(fmt.Errorf("endpoint: %w", err))
 		}
 	}
 	cc, _ := v["clientConfiguration"].(map[string]any)
@@ -346,32 +568,68 @@ func apply(tx *Tx, v map[string]any, p patched, update bool) (map[string]any, er
 	// A node in maintenance mode takes a configuration without client
 	// authentication; a configured one demands a certificate of its CA.
 	if prev != nil && !caMatches(cc, prev.OSCA) {
-		return nil, fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node)
+		return nil, retried(fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node))
 	}
 	cfg, text := p.cfg, p.text
 	typ := cfg.Machine().Type().String()
 	if prev != nil && prev.Type != typ {
 		return nil, fmt.Errorf("rpc error: code = InvalidArgument desc = machine type can't be changed from %s to %s", prev.Type, typ)
 	}
-	want := "/dev/sda"
-	if g.DiskInterface == "virtio" {
-		want = "/dev/vda"
-	}
-	if disk := cfg.Machine().Install().Disk(); disk != "" && disk != want {
-		return nil, fmt.Errorf("install disk %s does not exist on %s: its boot disk is %s (%s)", disk, node, want, g.DiskInterface)
-	}
+	// In cloud mode (nocloud) the install disk is neither required nor
+	// matched against the machine's disks at apply time.
 	doc := v1alpha1Doc(text)
+	var unmatched []string
 	for i := range list(doc, "machine.network.interfaces") {
 		mac := str(doc, fmt.Sprintf("machine.network.interfaces[%d].deviceSelector.hardwareAddr", i))
 		if mac != "" && !strings.Contains(mac, "*") && !slices.Contains(g.MACs, strings.ToUpper(mac)) {
-			return nil, fmt.Errorf("no link matches deviceSelector hardwareAddr %s on %s (VM %d has %s)", mac, node, g.VMID, strings.Join(g.MACs, ", "))
+			// DeviceConfigController logs "no matching network device for
+			// defined selector" and leaves the link unconfigured.
+			unmatched = append(unmatched, "hardwareAddr "+mac)
 		}
 	}
-	os := cfg.Machine().Security().IssuingCA()
+	mode := str(v, "applyMode")
+	if mode == "" {
+		mode = "auto"
+	}
+	field := ""
+	if prev != nil {
+		field = rebootField(tx.appliedConfig(node), text)
+	}
+	resolved := mode
+	if mode == "staged_if_needing_reboot" {
+		// handleRebootPrevention: a dry run in mode auto decides.
+		resolved = "auto"
+		if field != "" {
+			resolved = "staged"
+		}
+	}
+	outs := map[string]any{"machineConfiguration": text, "resolvedApplyMode": resolved}
+	reboot := false
+	switch resolved {
+	case "no_reboot":
+		if field != "" {
+			return nil, fmt.Errorf("rpc error: code = InvalidArgument desc = this config change can't be applied in immediate mode\ndiff: %s", field)
+		}
+	case "staged":
+		// Persisted for the next boot; the running machine is unchanged.
+		if prev != nil {
+			prev.Applies++
+			return outs, nil
+		}
+	case "reboot":
+		reboot = prev != nil
+		if field == "" {
+			field = "(apply mode reboot)"
+		}
+	default: // auto
+		reboot = field != ""
+	}
+	ca := cfg.Machine().Security().IssuingCA()
 	m := &TalosMachine{Address: node, VMID: g.VMID, Type: typ, ClusterID: cfg.Cluster().ID(), Cluster: cfg.Cluster().Name(),
-		Hostname: str(doc, "machine.network.hostname"), CNI: "flannel", Endpoint: cfg.Cluster().Endpoint().String()}
-	if os != nil {
-		m.OSCA = string(os.Crt)
+		Hostname: str(doc, "machine.network.hostname"), CNI: "flannel", Endpoint: cfg.Cluster().Endpoint().String(),
+		UnmatchedLinks: unmatched}
+	if ca != nil {
+		m.OSCA = string(ca.Crt)
 	}
 	m.ProxyDisabled, _ = get(doc, "cluster.proxy.disabled").(bool)
 	if cni := cfg.Cluster().Network().CNI(); cni != nil && cni.Name() != "" {
@@ -384,19 +642,58 @@ func apply(tx *Tx, v map[string]any, p patched, update bool) (map[string]any, er
 	}
 	m.Applies++
 	tx.State.Machines[node] = m
-	mode := "auto"
-	if update {
-		mode = "no_reboot"
-	}
-	return map[string]any{"machineConfiguration": text, "resolvedApplyMode": mode}, nil
-}
-
-func (tx *Tx) configured(node string, cc map[string]any) (*TalosMachine, error) {
-	m := tx.State.Machines[node]
-	if m == nil {
-		if _, err := tx.vmAt(node); err != nil {
+	if reboot {
+		faults, err := s.Store.Faults()
+		if err != nil {
 			return nil, err
 		}
+		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
+			Cause: "talos apply: " + field, Start: now, End: now.Add(faults.RebootDuration())})
+	}
+	if c := tx.State.Clusters[m.ClusterID]; c != nil {
+		tx.join(c, m, g)
+	}
+	return outs, nil
+}
+
+// nodeName is the Kubernetes node name of a machine: its configured
+// hostname, else the VM's name (Proxmox's cloud-init gives it as the
+// nocloud local-hostname; inferred), else the address.
+func nodeName(m *TalosMachine, g *Guest) string {
+	switch {
+	case m.Hostname != "":
+		return m.Hostname
+	case g != nil && g.Name != "":
+		return g.Name
+	}
+	return m.Address
+}
+
+// join makes a configured machine part of its bootstrapped cluster: a
+// control plane joins etcd, and every node's kubelet registers a Node.
+func (tx *Tx) join(c *TalosCluster, m *TalosMachine, g *Guest) {
+	if m.Type == "controlplane" && !slices.Contains(c.EtcdMembers, m.Address) {
+		c.EtcdMembers = append(c.EtcdMembers, m.Address)
+	}
+	if c.Nodes == nil {
+		c.Nodes = map[string]*K8sNode{}
+	}
+	name := nodeName(m, g)
+	if n := c.Nodes[name]; n != nil {
+		n.Address, n.Role = m.Address, m.Type
+		return
+	}
+	c.Nodes[name] = &K8sNode{Name: name, Address: m.Address, Role: m.Type}
+}
+
+// configured returns the machine at node, reachable and configured, that
+// accepts the client's certificate.
+func (tx *Tx) configured(node string, cc map[string]any) (*TalosMachine, error) {
+	if _, err := tx.talosReachable(node, time.Now()); err != nil {
+		return nil, err
+	}
+	m := tx.State.Machines[node]
+	if m == nil {
 		return nil, fmt.Errorf("rpc error: code = Unimplemented desc = method not implemented: node %s is in maintenance mode (no configuration applied)", node)
 	}
 	if !caMatches(cc, m.OSCA) {
@@ -405,26 +702,105 @@ func (tx *Tx) configured(node string, cc map[string]any) (*TalosMachine, error) 
 	return m, nil
 }
 
+// resetOnDestroy is the ConfigurationApply Delete: nothing unless
+// onDestroy.reset; then a Reset (graceful by default) that wipes STATE and
+// EPHEMERAL and halts the machine unless onDestroy.reboot. Graceful: the
+// node is cordoned and drained and a control plane leaves etcd, which etcd
+// refuses when the remaining started members would be below quorum (the
+// last member cannot leave). The Node object stays behind either way.
+func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
+	v := obj.Inputs
+	if reset, _ := get(v, "onDestroy.reset").(bool); !reset {
+		return nil
+	}
+	graceful := true
+	if b, ok := get(v, "onDestroy.graceful").(bool); ok {
+		graceful = b
+	}
+	reboot, _ := get(v, "onDestroy.reboot").(bool)
+	node := str(v, "node")
+	now := time.Now()
+	cc, _ := v["clientConfiguration"].(map[string]any)
+	m, err := tx.configured(node, cc)
+	if err != nil {
+		return fmt.Errorf("Error resetting machine: %w", err)
+	}
+	g, _ := tx.vmAt(node)
+	if c := tx.State.Clusters[m.ClusterID]; c != nil && graceful {
+		for _, n := range c.Nodes {
+			if n.Address == node {
+				n.Cordoned = true
+			}
+		}
+		if m.Type == "controlplane" && slices.Contains(c.EtcdMembers, node) {
+			others, started := 0, 0
+			for _, a := range c.EtcdMembers {
+				if a == node {
+					continue
+				}
+				others++
+				if om := tx.State.Machines[a]; om != nil && om.ClusterID == c.ID {
+					if _, err := tx.talosReachable(a, now); err == nil {
+						started++
+					}
+				}
+			}
+			if started < others/2+1 {
+				return fmt.Errorf("Error resetting machine: failed to leave cluster: failed to remove member %s: etcdserver: re-configuration failed due to not enough started members (%d of the %d other members started)", node, started, others)
+			}
+			c.EtcdMembers = slices.DeleteFunc(c.EtcdMembers, func(a string) bool { return a == node })
+		}
+	}
+	delete(tx.State.Machines, node)
+	if reboot {
+		faults, err := s.Store.Faults()
+		if err != nil {
+			return err
+		}
+		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
+			Cause: "talos reset", Start: now, End: now.Add(faults.RebootDuration())})
+	} else {
+		g.Started = false // halted
+	}
+	return nil
+}
+
+// bootstrapID is the ID terraform-provider-talos v0.10.1 gives a bootstrap.
+const bootstrapID = "machine_bootstrap"
+
 func bootstrap(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	node := str(in.Values, "node")
 	cc, _ := in.Values["clientConfiguration"].(map[string]any)
 	m, err := tx.configured(node, cc)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("Error bootstrapping node: %w", retried(err))
 	}
 	if m.Type != "controlplane" {
-		return "", nil, fmt.Errorf("rpc error: code = FailedPrecondition desc = bootstrap is not available on worker node %s", node)
+		return "", nil, fmt.Errorf("Error bootstrapping node: %w", retried(fmt.Errorf("rpc error: code = FailedPrecondition desc = bootstrap can only be performed on a control plane node (%s is a %s)", node, m.Type)))
 	}
 	if c, done := tx.State.Clusters[m.ClusterID]; done {
-		return "", nil, fmt.Errorf("rpc error: code = AlreadyExists desc = etcd data directory is not empty (cluster %s was bootstrapped on %s)", c.Name, c.BootstrapNode)
+		return "", nil, fmt.Errorf("Error bootstrapping node: %w", retried(fmt.Errorf("rpc error: code = AlreadyExists desc = etcd data directory is not empty (cluster %s was bootstrapped on %s)", c.Name, c.BootstrapNode)))
 	}
 	cfgCA, err := tx.k8sCA(m)
 	if err != nil {
 		return "", nil, err
 	}
-	tx.State.Clusters[m.ClusterID] = &TalosCluster{ID: m.ClusterID, Name: m.Cluster, BootstrapNode: node,
+	c := &TalosCluster{ID: m.ClusterID, Name: m.Cluster, BootstrapNode: node, EtcdMembers: []string{node},
 		Endpoint: m.Endpoint, K8sCA: string(cfgCA.Crt), K8sCAKey: string(cfgCA.Key), CNI: m.CNI, ProxyDisabled: m.ProxyDisabled}
-	return "bootstrap_" + node, nil, nil
+	tx.State.Clusters[m.ClusterID] = c
+	// The other configured control planes were waiting for etcd and join
+	// now; every configured node's kubelet registers.
+	now := time.Now()
+	for _, addr := range slices.Sorted(maps.Keys(tx.State.Machines)) {
+		om := tx.State.Machines[addr]
+		if om.ClusterID != c.ID {
+			continue
+		}
+		if g, err := tx.talosReachable(addr, now); err == nil {
+			tx.join(c, om, g)
+		}
+	}
+	return bootstrapID, nil, nil
 }
 
 // k8sCA reads the Kubernetes CA (certificate and key) from the
@@ -454,34 +830,63 @@ func (tx *Tx) bootstrapped(node string, cc map[string]any) (*TalosMachine, *Talo
 }
 
 func kubeconfig(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
-	node := str(in.Values, "node")
-	cc, _ := in.Values["clientConfiguration"].(map[string]any)
-	m, c, err := tx.bootstrapped(node, cc)
+	c, outs, err := issueKubeconfig(tx, in.Values)
 	if err != nil {
 		return "", nil, err
 	}
+	// The ID is the kubeconfig's cluster name (talos_cluster_kubeconfig_resource.go Create).
+	return c.Name, outs, nil
+}
+
+func issueKubeconfig(tx *Tx, v map[string]any) (*TalosCluster, map[string]any, error) {
+	node := str(v, "node")
+	cc, _ := v["clientConfiguration"].(map[string]any)
+	m, c, err := tx.bootstrapped(node, cc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to retrieve kubeconfig: %w", retried(err))
+	}
 	if m.Type != "controlplane" {
-		return "", nil, fmt.Errorf("kubeconfig is served by control planes only; %s is a %s", node, m.Type)
+		return nil, nil, fmt.Errorf("failed to retrieve kubeconfig: %w", retried(fmt.Errorf("kubeconfig is served by control planes only; %s is a %s", node, m.Type)))
 	}
 	ca, err := x509.NewCertificateAuthorityFromCertificateAndKey(&x509.PEMEncodedCertificateAndKey{Crt: []byte(c.K8sCA), Key: []byte(c.K8sCAKey)})
 	if err != nil {
-		return "", nil, fmt.Errorf("cluster CA: %w", err)
+		return nil, nil, fmt.Errorf("cluster CA: %w", err)
 	}
 	admin, err := x509.NewKeyPair(ca, x509.CommonName("admin"), x509.Organization("system:masters"),
 		x509.NotAfter(time.Now().Add(365*24*time.Hour)),
 		x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageClientAuth}))
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	c.Kubeconfigs++
 	raw := renderKubeconfig(c.Name, c.Endpoint, []byte(c.K8sCA), admin.CrtPEM, admin.KeyPEM)
-	return "kubeconfig_" + node, map[string]any{
+	return c, map[string]any{
 		"kubeconfigRaw": raw,
 		"kubernetesClientConfiguration": map[string]any{
 			"host": c.Endpoint, "caCertificate": b64([]byte(c.K8sCA)),
 			"clientCertificate": b64(admin.CrtPEM), "clientKey": b64(admin.KeyPEM),
 		},
 	}, nil
+}
+
+// renewKubeconfig is the Kubeconfig Update: it fetches a new kubeconfig
+// only when the client certificate expires within
+// certificateRenewalDuration (default 720h); otherwise the outputs stay.
+func renewKubeconfig(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	renewal := 720 * time.Hour
+	if d := str(news.Values, "certificateRenewalDuration"); d != "" {
+		var err error
+		if renewal, err = time.ParseDuration(d); err != nil {
+			return nil, fmt.Errorf("failed to parse certificate renewal duration: %w", err)
+		}
+	}
+	if block, _ := pem.Decode(unb64(str(old.Outputs, "kubernetesClientConfiguration.clientCertificate"))); block != nil {
+		if crt, err := stdx509.ParseCertificate(block.Bytes); err == nil && !crt.NotAfter.Before(time.Now().Add(renewal)) {
+			return old.Outputs, nil
+		}
+	}
+	_, outs, err := issueKubeconfig(tx, news.Values)
+	return outs, err
 }
 
 func renderKubeconfig(cluster, endpoint string, ca, crt, key []byte) string {
@@ -526,50 +931,158 @@ func getClientConfiguration(_ *Server, _ *Tx, args map[string]any) (map[string]a
 	return map[string]any{"talosConfig": string(b), "id": str(args, "clusterName")}, nil
 }
 
-// getHealth is `talosctl health`: every listed node configured into one
-// bootstrapped cluster, with the right roles; the Kubernetes part also
-// needs a CNI, which with `cni: none` exists only once it is installed.
+// getHealth is the talos_cluster_health data source (v0.10.1): Talos's
+// cluster checks from pkg/cluster/check at v1.12.0, run against the
+// simulated state. With skipKubernetesChecks it runs
+// PreBootSequenceChecks and K8sComponentsReadinessChecks, otherwise
+// DefaultClusterChecks. A real check polls until its timeout; here a check
+// that fails fails the call at once (after waiting for reboots in progress,
+// see awaitNodes), with the data source's error and the reporter's last line.
 func getHealth(_ *Server, tx *Tx, args map[string]any) (map[string]any, error) {
+	now := time.Now()
 	cc, _ := args["clientConfiguration"].(map[string]any)
-	var cluster *TalosCluster
-	check := func(node, role string) error {
-		m, c, err := tx.bootstrapped(node, cc)
-		if err != nil {
-			return err
-		}
-		if m.Type != role {
-			return fmt.Errorf("health: node %s is a %s, listed as %s", node, m.Type, role)
-		}
-		if cluster != nil && cluster.ID != c.ID {
-			return fmt.Errorf("health: node %s belongs to cluster %s, not %s", node, c.Name, cluster.Name)
-		}
-		cluster = c
-		return nil
-	}
-	cps := strList(args, "controlPlaneNodes")
+	cps, workers := strList(args, "controlPlaneNodes"), strList(args, "workerNodes")
 	if len(cps) == 0 {
 		return nil, fmt.Errorf("health: controlPlaneNodes is required")
 	}
-	for _, n := range cps {
-		if err := check(n, "controlplane"); err != nil {
-			return nil, err
-		}
+	fail := func(check string, err error) error {
+		return fmt.Errorf("cluster health check failed: context deadline exceeded: waiting for %s: %v", check, err)
 	}
-	for _, n := range strList(args, "workerNodes") {
-		if err := check(n, "worker"); err != nil {
-			return nil, err
-		}
-	}
-	for _, e := range strList(args, "endpoints") {
+	// The client talks to the cluster through the endpoints; the etcd
+	// member list without a node target comes from the first one.
+	endpoints := strList(args, "endpoints")
+	for _, e := range endpoints {
 		if _, err := tx.configured(e, cc); err != nil {
-			return nil, fmt.Errorf("health: endpoint: %w", err)
+			return nil, fmt.Errorf("cluster health check failed: endpoint: %w", err)
 		}
+	}
+	via := cps[0]
+	if len(endpoints) > 0 {
+		via = endpoints[0]
+	}
+	var cluster *TalosCluster
+	if m := tx.State.Machines[via]; m != nil {
+		cluster = tx.State.Clusters[m.ClusterID]
+	}
+	hostname := func(addr string) string {
+		m := tx.State.Machines[addr]
+		if m == nil {
+			return addr
+		}
+		g, _ := tx.vmAt(addr)
+		return nodeName(m, g)
+	}
+
+	// etcd to be healthy: ServiceHealthAssertion(etcd) on the control planes.
+	var services int
+	for _, n := range cps {
+		m, err := tx.configured(n, cc)
+		if err != nil {
+			return nil, fail("etcd to be healthy", err)
+		}
+		if m.Type == "controlplane" {
+			services++
+		}
+	}
+	if services != len(cps) {
+		return nil, fail("etcd to be healthy", fmt.Errorf("expected a response with %d node(s), got %d", len(cps), services))
+	}
+	for _, n := range cps {
+		m := tx.State.Machines[n]
+		if c := tx.State.Clusters[m.ClusterID]; c == nil || !slices.Contains(c.EtcdMembers, n) {
+			return nil, fail("etcd to be healthy", fmt.Errorf("%s: service %q not in expected state %q: current state [%s] %s", hostname(n), "etcd", "Running", "Preparing", "Running pre state"))
+		}
+	}
+	// etcd members to be consistent across nodes: every control plane
+	// reports its cluster's member list.
+	for _, n := range cps {
+		c := tx.State.Clusters[tx.State.Machines[n].ClusterID]
+		if cluster == nil || c.ID != cluster.ID {
+			var expected, actual []string
+			if cluster != nil {
+				expected = mapStrings(cluster.EtcdMembers, hostname)
+			}
+			actual = mapStrings(c.EtcdMembers, hostname)
+			return nil, fail("etcd members to be consistent across nodes", fmt.Errorf("%s: expected to have %v members, got %v", hostname(n), expected, actual))
+		}
+	}
+	// etcd members to be control plane nodes.
+	if !isSubset(cluster.EtcdMembers, cps) {
+		return nil, fail("etcd members to be control plane nodes", fmt.Errorf("etcd member ips %q are not subset of control plane node ips %q", cluster.EtcdMembers, cps))
+	}
+	// apid to be ready (and the nodes booted) on every listed node.
+	all := append(slices.Clone(cps), workers...)
+	for _, n := range workers {
+		if _, err := tx.configured(n, cc); err != nil {
+			return nil, fail("apid to be ready", err)
+		}
+	}
+	// kubelet to be healthy and nodes booted follow from the above.
+	// all k8s nodes to report: cluster.NodesMatch.
+	remaining := map[string]bool{}
+	for _, n := range cluster.Nodes {
+		remaining[n.Address] = true
+	}
+	for _, ip := range all {
+		if !remaining[ip] {
+			return nil, fail("all k8s nodes to report", fmt.Errorf("can't find expected node with IPs %q", []string{ip}))
+		}
+		delete(remaining, ip)
+	}
+	if len(remaining) > 0 {
+		ips := slices.Sorted(maps.Keys(remaining))
+		return nil, fail("all k8s nodes to report", fmt.Errorf("unexpected nodes with IPs %q", ips))
 	}
 	skipK8s, _ := args["skipKubernetesChecks"].(bool)
-	if !skipK8s && cluster.CNI == "none" && !cluster.hasCNI() {
-		return nil, fmt.Errorf("health: waiting for all k8s nodes to report ready: nodes are NotReady: the cluster has cni none and no CNI is installed yet (skip the Kubernetes checks until it is)")
+	if !skipK8s {
+		var notReady, unschedulable []string
+		for _, name := range slices.Sorted(maps.Keys(cluster.Nodes)) {
+			n := cluster.Nodes[name]
+			if !tx.nodeReady(cluster, n, now) {
+				notReady = append(notReady, n.Name)
+			}
+			if n.Cordoned && len(unschedulable) == 0 {
+				unschedulable = append(unschedulable, n.Name)
+			}
+		}
+		if len(notReady) > 0 {
+			return nil, fail("all k8s nodes to report ready", fmt.Errorf("some nodes are not ready: %v", notReady))
+		}
+		if len(unschedulable) > 0 {
+			return nil, fail("all k8s nodes to report schedulable", fmt.Errorf("some nodes are not schedulable: %v", unschedulable))
+		}
 	}
-	return map[string]any{"id": cluster.Name}, nil
+	return map[string]any{"id": "cluster_health"}, nil
+}
+
+// nodeReady is the Node's Ready condition: its machine is configured into
+// the cluster and answering, and pods have a network (a CNI).
+func (tx *Tx) nodeReady(c *TalosCluster, n *K8sNode, now time.Time) bool {
+	m := tx.State.Machines[n.Address]
+	if m == nil || m.ClusterID != c.ID {
+		return false
+	}
+	if _, err := tx.talosReachable(n.Address, now); err != nil {
+		return false
+	}
+	return c.CNI != "none" || c.hasCNI()
+}
+
+func mapStrings(in []string, f func(string) string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = f(s)
+	}
+	return out
+}
+
+func isSubset(sub, set []string) bool {
+	for _, s := range sub {
+		if !slices.Contains(set, s) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *TalosCluster) hasCNI() bool {
