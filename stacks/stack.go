@@ -31,9 +31,17 @@ func Program(ctx *pulumi.Context) error {
 		}
 		return &config.Error{Problems: problems}
 	}
-	_, err = Deploy(ctx, c, DeployOptions{
-		SSHPrivateKey: secretConfig(ctx, config.Namespace+":sshPrivateKey"),
-	})
+	// Everything is validated before the first registration, the provider
+	// included.
+	if _, _, err := config.Resolve(c); err != nil {
+		return err
+	}
+	key := secretConfig(ctx, config.Namespace+":sshPrivateKey")
+	proxmox, err := NewProxmoxProvider(ctx, c, key)
+	if err != nil {
+		return err
+	}
+	_, err = Deploy(ctx, c, DeployOptions{SSHPrivateKey: key, Proxmox: proxmox})
 	return err
 }
 
@@ -41,6 +49,11 @@ func Program(ctx *pulumi.Context) error {
 type DeployOptions struct {
 	// SSHPrivateKey for the Proxmox hosts (secret); nil uses the SSH agent.
 	SSHPrivateKey pulumi.StringInput
+	// Proxmox is the proxmoxve provider of every Proxmox resource
+	// (NewProxmoxProvider); nil leaves them to the default provider, which
+	// reads the stack's proxmoxve: keys and then needs proxmoxve:ssh for the
+	// VMs' disk import.
+	Proxmox pulumi.ProviderResource
 }
 
 // Stack is what Deploy built, for programs that embed it.
@@ -63,12 +76,17 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, fmt.Errorf("router configuration: %w", err)
 	}
 	name := c.Cluster.Name
+	// Components hand their providers down to every child.
+	var withProxmox []pulumi.ResourceOption
+	if opts.Proxmox != nil {
+		withProxmox = append(withProxmox, pulumi.Providers(opts.Proxmox))
+	}
 
 	network, err := components.NewInternalNetwork(ctx, name+"-net", &components.InternalNetworkArgs{
 		Bridge:       c.Network.Internal.Bridge,
 		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
 		Create:       c.Network.Internal.CreateBridgeEnabled(),
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +120,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 			User:       c.Proxmox.SSHUser,
 			PrivateKey: opts.SSHPrivateKey,
 		},
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +131,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		Network:    network,
 		CNIPatch:   components.MachinePatch(c.Cluster),
 		ApplyAfter: []pulumi.Resource{router.Configured},
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
