@@ -13,6 +13,7 @@ import (
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -32,9 +33,19 @@ func Program(ctx *pulumi.Context) error {
 		return &config.Error{Problems: problems}
 	}
 	// Everything is validated before the first registration, the provider
-	// included.
-	if _, _, err := config.Resolve(c); err != nil {
+	// included: the configuration, then the user's Talos patches with
+	// Talos's own machinery. Warnings are logged and never fail the run.
+	resolved, plan, err := config.Resolve(c)
+	if err != nil {
 		return err
+	}
+	if problems := render.CheckPatches(resolved, plan); len(problems) > 0 {
+		return &config.Error{Problems: problems}
+	}
+	for _, w := range config.Warnings(resolved, plan) {
+		if err := ctx.Log.Warn(w.String(), nil); err != nil {
+			return err
+		}
 	}
 	key := secretConfig(ctx, config.Namespace+":sshPrivateKey")
 	proxmox, err := NewProxmoxProvider(ctx, c, key)

@@ -227,3 +227,51 @@ func TestProviderConfigRules(t *testing.T) {
 		})
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		edit   func(*Config)
+		keys   []string
+		reason string
+	}{
+		{"admins listed, nothing else", func(c *Config) { c.Network.AdminCIDRs = []string{"192.168.1.0/24"} }, nil, ""},
+		{"no admin CIDR", func(c *Config) {}, []string{"sda:network.adminCidrs"}, "unless Pulumi runs on the internal network"},
+		{"admin CIDR wider than the external network",
+			func(c *Config) { c.Network.AdminCIDRs = []string{"192.168.0.0/16"} },
+			[]string{"sda:network.adminCidrs[0]"}, "wider than the external network 192.168.1.0/24"},
+		{"port-forward on a DHCP address",
+			func(c *Config) {
+				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.External = External{CIDR: "192.168.1.0/24", RouterAddress: "dhcp"}
+				c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "lab-worker1"}}
+			},
+			[]string{"sda:network.external.routerAddress"}, "web"},
+		{"allowFrom inside the internal network",
+			func(c *Config) {
+				c.Network.AdminCIDRs = []string{"192.168.1.5/32"}
+				c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "lab-worker1", AllowFrom: []string{"10.10.0.0/25"}}}
+			},
+			[]string{"sda:network.portForwards[0].allowFrom[0]"}, "external sources only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			c, p, err := Resolve(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Warnings(c, p)
+			var keys []string
+			for _, w := range got {
+				keys = append(keys, w.Key)
+			}
+			if strings.Join(keys, ",") != strings.Join(tc.keys, ",") {
+				t.Fatalf("warnings %v, want keys %v", got, tc.keys)
+			}
+			if tc.reason != "" && !strings.Contains(got[0].Reason, tc.reason) {
+				t.Errorf("reason lacks %q: %s", tc.reason, got[0].Reason)
+			}
+		})
+	}
+}
