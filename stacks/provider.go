@@ -129,7 +129,7 @@ func NewProxmoxProvider(ctx *pulumi.Context, c config.Config, sshPrivateKey pulu
 		})
 	}
 	ssh.Nodes = nodes
-	args.Ssh = proxmoxve.ProviderSshPtr(ssh)
+	args.Ssh = ssh.ToProviderSshPtrOutput()
 
 	return proxmoxve.NewProvider(ctx, c.Cluster.Name+"-proxmoxve", args,
 		pulumi.Aliases([]pulumi.Alias{{URN: pulumi.URN(DefaultProxmoxProviderURN(ctx.Stack(), ctx.Project()))}}))
