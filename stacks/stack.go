@@ -13,6 +13,7 @@ import (
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -31,9 +32,27 @@ func Program(ctx *pulumi.Context) error {
 		}
 		return &config.Error{Problems: problems}
 	}
-	_, err = Deploy(ctx, c, DeployOptions{
-		SSHPrivateKey: secretConfig(ctx, config.Namespace+":sshPrivateKey"),
-	})
+	// Everything is validated before the first registration, the provider
+	// included: the configuration, then the user's Talos patches with
+	// Talos's own machinery. Warnings are logged and never fail the run.
+	resolved, plan, err := config.Resolve(c)
+	if err != nil {
+		return err
+	}
+	if problems := render.CheckPatches(resolved, plan); len(problems) > 0 {
+		return &config.Error{Problems: problems}
+	}
+	for _, w := range config.Warnings(resolved, plan) {
+		if err := ctx.Log.Warn(w.String(), nil); err != nil {
+			return err
+		}
+	}
+	key := secretConfig(ctx, config.Namespace+":sshPrivateKey")
+	proxmox, err := NewProxmoxProvider(ctx, c, key)
+	if err != nil {
+		return err
+	}
+	_, err = Deploy(ctx, c, DeployOptions{SSHPrivateKey: key, Proxmox: proxmox})
 	return err
 }
 
@@ -41,6 +60,11 @@ func Program(ctx *pulumi.Context) error {
 type DeployOptions struct {
 	// SSHPrivateKey for the Proxmox hosts (secret); nil uses the SSH agent.
 	SSHPrivateKey pulumi.StringInput
+	// Proxmox is the proxmoxve provider of every Proxmox resource
+	// (NewProxmoxProvider); nil leaves them to the default provider, which
+	// reads the stack's proxmoxve: keys and then needs proxmoxve:ssh for the
+	// VMs' disk import.
+	Proxmox pulumi.ProviderResource
 }
 
 // Stack is what Deploy built, for programs that embed it.
@@ -63,12 +87,17 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, fmt.Errorf("router configuration: %w", err)
 	}
 	name := c.Cluster.Name
+	// Components hand their providers down to every child.
+	var withProxmox []pulumi.ResourceOption
+	if opts.Proxmox != nil {
+		withProxmox = append(withProxmox, pulumi.Providers(opts.Proxmox))
+	}
 
 	network, err := components.NewInternalNetwork(ctx, name+"-net", &components.InternalNetworkArgs{
 		Bridge:       c.Network.Internal.Bridge,
 		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
 		Create:       c.Network.Internal.CreateBridgeEnabled(),
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +131,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 			User:       c.Proxmox.SSHUser,
 			PrivateKey: opts.SSHPrivateKey,
 		},
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +142,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		Network:    network,
 		CNIPatch:   components.MachinePatch(c.Cluster),
 		ApplyAfter: []pulumi.Resource{router.Configured},
-	})
+	}, withProxmox...)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,8 @@ type registered struct {
 	Deps                    []string
 	SecretOutputs           []string
 	Provider                string
+	// Aliases are the URNs the resource was registered under before.
+	Aliases []string
 }
 
 // mocks stands in for the providers. Outputs are the inputs plus what the
@@ -57,6 +59,12 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		Type: args.TypeToken, Name: args.Name, Custom: args.Custom, Inputs: args.Inputs,
 		Parent: rpc.GetParent(), Deps: rpc.GetDependencies(), Protect: rpc.GetProtect(),
 		SecretOutputs: rpc.GetAdditionalSecretOutputs(), Provider: args.Provider,
+		Aliases: rpc.GetAliasURNs(),
+	}
+	for _, a := range rpc.GetAliases() {
+		if u := a.GetUrn(); u != "" {
+			r.Aliases = append(r.Aliases, u)
+		}
 	}
 	r.URN = m.urn(r.Parent, r.Type, r.Name)
 	m.mu.Lock()

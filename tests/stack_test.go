@@ -2,10 +2,12 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
@@ -24,6 +26,7 @@ func TestStackResources(t *testing.T) {
 		getConfigs, healthChecks int
 	}{
 		{"dev", map[string]int{
+			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
 			"sda:index:RouterLXC":                                 1,
 			"sda:index:TalosCluster":                              1,
@@ -41,6 +44,7 @@ func TestStackResources(t *testing.T) {
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
 		}, 2, 2},
 		{"prod", map[string]int{
+			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
 			"sda:index:RouterLXC":                                 1,
 			"sda:index:TalosCluster":                              1,
@@ -87,6 +91,7 @@ func TestStackResources(t *testing.T) {
 			checkParents(t, m)
 			checkOrdering(t, m, tc.stack)
 			checkRouterHosts(t, m, tc.stack)
+			checkProxmoxProvider(t, m, tc.stack)
 		})
 	}
 }
@@ -124,7 +129,8 @@ func checkParents(t *testing.T, m *mocks) {
 		byURN[r.URN] = r
 	}
 	for _, r := range m.res {
-		if r.Type == "pulumi:pulumi:Stack" {
+		// The stack's own providers sit at the top, like default providers.
+		if r.Type == "pulumi:pulumi:Stack" || strings.HasPrefix(r.Type, "pulumi:providers:") && r.Name == stackProviderName(r) {
 			continue
 		}
 		parent, ok := byURN[r.Parent]
@@ -264,6 +270,21 @@ func TestInvalidConfigurationRegistersNothing(t *testing.T) {
 		{"missing Proxmox endpoint and token",
 			map[string]string{"proxmoxve:endpoint": "", "proxmoxve:apiToken": ""},
 			[]string{"proxmoxve:endpoint", "proxmoxve:apiToken"}},
+		{"the provider's own ssh block",
+			map[string]string{"proxmoxve:ssh": `{"username":"root"}`},
+			[]string{`proxmoxve:ssh = "(set)"`, "sda:proxmox.sshUser"}},
+		{"a Talos patch Talos cannot load",
+			map[string]string{"sda:cluster": `{"name":"dev","controlPlanes":1,"workers":1,"patches":["machine:\n  kubelett: {}\n"]}`},
+			[]string{`sda:cluster.patches[0]`, "Talos cannot load it"}},
+		{"service network over the internal one",
+			map[string]string{"sda:cluster": `{"name":"dev","controlPlanes":1,"workers":1,"serviceCidr":"10.10.0.0/16"}`},
+			[]string{`sda:cluster.serviceCidr = "10.10.0.0/16"`, "sda:network.internal.cidr"}},
+		{"Kubernetes newer than Talos supports",
+			map[string]string{"sda:cluster": `{"name":"dev","controlPlanes":1,"workers":1,"kubernetesVersion":"v1.37.0"}`},
+			[]string{`sda:cluster.kubernetesVersion = "v1.37.0"`, "1.30 to 1.35"}},
+		{"the Talos API forwarded to everyone",
+			map[string]string{"sda:network": `{"external":{"cidr":"192.168.1.0/24","routerAddress":"192.168.1.50","gateway":"192.168.1.1"},"adminCidrs":["192.168.1.0/24"],"portForwards":[{"name":"talos","port":50000,"target":"dev-cp1"}]}`},
+			[]string{`sda:network.portForwards[0].allowFrom`, "Talos API"}},
 		{"missing cluster section",
 			map[string]string{"sda:cluster": ""},
 			[]string{"sda:cluster.name", "sda:cluster.controlPlanes"}},
@@ -290,5 +311,85 @@ func TestInvalidConfigurationRegistersNothing(t *testing.T) {
 				t.Errorf("registered before failing: %v", registered)
 			}
 		})
+	}
+}
+
+// stackProviderName is the name the program gives its explicit provider of
+// r's package: "<cluster>-<package>".
+func stackProviderName(r registered) string {
+	pkg := strings.TrimPrefix(r.Type, "pulumi:providers:")
+	if strings.HasSuffix(r.Name, "-"+pkg) {
+		return r.Name
+	}
+	return ""
+}
+
+// Every Proxmox resource uses the program's explicit proxmoxve provider,
+// whose SSH settings are SDA's own (user, key, every node's sshHost) and
+// which is aliased to the default provider a deployed stack has, so that
+// switching to it replaces nothing.
+func checkProxmoxProvider(t *testing.T, m *mocks, stack string) {
+	t.Helper()
+	c, _, err := config.LoadStack(repoRoot, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := m.named(t, stack+"-proxmoxve")
+	if prov.Parent != "" && !strings.HasSuffix(prov.Parent, "pulumi:pulumi:Stack::"+project+"-"+stack) {
+		t.Errorf("the proxmoxve provider is parented to %s, want the stack", prov.Parent)
+	}
+	wantAlias := stacks.DefaultProxmoxProviderURN(stack, project)
+	if !slices.Contains(prov.Aliases, wantAlias) {
+		t.Errorf("the proxmoxve provider's aliases %v lack the default provider %s", prov.Aliases, wantAlias)
+	}
+	for _, r := range m.res {
+		if strings.HasPrefix(r.Type, "proxmoxve:") && !strings.HasPrefix(r.Provider, prov.URN+"::") {
+			t.Errorf("%s %s uses provider %q, not %s", r.Type, r.Name, r.Provider, prov.URN)
+		}
+	}
+	for key, want := range map[string]string{"endpoint": "https://pve.example.test:8006/"} {
+		if v := prov.Inputs[resource.PropertyKey(key)]; !v.IsString() || v.StringValue() != want {
+			t.Errorf("provider %s = %v, want %s", key, v, want)
+		}
+	}
+	if tok := prov.Inputs["apiToken"]; !tok.IsSecret() {
+		t.Errorf("the provider's apiToken is not secret: %v", tok)
+	}
+	ssh := prov.Inputs["ssh"]
+	sshSecret := ssh.IsSecret()
+	if sshSecret {
+		ssh = ssh.SecretValue().Element
+	}
+	if !ssh.IsObject() {
+		t.Fatalf("provider ssh = %v, want an object", ssh)
+	}
+	o := ssh.ObjectValue()
+	if o["username"].StringValue() != c.Proxmox.SSHUser {
+		t.Errorf("provider ssh.username = %v, want %s", o["username"], c.Proxmox.SSHUser)
+	}
+	if !sshSecret && !o["privateKey"].IsSecret() {
+		t.Errorf("provider ssh.privateKey is not a secret: %v", o["privateKey"])
+	}
+	nodes := o["nodes"].ArrayValue()
+	if len(nodes) != len(c.Proxmox.Nodes) {
+		t.Fatalf("provider ssh.nodes = %v, want %d", nodes, len(c.Proxmox.Nodes))
+	}
+	for i, n := range c.Proxmox.Nodes {
+		got := nodes[i].ObjectValue()
+		if got["name"].StringValue() != n.Name || got["address"].StringValue() != n.SSHHost {
+			t.Errorf("provider ssh.nodes[%d] = %v, want %s at %s", i, got, n.Name, n.SSHHost)
+		}
+	}
+}
+
+// The alias names the default provider of the SDK version in go.mod.
+func TestProxmoxSDKVersionMatchesGoMod(t *testing.T) {
+	mod, err := os.ReadFile(repoRoot + "/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "github.com/muhlba91/pulumi-proxmoxve/sdk/v6 v" + stacks.ProxmoxSDKVersion
+	if !strings.Contains(string(mod), want) {
+		t.Errorf("go.mod lacks %q: update stacks.ProxmoxSDKVersion with the SDK", want)
 	}
 }

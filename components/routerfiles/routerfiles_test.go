@@ -30,7 +30,7 @@ func testConfig(t *testing.T, mod func(*config.Config)) (config.Config, config.P
 			PortForwards: []config.PortForward{
 				{Name: "https", Port: 443, Target: "t-worker1", TargetPort: 30443},
 				{Name: "syslog", Protocol: "udp", Port: 514, Target: "10.30.0.50", AllowFrom: []string{"198.51.100.7/32", "203.0.113.0/24"}},
-				{Name: "kube", Port: 6443, Target: "vip"},
+				{Name: "kube", Port: 6443, Target: "vip", AllowFrom: []string{"198.51.100.0/24"}},
 			},
 		},
 	}
@@ -167,14 +167,19 @@ func TestRender(t *testing.T) {
 				"\t\ttype filter hook input priority filter; policy drop;",
 				"\t\tiifname \"eth1\" accept",
 				"\t\ttype filter hook forward priority filter; policy drop;",
-				"\t\tiifname \"eth1\" oifname \"eth0\" accept",
+				"\t\tiifname \"eth1\" oifname \"eth0\" ip saddr 10.30.0.0/24 accept",
+				// BCP 38 in both directions, in forward before anything is
+				// accepted, and on the router's own input from outside.
+				"\t\ttype filter hook forward priority filter; policy drop;\n\t\t# BCP 38, before anything is accepted: only the internal network's own",
+				"\t\tiifname \"eth1\" ip saddr != 10.30.0.0/24 drop\n\t\tiifname \"eth0\" ip saddr 10.30.0.0/24 drop\n\t\tct state established,related accept",
+				"\t\tiifname \"lo\" accept\n\t\t# Nothing from outside may claim an internal address (BCP 38).\n\t\tiifname \"eth0\" ip saddr 10.30.0.0/24 drop",
 				"\t\tiifname \"eth0\" oifname \"eth1\" ip saddr @admin ip daddr @talos_api tcp dport 50000 accept",
 				"\t\tiifname \"eth0\" oifname \"eth1\" ip saddr @admin ip daddr @kubernetes_api tcp dport 6443 accept",
 				"\t\tiifname \"eth0\" fib daddr type local tcp dport 443 dnat ip to 10.30.0.21:30443 comment \"https\"",
 				"\t\tiifname \"eth0\" oifname \"eth1\" ct status dnat ip daddr 10.30.0.21 meta l4proto tcp ct original proto-dst 443 tcp dport 30443 accept comment \"https\"",
 				"\t\tiifname \"eth0\" fib daddr type local ip saddr { 198.51.100.7/32, 203.0.113.0/24 } udp dport 514 dnat ip to 10.30.0.50:514 comment \"syslog\"",
 				"\t\tiifname \"eth0\" oifname \"eth1\" ct status dnat ip saddr { 198.51.100.7/32, 203.0.113.0/24 } ip daddr 10.30.0.50 meta l4proto udp ct original proto-dst 514 udp dport 514 accept comment \"syslog\"",
-				"\t\tiifname \"eth0\" fib daddr type local tcp dport 6443 dnat ip to 10.30.0.10:6443 comment \"kube\"",
+				"\t\tiifname \"eth0\" fib daddr type local ip saddr { 198.51.100.0/24 } tcp dport 6443 dnat ip to 10.30.0.10:6443 comment \"kube\"",
 				"\t\toifname \"eth0\" ip saddr 10.30.0.0/24 masquerade",
 			},
 			dnsmasq: []string{
@@ -212,11 +217,11 @@ func TestRender(t *testing.T) {
 		{
 			name: "overlapping and unmasked CIDRs are normalised",
 			mod: func(c *config.Config) {
-				c.Network.AdminCIDRs = []string{"198.51.100.9/32", "10.0.0.0/8", "198.51.100.0/24", "10.1.2.3/16", "198.51.100.0/24"}
+				c.Network.AdminCIDRs = []string{"198.51.100.9/32", "172.16.0.0/12", "198.51.100.0/24", "172.17.2.3/16", "198.51.100.0/24"}
 				c.Network.PortForwards = []config.PortForward{{Name: "x", Port: 1, Target: "vip", AllowFrom: []string{"192.0.2.77/24", "192.0.2.8/29"}}}
 			},
 			nft: []string{
-				"\t\telements = { 10.0.0.0/8, 198.51.100.0/24 }",
+				"\t\telements = { 172.16.0.0/12, 198.51.100.0/24 }",
 				"\t\tiifname \"eth0\" fib daddr type local ip saddr { 192.0.2.0/24 } tcp dport 1 dnat ip to 10.30.0.10:1 comment \"x\"",
 			},
 		},

@@ -15,31 +15,73 @@ import (
 // every control plane and on the VIP.
 const KubernetesAPIPort = 6443
 
+// Named is a patch and the name of where it comes from, so a list of
+// patches is never addressed by position.
+type Named struct {
+	// Source is "sda:<what>" for SDA's own patches and
+	// "sda:cluster.patches[i]" for the user's.
+	Source  string
+	Content string
+}
+
 // ClusterPatches are the patches every machine of the cluster gets, in the
-// order they must be applied: KubePrism, the API server certificate SANs,
-// scheduling on control planes when there are no workers, then the user's
-// cluster.patches last so they can override SDA's. The CNI patch is not here:
-// it comes from overlay.MachinePatch and goes between these and NodePatches.
+// order they must be applied (NamedClusterPatches without the names).
 func ClusterPatches(c config.Config, p config.Plan) []string {
-	patches := []string{
+	var out []string
+	for _, n := range NamedClusterPatches(c, p) {
+		out = append(out, n.Content)
+	}
+	return out
+}
+
+// NamedClusterPatches are the patches every machine of the cluster gets, in
+// the order they must be applied: KubePrism, the API server certificate
+// SANs, the pod and service networks, scheduling on control planes when
+// there are no workers, then the user's cluster.patches last so they can
+// override SDA's. The CNI patch is not here: it comes from
+// overlay.MachinePatch and goes between these and NodePatches.
+func NamedClusterPatches(c config.Config, p config.Plan) []Named {
+	patches := []Named{
 		// KubePrism is on by default since Talos 1.6; SDA states it anyway
 		// because Cilium's kube-proxy replacement reaches the API through it
 		// (overlay.CiliumValues), so turning it off must be a visible choice.
-		mustYAML(map[string]any{"machine": map[string]any{"features": map[string]any{
+		{"sda:kubeprism", mustYAML(map[string]any{"machine": map[string]any{"features": map[string]any{
 			"kubePrism": map[string]any{"enabled": true, "port": overlay.KubePrismPort},
-		}}}),
-		mustYAML(map[string]any{"cluster": map[string]any{"apiServer": map[string]any{
+		}}})},
+		{"sda:apiserver-certsans", mustYAML(map[string]any{"cluster": map[string]any{"apiServer": map[string]any{
 			"certSANs": APIServerSANs(c, p),
-		}}}),
+		}}})},
+		// Talos's defaults are stated too: the configuration validates them
+		// against the other networks, and both lists replace (not extend)
+		// the generated ones.
+		{"sda:kubernetes-networks", KubernetesNetworksPatch(c.Cluster)},
 	}
 	if c.Cluster.Workers == 0 {
 		// Without workers nothing could run pods; the config reference
 		// promises that 0 workers makes the control planes schedulable.
-		patches = append(patches, mustYAML(map[string]any{"cluster": map[string]any{
+		patches = append(patches, Named{"sda:schedule-on-control-planes", mustYAML(map[string]any{"cluster": map[string]any{
 			"allowSchedulingOnControlPlanes": true,
-		}}))
+		}})})
 	}
-	return append(patches, c.Cluster.Patches...)
+	for i, content := range c.Cluster.Patches {
+		patches = append(patches, Named{fmt.Sprintf("sda:cluster.patches[%d]", i), content})
+	}
+	return patches
+}
+
+// KubernetesNetworksPatch sets the pod and service networks.
+func KubernetesNetworksPatch(cl config.Cluster) string {
+	pods, services := cl.PodCIDR, cl.ServiceCIDR
+	if pods == "" {
+		pods = config.DefaultPodCIDR
+	}
+	if services == "" {
+		services = config.DefaultServiceCIDR
+	}
+	return mustYAML(map[string]any{"cluster": map[string]any{"network": map[string]any{
+		"podSubnets":     []string{pods},
+		"serviceSubnets": []string{services},
+	}}})
 }
 
 // APIServerSANs are the extra names on the API server certificate: the

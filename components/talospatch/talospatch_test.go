@@ -149,13 +149,13 @@ func TestClusterPatches(t *testing.T) {
 		last     string
 	}{
 		// dev: no VIP, so the API is the first control plane; nothing forwards 6443.
-		{"dev", dev, devPlan, []any{"10.10.0.11"}, 2, ""},
+		{"dev", dev, devPlan, []any{"10.10.0.11"}, 3, ""},
 		// prod forwards 6443 to the VIP: the router's external address must verify.
-		{"prod", prod, prodPlan, []any{"10.20.0.10", "192.168.1.60"}, 2, ""},
-		{"prod without an API forward", prodNoAPIForward, prodPlan, []any{"10.20.0.10"}, 2, ""},
-		{"no workers makes control planes schedulable", noWorkers, noWorkersPlan, []any{"10.10.0.11"}, 3,
+		{"prod", prod, prodPlan, []any{"10.20.0.10", "192.168.1.60"}, 3, ""},
+		{"prod without an API forward", prodNoAPIForward, prodPlan, []any{"10.20.0.10"}, 3, ""},
+		{"no workers makes control planes schedulable", noWorkers, noWorkersPlan, []any{"10.10.0.11"}, 4,
 			"cluster:\n    allowSchedulingOnControlPlanes: true\n"},
-		{"user patches come last, unchanged", withUser, devPlan, []any{"10.10.0.11"}, 3, withUser.Cluster.Patches[0]},
+		{"user patches come last, unchanged", withUser, devPlan, []any{"10.10.0.11"}, 4, withUser.Cluster.Patches[0]},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,6 +171,11 @@ func TestClusterPatches(t *testing.T) {
 			sans := dig(t, decode(t, patches[1]), "cluster", "apiServer", "certSANs")
 			if !reflect.DeepEqual(sans, tc.wantSANs) {
 				t.Errorf("certSANs = %v, want %v", sans, tc.wantSANs)
+			}
+			nets := decode(t, patches[2])
+			if dig(t, nets, "cluster", "network", "podSubnets", 0) != tc.c.Cluster.PodCIDR ||
+				dig(t, nets, "cluster", "network", "serviceSubnets", 0) != tc.c.Cluster.ServiceCIDR {
+				t.Errorf("third patch does not set the pod and service networks %s, %s: %s", tc.c.Cluster.PodCIDR, tc.c.Cluster.ServiceCIDR, patches[2])
 			}
 			if tc.last != "" && patches[len(patches)-1] != tc.last {
 				t.Errorf("last patch = %q, want %q", patches[len(patches)-1], tc.last)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -110,6 +111,10 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	c, p, err := Load(f.dir, f.stack)
 	if err != nil {
 		return fail(stderr, f.set.Name(), err)
+	}
+	// The user's Talos patches are checked here too, not only by render.
+	if problems := render.CheckPatches(c, p); len(problems) > 0 {
+		return fail(stderr, f.set.Name(), fmt.Errorf("stack %q: %w", f.stack, &config.Error{Problems: problems}))
 	}
 	if err := WritePlan(stdout, f.stack, c, p); err != nil {
 		return fail(stderr, f.set.Name(), err)

@@ -207,8 +207,8 @@ func TestRenderWritesTheFileSet(t *testing.T) {
 		stack   string
 		patches []string // numbered patch files of the first control plane
 	}{
-		{"dev", []string{"01-kubeprism.yaml", "02-apiserver-certsans.yaml", "03-hostname.yaml", "04-install.yaml", "05-network.yaml"}},
-		{"prod", []string{"01-kubeprism.yaml", "02-apiserver-certsans.yaml", "03-cni-cilium.yaml", "04-hostname.yaml", "05-install.yaml", "06-network.yaml"}},
+		{"dev", []string{"01-kubeprism.yaml", "02-apiserver-certsans.yaml", "03-kubernetes-networks.yaml", "04-hostname.yaml", "05-install.yaml", "06-network.yaml"}},
+		{"prod", []string{"01-kubeprism.yaml", "02-apiserver-certsans.yaml", "03-kubernetes-networks.yaml", "04-cni-cilium.yaml", "05-hostname.yaml", "06-install.yaml", "07-network.yaml"}},
 	} {
 		t.Run(tc.stack, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "rendered")

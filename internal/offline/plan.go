@@ -78,6 +78,8 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	row("Talos API", strings.Join(p.TalosEndpoints(), ", "))
 	row("DHCP range", fmt.Sprintf("%s - %s", p.DHCPStart, p.DHCPEnd))
 	row("Admin CIDRs", orNone(strings.Join(c.Network.AdminCIDRs, ", ")))
+	row("Pod network", cl.PodCIDR)
+	row("Service network", cl.ServiceCIDR)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -139,6 +141,14 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	row("all", fmt.Sprint(sum.Guests), fmt.Sprint(sum.Cores), mib(sum.MemoryMiB), gib(sum.DiskGiB), "")
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// Legal but probably wrong: said, never fatal.
+	if warnings := config.Warnings(c, p); len(warnings) > 0 {
+		line("")
+		line("Warnings (%d):", len(warnings))
+		for _, wr := range warnings {
+			line("  - %s", wr)
+		}
 	}
 	_, err = io.WriteString(w, b.String())
 	return err

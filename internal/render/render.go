@@ -62,15 +62,8 @@ func InstallerImage(c config.Config) (string, error) {
 // where it comes from, so an error can point at the user's own patch.
 func Patches(c config.Config, p config.Plan, m config.Machine, installerImage string) []Patch {
 	var out []Patch
-	cluster := talospatch.ClusterPatches(c, p)
-	sdaCount := len(cluster) - len(c.Cluster.Patches)
-	sdaNames := []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:schedule-on-control-planes"}
-	for i, content := range cluster {
-		source := fmt.Sprintf("sda:cluster.patches[%d]", i-sdaCount)
-		if i < sdaCount {
-			source = sdaNames[i]
-		}
-		out = append(out, Patch{Source: source, Content: content})
+	for _, n := range talospatch.NamedClusterPatches(c, p) {
+		out = append(out, Patch{Source: n.Source, Content: n.Content})
 	}
 	if cni := overlay.MachinePatch(c.Cluster); cni != "" {
 		out = append(out, Patch{Source: "sda:cni-" + c.Cluster.CNI, Content: cni})
@@ -86,27 +79,7 @@ func Patches(c config.Config, p config.Plan, m config.Machine, installerImage st
 // the machine, the patch when a patch does not load or apply, and Talos's
 // own message.
 func Machines(c config.Config, p config.Plan) ([]Machine, error) {
-	contract, err := talosconfig.ParseContractFromVersion(c.Cluster.TalosVersion)
-	if err != nil {
-		return nil, fmt.Errorf("sda:cluster.talosVersion = %q: %w", c.Cluster.TalosVersion, err)
-	}
-	// One bundle for the whole cluster, as in a real deployment: control
-	// planes and workers must share the CA and tokens to validate alike.
-	bundle, err := secrets.NewBundle(secrets.NewFixedClock(time.Now()), contract)
-	if err != nil {
-		return nil, fmt.Errorf("generating throwaway Talos secrets: %w", err)
-	}
-	input, err := generate.NewInput(c.Cluster.Name, p.KubernetesEndpoint(),
-		// Talos wants the bare Kubernetes version; it adds the "v" to image tags.
-		strings.TrimPrefix(c.Cluster.KubernetesVersion, "v"),
-		generate.WithVersionContract(contract),
-		generate.WithSecretsBundle(bundle),
-		generate.WithEndpointList(p.TalosEndpoints()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("preparing Talos config generation: %w", err)
-	}
-	image, err := InstallerImage(c)
+	input, image, err := generateInput(c, p)
 	if err != nil {
 		return nil, err
 	}
@@ -179,4 +152,139 @@ func Validate(cfg talosconfig.Provider) error {
 		return fmt.Errorf("Talos rejects the configuration: %s", strings.TrimSpace(err.Error()))
 	}
 	return nil
+}
+
+// generateInput prepares Talos's generator for the stack, with a throwaway
+// secrets bundle shared by every machine, and the installer image.
+func generateInput(c config.Config, p config.Plan) (*generate.Input, string, error) {
+	contract, err := talosconfig.ParseContractFromVersion(c.Cluster.TalosVersion)
+	if err != nil {
+		return nil, "", fmt.Errorf("sda:cluster.talosVersion = %q: %w", c.Cluster.TalosVersion, err)
+	}
+	// One bundle for the whole cluster, as in a real deployment: control
+	// planes and workers must share the CA and tokens to validate alike.
+	bundle, err := secrets.NewBundle(secrets.NewFixedClock(time.Now()), contract)
+	if err != nil {
+		return nil, "", fmt.Errorf("generating throwaway Talos secrets: %w", err)
+	}
+	input, err := generate.NewInput(c.Cluster.Name, p.KubernetesEndpoint(),
+		// Talos wants the bare Kubernetes version; it adds the "v" to image tags.
+		strings.TrimPrefix(c.Cluster.KubernetesVersion, "v"),
+		generate.WithVersionContract(contract),
+		generate.WithSecretsBundle(bundle),
+		generate.WithEndpointList(p.TalosEndpoints()),
+	)
+	if err != nil {
+		return nil, "", fmt.Errorf("preparing Talos config generation: %w", err)
+	}
+	image, err := InstallerImage(c)
+	if err != nil {
+		return nil, "", err
+	}
+	return input, image, nil
+}
+
+// CheckPatches loads every user patch (sda:cluster.patches) with Talos's
+// patcher, applies it with SDA's patches to a generated configuration of
+// each role the stack has (its first machine) and validates the result.
+// Each problem names the patch by its index and carries Talos's complaint.
+// One throwaway secrets bundle and one configuration per role keep it fast
+// enough for `sda plan` and for the program before it registers anything.
+func CheckPatches(c config.Config, p config.Plan) []config.Problem {
+	if len(c.Cluster.Patches) == 0 {
+		return nil
+	}
+	var problems []config.Problem
+	for i, content := range c.Cluster.Patches {
+		if _, err := configpatcher.LoadPatch([]byte(content)); err != nil {
+			problems = append(problems, patchProblem(i, content, "Talos cannot load it as a patch: %s", err))
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	input, image, err := generateInput(c, p)
+	if err != nil {
+		return []config.Problem{{Key: "sda:cluster.talosVersion", Value: c.Cluster.TalosVersion, Fix: err.Error()}}
+	}
+	var firsts []config.Machine
+	if len(p.ControlPlanes) > 0 {
+		firsts = append(firsts, p.ControlPlanes[0])
+	}
+	if len(p.Workers) > 0 {
+		firsts = append(firsts, p.Workers[0])
+	}
+	seen := map[int]bool{}
+	for _, m := range firsts {
+		idx, msg := firstBadPatch(input, c, p, m, image)
+		if idx >= 0 && !seen[idx] {
+			seen[idx] = true
+			problems = append(problems, patchProblem(idx, c.Cluster.Patches[idx], "on a %s: %s", m.Role, msg))
+		}
+	}
+	return problems
+}
+
+func patchProblem(i int, content, format string, args ...any) config.Problem {
+	value := strings.Join(strings.Fields(content), " ")
+	if len(value) > 60 {
+		value = value[:57] + "..."
+	}
+	msg := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
+	return config.Problem{Key: fmt.Sprintf("sda:cluster.patches[%d]", i), Value: value,
+		Fix: msg + "; fix or remove the patch (`sda render` shows the configuration it produces)"}
+}
+
+// firstBadPatch returns the index (in sda:cluster.patches) of the first user
+// patch that does not apply, or with which the machine's configuration no
+// longer validates, with Talos's message; -1 when all is well or when the
+// fault is not a user patch's. A configuration validates only complete
+// (SDA's node patches add the install disk), so each candidate is the whole
+// patch list with the user's patches cut after the one under test.
+func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (int, string) {
+	typ := machine.TypeWorker
+	if m.Role == config.RoleControlPlane {
+		typ = machine.TypeControlPlane
+	}
+	generated, err := input.Config(typ)
+	if err != nil {
+		return -1, ""
+	}
+	all := Patches(c, p, m, image)
+	// try applies every patch but the user's from index keep on.
+	try := func(keep int) error {
+		cfg := configpatcher.WithConfig(generated)
+		user := -1
+		for _, patch := range all {
+			if strings.HasPrefix(patch.Source, "sda:cluster.patches[") {
+				if user++; user >= keep {
+					continue
+				}
+			}
+			loaded, err := configpatcher.LoadPatch([]byte(patch.Content))
+			if err != nil {
+				return err
+			}
+			if cfg, err = configpatcher.Apply(cfg, []configpatcher.Patch{loaded}); err != nil {
+				return fmt.Errorf("it does not apply: %w", err)
+			}
+		}
+		final, err := cfg.Config()
+		if err != nil {
+			return err
+		}
+		return Validate(final)
+	}
+	if try(len(c.Cluster.Patches)) == nil {
+		return -1, ""
+	}
+	if try(0) != nil {
+		return -1, "" // not the user's patches: `sda render` reports it
+	}
+	for k := 1; k <= len(c.Cluster.Patches); k++ {
+		if err := try(k); err != nil {
+			return k - 1, err.Error()
+		}
+	}
+	return -1, ""
 }

@@ -46,6 +46,11 @@ type Cluster struct {
 	Cilium Cilium `json:"cilium"`
 	// Extensions are the Image Factory system extensions baked into the image.
 	Extensions []string `json:"extensions"`
+	// PodCIDR and ServiceCIDR are Kubernetes' own networks: pod addresses
+	// (each node gets a /24 of PodCIDR) and service cluster IPs. They must
+	// not overlap each other or any network packets are routed to.
+	PodCIDR     string `json:"podCidr"`
+	ServiceCIDR string `json:"serviceCidr"`
 	// Patches are extra Talos machine-config patches (YAML strategic-merge
 	// documents) applied to every node after SDA's own.
 	Patches []string `json:"patches,omitempty"`
@@ -195,6 +200,9 @@ const (
 	DefaultTalosVersion      = "v1.12.0"
 	DefaultKubernetesVersion = "v1.35.0"
 	DefaultCiliumVersion     = "1.18.4"
+	// Talos's own defaults for the pod and service networks.
+	DefaultPodCIDR           = "10.244.0.0/16"
+	DefaultServiceCIDR       = "10.96.0.0/12"
 	DefaultRouterTemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
 	QemuGuestAgentExtension  = "siderolabs/qemu-guest-agent"
 	CNIFlannel               = "flannel"
@@ -219,6 +227,8 @@ func WithDefaults(c Config) Config {
 	def(&cl.TalosVersion, DefaultTalosVersion)
 	def(&cl.KubernetesVersion, DefaultKubernetesVersion)
 	def(&cl.CNI, CNIFlannel)
+	def(&cl.PodCIDR, DefaultPodCIDR)
+	def(&cl.ServiceCIDR, DefaultServiceCIDR)
 	def(&cl.Cilium.Version, DefaultCiliumVersion)
 	if cl.Extensions == nil {
 		cl.Extensions = []string{QemuGuestAgentExtension}

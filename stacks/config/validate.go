@@ -59,6 +59,8 @@ func Validate(c Config) error {
 	v.cluster(c)
 	v.proxmox(c)
 	inOK, extOK := v.network(c)
+	v.kubernetesNetworks(c)
+	v.versions(c)
 	v.nodes(c)
 	v.router(c)
 	// The plan checks need parseable CIDRs, addresses and a node list.
@@ -375,6 +377,7 @@ func (v *validator) plan(c Config, p Plan) {
 			v.add(fmt.Sprintf("sda:network.portForwards[%d].target", i), f.Target, "%v", err)
 		}
 	}
+	v.exposure(c, p)
 }
 
 // ForwardTarget resolves a port-forward target (hostname, "vip" or an
