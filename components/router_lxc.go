@@ -198,7 +198,13 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		},
 		Started:     pulumi.Bool(true),
 		StartOnBoot: pulumi.Bool(true),
-	}, parent)
+	}, parent,
+		// The VM ID is fixed, and Proxmox refuses a second guest with it: a
+		// replacement (a new disk size, template or datastore: ForceNew in
+		// bpg v0.69.1 container.go) must delete the old container first.
+		// The internal network is without its gateway until the new one
+		// is configured; `sda plan` says so.
+		pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}

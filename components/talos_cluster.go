@@ -5,12 +5,14 @@ import (
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/client"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/cluster"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/imagefactory"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
+	"github.com/sda-platform/sda/components/membership"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/stacks/config"
 )
@@ -161,6 +163,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	}
 
 	var cpAddrs, workerAddrs []pulumi.StringInput
+	// Control-plane VMs form a chain, so the Proxmox provider never reboots
+	// two of them at once (it updates them in parallel otherwise).
+	var previousControlPlane []pulumi.Resource
 	for _, m := range p.Machines() {
 		m := m
 		patches := schematicID.ApplyT(func(id string) []string {
@@ -180,12 +185,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,
 			ApplyAfter:           args.ApplyAfter,
+			VMAfter:              previousControlPlane,
 		}, parent)
 		if err != nil {
 			return nil, err
 		}
 		comp.Nodes = append(comp.Nodes, node)
 		if m.Role == config.RoleControlPlane {
+			previousControlPlane = []pulumi.Resource{node.VM}
 			cpAddrs = append(cpAddrs, node.Address)
 		} else {
 			workerAddrs = append(workerAddrs, node.Address)
@@ -234,19 +241,43 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		Nodes:     pulumi.ToStringArray(nodeAddresses(p)),
 	}, parent).TalosConfig()
 
-	// Health of Talos and etcd only: with cni none the Kubernetes checks
-	// cannot pass before the overlay is installed. The node lists are read
-	// through the bootstrap so the check runs after it.
-	afterBootstrap := func(addrs pulumi.StringArrayOutput) pulumi.StringArrayOutput {
-		return pulumi.All(bootstrap.ID(), addrs).ApplyT(func(v []any) []string { return v[1].([]string) }).(pulumi.StringArrayOutput)
+	// The cluster's members are made to match the declared nodes before
+	// anything checks its health: the health check compares them exactly,
+	// and Pulumi deletes removed nodes' VMs only after the checks have run
+	// (see package membership). The script's text lists the declared nodes,
+	// so it runs again, as an update, exactly when that list changes.
+	var members []membership.Member
+	for _, m := range p.Machines() {
+		members = append(members, membership.Member{Name: m.Hostname, Address: m.Address.String(),
+			ControlPlane: m.Role == config.RoleControlPlane})
 	}
+	script, err := membership.Script(members)
+	if err != nil {
+		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
+	}
+	membersCmd, err := local.NewCommand(ctx, name+"-members", &local.CommandArgs{
+		Create: pulumi.String(script),
+		Update: pulumi.String(script),
+		Environment: pulumi.StringMap{
+			membership.TalosconfigEnv: pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
+			membership.KubeconfigEnv:  pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput),
+		},
+		AddPreviousOutputInEnv: pulumi.Bool(false),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap, kubeconfig}))
+	if err != nil {
+		return nil, err
+	}
+
+	// Health of Talos and etcd, and of the Node objects (the provider runs
+	// the node-list check even with the Kubernetes checks skipped); the
+	// readiness checks need the CNI and run in OverlayNetwork.
 	health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
 		ClientConfiguration:  healthClientConfig(clientConfig),
-		ControlPlaneNodes:    afterBootstrap(cpOut),
-		WorkerNodes:          afterBootstrap(workerOut),
+		ControlPlaneNodes:    cpOut,
+		WorkerNodes:          workerOut,
 		Endpoints:            pulumi.ToStringArray(p.TalosEndpoints()),
 		SkipKubernetesChecks: pulumi.Bool(true),
-	}, parent)
+	}, parent, pulumi.DependsOn([]pulumi.Resource{membersCmd}))
 
 	comp.ClientConfiguration = clientConfig
 	comp.Secrets = secrets

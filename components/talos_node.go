@@ -37,7 +37,23 @@ type TalosNodeArgs struct {
 	// ApplyAfter are resources the configuration apply waits for beyond the
 	// VM itself, e.g. the router (the installer image is pulled through it).
 	ApplyAfter []pulumi.Resource
+	// VMAfter are resources the VM waits for: the previous control plane's
+	// VM, so that changes the Proxmox provider applies with a reboot
+	// (cores, memory, NICs, cloud-init) reboot control planes one at a time.
+	VMAfter []pulumi.Resource
 }
+
+// AgentTimeout bounds how long the Proxmox provider waits for the QEMU
+// guest agent to report addresses whenever it reads a started VM with the
+// agent enabled (bpg v0.69.1 proxmoxtf/resource/vm/network/network.go:240,
+// default 15m). A timeout is not an error there, and SDA reads no address
+// from the agent (they come from the plan), so the wait buys nothing at
+// creation, where a node in Talos maintenance mode may not run the agent
+// extension yet: without a bound every new VM would stall the deployment
+// for 15 minutes. After a reboot, on the other hand, the wait holds the
+// update until Talos is up again, so rolling reboots wait for each node;
+// two minutes covers a Talos boot.
+const AgentTimeout = "2m"
 
 // TalosNode is a Proxmox VM running Talos with its machine configuration applied.
 type TalosNode struct {
@@ -84,7 +100,8 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		Memory: &vm.VirtualMachineMemoryArgs{Dedicated: pulumi.Int(m.Size.MemoryMiB)},
 		// The nocloud image carries the qemu-guest-agent extension; the agent
 		// is enabled only together with it (a missing agent stalls Proxmox).
-		Agent:           &vm.VirtualMachineAgentArgs{Enabled: pulumi.Bool(true), Trim: pulumi.Bool(true)},
+		Agent: &vm.VirtualMachineAgentArgs{Enabled: pulumi.Bool(true), Trim: pulumi.Bool(true),
+			Timeout: pulumi.String(AgentTimeout)},
 		OperatingSystem: &vm.VirtualMachineOperatingSystemArgs{Type: pulumi.String("l26")},
 		ScsiHardware:    pulumi.String("virtio-scsi-single"),
 		Disks: vm.VirtualMachineDiskArray{&vm.VirtualMachineDiskArgs{
@@ -125,7 +142,12 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		// The boot image only seeds the disk at creation; Talos installs and
 		// upgrades itself afterwards. A new image (another Talos version or
 		// schematic) applies to new VMs and must not replace running ones.
-		pulumi.IgnoreChanges([]string{"disks[0].fileId"}))
+		pulumi.IgnoreChanges([]string{"disks[0].fileId",
+			// Any change of the agent block reboots the VM (bpg v0.69.1
+			// vm.go:4899): VMs created before the timeout was set keep
+			// the provider's default rather than all rebooting at once.
+			"agent.timeout"}),
+		pulumi.DependsOn(args.VMAfter))
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ var latencies = map[string]time.Duration{
 	simulator.TokenHelmRelease: 2 * time.Second,
 }
 
+// agentWaitScale turns the 2-minute agent wait into 2 s.
+const agentWaitScale = 1.0 / 60
+
 var keep bool
 
 func main() {
@@ -123,7 +126,10 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		return row{}, err
 	}
-	faults := simulator.Faults{Latency: map[string]string{}}
+	// A new VM waits for the guest agent (TalosNode.AgentTimeout, 2m)
+	// while Talos is in maintenance mode: a real cost of creation, scaled
+	// like the latencies above (minutes of reality, seconds here).
+	faults := simulator.Faults{Latency: map[string]string{}, AgentWaitScale: agentWaitScale}
 	for tok, d := range latencies {
 		faults.Latency[tok] = d.String()
 	}

@@ -45,7 +45,7 @@ func commandKinds() []*kind {
 		delete: func(s *Server, tx *Tx, obj *Object) error {
 			return tx.runRemote(merge(obj.Inputs, obj.Outputs), "delete")
 		},
-	}}
+	}, localCommandKind()}
 }
 
 // acceptedEnv is what a stock Debian (Proxmox VE) sshd accepts from a

@@ -61,6 +61,12 @@ func (s *Server) cluster(tx *Tx) (*TalosCluster, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("kubernetes: no kubeconfig given to the provider (the default provider would use ~/.kube/config): pass the cluster's kubeconfig to an explicit provider")
 	}
+	return tx.clusterOf(raw)
+}
+
+// clusterOf is the cluster a kubeconfig reaches: same CA, its server the
+// cluster's endpoint, and a control plane up to answer.
+func (tx *Tx) clusterOf(raw string) (*TalosCluster, error) {
 	var kc struct {
 		Clusters []struct {
 			Cluster struct {

@@ -718,14 +718,33 @@ func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
 		graceful = b
 	}
 	reboot, _ := get(v, "onDestroy.reboot").(bool)
-	node := str(v, "node")
-	now := time.Now()
 	cc, _ := v["clientConfiguration"].(map[string]any)
-	m, err := tx.configured(node, cc)
+	faults, err := s.Store.Faults()
 	if err != nil {
+		return err
+	}
+	if err := tx.reset(str(v, "node"), cc, graceful, reboot, faults.RebootDuration()); err != nil {
 		return fmt.Errorf("Error resetting machine: %w", err)
 	}
-	g, _ := tx.vmAt(node)
+	return nil
+}
+
+// reset is Talos's MachineService.Reset as `talosctl reset` and the
+// configuration apply's onDestroy send it: a graceful reset cordons the
+// node and makes a control plane leave etcd (refused when the remaining
+// members would lose quorum), then the machine is wiped back to
+// maintenance mode and halts, or reboots. The Node object stays: deleting
+// it is the Kubernetes API's business.
+func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, rebootTime time.Duration) error {
+	now := time.Now()
+	m, err := tx.configured(node, cc)
+	if err != nil {
+		return err
+	}
+	g, err := tx.vmAt(node)
+	if err != nil {
+		return err
+	}
 	if c := tx.State.Clusters[m.ClusterID]; c != nil && graceful {
 		for _, n := range c.Nodes {
 			if n.Address == node {
@@ -746,19 +765,15 @@ func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
 				}
 			}
 			if started < others/2+1 {
-				return fmt.Errorf("Error resetting machine: failed to leave cluster: failed to remove member %s: etcdserver: re-configuration failed due to not enough started members (%d of the %d other members started)", node, started, others)
+				return fmt.Errorf("failed to leave cluster: failed to remove member %s: etcdserver: re-configuration failed due to not enough started members (%d of the %d other members started)", node, started, others)
 			}
 			c.EtcdMembers = slices.DeleteFunc(c.EtcdMembers, func(a string) bool { return a == node })
 		}
 	}
 	delete(tx.State.Machines, node)
 	if reboot {
-		faults, err := s.Store.Faults()
-		if err != nil {
-			return err
-		}
 		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
-			Cause: "talos reset", Start: now, End: now.Add(faults.RebootDuration())})
+			Cause: "talos reset", Start: now, End: now.Add(rebootTime)})
 	} else {
 		g.Started = false // halted
 	}

@@ -444,11 +444,9 @@ func hasChart(releases map[string]string, chart string) bool {
 func TestFailureMidUp(t *testing.T) {
 	e := newEnv(t, "prod")
 	ctx := testContext(t)
-	if err := simulator.WriteFaults(e.simDir, simulator.Faults{FailOnce: []simulator.FailOnce{
+	e.writeFaults(simulator.Faults{FailOnce: []simulator.FailOnce{
 		{Type: simulator.TokenVM, Method: "Create", Ordinal: 3},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	}})
 	d := e.open(ctx)
 	_, err := d.Up(ctx)
 	if err == nil || !strings.Contains(err.Error(), "simulated failure") {
@@ -483,11 +481,9 @@ func TestFailureMidUp(t *testing.T) {
 func TestCancelUp(t *testing.T) {
 	e := newEnv(t, "dev")
 	ctx := testContext(t)
-	if err := simulator.WriteFaults(e.simDir, simulator.Faults{Latency: map[string]string{
+	e.writeFaults(simulator.Faults{Latency: map[string]string{
 		simulator.TokenVM: "3s",
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	}})
 	d := e.open(ctx)
 	cctx, cancel := context.WithCancel(ctx)
 	go func() {
@@ -509,9 +505,7 @@ func TestCancelUp(t *testing.T) {
 		t.Fatalf("up should report the cancellation, got %v", err)
 	}
 	e.assertConsistent(e.open(ctx))
-	if err := simulator.WriteFaults(e.simDir, simulator.Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	e.writeFaults(simulator.Faults{})
 	e.up(ctx)
 	e.assertConsistent(e.open(ctx))
 	e.assertNoChanges(ctx)

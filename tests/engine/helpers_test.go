@@ -67,7 +67,23 @@ func newEnv(t *testing.T, stack string) *env {
 	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		t.Fatal(err)
 	}
+	e.writeFaults(simulator.Faults{})
 	return e
+}
+
+// agentWaitScale shortens the Proxmox provider's waits for a guest agent
+// that does not answer (TalosNode's 2m becomes 120 ms), keeping their order.
+const agentWaitScale = 0.001
+
+// writeFaults sets the simulation's faults, with the agent waits scaled.
+func (e *env) writeFaults(f simulator.Faults) {
+	e.t.Helper()
+	if f.AgentWaitScale == 0 {
+		f.AgentWaitScale = agentWaitScale
+	}
+	if err := simulator.WriteFaults(e.simDir, f); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // lineLogger sends progress lines to the test log (shown with -v or on failure).

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/internal/simulator"
 )
 
 var (
@@ -81,6 +82,12 @@ func buildPlugins(dir string) error {
 	}
 	for _, name := range []string{"proxmoxve", "talos", "kubernetes", "command"} {
 		if err := os.Symlink(bin, filepath.Join(dir, "pulumi-resource-"+name)); err != nil {
+			return err
+		}
+	}
+	// The simulated talosctl and kubectl that local commands run.
+	for _, name := range simulator.CLIs {
+		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,181 @@
+package simulator
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+)
+
+// The simulated talosctl and kubectl. A local command (command:local:Command)
+// runs its script for real, with sh, and finds these on PATH in place of the
+// real tools: they act on the simulated systems exactly as far as SDA's
+// scripts use them, and refuse every other invocation, so a script that
+// starts using something new fails here instead of passing unseen.
+//
+// What they accept (flags as the real CLIs spell them):
+//
+//	talosctl --talosconfig F -n IP -e IP reset --graceful=B --reboot=B --wait=true --timeout=D
+//	kubectl --kubeconfig F [--request-timeout=D] get nodes -o name [-l [!]node-role.kubernetes.io/control-plane]
+//	kubectl --kubeconfig F [--request-timeout=D] get node NAME -o jsonpath={.status.addresses[?(@.type=="InternalIP")].address}
+//	kubectl --kubeconfig F [--request-timeout=D] delete node NAME
+
+// CLIs are the tool names RunCLI answers to.
+var CLIs = []string{"talosctl", "kubectl"}
+
+// RunCLI runs the simulated tool called name on the simulation directory
+// dir and returns its exit code.
+func RunCLI(name, dir string, args []string, stdout, stderr io.Writer) int {
+	store := &Store{Dir: dir}
+	start := time.Now()
+	var err error
+	switch name {
+	case "talosctl":
+		err = talosctl(store, args, stdout)
+	case "kubectl":
+		err = kubectl(store, args, stdout)
+	default:
+		err = fmt.Errorf("no simulated tool %q", name)
+	}
+	c := Call{Time: start, Provider: "cli", Method: name + " " + strings.Join(args, " "), Millis: time.Since(start).Milliseconds()}
+	if err != nil {
+		c.Error = err.Error()
+	}
+	_ = store.Log(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func talosctl(store *Store, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("talosctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("talosconfig", "", "")
+	node := fs.String("n", "", "")
+	endpoint := fs.String("e", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || rest[0] != "reset" {
+		return fmt.Errorf("simulated talosctl supports only reset, got %q", strings.Join(rest, " "))
+	}
+	rs := flag.NewFlagSet("reset", flag.ContinueOnError)
+	rs.SetOutput(io.Discard)
+	graceful := rs.Bool("graceful", true, "")
+	reboot := rs.Bool("reboot", false, "")
+	wait := rs.Bool("wait", true, "")
+	rs.Duration("timeout", 30*time.Minute, "")
+	if err := rs.Parse(rest[1:]); err != nil {
+		return err
+	}
+	if rs.NArg() > 0 || !*wait {
+		return fmt.Errorf("simulated talosctl reset: unsupported arguments %q", strings.Join(rest, " "))
+	}
+	if *node == "" || *endpoint != *node {
+		return fmt.Errorf("simulated talosctl: give the node as both -n and -e (got -n %q -e %q)", *node, *endpoint)
+	}
+	cfg, err := clientconfig.Open(*cfgPath)
+	if err != nil {
+		return fmt.Errorf("talosconfig: %w", err)
+	}
+	ctx := cfg.Contexts[cfg.Context]
+	if ctx == nil {
+		return fmt.Errorf("talosconfig: no current context")
+	}
+	faults, err := store.Faults()
+	if err != nil {
+		return err
+	}
+	return store.Update(func(tx *Tx) error {
+		if _, err := tx.talosReachable(*node, time.Now()); err != nil {
+			return fmt.Errorf("rpc error: code = Unavailable desc = connection error: %w", err)
+		}
+		if err := tx.reset(*node, map[string]any{"caCertificate": ctx.CA}, *graceful, *reboot, faults.RebootDuration()); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stdout, "reset %s\n", *node)
+		return err
+	})
+}
+
+const (
+	controlPlaneLabel = "node-role.kubernetes.io/control-plane"
+	internalIPPath    = `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`
+)
+
+func kubectl(store *Store, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("kubectl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	kubeconfig := fs.String("kubeconfig", "", "")
+	fs.Duration("request-timeout", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	rest := fs.Args()
+	return store.Update(func(tx *Tx) error {
+		c, err := tx.clusterOf(string(raw))
+		if err != nil {
+			return fmt.Errorf("Unable to connect to the server: %w", err)
+		}
+		switch {
+		case len(rest) >= 4 && rest[0] == "get" && rest[1] == "nodes" && slices.Equal(rest[2:4], []string{"-o", "name"}):
+			selector := ""
+			if len(rest) == 6 && rest[4] == "-l" {
+				selector = rest[5]
+			} else if len(rest) != 4 {
+				return fmt.Errorf("simulated kubectl: unsupported %q", strings.Join(rest, " "))
+			}
+			var names []string
+			for _, n := range c.Nodes {
+				cp := n.Role == "controlplane"
+				switch selector {
+				case "":
+				case controlPlaneLabel:
+					if !cp {
+						continue
+					}
+				case "!" + controlPlaneLabel:
+					if cp {
+						continue
+					}
+				default:
+					return fmt.Errorf("simulated kubectl: unsupported selector %q", selector)
+				}
+				names = append(names, "node/"+n.Name)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				fmt.Fprintln(stdout, n)
+			}
+			return nil
+		case len(rest) == 5 && rest[0] == "get" && rest[1] == "node" && rest[3] == "-o" && rest[4] == internalIPPath:
+			n := c.Nodes[rest[2]]
+			if n == nil {
+				return fmt.Errorf("Error from server (NotFound): nodes %q not found", rest[2])
+			}
+			_, err := fmt.Fprint(stdout, n.Address)
+			return err
+		case len(rest) == 3 && rest[0] == "delete" && rest[1] == "node":
+			if c.Nodes[rest[2]] == nil {
+				return fmt.Errorf("Error from server (NotFound): nodes %q not found", rest[2])
+			}
+			delete(c.Nodes, rest[2])
+			_, err := fmt.Fprintf(stdout, "node %q deleted\n", rest[2])
+			return err
+		}
+		return fmt.Errorf("simulated kubectl: unsupported %q", strings.Join(rest, " "))
+	})
+}
