@@ -98,7 +98,10 @@ until k get nodes -o name >/dev/null 2>&1; do
   sleep %[6]d
 done
 remove() {
-  for n in $(k get nodes -l "$1" -o name | sed 's|^node/||'); do
+  # A failing listing must stop the script (set -e does not reach into a
+  # for list), or nothing would be removed and nothing said.
+  nodes=$(k get nodes -l "$1" -o name)
+  for n in $(printf '%%s\n' "$nodes" | sed 's|^node/||'); do
     case "$declared" in *" $n "*) continue ;; esac
     ip=$(k get node "$n" -o 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')
     if [ -z "$ip" ]; then

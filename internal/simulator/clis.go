@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -131,13 +130,15 @@ func kubectl(store *Store, args []string, stdout io.Writer) error {
 			return fmt.Errorf("Unable to connect to the server: %w", err)
 		}
 		switch {
-		case len(rest) >= 4 && rest[0] == "get" && rest[1] == "nodes" && slices.Equal(rest[2:4], []string{"-o", "name"}):
-			selector := ""
-			if len(rest) == 6 && rest[4] == "-l" {
-				selector = rest[5]
-			} else if len(rest) != 4 {
+		case len(rest) >= 2 && rest[0] == "get" && rest[1] == "nodes":
+			gs := flag.NewFlagSet("get", flag.ContinueOnError)
+			gs.SetOutput(io.Discard)
+			sel := gs.String("l", "", "")
+			output := gs.String("o", "", "")
+			if err := gs.Parse(rest[2:]); err != nil || gs.NArg() > 0 || *output != "name" {
 				return fmt.Errorf("simulated kubectl: unsupported %q", strings.Join(rest, " "))
 			}
+			selector := *sel
 			var names []string
 			for _, n := range c.Nodes {
 				cp := n.Role == "controlplane"

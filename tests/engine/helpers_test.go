@@ -261,3 +261,53 @@ func (e *env) stateFile(project string) []byte {
 	}
 	return found
 }
+
+// assertMembers checks the one cluster's Kubernetes Node objects (by name)
+// and etcd members (by address) against what the stack declares.
+func (e *env) assertMembers(st *simulator.State, nodes, etcd []string) {
+	e.t.Helper()
+	if len(st.Clusters) != 1 {
+		e.t.Fatalf("want one cluster, have %d", len(st.Clusters))
+	}
+	for _, c := range st.Clusters {
+		var names []string
+		for n := range c.Nodes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if strings.Join(names, ",") != strings.Join(nodes, ",") {
+			e.t.Errorf("Kubernetes nodes %v, want %v", names, nodes)
+		}
+		members := append([]string(nil), c.EtcdMembers...)
+		sort.Strings(members)
+		if strings.Join(members, ",") != strings.Join(etcd, ",") {
+			e.t.Errorf("etcd members %v, want %v", members, etcd)
+		}
+	}
+}
+
+// assertRemovedBeforeDeleted checks, in the call log from mark on, that
+// the node at address was reset gracefully through the Talos API and its
+// Node object deleted before its VM was deleted.
+func (e *env) assertRemovedBeforeDeleted(mark int, address, vm string) {
+	e.t.Helper()
+	reset, deleteNode, deleteVM := -1, -1, -1
+	for i, c := range e.calls(mark) {
+		switch {
+		case c.Provider == "cli" && strings.HasPrefix(c.Method, "talosctl ") && strings.Contains(c.Method, "-n "+address+" ") &&
+			strings.Contains(c.Method, " reset --graceful=true") && c.Error == "":
+			reset = i
+		case c.Provider == "cli" && strings.HasPrefix(c.Method, "kubectl ") && strings.Contains(c.Method, "delete node ") && c.Error == "" &&
+			strings.HasSuffix(c.Method, strings.TrimSuffix(vm, "-vm")):
+			deleteNode = i
+		case c.Method == "Delete" && c.Name == vm && c.Error == "":
+			deleteVM = i
+		}
+	}
+	if reset < 0 || deleteNode < 0 || deleteVM < 0 {
+		e.t.Fatalf("%s (%s): graceful reset at call %d, Node deleted at %d, VM deleted at %d: all three must happen", vm, address, reset, deleteNode, deleteVM)
+	}
+	if !(reset < deleteNode && deleteNode < deleteVM) {
+		e.t.Errorf("%s (%s): reset at call %d, Node deleted at %d, VM deleted at %d: want that order", vm, address, reset, deleteNode, deleteVM)
+	}
+}
