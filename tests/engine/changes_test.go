@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/stacks/config"
+)
+
+// stepsOf returns the changed steps of res whose type is typ.
+func stepsOf(res *automation.Result, typ string) []automation.Step {
+	var out []automation.Step
+	for _, s := range res.Changed() {
+		if s.Type == typ {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// assertNoVMTouched fails when res did anything to a Talos VM.
+func assertNoVMTouched(t *testing.T, res *automation.Result) {
+	t.Helper()
+	if vms := stepsOf(res, simulator.TokenVM); len(vms) > 0 {
+		t.Errorf("a VM was touched:%s", describe(vms))
+	}
+}
+
+// assertNoReplacement fails when res replaced anything but a resource of
+// one of the allowed types.
+func assertNoReplacement(t *testing.T, res *automation.Result, allowed ...string) {
+	t.Helper()
+	for _, s := range res.Changed() {
+		if (s.Op == "replace" || s.Op == "create-replacement" || s.Op == "delete-replaced") && !slices.Contains(allowed, s.Type) {
+			t.Errorf("%s was replaced:%s", s.Name, describe([]automation.Step{s}))
+		}
+	}
+}
+
+// TestProdChanges takes prod through the changes the real providers make
+// hard: each must do what a user means, and nothing the real system would
+// refuse or a user would not want (replaced VMs or secrets, control planes
+// rebooting together, Cilium reinstalled).
+func TestProdChanges(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	t.Run("up", func(t *testing.T) {
+		e.t = t
+		e.up(ctx)
+		e.assertConsistent(e.open(ctx))
+	})
+
+	t.Run("a preview that adds a worker keeps the Kubernetes provider and Cilium", func(t *testing.T) {
+		e.t = t
+		e.cfg.Cluster.Workers = 4
+		defer func() { e.cfg.Cluster.Workers = 3 }()
+		res, err := e.open(ctx).Preview(ctx)
+		if err != nil {
+			t.Fatalf("preview: %v", err)
+		}
+		assertNoReplacement(t, res)
+		for _, s := range res.Changed() {
+			if s.Type == simulator.TokenHelmRelease || s.Type == "pulumi:providers:kubernetes" {
+				t.Errorf("adding a worker plans %s of %s", s.Op, s.Name)
+			}
+		}
+		if len(stepsOf(res, simulator.TokenVM)) != 1 {
+			t.Errorf("the preview should create one VM:%s", describe(res.Changed()))
+		}
+	})
+
+	t.Run("control-plane cores reboot the control planes one at a time", func(t *testing.T) {
+		e.t = t
+		e.writeFaults(simulator.Faults{RebootTime: "1s"})
+		before, _ := simulator.ReadState(e.simDir)
+		e.cfg.Nodes.ControlPlane.Cores++
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		var updated []string
+		for _, s := range res.Changed() {
+			if s.Op != "update" || s.Type != simulator.TokenVM {
+				t.Errorf("a size change may only update VMs; got %s of %s", s.Op, s.Name)
+			}
+			updated = append(updated, s.Name)
+		}
+		slices.Sort(updated)
+		if want := []string{"prod-cp1-vm", "prod-cp2-vm", "prod-cp3-vm"}; !slices.Equal(updated, want) {
+			t.Errorf("updated %v, want %v", updated, want)
+		}
+		after, _ := simulator.ReadState(e.simDir)
+		reboots := after.Reboots[len(before.Reboots):]
+		if len(reboots) != 3 {
+			t.Fatalf("want 3 reboots (one per control plane), got %+v", reboots)
+		}
+		for i, r := range reboots {
+			if r.Cause != "proxmox update: cpu.cores" {
+				t.Errorf("reboot of %s caused by %q", r.Name, r.Cause)
+			}
+			for _, o := range reboots[i+1:] {
+				if r.Overlaps(o) {
+					t.Errorf("%s and %s were down at the same time (%s–%s, %s–%s)", r.Name, o.Name,
+						r.Start.Format("15:04:05.000"), r.End.Format("15:04:05.000"), o.Start.Format("15:04:05.000"), o.End.Format("15:04:05.000"))
+				}
+			}
+		}
+		e.writeFaults(simulator.Faults{})
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a router disk size replaces the router, deleting it first", func(t *testing.T) {
+		e.t = t
+		e.cfg.Router.DiskGiB += 2
+		res := e.up(ctx)
+		cts := stepsOf(res, simulator.TokenContainer)
+		var ops []string
+		for _, s := range cts {
+			ops = append(ops, s.Op)
+		}
+		// The engine deletes the old container first (same VM ID), then creates.
+		if strings.Join(ops, ",") != "delete-replaced,replace,create-replacement" {
+			t.Errorf("container steps %v, want delete-replaced, replace, create-replacement:%s", ops, describe(cts))
+		}
+		assertNoVMTouched(t, res)
+		if got := countGuests(t, e.simDir, "lxc"); got != 1 {
+			t.Errorf("%d containers after the replacement, want 1", got)
+		}
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("an extension change brings a new schematic, image and installer", func(t *testing.T) {
+		e.t = t
+		e.cfg.Cluster.Extensions = append(append([]string(nil), config.WithDefaults(e.cfg).Cluster.Extensions...), "siderolabs/iscsi-tools")
+		want, err := talospatch.SchematicID(talospatch.SchematicYAML(e.cfg.Cluster.Extensions))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.up(ctx)
+		assertNoVMTouched(t, res)
+		if s := stepsOf(res, simulator.TokenSchematic); len(s) != 1 || s[0].Op != "update" {
+			t.Errorf("the schematic should be updated in place:%s", describe(s))
+		}
+		if got := res.Outputs["schematicId"].Value; got != want {
+			t.Errorf("schematicId output %v, want the new schematic's ID %s", got, want)
+		}
+		st, _ := simulator.ReadState(e.simDir)
+		if _, ok := st.Schematics[want]; !ok {
+			t.Errorf("Image Factory was never given the new schematic %s", want)
+		}
+		images := 0
+		for _, f := range st.Files {
+			if f.ContentType == "iso" {
+				images++
+				if !strings.Contains(f.URL, want) {
+					t.Errorf("image %s is still the old schematic's (%s)", f.ID, f.URL)
+				}
+			}
+		}
+		if images != 3 {
+			t.Errorf("want one image on each of the 3 Proxmox nodes, have %d", images)
+		}
+		for _, obj := range st.Objects {
+			if obj.Type == simulator.TokenApply && !strings.Contains(fmt.Sprint(obj.Inputs["configPatches"]), "installer/"+want) {
+				t.Errorf("%s does not install the new schematic's installer", obj.Name)
+			}
+		}
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a Talos version bump keeps the machine secrets", func(t *testing.T) {
+		e.t = t
+		secretsID := func() string {
+			st, _ := simulator.ReadState(e.simDir)
+			for _, o := range st.Objects {
+				if o.Type == simulator.TokenSecrets {
+					return o.ID
+				}
+			}
+			return ""
+		}
+		id := secretsID()
+		e.cfg.Cluster.TalosVersion = "v1.12.1"
+		res := e.up(ctx)
+		// New VMs boot the new release's image; nothing else is replaced.
+		assertNoReplacement(t, res, simulator.TokenDownload)
+		if n := len(stepsOf(res, simulator.TokenDownload)); n != 9 {
+			t.Errorf("want the 3 images replaced (9 steps), got %d", n)
+		}
+		assertNoVMTouched(t, res)
+		if s := stepsOf(res, simulator.TokenSecrets); len(s) != 1 || s[0].Op != "update" {
+			t.Errorf("the secrets should be updated in place:%s", describe(s))
+		}
+		if got := secretsID(); got != id || id == "" {
+			t.Errorf("machine secrets %q became %q", id, got)
+		}
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("removing two control planes leaves etcd and Kubernetes with the declared nodes", func(t *testing.T) {
+		e.t = t
+		e.cfg.Cluster.ControlPlanes = 1
+		mark := len(e.calls(0))
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		st, _ := simulator.ReadState(e.simDir)
+		e.assertMembers(st, []string{"prod-cp1", "prod-worker1", "prod-worker2", "prod-worker3"}, []string{"10.20.0.11"})
+		e.assertRemovedBeforeDeleted(mark, "10.20.0.12", "prod-cp2-vm")
+		e.assertRemovedBeforeDeleted(mark, "10.20.0.13", "prod-cp3-vm")
+		if got := countGuests(t, e.simDir, "qemu"); got != 4 {
+			t.Errorf("%d VMs left, want 4", got)
+		}
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+}
