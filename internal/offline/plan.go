@@ -142,6 +142,11 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	line("")
+	line("Changes that restart guests (what `pulumi up` does when these keys change later):")
+	for _, n := range RestartNotes(c, p) {
+		line("  - %s", n)
+	}
 	// Legal but probably wrong: said, never fatal.
 	if warnings := config.Warnings(c, p); len(warnings) > 0 {
 		line("")
@@ -187,3 +192,34 @@ func orNone(s string) string {
 
 func mib(v int) string { return fmt.Sprintf("%d MiB", v) }
 func gib(v int) string { return fmt.Sprintf("%d GiB", v) }
+
+// RestartNotes says which later configuration changes reboot or replace
+// which guests, as the pinned providers do them (bpg v0.69.1: a VM or
+// container update of cpu, memory, NICs or cloud-init reboots it; a
+// container's disk or template is a replacement) and as SDA orders them
+// (control-plane VMs in a chain, the router deleted before it is created
+// again).
+func RestartNotes(c config.Config, p config.Plan) []string {
+	var cps, workers []string
+	for _, m := range p.Machines() {
+		if m.Role == config.RoleControlPlane {
+			cps = append(cps, m.Hostname)
+		} else {
+			workers = append(workers, m.Hostname)
+		}
+	}
+	notes := []string{
+		fmt.Sprintf("sda:nodes.controlPlane cores/memoryMiB, sda:nodes.cpuType: reboot %s one at a time (each update waits for its reboot and for the guest agent, up to 2m)", strings.Join(cps, ", ")),
+	}
+	if len(workers) > 0 {
+		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s together", strings.Join(workers, ", ")))
+	}
+	notes = append(notes,
+		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
+		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
+		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
+		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes keep their Talos until upgraded (talosctl upgrade)",
+		"disks cannot shrink, and sda:nodes.diskInterface cannot change on existing VMs (the Proxmox provider fails half way); sda:nodes.*.diskGiB may grow",
+	)
+	return notes
+}

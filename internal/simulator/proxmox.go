@@ -49,7 +49,7 @@ func checkProxmoxConfig(p Props) error {
 // proxmoxKinds are the proxmoxve resources. The replace paths are the
 // ForceNew / RequiresReplace attributes of bpg/terraform-provider-proxmox
 // v0.69.1, which pulumi-proxmoxve v6.18.1 bridges (see
-// docs/simulation-rules-proxmox.md for the file and line of each).
+// docs/simulation.md for the file and line of each).
 func proxmoxKinds() []*kind {
 	return []*kind{
 		{

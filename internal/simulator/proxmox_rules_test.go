@@ -15,7 +15,7 @@ import (
 // pinned version: pulumi-proxmoxve v6.18.1 = bpg/terraform-provider-proxmox
 // v0.69.1. Every row names its rule and where upstream says so (paths
 // relative to the bpg repository at v0.69.1 unless another repository is
-// named). docs/simulation-rules-proxmox.md lists the same rows.
+// named). docs/simulation.md lists the same rows.
 
 const rebootTime = 150 * time.Millisecond
 

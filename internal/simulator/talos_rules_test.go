@@ -183,7 +183,7 @@ const (
 // TestTalosRules checks, rule by rule, that the simulated talos,
 // kubernetes and command providers behave as the real ones at the pinned
 // versions. Each row names its rule and the upstream source it follows
-// (docs/simulation-rules-talos.md lists them).
+// (docs/simulation.md lists them).
 func TestTalosRules(t *testing.T) {
 	kinds := map[string]*kind{}
 	ks, _ := talosKinds()
