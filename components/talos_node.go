@@ -46,14 +46,19 @@ type TalosNodeArgs struct {
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
 // guest agent to report addresses whenever it reads a started VM with the
 // agent enabled (bpg v0.69.1 proxmoxtf/resource/vm/network/network.go:240,
-// default 15m). A timeout is not an error there, and SDA reads no address
-// from the agent (they come from the plan), so the wait buys nothing at
-// creation, where a node in Talos maintenance mode may not run the agent
-// extension yet: without a bound every new VM would stall the deployment
-// for 15 minutes. After a reboot, on the other hand, the wait holds the
-// update until Talos is up again, so rolling reboots wait for each node;
-// two minutes covers a Talos boot.
-const AgentTimeout = "2m"
+// default 15m; a timeout is not an error there). SDA reads no address from
+// the agent (they come from the plan), but the wait matters twice:
+//   - at creation it is pure cost: Talos in maintenance mode does not run
+//     the agent extension (siderolabs/talos#11651), so every new VM waits
+//     the whole timeout, and control-plane VMs are created one after
+//     another (VMAfter), so prod's first `up` pays it three times;
+//   - after an update that reboots the VM it holds the update until Talos
+//     is back far enough to run the agent, so the next control plane does
+//     not reboot while this one boots.
+//
+// One minute covers a Talos boot to the agent on Proxmox and keeps the
+// creation cost at a minute per control plane (15 per VM by default).
+const AgentTimeout = "1m"
 
 // TalosNode is a Proxmox VM running Talos with its machine configuration applied.
 type TalosNode struct {

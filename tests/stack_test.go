@@ -37,6 +37,7 @@ func TestStackResources(t *testing.T) {
 			"proxmoxve:CT/container:Container":                    1,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          2,
 			"command:remote:Command":                              4, // packages, configuration, one per node
+			"command:local:Command":                               1, // cluster membership
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 2,
@@ -55,6 +56,7 @@ func TestStackResources(t *testing.T) {
 			"proxmoxve:CT/container:Container":                    1,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
 			"command:remote:Command":                              8, // 2 + 6 nodes
+			"command:local:Command":                               1, // cluster membership
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 6,
@@ -167,6 +169,29 @@ func checkOrdering(t *testing.T, m *mocks, stack string) {
 	}
 	dependsOn(stack+"-bootstrap", stack+"-cp1-config")
 	dependsOn(stack+"-kubeconfig", stack+"-bootstrap")
+	// The membership command runs against the bootstrapped cluster, with
+	// its credentials secret, and its script names exactly the declared nodes.
+	dependsOn(stack+"-members", stack+"-bootstrap")
+	dependsOn(stack+"-members", stack+"-kubeconfig")
+	members := m.named(t, stack+"-members")
+	if env := members.Inputs["environment"]; !env.IsSecret() && !(env.IsObject() && env.ObjectValue()["SDA_KUBECONFIG"].IsSecret()) {
+		t.Errorf("the membership command's credentials are not secret: %v", env)
+	}
+	var declared []string
+	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
+		declared = append(declared, vm.Inputs["name"].StringValue())
+	}
+	slices.Sort(declared)
+	if script := members.Inputs["create"].StringValue(); !strings.Contains(script, "declared=' "+strings.Join(declared, " ")+" '") {
+		t.Errorf("the membership script does not declare exactly %v:\n%s", declared, script)
+	}
+	// Control-plane VMs form a chain, so reboots roll one at a time.
+	for i := 2; ; i++ {
+		if len(m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine")) == 0 || !hasNamed(m, fmt.Sprintf("%s-cp%d-vm", stack, i)) {
+			break
+		}
+		dependsOn(fmt.Sprintf("%s-cp%d-vm", stack, i), fmt.Sprintf("%s-cp%d-vm", stack, i-1))
+	}
 	dependsOn(stack+"-router-config", stack+"-router-packages")
 	dependsOn(stack+"-router-packages", stack+"-router-ct")
 	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
@@ -392,4 +417,13 @@ func TestProxmoxSDKVersionMatchesGoMod(t *testing.T) {
 	if !strings.Contains(string(mod), want) {
 		t.Errorf("go.mod lacks %q: update stacks.ProxmoxSDKVersion with the SDK", want)
 	}
+}
+
+func hasNamed(m *mocks, name string) bool {
+	for _, r := range m.res {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
 	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/internal/simulator"
 	"github.com/sda-platform/sda/stacks"
 	"github.com/sda-platform/sda/stacks/config"
@@ -39,7 +40,8 @@ var latencies = map[string]time.Duration{
 	simulator.TokenHelmRelease: 2 * time.Second,
 }
 
-// agentWaitScale turns the 2-minute agent wait into 2 s.
+// agentWaitScale turns the agent wait (components.AgentTimeout, a minute)
+// into a second, the order of the latencies above.
 const agentWaitScale = 1.0 / 60
 
 var keep bool
@@ -126,7 +128,7 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		return row{}, err
 	}
-	// A new VM waits for the guest agent (TalosNode.AgentTimeout, 2m)
+	// A new VM waits for the guest agent (components.AgentTimeout)
 	// while Talos is in maintenance mode: a real cost of creation, scaled
 	// like the latencies above (minutes of reality, seconds here).
 	faults := simulator.Faults{Latency: map[string]string{}, AgentWaitScale: agentWaitScale}
@@ -236,7 +238,12 @@ func criticalPath(resources []apitype.ResourceV3) (time.Duration, string) {
 			}
 		}
 		out := result{finish: best.finish, path: best.path}
-		if lat := latencies[string(r.Type)]; lat > 0 && r.Custom {
+		lat := latencies[string(r.Type)]
+		if string(r.Type) == simulator.TokenVM {
+			// Every new VM also waits for the guest agent (see measure).
+			lat += time.Duration(float64(agentTimeout()) * agentWaitScale)
+		}
+		if lat > 0 && r.Custom {
 			out.finish += lat
 			out.path = append(append([]string{}, best.path...), fmt.Sprintf("%s (%s)", nameOf(urn), lat))
 		}
@@ -272,4 +279,12 @@ func (s *stamped) Write(p []byte) (int, error) {
 		fmt.Fprintf(s.w, "%6.2fs %s\n", time.Since(*s.start).Seconds(), s.buf[:i])
 		s.buf = s.buf[i+1:]
 	}
+}
+
+func agentTimeout() time.Duration {
+	d, err := time.ParseDuration(components.AgentTimeout)
+	if err != nil {
+		panic(err)
+	}
+	return d
 }

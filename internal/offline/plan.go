@@ -209,7 +209,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		}
 	}
 	notes := []string{
-		fmt.Sprintf("sda:nodes.controlPlane cores/memoryMiB, sda:nodes.cpuType: reboot %s one at a time (each update waits for its reboot and for the guest agent, up to 2m)", strings.Join(cps, ", ")),
+		fmt.Sprintf("sda:nodes.controlPlane cores/memoryMiB, sda:nodes.cpuType: reboot %s one at a time (each update waits for its reboot and for the guest agent, up to a minute)", strings.Join(cps, ", ")),
 	}
 	if len(workers) > 0 {
 		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s together", strings.Join(workers, ", ")))

@@ -72,7 +72,7 @@ func newEnv(t *testing.T, stack string) *env {
 }
 
 // agentWaitScale shortens the Proxmox provider's waits for a guest agent
-// that does not answer (TalosNode's 2m becomes 120 ms), keeping their order.
+// that does not answer (components.AgentTimeout becomes 60 ms), keeping their order.
 const agentWaitScale = 0.001
 
 // writeFaults sets the simulation's faults, with the agent waits scaled.
