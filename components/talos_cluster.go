@@ -168,6 +168,10 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	var previousControlPlane []pulumi.Resource
 	for _, m := range p.Machines() {
 		m := m
+		var vmAfter []pulumi.Resource
+		if m.Role == config.RoleControlPlane {
+			vmAfter = previousControlPlane
+		}
 		patches := schematicID.ApplyT(func(id string) []string {
 			return talospatch.NodePatches(c, p, m, talospatch.InstallerImage(id, c.Cluster.TalosVersion))
 		}).(pulumi.StringArrayOutput)
@@ -185,7 +189,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,
 			ApplyAfter:           args.ApplyAfter,
-			VMAfter:              previousControlPlane,
+			VMAfter:              vmAfter,
 		}, parent)
 		if err != nil {
 			return nil, err

@@ -185,6 +185,17 @@ func checkOrdering(t *testing.T, m *mocks, stack string) {
 	if script := members.Inputs["create"].StringValue(); !strings.Contains(script, "declared=' "+strings.Join(declared, " ")+" '") {
 		t.Errorf("the membership script does not declare exactly %v:\n%s", declared, script)
 	}
+	// Workers do not wait for control-plane VMs: they are created in parallel.
+	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
+		if !strings.Contains(vm.Name, "-worker") {
+			continue
+		}
+		for _, cp := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
+			if strings.Contains(cp.Name, "-cp") && slices.Contains(vm.Deps, cp.URN) {
+				t.Errorf("%s waits for %s", vm.Name, cp.Name)
+			}
+		}
+	}
 	// Control-plane VMs form a chain, so reboots roll one at a time.
 	for i := 2; ; i++ {
 		if len(m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine")) == 0 || !hasNamed(m, fmt.Sprintf("%s-cp%d-vm", stack, i)) {
