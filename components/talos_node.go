@@ -2,11 +2,13 @@ package components
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
+	"github.com/sda-platform/sda/components/guestchange"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -89,6 +91,33 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	}
 	parent := pulumi.Parent(comp)
 
+	// Before any update of the VM (and in preview), say which changes
+	// reboot it and refuse those the Proxmox provider would fail half way.
+	role := "worker"
+	if m.Role == config.RoleControlPlane {
+		role = "controlPlane"
+	}
+	names := guestchange.Names{"disks.size": "sda:nodes." + role + ".diskGiB", "disks.interface": "sda:nodes.diskInterface",
+		"disks": "the VM's disks"}
+	guard, err := ctx.RegisterResourceHook(name+"-vm-guard", func(a *pulumi.ResourceHookArgs) error {
+		reboots, err := guestchange.VM(a.OldInputs.Mappable(), a.NewInputs.Mappable(), names)
+		if err != nil {
+			return fmt.Errorf("TalosNode %s: %w", m.Hostname, err)
+		}
+		if len(reboots) > 0 {
+			order := "alone"
+			if m.Role == config.RoleControlPlane {
+				order = "after the previous control plane, one at a time"
+			}
+			_ = ctx.Log.Warn(fmt.Sprintf("%s reboots: Proxmox applies %s only with a reboot (%s)", m.Hostname, strings.Join(reboots, ", "), order),
+				&pulumi.LogArgs{Resource: comp})
+		}
+		return nil
+	}, &pulumi.ResourceHookOptions{OnDryRun: true})
+	if err != nil {
+		return nil, err
+	}
+
 	diskInterface := "scsi0"
 	if args.DiskInterface == config.DiskVirtIO {
 		diskInterface = "virtio0"
@@ -152,7 +181,8 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			// vm.go:4899): VMs created before the timeout was set keep
 			// the provider's default rather than all rebooting at once.
 			"agent.timeout"}),
-		pulumi.DependsOn(args.VMAfter))
+		pulumi.DependsOn(args.VMAfter),
+		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{guard}}))
 	if err != nil {
 		return nil, err
 	}

@@ -219,7 +219,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes keep their Talos until upgraded (talosctl upgrade)",
-		"disks cannot shrink, and sda:nodes.diskInterface cannot change on existing VMs (the Proxmox provider fails half way); sda:nodes.*.diskGiB may grow",
+		"sda:nodes.*.diskGiB may grow; shrinking it, or changing sda:nodes.diskInterface, is refused for existing VMs before anything changes (the Proxmox provider would fail half way)",
 	)
 	return notes
 }

@@ -79,6 +79,16 @@ func TestProdChanges(t *testing.T) {
 		e.writeFaults(simulator.Faults{RebootTime: "1s"})
 		before, _ := simulator.ReadState(e.simDir)
 		e.cfg.Nodes.ControlPlane.Cores++
+		// The preview already says which guests reboot.
+		mark := len(e.output)
+		if _, err := e.open(ctx).Preview(ctx); err != nil {
+			t.Fatalf("preview: %v", err)
+		}
+		for _, cp := range []string{"prod-cp1", "prod-cp2", "prod-cp3"} {
+			if !containsLine(e.output[mark:], "warning: "+cp+" reboots: Proxmox applies cpu only with a reboot") {
+				t.Errorf("the preview does not warn that %s reboots", cp)
+			}
+		}
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
 		var updated []string
@@ -110,6 +120,22 @@ func TestProdChanges(t *testing.T) {
 		}
 		e.writeFaults(simulator.Faults{})
 		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a shrinking disk is refused before anything changes", func(t *testing.T) {
+		e.t = t
+		saved := e.cfg.Nodes.Worker.DiskGiB
+		defer func() { e.cfg.Nodes.Worker.DiskGiB = saved }()
+		e.cfg.Nodes.Worker.DiskGiB = config.WithDefaults(e.cfg).Nodes.Worker.DiskGiB - 10
+		if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), "would shrink") {
+			t.Errorf("the preview should refuse the shrink: %v", err)
+		}
+		err := e.assertRejected(ctx, "would shrink")
+		for _, want := range []string{"sda:nodes.worker.diskGiB", "or more"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the refusal should name %q: %v", want, err)
+			}
+		}
 	})
 
 	t.Run("a router disk size replaces the router, deleting it first", func(t *testing.T) {
@@ -219,4 +245,13 @@ func TestProdChanges(t *testing.T) {
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
 	})
+}
+
+func containsLine(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, prefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,8 @@ type env struct {
 	// stackFileOnly runs on the repository's Pulumi.<stack>.yaml as it is,
 	// as `sda up` does, instead of the typed cfg.
 	stackFileOnly bool
+	// output collects every progress line (warnings included) of every run.
+	output []string
 }
 
 func randomHex(n int) string {
@@ -88,8 +90,9 @@ func (e *env) writeFaults(f simulator.Faults) {
 
 // lineLogger sends progress lines to the test log (shown with -v or on failure).
 type lineLogger struct {
-	t   *testing.T
-	buf bytes.Buffer
+	t    *testing.T
+	buf  bytes.Buffer
+	sink *[]string
 }
 
 func (l *lineLogger) Write(p []byte) (int, error) {
@@ -101,6 +104,9 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		l.t.Log(strings.TrimRight(line, "\n"))
+		if l.sink != nil {
+			*l.sink = append(*l.sink, strings.TrimRight(line, "\n"))
+		}
 	}
 }
 
@@ -124,7 +130,7 @@ func (e *env) open(ctx context.Context) *automation.Deployment {
 		Home:      e.home,
 		PulumiBin: pulumiBin,
 		Env:       map[string]string{simulator.StateDirEnv: e.simDir},
-		Progress:  &lineLogger{t: e.t},
+		Progress:  &lineLogger{t: e.t, sink: &e.output},
 	})
 	if err != nil {
 		e.t.Fatalf("opening stack %s: %v", e.stack, err)
