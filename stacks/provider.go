@@ -12,32 +12,21 @@ import (
 	"github.com/sda-platform/sda/stacks/config"
 )
 
-// ProxmoxSDKVersion is the version of the proxmoxve SDK in go.mod; the
-// default provider a stack deployed before the explicit provider used is
-// named after it (tests check the two agree).
-const ProxmoxSDKVersion = "6.18.1"
-
 // proxmoxPluginURL is the SDK's plugin download server; the engine puts it
-// into the default provider's name too.
+// into the default provider's name.
 const proxmoxPluginURL = "github://api.github.com/muhlba91/pulumi-proxmoxve"
 
 // DefaultProxmoxProviderURN is the URN the engine gave the default
 // proxmoxve provider of a stack deployed before SDA registered its own
 // (providers.ProviderRequest.DefaultName in the engine: "default", the
-// version's parts, the download URL as a QName).
+// requested version's parts if any, the download URL as a QName). The
+// proxmoxve SDK v6.18.1 requests no version (its internal.SdkVersion is
+// empty), so the name is "default_github_/api.github.com/muhlba91/pulumi-proxmoxve";
+// the engine test TestExplicitProviderAdoptsADeployedStack deploys on the
+// default provider and fails if an SDK upgrade changes that.
 func DefaultProxmoxProviderURN(stack, project string) string {
-	return fmt.Sprintf("urn:pulumi:%s::%s::pulumi:providers:proxmoxve::default_%s_%s",
-		stack, project, underscoreVersion(ProxmoxSDKVersion), tokens.IntoQName(proxmoxPluginURL))
-}
-
-func underscoreVersion(v string) string {
-	out := []byte(v)
-	for i, b := range out {
-		if b == '.' {
-			out[i] = '_'
-		}
-	}
-	return string(out)
+	return fmt.Sprintf("urn:pulumi:%s::%s::pulumi:providers:proxmoxve::default_%s",
+		stack, project, tokens.IntoQName(proxmoxPluginURL))
 }
 
 // NewProxmoxProvider registers the proxmoxve provider every Proxmox

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -415,18 +414,6 @@ func checkProxmoxProvider(t *testing.T, m *mocks, stack string) {
 		if got["name"].StringValue() != n.Name || got["address"].StringValue() != n.SSHHost {
 			t.Errorf("provider ssh.nodes[%d] = %v, want %s at %s", i, got, n.Name, n.SSHHost)
 		}
-	}
-}
-
-// The alias names the default provider of the SDK version in go.mod.
-func TestProxmoxSDKVersionMatchesGoMod(t *testing.T) {
-	mod, err := os.ReadFile(repoRoot + "/go.mod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "github.com/muhlba91/pulumi-proxmoxve/sdk/v6 v" + stacks.ProxmoxSDKVersion
-	if !strings.Contains(string(mod), want) {
-		t.Errorf("go.mod lacks %q: update stacks.ProxmoxSDKVersion with the SDK", want)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/internal/simulator"
@@ -36,6 +37,10 @@ type env struct {
 	stackFileOnly bool
 	// output collects every progress line (warnings included) of every run.
 	output []string
+	// program replaces stacks.Program when set; extraEnv is added to the
+	// engine's (and so the plugins') environment.
+	program  pulumi.RunFunc
+	extraEnv map[string]string
 }
 
 func randomHex(n int) string {
@@ -120,7 +125,7 @@ func (e *env) open(ctx context.Context) *automation.Deployment {
 	d, err := automation.Open(ctx, automation.Options{
 		ProjectDir: repoRoot,
 		Stack:      e.stack,
-		Program:    stacks.Program,
+		Program:    e.programOrDefault(),
 		Config:     cfg,
 		ConfigValues: map[string]automation.ConfigValue{
 			"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
@@ -129,7 +134,7 @@ func (e *env) open(ctx context.Context) *automation.Deployment {
 		},
 		Home:      e.home,
 		PulumiBin: pulumiBin,
-		Env:       map[string]string{simulator.StateDirEnv: e.simDir},
+		Env:       e.env(),
 		Progress:  &lineLogger{t: e.t, sink: &e.output},
 	})
 	if err != nil {
@@ -316,4 +321,19 @@ func (e *env) assertRemovedBeforeDeleted(mark int, address, vm string) {
 	if !(reset < deleteNode && deleteNode < deleteVM) {
 		e.t.Errorf("%s (%s): reset at call %d, Node deleted at %d, VM deleted at %d: want that order", vm, address, reset, deleteNode, deleteVM)
 	}
+}
+
+func (e *env) programOrDefault() pulumi.RunFunc {
+	if e.program != nil {
+		return e.program
+	}
+	return stacks.Program
+}
+
+func (e *env) env() map[string]string {
+	out := map[string]string{simulator.StateDirEnv: e.simDir}
+	for k, v := range e.extraEnv {
+		out[k] = v
+	}
+	return out
 }
