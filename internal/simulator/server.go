@@ -267,15 +267,7 @@ func (s *Server) await(ctx context.Context, fn func(tx *Tx, v map[string]any, wi
 	if err := s.Store.Update(func(tx *Tx) error { d = fn(tx, v, faults.TalosRetryDuration()); return nil }); err != nil {
 		return err
 	}
-	if d <= 0 {
-		return nil
-	}
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait(ctx, d)
 }
 
 // GetPluginInfo reports the version the SDKs ask for.

@@ -421,22 +421,6 @@ func updateConfiguration(s *Server, tx *Tx, _ string, _ *Object, news Props) (ma
 	return apply(s, tx, news.Values, news.Prepared.(patched))
 }
 
-// guestDownUntil reports whether the guest is inside a reboot interval at
-// now, and when the latest such reboot ends. (The talos side's own reader
-// of State.Reboots; proxmox.go may grow a shared one.)
-func (tx *Tx) guestDownUntil(vmid int, now time.Time) (time.Time, bool) {
-	var end time.Time
-	down := false
-	for _, r := range tx.State.Reboots {
-		if r.VMID == vmid && !now.Before(r.Start) && now.Before(r.End) {
-			down = true
-			if r.End.After(end) {
-				end = r.End
-			}
-		}
-	}
-	return end, down
-}
 
 // talosReachable is vmAt plus reboots: a node inside a reboot interval
 // does not answer on the Talos API.
@@ -445,7 +429,7 @@ func (tx *Tx) talosReachable(address string, now time.Time) (*Guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if end, down := tx.guestDownUntil(g.VMID, now); down {
+	if end, down := tx.DownUntil(g.VMID, now); down {
 		return nil, fmt.Errorf("dial tcp %s:50000: connect: connection refused (VM %d is rebooting until %s)", address, g.VMID, end.Format(time.RFC3339Nano))
 	}
 	return g, nil
@@ -470,7 +454,7 @@ func awaitNodes(keys ...string) func(tx *Tx, v map[string]any, window time.Durat
 				if err != nil {
 					continue
 				}
-				if end, down := tx.guestDownUntil(g.VMID, now); down && end.Sub(now) <= window && end.Sub(now) > wait {
+				if end, down := tx.DownUntil(g.VMID, now); down && end.Sub(now) <= window && end.Sub(now) > wait {
 					wait = end.Sub(now)
 				}
 			}
