@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -226,6 +229,37 @@ func TestProdChanges(t *testing.T) {
 			t.Errorf("machine secrets %q became %q", id, got)
 		}
 		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a file that changed on its server replaces nothing (overwrite is off)", func(t *testing.T) {
+		e.t = t
+		// The real provider's read asks the URL's size; with overwrite on, a
+		// different size replaces the file on the next plan, and so, through
+		// the image, nothing else, but forever (Image Factory's images are
+		// rebuilt). SDA sets overwrite: false on every download.
+		raw, err := os.ReadFile(filepath.Join(e.simDir, simulator.WorldFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w simulator.World
+		if err := json.Unmarshal(raw, &w); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := simulator.ReadState(e.simDir)
+		w.URLSizes = map[string]int64{}
+		for _, f := range st.Files {
+			w.URLSizes[f.URL] = 987654321
+		}
+		if len(w.URLSizes) == 0 {
+			t.Fatal("no downloaded files")
+		}
+		if err := simulator.WriteWorld(e.simDir, w); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.open(ctx).Refresh(ctx); err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
 		e.assertNoChanges(ctx)
 	})
 
