@@ -37,7 +37,11 @@ func TestNetworkModeRefusals(t *testing.T) {
 		{"old createBridge default across nodes", func(c *Config) { *c = threeNodes(""); c.Network.Internal.Mode = "" },
 			"sda:network.internal.mode", "bridge", []string{"separate segments"}},
 		{"unknown mode", func(c *Config) { c.Network.Internal.Mode = "sdn" }, "sda:network.internal.mode", "sdn", []string{"bridge, vlan, vxlan, existing"}},
-		{"mode and createBridge", func(c *Config) { f := false; c.Network.Internal.Mode = ModeExisting; c.Network.Internal.CreateBridge = &f },
+		{"mode and createBridge", func(c *Config) {
+			f := false
+			c.Network.Internal.Mode = ModeExisting
+			c.Network.Internal.CreateBridge = &f
+		},
 			"sda:network.internal.createBridge", "false", []string{"remove it"}},
 		{"vlan without uplink", func(c *Config) { *c = threeNodes(ModeVLAN); c.Network.Internal.VLAN.Uplink = "" },
 			"sda:network.internal.vlan.uplink", "", []string{"eno1"}},
