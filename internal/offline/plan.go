@@ -68,7 +68,8 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	row("Router external", fmt.Sprintf("%s on %s (%s)%s", routerExternal, c.Network.External.Bridge, p.External, vlanLabel(c)))
-	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), c.Network.Internal.Bridge, createdLabel(c), c.Network.Internal.Domain))
+	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), p.Network.Bridge, createdLabel(p.Network), c.Network.Internal.Domain))
+	row("Internal network", p.Network.Describe())
 	vip := "none (the API is on the first control plane)"
 	if p.VIP.IsValid() {
 		vip = p.VIP.String() + " (control planes only)"
@@ -176,11 +177,14 @@ func vlanLabel(c config.Config) string {
 	return fmt.Sprintf(", VLAN %d", c.Network.External.VLAN)
 }
 
-func createdLabel(c config.Config) string {
-	if c.Network.Internal.CreateBridgeEnabled() {
-		return " (created by SDA)"
+func createdLabel(n config.NetworkPlan) string {
+	switch n.Mode {
+	case config.ModeExisting:
+		return " (existing)"
+	case config.ModeVXLAN:
+		return " (the SDN VNet's bridge)"
 	}
-	return " (existing)"
+	return " (created by SDA)"
 }
 
 func orNone(s string) string {
