@@ -220,6 +220,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 	}
 	notes = append(notes,
 		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
+		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: control planes reboot one at a time, workers together, and the router; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes keep their Talos until upgraded (talosctl upgrade)",
