@@ -434,3 +434,30 @@ func TestDocShowsCurrentOutput(t *testing.T) {
 		}
 	}
 }
+
+// The diagram names how each mode joins the Proxmox nodes.
+func TestDiagramNetworkLabels(t *testing.T) {
+	vlan := config.NetworkPlan{Mode: config.ModeVLAN, Bridge: "vmbr2", MTU: 1500, Nodes: []string{"pve1", "pve2"},
+		VLAN: &config.VLANPlan{Uplink: "eno1", ID: 42, Interface: "eno1.42"}}
+	existing := config.NetworkPlan{Mode: config.ModeExisting, Bridge: "vmbr9", MTU: 9000, Nodes: []string{"pve1"}}
+	for _, tc := range []struct {
+		name                 string
+		n                    config.NetworkPlan
+		internal, mode, node string
+	}{
+		{"vlan", vlan, "internal bridge vmbr2", "VLAN 42 on uplink eno1 (port eno1.42) · MTU 1500", " · eno1.42"},
+		{"existing", existing, "internal bridge vmbr9 (existing)", "connected by you on every node · MTU 9000", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := internalLabel(tc.n); got != tc.internal {
+				t.Errorf("internalLabel = %q, want %q", got, tc.internal)
+			}
+			if got := modeLabel(tc.n); got != tc.mode {
+				t.Errorf("modeLabel = %q, want %q", got, tc.mode)
+			}
+			if got := nodeNetworkLabel(tc.n, "pve2"); got != tc.node {
+				t.Errorf("nodeNetworkLabel = %q, want %q", got, tc.node)
+			}
+		})
+	}
+}
