@@ -96,6 +96,9 @@ type ProxmoxNode struct {
 	// SSHHost is the address the router configuration is applied through
 	// (`pct exec` over SSH); defaults to Name.
 	SSHHost string `json:"sshHost,omitempty"`
+	// ClusterAddress is the node's IPv4 address on the Proxmox cluster
+	// network, its VXLAN peer address (mode vxlan); defaults to SSHHost.
+	ClusterAddress string `json:"clusterAddress,omitempty"`
 }
 
 // Network describes both sides of the router.
@@ -129,8 +132,18 @@ type External struct {
 type Internal struct {
 	// Bridge is the Proxmox bridge of the isolated network.
 	Bridge string `json:"bridge"`
-	// CreateBridge creates the bridge (no physical ports) on every Proxmox
-	// node the stack uses; false uses an existing bridge of that name.
+	// Mode makes the bridge one segment on every Proxmox node in use:
+	// "bridge" (no ports: one node only), "vlan", "vxlan" or "existing"
+	// (see network_mode.go). Unset: CreateBridge decides, as before modes.
+	Mode string `json:"mode,omitempty"`
+	// VLAN configures mode vlan, VXLAN mode vxlan.
+	VLAN  *InternalVLAN  `json:"vlan,omitempty"`
+	VXLAN *InternalVXLAN `json:"vxlan,omitempty"`
+	// MTU of the internal network (guest NICs, Talos links, the router, the
+	// CNI): default 1500, and 50 below the underlay in mode vxlan.
+	MTU int `json:"mtu,omitempty"`
+	// CreateBridge is the setting from before modes: false means mode
+	// existing, unset or true mode bridge. Prefer Mode.
 	CreateBridge *bool `json:"createBridge,omitempty"`
 	// CIDR of the internal network, e.g. 10.10.0.0/24.
 	CIDR string `json:"cidr"`
@@ -279,6 +292,7 @@ func WithDefaults(c Config) Config {
 	if r.VMID == 0 {
 		r.VMID = px.VMIDBase + nw.Internal.RouterOffset
 	}
+	withNetworkDefaults(&c)
 	return c
 }
 

@@ -59,6 +59,7 @@ func TestAddressPlanInvariants(t *testing.T) {
 		c := valid()
 		c.Cluster.ControlPlanes, c.Cluster.Workers, c.Cluster.VIP = 3, workers, "10.10.0.10"
 		c.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+		c.Network.Internal.Mode = ModeExisting
 		c, p, err := Resolve(c)
 		if err != nil {
 			t.Fatalf("%d workers: %v", workers, err)
@@ -97,7 +98,8 @@ func TestAddressPlanInvariants(t *testing.T) {
 func TestScalingKeepsExistingMachines(t *testing.T) {
 	small, large := valid(), valid()
 	small.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "b"}}
-	large.Proxmox.Nodes = small.Proxmox.Nodes
+	small.Network.Internal.Mode = ModeExisting
+	large.Proxmox.Nodes, large.Network.Internal.Mode = small.Proxmox.Nodes, ModeExisting
 	small.Cluster.Workers, large.Cluster.Workers = 1, 5
 	_, ps, err := Resolve(small)
 	if err != nil {

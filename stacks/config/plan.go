@@ -53,6 +53,9 @@ type Plan struct {
 
 	DHCPStart netip.Addr
 	DHCPEnd   netip.Addr
+
+	// Network is the internal network's mode and MTU across the nodes.
+	Network NetworkPlan
 }
 
 // Machines returns control planes then workers.
@@ -183,6 +186,8 @@ func buildPlan(c Config) Plan {
 		p.Workers = append(p.Workers,
 			machine(RoleWorker, i, c.Network.Internal.WorkerOffset, i+1, c.Nodes.Worker))
 	}
+
+	p.Network = networkPlan(c, p.ProxmoxNodesUsed(c))
 
 	size := hostCount(in)
 	if c.Network.Internal.DHCPStart != "" {

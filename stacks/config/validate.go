@@ -65,7 +65,9 @@ func Validate(c Config) error {
 	v.router(c)
 	// The plan checks need parseable CIDRs, addresses and a node list.
 	if inOK && extOK && len(c.Proxmox.Nodes) > 0 && len(v.problems) == 0 {
-		v.plan(c, buildPlan(c))
+		p := buildPlan(c)
+		v.plan(c, p)
+		v.networkMode(c, p)
 	}
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}
