@@ -20,7 +20,7 @@ import (
 //
 //	serve [@NAME] ADDR...          TCP servers answering "peer=<source address>"
 //	                               (with @NAME: "peer=<source address> at=NAME")
-//	dial SRC|- HOST:PORT TIMEOUT   -> "peer=...", "timeout", "refused" or "error: ..."
+//	dial SRC|- HOST:PORT TIMEOUT   -> "peer=...", "timeout", "refused", "unreachable" or "error: ..."
 //	lookup SRC|- SERVER NAME TIMEOUT -> "a=ADDR,..." , "rcode=N", "timeout" or "error: ..."
 //	dials SRC|- TIMEOUT HOST:PORT...           dial each at once, one line each, in order
 //	lookups SRC|- SERVER TIMEOUT NAME...       lookup each at once, one line each, in order
@@ -107,6 +107,8 @@ func dialOne(src, dst, timeout string) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH): // no ARP answer: not on the segment
+		return "unreachable"
 	case isTimeout(err):
 		return "timeout"
 	case err != nil:
