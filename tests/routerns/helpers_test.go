@@ -21,7 +21,7 @@ import (
 //	serve [@NAME] ADDR...          TCP servers answering "peer=<source address>"
 //	                               (with @NAME: "peer=<source address> at=NAME")
 //	dial SRC|- HOST:PORT TIMEOUT   -> "peer=...", "timeout", "refused", "unreachable" or "error: ..."
-//	lookup SRC|- SERVER NAME TIMEOUT -> "a=ADDR,..." , "rcode=N", "timeout" or "error: ..."
+//	lookup SRC|- SERVER NAME TIMEOUT -> "a=ADDR,..." , "rcode=N", "timeout", "unreachable" or "error: ..."
 //	dials SRC|- TIMEOUT HOST:PORT...           dial each at once, one line each, in order
 //	lookups SRC|- SERVER TIMEOUT NAME...       lookup each at once, one line each, in order
 func helperMain(mode string, args []string) int {
@@ -157,10 +157,12 @@ func lookupOne(src, server, name, timeout string) string {
 			c.SetReadDeadline(deadline)
 		}
 		n, err := c.Read(buf)
-		if isTimeout(err) {
+		switch {
+		case isTimeout(err):
 			continue
-		}
-		if err != nil {
+		case errors.Is(err, syscall.EHOSTUNREACH): // no ARP answer: not on the segment
+			return "unreachable"
+		case err != nil:
 			return fmt.Sprintf("error: %v", err)
 		}
 		addrs, rcode, err := parseA(id, buf[:n])
