@@ -1,14 +1,16 @@
 #!/bin/sh
 # Installs the tools the router's network-namespace test (tests/routerns) runs:
 # ip (iproute2), nft (nftables), dnsmasq (dnsmasq-base: the daemon without its
-# system service), busybox (udhcpc, nslookup, nc), sysctl (procps).
+# system service), busybox (udhcpc, nslookup, nc), sysctl (procps), and for
+# the multi-node data-plane lab ping with DF (iputils-ping: ping -M do -s) and
+# gratuitous ARP (iputils-arping: arping -U).
 # Idempotent: it does nothing when every tool is already there, and runs
 # `apt-get update` at most once. Debian/Ubuntu, as root (or through sudo).
 set -eu
 
 # tool:package pairs; the tool is looked up on PATH and in the sbin dirs,
 # which a non-root PATH may lack.
-need="ip:iproute2 nft:nftables dnsmasq:dnsmasq-base busybox:busybox sysctl:procps"
+need="ip:iproute2 nft:nftables dnsmasq:dnsmasq-base busybox:busybox sysctl:procps ping:iputils-ping arping:iputils-arping"
 
 have() {
   command -v "$1" >/dev/null 2>&1 && return 0

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -16,9 +18,12 @@ import (
 // helperMain runs when the test binary is started as a helper inside a
 // namespace (helperEnv set). Every mode prints one result line on stdout.
 //
-//	serve ADDR...                  TCP servers answering "peer=<source address>"
-//	dial SRC|- HOST:PORT TIMEOUT   -> "peer=...", "timeout", "refused" or "error: ..."
-//	lookup SRC|- SERVER NAME TIMEOUT -> "a=ADDR,..." , "rcode=N", "timeout" or "error: ..."
+//	serve [@NAME] ADDR...          TCP servers answering "peer=<source address>"
+//	                               (with @NAME: "peer=<source address> at=NAME")
+//	dial SRC|- HOST:PORT TIMEOUT   -> "peer=...", "timeout", "refused", "unreachable" or "error: ..."
+//	lookup SRC|- SERVER NAME TIMEOUT -> "a=ADDR,..." , "rcode=N", "timeout", "unreachable" or "error: ..."
+//	dials SRC|- TIMEOUT HOST:PORT...           dial each at once, one line each, in order
+//	lookups SRC|- SERVER TIMEOUT NAME...       lookup each at once, one line each, in order
 func helperMain(mode string, args []string) int {
 	switch {
 	case mode == "serve" && len(args) > 0:
@@ -27,12 +32,20 @@ func helperMain(mode string, args []string) int {
 		return dialMain(args[0], args[1], args[2])
 	case mode == "lookup" && len(args) == 4:
 		return lookupMain(args[0], args[1], args[2], args[3])
+	case mode == "dials" && len(args) > 2:
+		return eachMain(args[2:], func(dst string) string { return dialOne(args[0], dst, args[1]) })
+	case mode == "lookups" && len(args) > 3:
+		return eachMain(args[3:], func(name string) string { return lookupOne(args[0], args[1], name, args[2]) })
 	}
 	fmt.Fprintf(os.Stderr, "helper: bad call %s %q\n", mode, args)
 	return 2
 }
 
 func serveMain(addrs []string) int {
+	at := ""
+	if strings.HasPrefix(addrs[0], "@") {
+		at, addrs = " at="+addrs[0][1:], addrs[1:]
+	}
 	for _, a := range addrs {
 		ln, err := net.Listen("tcp4", a)
 		if err != nil {
@@ -46,7 +59,7 @@ func serveMain(addrs []string) int {
 					return
 				}
 				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				fmt.Fprintf(c, "peer=%s\n", host)
+				fmt.Fprintf(c, "peer=%s%s\n", host, at)
 				c.Close()
 			}
 		}()
@@ -57,10 +70,34 @@ func serveMain(addrs []string) int {
 }
 
 func dialMain(src, dst, timeout string) int {
+	fmt.Println(dialOne(src, dst, timeout))
+	return 0
+}
+
+// eachMain runs one probe per argument concurrently and prints the results
+// in the arguments' order, one line each.
+func eachMain(args []string, probe func(string) string) int {
+	out := make([]string, len(args))
+	var wg sync.WaitGroup
+	for i, a := range args {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = probe(a)
+		}()
+	}
+	wg.Wait()
+	for _, line := range out {
+		fmt.Println(line)
+	}
+	return 0
+}
+
+// dialOne connects from src ("-": any) to dst and says what happened.
+func dialOne(src, dst, timeout string) string {
 	d, err := time.ParseDuration(timeout)
 	if err != nil {
-		fmt.Printf("error: %v\n", err)
-		return 2
+		return fmt.Sprintf("error: %v", err)
 	}
 	dialer := net.Dialer{Timeout: d}
 	if src != "-" {
@@ -69,35 +106,36 @@ func dialMain(src, dst, timeout string) int {
 	c, err := dialer.Dial("tcp4", dst)
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		fmt.Println("refused")
-		return 0
+		return "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH): // no ARP answer: not on the segment
+		return "unreachable"
 	case isTimeout(err):
-		fmt.Println("timeout")
-		return 0
+		return "timeout"
 	case err != nil:
-		fmt.Printf("error: %v\n", err)
-		return 0
+		return fmt.Sprintf("error: %v", err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(d))
 	line := make([]byte, 64)
 	n, err := c.Read(line)
 	if err != nil && n == 0 {
-		fmt.Printf("error: connected, then %v\n", err)
-		return 0
+		return fmt.Sprintf("error: connected, then %v", err)
 	}
-	fmt.Println(strings.TrimSpace(string(line[:n])))
-	return 0
+	return strings.TrimSpace(string(line[:n]))
 }
 
 // lookupMain sends one DNS A query (resent once) and reports the answer.
 // It builds the query itself so that nothing (no /etc/hosts, no search
 // list) stands between the question and the server.
 func lookupMain(src, server, name, timeout string) int {
+	fmt.Println(lookupOne(src, server, name, timeout))
+	return 0
+}
+
+func lookupOne(src, server, name, timeout string) string {
 	d, err := time.ParseDuration(timeout)
 	if err != nil {
-		fmt.Printf("error: %v\n", err)
-		return 2
+		return fmt.Sprintf("error: %v", err)
 	}
 	var laddr *net.UDPAddr
 	if src != "-" {
@@ -105,11 +143,10 @@ func lookupMain(src, server, name, timeout string) int {
 	}
 	c, err := net.DialUDP("udp4", laddr, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(server), 53)))
 	if err != nil {
-		fmt.Printf("error: %v\n", err)
-		return 0
+		return fmt.Sprintf("error: %v", err)
 	}
 	defer c.Close()
-	id := uint16(os.Getpid())
+	id := uint16(rand.Uint32())
 	query := dnsQuery(id, name)
 	deadline := time.Now().Add(d)
 	buf := make([]byte, 1500)
@@ -120,26 +157,24 @@ func lookupMain(src, server, name, timeout string) int {
 			c.SetReadDeadline(deadline)
 		}
 		n, err := c.Read(buf)
-		if isTimeout(err) {
+		switch {
+		case isTimeout(err):
 			continue
-		}
-		if err != nil {
-			fmt.Printf("error: %v\n", err)
-			return 0
+		case errors.Is(err, syscall.EHOSTUNREACH): // no ARP answer: not on the segment
+			return "unreachable"
+		case err != nil:
+			return fmt.Sprintf("error: %v", err)
 		}
 		addrs, rcode, err := parseA(id, buf[:n])
 		switch {
 		case err != nil:
-			fmt.Printf("error: %v\n", err)
+			return fmt.Sprintf("error: %v", err)
 		case rcode != 0:
-			fmt.Printf("rcode=%d\n", rcode)
-		default:
-			fmt.Printf("a=%s\n", strings.Join(addrs, ","))
+			return fmt.Sprintf("rcode=%d", rcode)
 		}
-		return 0
+		return "a=" + strings.Join(addrs, ",")
 	}
-	fmt.Println("timeout")
-	return 0
+	return "timeout"
 }
 
 func isTimeout(err error) bool {

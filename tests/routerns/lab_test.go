@@ -38,6 +38,7 @@ const (
 var tools = []struct{ name, pkg string }{
 	{"ip", "iproute2"}, {"ss", "iproute2"}, {"nft", "nftables"}, {"dnsmasq", "dnsmasq-base"},
 	{"busybox", "busybox"}, {"sysctl", "procps"}, {"cmp", "diffutils"}, {"base64", "coreutils"},
+	{"bridge", "iproute2"}, {"ping", "iputils-ping"}, {"arping", "iputils-arping"},
 }
 
 func TestMain(m *testing.M) {
@@ -222,7 +223,7 @@ func sweepStale() {
 	if err != nil {
 		return
 	}
-	re := regexp.MustCompile(`^` + nsPrefix + `(\d+)-\d+-[a-z]+$`)
+	re := regexp.MustCompile(`^` + nsPrefix + `(\d+)-\d+-[a-z0-9]+$`)
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {

@@ -96,21 +96,6 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 		l.ip(t, "-n", sw, "link", "set", end.port, "master", "br0", "up")
 	}
 
-	extBits := p.External.Bits()
-	for _, a := range []string{extHost, adminSrc, outsider} {
-		l.ip(t, "-n", n.ext, "addr", "add", fmt.Sprintf("%s/%d", a, extBits), "dev", "eth0")
-	}
-	l.ip(t, "-n", n.ext, "link", "set", "eth0", "up")
-	// Admins route the internal network through the router.
-	l.ip(t, "-n", n.ext, "route", "add", p.Internal.String(), "via", p.RouterExternal.String())
-
-	// What Proxmox configures from the container's net0/net1.
-	l.ip(t, "-n", n.router, "addr", "add", fmt.Sprintf("%s/%d", p.RouterExternal, extBits), "dev", "eth0")
-	l.ip(t, "-n", n.router, "addr", "add", fmt.Sprintf("%s/%d", p.RouterInternal, p.Internal.Bits()), "dev", "eth1")
-	l.ip(t, "-n", n.router, "link", "set", "eth0", "up")
-	l.ip(t, "-n", n.router, "link", "set", "eth1", "up")
-	l.ip(t, "-n", n.router, "route", "add", "default", "via", p.ExternalGateway.String())
-
 	// The static host is the first control plane, as Talos configures it.
 	cp := p.ControlPlanes[0]
 	l.ip(t, "-n", n.node, "link", "set", "eth0", "address", strings.ToLower(cp.MAC))
@@ -123,6 +108,36 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 
 	l.ip(t, "-n", n.dhcp, "link", "set", "eth0", "address", dhcpMAC)
 	l.ip(t, "-n", n.dhcp, "link", "set", "eth0", "up")
+
+	n.configureRouter(t, p)
+	return n
+}
+
+// configureRouter gives the external host its addresses and route, the
+// router's eth0 (external) and eth1 (internal) their addresses, MTU and
+// default route, as Proxmox configures them from the container's net0 and
+// net1, and sets the layout of the router's files in the test's directory.
+// The veth pairs ext/eth0--router/eth0 and router/eth1--(the internal
+// bridge) must exist.
+func (n *testNet) configureRouter(t *testing.T, p config.Plan) {
+	t.Helper()
+	l := n.lab
+	extBits := p.External.Bits()
+	for _, a := range []string{extHost, adminSrc, outsider} {
+		l.ip(t, "-n", n.ext, "addr", "add", fmt.Sprintf("%s/%d", a, extBits), "dev", "eth0")
+	}
+	l.ip(t, "-n", n.ext, "link", "set", "eth0", "up")
+	// Admins route the internal network through the router.
+	l.ip(t, "-n", n.ext, "route", "add", p.Internal.String(), "via", p.RouterExternal.String())
+
+	l.ip(t, "-n", n.router, "addr", "add", fmt.Sprintf("%s/%d", p.RouterExternal, extBits), "dev", "eth0")
+	l.ip(t, "-n", n.router, "addr", "add", fmt.Sprintf("%s/%d", p.RouterInternal, p.Internal.Bits()), "dev", "eth1")
+	if p.Network.MTU != 0 {
+		l.ip(t, "-n", n.router, "link", "set", "eth1", "mtu", fmt.Sprint(p.Network.MTU))
+	}
+	l.ip(t, "-n", n.router, "link", "set", "eth0", "up")
+	l.ip(t, "-n", n.router, "link", "set", "eth1", "up")
+	l.ip(t, "-n", n.router, "route", "add", "default", "via", p.ExternalGateway.String())
 
 	// The router's files go to the test's directory; dnsmasq runs as a
 	// daemon with its pid and lease files there.
@@ -152,7 +167,6 @@ func buildNet(t *testing.T, p config.Plan) *testNet {
 	n.layout.StartDnsmasq = fmt.Sprintf("if %s; then :; else %s; fi", running, daemon)
 	n.layout.RestartDnsmasq = fmt.Sprintf(`if %[1]s; then kill "$p"; i=0; while %[1]s && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi; %[2]s`, running, daemon)
 	n.layout.ReloadDnsmasq = fmt.Sprintf(`if %s; then kill -HUP "$p"; fi`, running)
-	return n
 }
 
 // spec is the router's Spec for c, with the hosts' directories in the
