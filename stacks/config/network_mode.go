@@ -184,6 +184,9 @@ func (v *validator) networkMode(c Config, p Plan) {
 			v.add("sda:network.internal.vlan.uplink", "", "name the interface that carries the VLAN on every node, e.g. eno1 or bond0")
 		} else if !ifaceRE.MatchString(in.VLAN.Uplink) {
 			v.add("sda:network.internal.vlan.uplink", in.VLAN.Uplink, "use an interface name such as eno1 or bond0")
+		} else if name := fmt.Sprintf("%s.%d", in.VLAN.Uplink, in.VLAN.ID); len(name) > 15 {
+			// Linux interface names are at most 15 bytes (IFNAMSIZ-1).
+			v.add("sda:network.internal.vlan.uplink", in.VLAN.Uplink, "the VLAN interface %s would be %d characters and Linux allows 15: use a shorter uplink name (an altname or a bond) or a shorter VLAN ID", name, len(name))
 		}
 		if in.VLAN == nil || in.VLAN.ID < 1 || in.VLAN.ID > 4094 {
 			id := 0
