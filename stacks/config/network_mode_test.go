@@ -49,7 +49,10 @@ func TestNetworkModeRefusals(t *testing.T) {
 			"sda:network.internal.vlan.id", "4095", []string{"1 to 4094"}},
 		{"vlan block missing", func(c *Config) { *c = threeNodes(ModeVLAN); c.Network.Internal.VLAN = nil },
 			"sda:network.internal.vlan.id", "0", []string{"1 to 4094"}},
-		{"VLAN interface name over 15 characters", func(c *Config) { *c = threeNodes(ModeVLAN); c.Network.Internal.VLAN = &InternalVLAN{Uplink: "enp129s0f1np1", ID: 120} },
+		{"VLAN interface name over 15 characters", func(c *Config) {
+			*c = threeNodes(ModeVLAN)
+			c.Network.Internal.VLAN = &InternalVLAN{Uplink: "enp129s0f1np1", ID: 120}
+		},
 			"sda:network.internal.vlan.uplink", "enp129s0f1np1", []string{"enp129s0f1np1.120", "17 characters", "15"}},
 		{"vxlan VNI zero", func(c *Config) { *c = threeNodes(ModeVXLAN); c.Network.Internal.VXLAN.VNI = 0 },
 			"sda:network.internal.vxlan.vni", "0", []string{"16777215"}},
