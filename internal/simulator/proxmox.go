@@ -641,7 +641,7 @@ func (tx *Tx) place(g guestSpec) {
 	tx.State.Guests[g.vmid] = &Guest{VMID: g.vmid, Kind: g.kind, Node: g.node, Name: g.name, Cores: g.cores,
 		MemoryMiB: g.memory, Bridges: g.bridges, MACs: g.macs, MTUs: g.mtus, Addresses: g.addresses, NICAddresses: g.nicAddrs,
 		DiskInterface: g.diskIface,
-		Started: g.started}
+		Started:       g.started}
 }
 
 // nextVMID is what Proxmox's /cluster/nextid answers.
