@@ -31,7 +31,7 @@ func main() {
 	// Linked as talosctl or kubectl, it is the simulated tool that local
 	// commands run (see simulator.RunCLI).
 	if slices.Contains(simulator.CLIs, name) {
-		os.Exit(simulator.RunCLI(name, dir, os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(simulator.RunCLI(name, dir, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	err := provider.Main(name, func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		return simulator.New(name, dir)
