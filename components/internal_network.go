@@ -4,57 +4,209 @@ import (
 	"fmt"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/network"
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/sda-platform/sda/components/sdn"
 )
 
-// InternalNetworkArgs describes the isolated bridge of the Talos nodes.
+// Internal network modes (InternalNetworkArgs.Mode).
+const (
+	// NetworkModeBridge creates a bridge without ports on every node: one
+	// segment only when every guest is on one Proxmox node.
+	NetworkModeBridge = "bridge"
+	// NetworkModeVLAN makes a VLAN interface of an uplink the only port of
+	// the bridge on every node; the switch joins the nodes.
+	NetworkModeVLAN = "vlan"
+	// NetworkModeVXLAN creates a Proxmox SDN VXLAN zone and VNet; guests
+	// attach to the VNet's bridge on every node.
+	NetworkModeVXLAN = "vxlan"
+	// NetworkModeExisting uses a bridge that already exists on every node.
+	NetworkModeExisting = "existing"
+)
+
+// InternalNetworkArgs describes the isolated network of the Talos nodes.
 type InternalNetworkArgs struct {
-	// Bridge is the Linux bridge name on every Proxmox node, e.g. vmbr1.
-	Bridge string
+	// Bridge is the Linux bridge name on every Proxmox node, e.g. vmbr1. In
+	// vxlan mode guests attach to the VNet's bridge instead (VXLAN.VNet).
+	Bridge string `pulumi:"bridge"`
 	// ProxmoxNodes are the nodes that host a machine of the stack.
-	ProxmoxNodes []string
+	ProxmoxNodes []string `pulumi:"proxmoxNodes"`
+	// Mode is one of the NetworkMode constants. Empty follows Create:
+	// bridge when true, existing when false.
+	Mode string `pulumi:"mode,optional"`
 	// Create makes the bridge (no physical ports, no host address: only the
-	// router connects it to anything). False uses an existing bridge.
-	Create bool
+	// router connects it to anything). False uses an existing bridge. Only
+	// read when Mode is empty.
+	Create bool `pulumi:"create,optional"`
+	// VLAN is required in vlan mode.
+	VLAN *InternalVLANArgs `pulumi:"vlan,optional"`
+	// VXLAN and SSH are required in vxlan mode.
+	VXLAN *InternalVXLANArgs `pulumi:"vxlan,optional"`
+	// SSH reaches one Proxmox node of the cluster, where pvesh changes the
+	// cluster-wide SDN configuration.
+	SSH ProxmoxSSH `pulumi:"ssh,optional"`
 }
 
-// InternalNetwork is the isolated Proxmox bridge, present on every Proxmox
-// node the stack uses.
+// InternalVLANArgs is the VLAN mode's uplink and tag.
+type InternalVLANArgs struct {
+	// Uplink carries the VLAN to the switch on every node (eno1, bond0).
+	Uplink string `pulumi:"uplink"`
+	// ID is the VLAN tag, 1-4094.
+	ID int `pulumi:"id"`
+	// Interface is the VLAN interface's name; empty means "<uplink>.<id>".
+	Interface string `pulumi:"interface,optional"`
+}
+
+// InternalVXLANArgs is the VXLAN mode's SDN zone and VNet.
+type InternalVXLANArgs struct {
+	// Zone and VNet are Proxmox SDN IDs (a lowercase letter, then letters
+	// and digits, 8 at most); the VNet is also the bridge name on every node.
+	Zone string `pulumi:"zone"`
+	VNet string `pulumi:"vnet"`
+	// VNI is the VXLAN network identifier, 1-16777215.
+	VNI int `pulumi:"vni"`
+	// Peers are every node's IPv4 address on the Proxmox cluster network.
+	Peers []string `pulumi:"peers"`
+	// MTU of the zone, 50 below the underlay's (1450 on 1500).
+	MTU int `pulumi:"mtu"`
+}
+
+// ProxmoxSSH is an SSH connection to a Proxmox host.
+type ProxmoxSSH = RouterSSH
+
+// InternalNetwork is the isolated network, present on every Proxmox node
+// the stack uses.
 type InternalNetwork struct {
 	pulumi.ResourceState
 
-	// Bridge is the bridge name.
+	// Bridge is the bridge name guests attach to.
 	Bridge pulumi.StringOutput `pulumi:"bridge"`
 
-	// perNode carries each node's bridge name as an output of that node's
-	// bridge resource, so a VM on the node waits for its bridge.
+	// SDN is the command that manages the VXLAN zone and VNet (vxlan mode).
+	SDN *remote.Command `pulumi:"-"`
+
+	// perNode carries each node's bridge name as an output of what creates
+	// it on that node, so a guest on the node waits for its bridge.
 	perNode map[string]pulumi.StringOutput
 }
 
-// NewInternalNetwork creates (or adopts by name) the internal bridge.
+// NewInternalNetwork creates (or adopts by name) the internal network.
 func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkArgs, opts ...pulumi.ResourceOption) (*InternalNetwork, error) {
-	if args == nil || args.Bridge == "" || len(args.ProxmoxNodes) == 0 {
-		return nil, fmt.Errorf("InternalNetwork %s: Bridge and ProxmoxNodes are required", name)
+	if args == nil || len(args.ProxmoxNodes) == 0 {
+		return nil, fmt.Errorf("InternalNetwork %s: ProxmoxNodes are required", name)
 	}
+	mode := args.Mode
+	if mode == "" {
+		mode = NetworkModeExisting
+		if args.Create {
+			mode = NetworkModeBridge
+		}
+	}
+	var vxlan sdn.VXLAN
+	switch mode {
+	case NetworkModeBridge, NetworkModeExisting:
+		if args.Bridge == "" {
+			return nil, fmt.Errorf("InternalNetwork %s: Bridge is required", name)
+		}
+	case NetworkModeVLAN:
+		if args.Bridge == "" || args.VLAN == nil || args.VLAN.Uplink == "" || args.VLAN.ID < 1 || args.VLAN.ID > 4094 {
+			return nil, fmt.Errorf("InternalNetwork %s: vlan mode needs Bridge, VLAN.Uplink and VLAN.ID (1-4094)", name)
+		}
+	case NetworkModeVXLAN:
+		if args.VXLAN == nil || args.SSH.Host == "" {
+			return nil, fmt.Errorf("InternalNetwork %s: vxlan mode needs VXLAN and SSH.Host", name)
+		}
+		x := args.VXLAN
+		vxlan = sdn.VXLAN{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU}
+		if err := vxlan.Validate(); err != nil {
+			return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
+		}
+	default:
+		return nil, fmt.Errorf("InternalNetwork %s: unknown mode %q: use %s, %s, %s or %s", name, mode,
+			NetworkModeBridge, NetworkModeVLAN, NetworkModeVXLAN, NetworkModeExisting)
+	}
+
 	comp := &InternalNetwork{perNode: map[string]pulumi.StringOutput{}}
 	if err := ctx.RegisterComponentResource(InternalNetworkType, name, comp, opts...); err != nil {
 		return nil, err
 	}
-	for _, node := range args.ProxmoxNodes {
-		if !args.Create {
+	parent := pulumi.Parent(comp)
+
+	switch mode {
+	case NetworkModeExisting:
+		for _, node := range args.ProxmoxNodes {
 			comp.perNode[node] = pulumi.String(args.Bridge).ToStringOutput()
-			continue
 		}
-		br, err := network.NewNetworkBridge(ctx, fmt.Sprintf("%s-%s", name, node), &network.NetworkBridgeArgs{
-			NodeName:  pulumi.String(node),
-			Name:      pulumi.String(args.Bridge),
-			Autostart: pulumi.Bool(true),
-			Comment:   pulumi.String("SDA internal network (isolated; routed only by the SDA router)"),
-		}, pulumi.Parent(comp))
+	case NetworkModeBridge, NetworkModeVLAN:
+		for _, node := range args.ProxmoxNodes {
+			bridgeArgs := &network.NetworkBridgeArgs{
+				NodeName:  pulumi.String(node),
+				Name:      pulumi.String(args.Bridge),
+				Autostart: pulumi.Bool(true),
+				Comment:   pulumi.String("SDA internal network (isolated; routed only by the SDA router)"),
+			}
+			var after []pulumi.ResourceOption
+			if mode == NetworkModeVLAN {
+				iface := args.VLAN.Interface
+				if iface == "" {
+					iface = fmt.Sprintf("%s.%d", args.VLAN.Uplink, args.VLAN.ID)
+				}
+				vlan, err := network.NewNetworkVlan(ctx, fmt.Sprintf("%s-vlan-%s", name, node), &network.NetworkVlanArgs{
+					NodeName:  pulumi.String(node),
+					Name:      pulumi.String(iface),
+					Interface: pulumi.String(args.VLAN.Uplink),
+					Vlan:      pulumi.Int(args.VLAN.ID),
+					Autostart: pulumi.Bool(true),
+					Comment:   pulumi.String(fmt.Sprintf("SDA internal network: VLAN %d of %s, port of %s", args.VLAN.ID, args.VLAN.Uplink, args.Bridge)),
+				}, parent)
+				if err != nil {
+					return nil, err
+				}
+				// The bridge's only port: every node's bridge joins the
+				// same VLAN on the switch, so the nodes share one segment.
+				bridgeArgs.Ports = pulumi.StringArray{pulumi.String(iface)}
+				bridgeArgs.Comment = pulumi.String(fmt.Sprintf("SDA internal network (VLAN %d on %s; routed only by the SDA router)", args.VLAN.ID, args.VLAN.Uplink))
+				after = append(after, pulumi.DependsOn([]pulumi.Resource{vlan}))
+			}
+			// Bridge mode keeps its resource names and arguments from
+			// before modes existed: deployed stacks see no change.
+			br, err := network.NewNetworkBridge(ctx, fmt.Sprintf("%s-%s", name, node), bridgeArgs, append(after, parent)...)
+			if err != nil {
+				return nil, err
+			}
+			comp.perNode[node] = br.Name
+		}
+	case NetworkModeVXLAN:
+		conn := remote.ConnectionArgs{Host: pulumi.String(args.SSH.Host), User: pulumi.String(args.SSH.User)}
+		if args.SSH.PrivateKey != nil {
+			conn.PrivateKey = pulumi.ToSecret(args.SSH.PrivateKey).(pulumi.StringOutput)
+		}
+		// SDN configuration is cluster-wide: one command on one node
+		// creates the zone and VNet, and applying it makes the VNet's
+		// bridge on every node. Its scripts are idempotent, so a changed
+		// peer list, MTU or VNI updates in place. A new zone or VNet name
+		// replaces the command, the old one deleted first: create-first
+		// would let the old command's delete remove a VNet the new one
+		// kept.
+		apply := sdn.ApplyScript(vxlan)
+		cmd, err := remote.NewCommand(ctx, name+"-sdn", &remote.CommandArgs{
+			Connection: conn,
+			Create:     pulumi.String(apply),
+			Update:     pulumi.String(apply),
+			Delete:     pulumi.String(sdn.DeleteScript(vxlan)),
+			Triggers:   pulumi.Array{pulumi.String(vxlan.Zone), pulumi.String(vxlan.VNet)},
+		}, parent, pulumi.DeleteBeforeReplace(true))
 		if err != nil {
 			return nil, err
 		}
-		comp.perNode[node] = br.Name
+		comp.SDN = cmd
+		// Read through the command's ID (stable across in-place updates, so
+		// a changed peer list does not show every guest as changing).
+		vnet := cmd.ID().ApplyT(func(pulumi.ID) string { return vxlan.VNet }).(pulumi.StringOutput)
+		for _, node := range args.ProxmoxNodes {
+			comp.perNode[node] = vnet
+		}
 	}
 	comp.Bridge = comp.perNode[args.ProxmoxNodes[0]]
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"bridge": comp.Bridge}); err != nil {
@@ -64,7 +216,7 @@ func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkA
 }
 
 // BridgeOn returns the bridge name on one Proxmox node, as an output that
-// depends on that node's bridge.
+// depends on what makes the bridge on that node.
 func (n *InternalNetwork) BridgeOn(node string) pulumi.StringOutput {
 	if b, ok := n.perNode[node]; ok {
 		return b

@@ -16,6 +16,9 @@ import (
 type OverlayNetworkArgs struct {
 	// Cluster carries the CNI choice and the Cilium settings.
 	Cluster config.Cluster
+	// MTU of the internal network (0: 1500); Cilium's MTU follows it.
+	// Flannel needs nothing: it derives its MTU from the node's link.
+	MTU int
 	// Talos is the cluster to install into: its kubeconfig feeds the
 	// Kubernetes provider, and its Talos health gates the installation.
 	Talos *TalosCluster
@@ -83,7 +86,7 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 			return []pulumi.Resource{talos.Bootstrap}
 		}).(pulumi.ResourceArrayOutput)
 		values := pulumi.Map{}
-		for k, v := range overlay.CiliumValues(args.Cluster) {
+		for k, v := range overlay.CiliumValuesFor(args.Cluster, args.MTU) {
 			values[k] = pulumi.Any(v)
 		}
 		release, err := helmv3.NewRelease(ctx, name+"-cilium", &helmv3.ReleaseArgs{

@@ -44,6 +44,8 @@ type RouterLXCArgs struct {
 	ExternalAddress string
 	ExternalGateway string
 	InternalBridge  pulumi.StringInput
+	// InternalMTU of the internal NIC; 0 or 1500 leaves the default.
+	InternalMTU int
 	// InternalAddress is the gateway address of the internal network, as CIDR.
 	InternalAddress string
 	// UpstreamDNS is what the container itself resolves with.
@@ -162,6 +164,15 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	if args.ExternalVLAN > 0 {
 		extNIC.VlanId = pulumi.Int(args.ExternalVLAN)
 	}
+	intNIC := &ct.ContainerNetworkInterfaceArgs{
+		Name:     pulumi.String(routerInternalNIC),
+		Bridge:   args.InternalBridge,
+		Firewall: pulumi.Bool(false),
+	}
+	// Only a non-default MTU is set, so stacks on 1500 see no change.
+	if args.InternalMTU != 0 && args.InternalMTU != 1500 {
+		intNIC.Mtu = pulumi.Int(args.InternalMTU)
+	}
 	container, err := ct.NewContainer(ctx, name+"-ct", &ct.ContainerArgs{
 		NodeName:    pulumi.String(args.ProxmoxNode),
 		VmId:        pulumi.Int(args.VMID),
@@ -180,11 +191,7 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		},
 		NetworkInterfaces: ct.ContainerNetworkInterfaceArray{
 			extNIC,
-			&ct.ContainerNetworkInterfaceArgs{
-				Name:     pulumi.String(routerInternalNIC),
-				Bridge:   args.InternalBridge,
-				Firewall: pulumi.Bool(false),
-			},
+			intNIC,
 		},
 		Initialization: &ct.ContainerInitializationArgs{
 			Hostname: pulumi.String(args.Hostname),

@@ -181,6 +181,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			CPUType:              c.Nodes.CPUType,
 			ImageFileID:          images[m.ProxmoxNode],
 			Bridge:               args.Network.BridgeOn(m.ProxmoxNode),
+			MTU:                  p.Network.MTU,
 			ClientConfiguration:  clientConfig,
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,

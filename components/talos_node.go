@@ -27,6 +27,8 @@ type TalosNodeArgs struct {
 	// ImageFileID is the Talos nocloud image on the Proxmox node (download.File id).
 	ImageFileID pulumi.StringInput
 	Bridge      pulumi.StringInput
+	// MTU of the NIC; 0 or 1500 leaves Proxmox's default (1500).
+	MTU int
 
 	// ClientConfiguration comes from the cluster's machine.Secrets.
 	ClientConfiguration machine.ClientConfigurationInput
@@ -89,6 +91,16 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		diskInterface = "virtio0"
 	}
 	address := m.Address.String()
+	nic := &vm.VirtualMachineNetworkDeviceArgs{
+		Bridge:     args.Bridge,
+		MacAddress: pulumi.String(m.MAC),
+		Model:      pulumi.String("virtio"),
+		Firewall:   pulumi.Bool(false),
+	}
+	// Only a non-default MTU is set, so stacks on 1500 see no change.
+	if args.MTU != 0 && args.MTU != 1500 {
+		nic.Mtu = pulumi.Int(args.MTU)
+	}
 	machineVM, err := vm.NewVirtualMachine(ctx, name+"-vm", &vm.VirtualMachineArgs{
 		NodeName:    pulumi.String(m.ProxmoxNode),
 		VmId:        pulumi.Int(m.VMID),
@@ -113,13 +125,8 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			Discard:     pulumi.String("on"),
 			Iothread:    pulumi.Bool(true),
 		}},
-		BootOrders: pulumi.StringArray{pulumi.String(diskInterface)},
-		NetworkDevices: vm.VirtualMachineNetworkDeviceArray{&vm.VirtualMachineNetworkDeviceArgs{
-			Bridge:     args.Bridge,
-			MacAddress: pulumi.String(m.MAC),
-			Model:      pulumi.String("virtio"),
-			Firewall:   pulumi.Bool(false),
-		}},
+		BootOrders:     pulumi.StringArray{pulumi.String(diskInterface)},
+		NetworkDevices: vm.VirtualMachineNetworkDeviceArray{nic},
 		// Cloud-init (read by the nocloud image) gives the static address
 		// from first boot, so the maintenance-mode API is where we expect it.
 		Initialization: &vm.VirtualMachineInitializationArgs{

@@ -93,11 +93,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		withProxmox = append(withProxmox, pulumi.Providers(opts.Proxmox))
 	}
 
-	network, err := components.NewInternalNetwork(ctx, name+"-net", &components.InternalNetworkArgs{
-		Bridge:       c.Network.Internal.Bridge,
-		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
-		Create:       c.Network.Internal.CreateBridgeEnabled(),
-	}, withProxmox...)
+	network, err := components.NewInternalNetwork(ctx, name+"-net", internalNetworkArgs(c, plan, opts.SSHPrivateKey), withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +118,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		ExternalAddress:   externalAddress,
 		ExternalGateway:   c.Network.External.Gateway,
 		InternalBridge:    network.BridgeOn(plan.RouterNode),
+		InternalMTU:       plan.Network.MTU,
 		InternalAddress:   fmt.Sprintf("%s/%d", plan.RouterInternal, plan.Internal.Bits()),
 		UpstreamDNS:       c.Network.DNSServers,
 		Files:             routerfiles.Render(routerSpec),
@@ -149,6 +146,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 
 	overlayNet, err := components.NewOverlayNetwork(ctx, name+"-overlay", &components.OverlayNetworkArgs{
 		Cluster: c.Cluster,
+		MTU:     plan.Network.MTU,
 		Talos:   cluster,
 	})
 	if err != nil {
@@ -168,6 +166,30 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("cni", overlayNet.CNI)
 	ctx.Export("ready", overlayNet.Ready)
 	return &Stack{Network: network, Router: router, Cluster: cluster, Overlay: overlayNet}, nil
+}
+
+// internalNetworkArgs maps the plan's network into the component: the
+// mode, and the VLAN or the VXLAN zone with its peers. SDN is cluster-wide,
+// so its commands run on the first node the network spans.
+func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInput) *components.InternalNetworkArgs {
+	n := plan.Network
+	args := &components.InternalNetworkArgs{
+		Bridge:       n.Bridge,
+		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
+		Mode:         n.Mode,
+	}
+	if n.VLAN != nil {
+		args.VLAN = &components.InternalVLANArgs{Uplink: n.VLAN.Uplink, ID: n.VLAN.ID, Interface: n.VLAN.Interface}
+	}
+	if n.VXLAN != nil {
+		x := &components.InternalVXLANArgs{Zone: n.VXLAN.Zone, VNet: n.VXLAN.VNet, VNI: n.VXLAN.VNI, MTU: n.MTU}
+		for _, p := range n.VXLAN.Peers {
+			x.Peers = append(x.Peers, p.Address.String())
+		}
+		args.VXLAN = x
+		args.SSH = components.ProxmoxSSH{Host: sshHost(c, n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
+	}
+	return args
 }
 
 func sshHost(c config.Config, node string) string {

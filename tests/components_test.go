@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/stacks/config"
 )
 
@@ -63,6 +65,102 @@ func TestInternalNetworkAlone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The multi-node modes: a VLAN port under every node's bridge, or one SDN
+// command whose VNet is the bridge everywhere.
+func TestInternalNetworkModes(t *testing.T) {
+	t.Run("vlan", func(t *testing.T) {
+		var bridge string
+		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+			n, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
+				Bridge: "vmbr7", ProxmoxNodes: []string{"a", "b"}, Mode: components.NetworkModeVLAN,
+				VLAN: &components.InternalVLANArgs{Uplink: "eno1", ID: 42},
+			})
+			if err != nil {
+				return err
+			}
+			res, err := internals.UnsafeAwaitOutput(ctx.Context(), n.BridgeOn("b"))
+			bridge, _ = res.Value.(string)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(m.ofType("proxmoxve:Network/networkVlan:NetworkVlan")); got != 2 {
+			t.Fatalf("%d VLAN interfaces, want one per node (2)", got)
+		}
+		for _, node := range []string{"a", "b"} {
+			vlan := m.named(t, "lab-net-vlan-"+node)
+			for key, want := range map[string]string{"nodeName": node, "name": "eno1.42", "interface": "eno1"} {
+				if got := vlan.Inputs[resource.PropertyKey(key)]; !got.IsString() || got.StringValue() != want {
+					t.Errorf("%s %s = %v, want %s", vlan.Name, key, got, want)
+				}
+			}
+			if got := vlan.Inputs["vlan"]; !got.IsNumber() || got.NumberValue() != 42 {
+				t.Errorf("%s vlan = %v, want 42", vlan.Name, got)
+			}
+			br := m.named(t, "lab-net-"+node)
+			ports := br.Inputs["ports"]
+			if !ports.IsArray() || len(ports.ArrayValue()) != 1 || ports.ArrayValue()[0].StringValue() != "eno1.42" {
+				t.Errorf("%s ports = %v, want [eno1.42]", br.Name, ports)
+			}
+			if !slices.Contains(br.Deps, vlan.URN) {
+				t.Errorf("%s does not wait for its VLAN interface", br.Name)
+			}
+		}
+		if bridge != "vmbr7" {
+			t.Fatalf("BridgeOn(b) = %q", bridge)
+		}
+	})
+	t.Run("vxlan", func(t *testing.T) {
+		x := sdn.VXLAN{Zone: "zlab", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1", "10.0.0.2"}, MTU: 1450}
+		var bridge string
+		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+			n, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
+				Bridge: "vlab", ProxmoxNodes: []string{"a", "b"}, Mode: components.NetworkModeVXLAN,
+				VXLAN: &components.InternalVXLANArgs{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU},
+				SSH:   components.ProxmoxSSH{Host: "10.0.0.1", User: "root"},
+			})
+			if err != nil {
+				return err
+			}
+			res, err := internals.UnsafeAwaitOutput(ctx.Context(), n.BridgeOn("b"))
+			bridge, _ = res.Value.(string)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(m.ofType("proxmoxve:Network/networkBridge:NetworkBridge")); got != 0 {
+			t.Errorf("%d bridges created, want none (SDN makes the VNet's)", got)
+		}
+		cmd := m.named(t, "lab-net-sdn")
+		for key, want := range map[string]string{"create": sdn.ApplyScript(x), "update": sdn.ApplyScript(x), "delete": sdn.DeleteScript(x)} {
+			if got := cmd.Inputs[resource.PropertyKey(key)]; !got.IsString() || got.StringValue() != want {
+				t.Errorf("sdn %s = %v, want\n%s", key, got, want)
+			}
+		}
+		if host := connectionOf(cmd)["host"]; host.StringValue() != "10.0.0.1" {
+			t.Errorf("sdn runs on %v, want 10.0.0.1", host)
+		}
+		if bridge != "vlab" {
+			t.Fatalf("BridgeOn(b) = %q, want the VNet vlab", bridge)
+		}
+	})
+	t.Run("vxlan refuses values unsafe in a script", func(t *testing.T) {
+		_, err := run(t, "unit", func(ctx *pulumi.Context) error {
+			_, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
+				ProxmoxNodes: []string{"a"}, Mode: components.NetworkModeVXLAN,
+				VXLAN: &components.InternalVXLANArgs{Zone: "z;rm", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1"}, MTU: 1450},
+				SSH:   components.ProxmoxSSH{Host: "10.0.0.1"},
+			})
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), `zone "z;rm" is not an SDN ID`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {

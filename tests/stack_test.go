@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/stacks"
 	"github.com/sda-platform/sda/stacks/config"
 )
@@ -20,12 +21,14 @@ import (
 // what is registered, how many, under which parent, in which order.
 func TestStackResources(t *testing.T) {
 	cases := []struct {
-		stack string
-		want  map[string]int
+		name, stack string
+		// override replaces sections of the stack's configuration.
+		override map[string]string
+		want     map[string]int
 		// invokes: role configurations, talosconfig, health checks.
 		getConfigs, healthChecks int
 	}{
-		{"dev", map[string]int{
+		{"dev", "dev", nil, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
 			"sda:index:RouterLXC":                                 1,
@@ -42,31 +45,54 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/configurationApply:ConfigurationApply": 2,
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
+			"command:local:Command":                               1, // etcd/Kubernetes membership
 		}, 2, 2},
-		{"prod", map[string]int{
+		{"prod", "prod", nil, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
 			"sda:index:RouterLXC":                                 1,
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:OverlayNetwork":                            1,
-			"proxmoxve:Network/networkBridge:NetworkBridge":       3, // one per Proxmox node
 			"proxmoxve:Download/file:File":                        4, // template + an image per node
 			"proxmoxve:CT/container:Container":                    1,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
-			"command:remote:Command":                              8, // 2 + 6 nodes
+			"command:remote:Command":                              9, // 2 + 6 nodes + the SDN zone and VNet
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 6,
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
+			"command:local:Command":                               1, // etcd/Kubernetes membership
+			"pulumi:providers:kubernetes":                         1,
+			"kubernetes:helm.sh/v3:Release":                       1,
+		}, 2, 2},
+		{"prod on a VLAN", "prod", map[string]string{"sda:network": prodVLANNetwork}, map[string]int{
+			"pulumi:providers:proxmoxve":                          1,
+			"sda:index:InternalNetwork":                           1,
+			"sda:index:RouterLXC":                                 1,
+			"sda:index:TalosCluster":                              1,
+			"sda:index:TalosNode":                                 6,
+			"sda:index:OverlayNetwork":                            1,
+			"proxmoxve:Network/networkVlan:NetworkVlan":           3, // one per Proxmox node
+			"proxmoxve:Network/networkBridge:NetworkBridge":       3, // its only port the VLAN
+			"proxmoxve:Download/file:File":                        4,
+			"proxmoxve:CT/container:Container":                    1,
+			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
+			"command:remote:Command":                              8,
+			"talos:machine/secrets:Secrets":                       1,
+			"talos:imageFactory/schematic:Schematic":              1,
+			"talos:machine/configurationApply:ConfigurationApply": 6,
+			"talos:machine/bootstrap:Bootstrap":                   1,
+			"talos:cluster/kubeconfig:Kubeconfig":                 1,
+			"command:local:Command":                               1, // etcd/Kubernetes membership
 			"pulumi:providers:kubernetes":                         1,
 			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
 	}
 	for _, tc := range cases {
-		t.Run(tc.stack, func(t *testing.T) {
-			setStackConfig(t, tc.stack, nil)
+		t.Run(tc.name, func(t *testing.T) {
+			setStackConfig(t, tc.stack, tc.override)
 			m, err := run(t, tc.stack, stacks.Program)
 			if err != nil {
 				t.Fatal(err)
@@ -92,6 +118,7 @@ func TestStackResources(t *testing.T) {
 			checkOrdering(t, m, tc.stack)
 			checkRouterHosts(t, m, tc.stack)
 			checkProxmoxProvider(t, m, tc.stack)
+			checkInternalNetwork(t, m, tc.stack, tc.override)
 		})
 	}
 }
@@ -172,7 +199,13 @@ func checkOrdering(t *testing.T, m *mocks, stack string) {
 	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
 		node := vm.Inputs["nodeName"].StringValue()
 		dependsOn(vm.Name, fmt.Sprintf("%s-image-%s", stack, node))
-		dependsOn(vm.Name, fmt.Sprintf("%s-net-%s", stack, node))
+		// A guest waits for what makes its bridge: the node's bridge, or
+		// the SDN command that makes the VNet's bridge on every node.
+		if len(m.ofType("proxmoxve:Network/networkBridge:NetworkBridge")) > 0 {
+			dependsOn(vm.Name, fmt.Sprintf("%s-net-%s", stack, node))
+		} else {
+			dependsOn(vm.Name, stack+"-net-sdn")
+		}
 	}
 	if releases := m.ofType("kubernetes:helm.sh/v3:Release"); len(releases) > 0 {
 		provider := m.named(t, stack+"-overlay-k8s")
@@ -392,4 +425,120 @@ func TestProxmoxSDKVersionMatchesGoMod(t *testing.T) {
 	if !strings.Contains(string(mod), want) {
 		t.Errorf("go.mod lacks %q: update stacks.ProxmoxSDKVersion with the SDK", want)
 	}
+}
+
+// prodVLANNetwork is prod's network section on VLAN 42 of eno1.
+const prodVLANNetwork = `{"external":{"bridge":"vmbr0","cidr":"192.168.1.0/24","routerAddress":"192.168.1.60","gateway":"192.168.1.1"},` +
+	`"internal":{"bridge":"vmbr2","mode":"vlan","vlan":{"uplink":"eno1","id":42},"cidr":"10.20.0.0/24","domain":"prod.sda.internal"},` +
+	`"adminCidrs":["192.168.1.0/24"],` +
+	`"portForwards":[{"name":"kube-api","port":6443,"target":"vip","targetPort":6443,"allowFrom":["192.168.1.0/24"]},` +
+	`{"name":"https","port":443,"target":"prod-worker1","targetPort":30443}]}`
+
+// loadWith loads a stack's configuration with sections replaced.
+func loadWith(t *testing.T, stack string, override map[string]string) (config.Config, config.Plan) {
+	t.Helper()
+	files, err := config.StackFiles(repoRoot, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(func(key string) (string, bool) {
+		if v, ok := override[key]; ok {
+			return v, v != ""
+		}
+		return files(key)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, p, err := config.Resolve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+// The internal network the plan describes is what is registered: the
+// mode's resources, every guest on its bridge, and the mode's MTU on every
+// guest NIC, the router's internal NIC and Cilium (only when it is not
+// 1500, so 1500 stacks see no change).
+func checkInternalNetwork(t *testing.T, m *mocks, stack string, override map[string]string) {
+	t.Helper()
+	c, p := loadWith(t, stack, override)
+	n := p.Network
+	switch n.Mode {
+	case config.ModeBridge:
+		for _, node := range n.Nodes {
+			br := m.named(t, fmt.Sprintf("%s-net-%s", stack, node))
+			if br.Inputs.HasValue("ports") {
+				t.Errorf("%s: a bridge-mode bridge has no ports: %v", br.Name, br.Inputs["ports"])
+			}
+		}
+	case config.ModeVLAN:
+		for _, node := range n.Nodes {
+			vlan := m.named(t, fmt.Sprintf("%s-net-vlan-%s", stack, node))
+			if vlan.Inputs["name"].StringValue() != n.VLAN.Interface || vlan.Inputs["interface"].StringValue() != n.VLAN.Uplink ||
+				vlan.Inputs["vlan"].NumberValue() != float64(n.VLAN.ID) || vlan.Inputs["nodeName"].StringValue() != node {
+				t.Errorf("%s = %v, want %s (VLAN %d of %s) on %s", vlan.Name, vlan.Inputs, n.VLAN.Interface, n.VLAN.ID, n.VLAN.Uplink, node)
+			}
+			br := m.named(t, fmt.Sprintf("%s-net-%s", stack, node))
+			if ports := br.Inputs["ports"]; !ports.IsArray() || len(ports.ArrayValue()) != 1 || ports.ArrayValue()[0].StringValue() != n.VLAN.Interface {
+				t.Errorf("%s ports = %v, want [%s]", br.Name, ports, n.VLAN.Interface)
+			}
+			if !slices.Contains(br.Deps, vlan.URN) {
+				t.Errorf("%s does not wait for %s", br.Name, vlan.Name)
+			}
+		}
+	case config.ModeVXLAN:
+		cmd := m.named(t, stack+"-net-sdn")
+		x := sdn.VXLAN{Zone: n.VXLAN.Zone, VNet: n.VXLAN.VNet, VNI: n.VXLAN.VNI, MTU: n.MTU}
+		for _, peer := range n.VXLAN.Peers {
+			x.Peers = append(x.Peers, peer.Address.String())
+		}
+		if len(x.Peers) != len(n.Nodes) {
+			t.Errorf("%d peers for %d nodes: every node must be a peer", len(x.Peers), len(n.Nodes))
+		}
+		for key, want := range map[string]string{"create": sdn.ApplyScript(x), "update": sdn.ApplyScript(x), "delete": sdn.DeleteScript(x)} {
+			if got := cmd.Inputs[resource.PropertyKey(key)]; !got.IsString() || got.StringValue() != want {
+				t.Errorf("%s %s = %v, want\n%s", cmd.Name, key, got, want)
+			}
+		}
+		if host := connectionOf(cmd)["host"].StringValue(); host != c.Proxmox.Nodes[0].SSHHost {
+			t.Errorf("%s runs on %s, want the first node's SSH host %s", cmd.Name, host, c.Proxmox.Nodes[0].SSHHost)
+		}
+	}
+	wantMTU := func(what string, v resource.PropertyValue) {
+		t.Helper()
+		if n.MTU == 1500 {
+			if v.HasValue() {
+				t.Errorf("%s: mtu %v set on a 1500 network", what, v)
+			}
+		} else if !v.IsNumber() || v.NumberValue() != float64(n.MTU) {
+			t.Errorf("%s: mtu = %v, want %d", what, v, n.MTU)
+		}
+	}
+	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
+		nic := vm.Inputs["networkDevices"].ArrayValue()[0].ObjectValue()
+		if got := nic["bridge"].StringValue(); got != n.Bridge {
+			t.Errorf("%s is on bridge %s, want %s", vm.Name, got, n.Bridge)
+		}
+		wantMTU(vm.Name, nic["mtu"])
+	}
+	ct := m.named(t, stack+"-router-ct")
+	internal := ct.Inputs["networkInterfaces"].ArrayValue()[1].ObjectValue()
+	if got := internal["bridge"].StringValue(); got != n.Bridge {
+		t.Errorf("the router's internal NIC is on %s, want %s", got, n.Bridge)
+	}
+	wantMTU("the router's internal NIC", internal["mtu"])
+	for _, rel := range m.ofType("kubernetes:helm.sh/v3:Release") {
+		wantMTU(rel.Name+" values", rel.Inputs["values"].ObjectValue()["MTU"])
+	}
+}
+
+// connectionOf is a remote command's connection (secret when it carries a key).
+func connectionOf(cmd registered) resource.PropertyMap {
+	conn := cmd.Inputs["connection"]
+	if conn.IsSecret() {
+		conn = conn.SecretValue().Element
+	}
+	return conn.ObjectValue()
 }

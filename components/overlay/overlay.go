@@ -32,8 +32,14 @@ func MachinePatch(c config.Cluster) string {
 	return patch
 }
 
-// CiliumValues are the Helm values Talos documents for Cilium.
-func CiliumValues(c config.Cluster) map[string]any {
+// CiliumValues are the Helm values Talos documents for Cilium, for a
+// 1500-byte internal network.
+func CiliumValues(c config.Cluster) map[string]any { return CiliumValuesFor(c, 0) }
+
+// CiliumValuesFor are CiliumValues on an internal network of the given
+// MTU. A non-default one (0 and 1500 are default) is set as Cilium's MTU:
+// Cilium's tunnel then subtracts its own overhead from it.
+func CiliumValuesFor(c config.Cluster, mtu int) map[string]any {
 	kpr := c.Cilium.KubeProxyReplacementEnabled()
 	values := map[string]any{
 		"ipam":                 map[string]any{"mode": "kubernetes"},
@@ -50,6 +56,9 @@ func CiliumValues(c config.Cluster) map[string]any {
 			"autoMount": map[string]any{"enabled": false},
 			"hostRoot":  "/sys/fs/cgroup",
 		},
+	}
+	if mtu != 0 && mtu != 1500 {
+		values["MTU"] = mtu
 	}
 	if kpr {
 		// Without kube-proxy there is no ClusterIP for the API server yet.

@@ -55,3 +55,18 @@ func TestCiliumValuesFollowTalosDocs(t *testing.T) {
 		t.Fatal("cilium must turn off the built-in CNI")
 	}
 }
+
+func TestCiliumMTUFollowsTheInternalNetwork(t *testing.T) {
+	c := config.Cluster{CNI: "cilium"}
+	for _, tc := range []struct {
+		mtu  int
+		want any
+	}{{0, nil}, {1500, nil}, {1450, 1450}, {8950, 8950}} {
+		if got := CiliumValuesFor(c, tc.mtu)["MTU"]; got != tc.want {
+			t.Errorf("MTU %d: Helm value MTU = %v, want %v", tc.mtu, got, tc.want)
+		}
+	}
+	if _, ok := CiliumValues(c)["MTU"]; ok {
+		t.Error("CiliumValues sets MTU on a 1500 network")
+	}
+}

@@ -162,6 +162,12 @@ func networkPatch(p config.Plan, m config.Machine) string {
 			{"network": "0.0.0.0/0", "gateway": p.RouterInternal.String()},
 		},
 	}
+	// The link MTU follows the internal network's (1450 under VXLAN); only
+	// a non-default one is written, so 1500 stacks keep their config.
+	// Flannel (Talos's default CNI) derives its VXLAN MTU from this link.
+	if mtu := p.Network.MTU; mtu != 0 && mtu != 1500 {
+		iface["mtu"] = mtu
+	}
 	if m.Role == config.RoleControlPlane && p.VIP.IsValid() {
 		iface["vip"] = map[string]any{"ip": p.VIP.String()}
 	}

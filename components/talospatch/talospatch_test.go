@@ -290,3 +290,30 @@ func TestMultidocNetworkConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestNodePatchesLinkMTU(t *testing.T) {
+	prod, pp := loadStack(t, "prod")
+	dev, dp := loadStack(t, "dev")
+	for _, tc := range []struct {
+		name string
+		c    config.Config
+		p    config.Plan
+		want any // nil: no mtu key, so 1500 stacks keep their configuration
+	}{
+		{"prod on VXLAN gets the mode's MTU", prod, pp, 1450},
+		{"dev on 1500 has no mtu", dev, dp, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want != nil && tc.p.Network.MTU != tc.want {
+				t.Fatalf("plan MTU = %d, want %v", tc.p.Network.MTU, tc.want)
+			}
+			for _, m := range tc.p.Machines() {
+				nw := decode(t, NodePatches(tc.c, tc.p, m, "img")[2])
+				iface := dig(t, nw, "machine", "network", "interfaces", 0).(map[string]any)
+				if got := iface["mtu"]; got != tc.want {
+					t.Errorf("%s: link mtu = %v, want %v", m.Hostname, got, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -25,7 +25,7 @@ func Diagram(c config.Config, p config.Plan) string {
 	line("flowchart TB")
 	line("  external[(\"external network %s<br/>%s\")]", c.Network.External.Bridge, p.External)
 	for _, node := range p.ProxmoxNodesUsed(c) {
-		line("  subgraph %s[\"Proxmox node %s\"]", mermaidID("pve", node), node)
+		line("  subgraph %s[\"Proxmox node %s%s\"]", mermaidID("pve", node), node, nodeNetworkLabel(p.Network, node))
 		line("    direction TB")
 		if node == p.RouterNode {
 			line("    router[\"%s · LXC %d<br/>%s %s · %s %s\"]", c.Router.Hostname, p.RouterVMID,
@@ -38,7 +38,7 @@ func Diagram(c config.Config, p config.Plan) string {
 		}
 		line("  end")
 	}
-	line("  internal[(\"internal bridge %s<br/>%s · %s\")]", c.Network.Internal.Bridge, p.Internal, c.Network.Internal.Domain)
+	line("  internal[(\"%s<br/>%s · %s<br/>%s\")]", internalLabel(p.Network), p.Internal, c.Network.Internal.Domain, modeLabel(p.Network))
 	if p.VIP.IsValid() {
 		line("  vip((\"VIP %s<br/>Kubernetes API :6443\"))", p.VIP)
 	}
@@ -66,6 +66,49 @@ func Diagram(c config.Config, p config.Plan) string {
 		line("  %s -.- overlay", mermaidID("vm", m.Hostname))
 	}
 	return b.String()
+}
+
+// internalLabel names what guests attach to.
+func internalLabel(n config.NetworkPlan) string {
+	switch n.Mode {
+	case config.ModeVXLAN:
+		return "internal VXLAN VNet " + n.Bridge
+	case config.ModeExisting:
+		return "internal bridge " + n.Bridge + " (existing)"
+	}
+	return "internal bridge " + n.Bridge
+}
+
+// modeLabel is how the segment spans the Proxmox nodes, and its MTU.
+func modeLabel(n config.NetworkPlan) string {
+	switch n.Mode {
+	case config.ModeVLAN:
+		return fmt.Sprintf("VLAN %d on uplink %s (port %s) · MTU %d", n.VLAN.ID, n.VLAN.Uplink, n.VLAN.Interface, n.MTU)
+	case config.ModeVXLAN:
+		var peers []string
+		for _, p := range n.VXLAN.Peers {
+			peers = append(peers, p.Address.String())
+		}
+		return fmt.Sprintf("SDN zone %s · VNI %d · MTU %d<br/>peers %s", n.VXLAN.Zone, n.VXLAN.VNI, n.MTU, strings.Join(peers, ", "))
+	case config.ModeExisting:
+		return fmt.Sprintf("connected by you on every node · MTU %d", n.MTU)
+	}
+	return fmt.Sprintf("no ports: this node only · MTU %d", n.MTU)
+}
+
+// nodeNetworkLabel is what joins one Proxmox node to the segment.
+func nodeNetworkLabel(n config.NetworkPlan, node string) string {
+	switch n.Mode {
+	case config.ModeVLAN:
+		return " · " + n.VLAN.Interface
+	case config.ModeVXLAN:
+		for _, p := range n.VXLAN.Peers {
+			if p.Node == node {
+				return " · VXLAN peer " + p.Address.String()
+			}
+		}
+	}
+	return ""
 }
 
 // forwardNode is the diagram node a port-forward lands on: the VIP, a

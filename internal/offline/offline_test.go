@@ -46,7 +46,8 @@ func TestPlanOutput(t *testing.T) {
 	}{
 		{"dev", []string{
 			"Stack dev", "Talos v1.12.0", "Kubernetes v1.35.0", "flannel",
-			"192.168.1.50/24, gateway 192.168.1.1 on vmbr0", "10.10.0.1/24 on vmbr1",
+			"192.168.1.50/24, gateway 192.168.1.1 on vmbr0", "10.10.0.1/24 on vmbr1 (created by SDA)",
+			"Internal network  bridge vmbr1 on pve (no ports: local to the node), MTU 1500",
 			"none (the API is on the first control plane)", "https://10.10.0.11:6443",
 			"router (LXC)  router       pve      8001",
 			"dev-cp1      pve      8011", "10.10.0.11  2     2048 MiB  10 GiB",
@@ -57,8 +58,9 @@ func TestPlanOutput(t *testing.T) {
 		}},
 		{"prod", []string{
 			"Stack prod", "cilium 1.18.4 (kube-proxy replacement)",
-			"192.168.1.60/24", "10.20.0.1/24 on vmbr2", "prod.sda.internal",
-			"VIP              10.20.0.10", "https://10.20.0.10:6443", "10.20.0.11, 10.20.0.12, 10.20.0.13",
+			"192.168.1.60/24", "10.20.0.1/24 on vprod (the SDN VNet's bridge)", "prod.sda.internal",
+			"Internal network  VXLAN zone zprod, VNet vprod (VNI 4242, bridge vprod), peers pve1=192.168.1.11 pve2=192.168.1.12 pve3=192.168.1.13, MTU 1450 (underlay 1500)",
+			"VIP               10.20.0.10", "https://10.20.0.10:6443", "10.20.0.11, 10.20.0.12, 10.20.0.13",
 			"prod-cp1      pve1     9011", "prod-cp2      pve2     9012", "prod-cp3      pve3     9013",
 			"prod-worker1  pve2     9021", "prod-worker2  pve3     9022", "prod-worker3  pve1     9023",
 			"8     16384 MiB  100 GiB", "router (LXC)  router        pve1     9001",
@@ -117,7 +119,7 @@ func TestDiagram(t *testing.T) {
 				t.Errorf("not a Mermaid flowchart: %q", out[:min(40, len(out))])
 			}
 			for _, node := range p.ProxmoxNodesUsed(c) {
-				if !strings.Contains(out, `subgraph pve_`+node+`["Proxmox node `+node+`"]`) {
+				if !strings.Contains(out, `subgraph pve_`+node+`["Proxmox node `+node) {
 					t.Errorf("no subgraph for Proxmox node %s", node)
 				}
 			}
@@ -137,7 +139,7 @@ func TestDiagram(t *testing.T) {
 					t.Errorf("%s not inside subgraph %s", m.Hostname, m.ProxmoxNode)
 				}
 			}
-			for _, w := range []string{c.Network.External.Bridge, c.Network.Internal.Bridge,
+			for _, w := range []string{c.Network.External.Bridge, p.Network.Bridge, fmt.Sprintf("MTU %d", p.Network.MTU),
 				p.RouterExternal.String(), p.RouterInternal.String(), "external ---|\"eth0 ", "router ---|\"eth1 ", "| internal\n"} {
 				if !strings.Contains(out, w) {
 					t.Errorf("diagram lacks %q", w)
@@ -154,7 +156,12 @@ func TestDiagram(t *testing.T) {
 	if strings.Contains(dev, "vip") || !strings.Contains(dev, "Flannel") {
 		t.Error("dev has no VIP and runs flannel")
 	}
-	for _, w := range []string{`vip(("VIP 10.20.0.10`, "vip -.- vm_prod_cp1", "Cilium 1.18.4", `forward kube-api tcp/6443 → 10.20.0.10:6443"| vip`} {
+	if !strings.Contains(dev, "no ports: this node only") {
+		t.Error("dev diagram does not say its bridge is local to the node")
+	}
+	for _, w := range []string{`vip(("VIP 10.20.0.10`, "vip -.- vm_prod_cp1",
+		"internal VXLAN VNet vprod", "SDN zone zprod · VNI 4242 · MTU 1450<br/>peers 192.168.1.11, 192.168.1.12, 192.168.1.13",
+		`subgraph pve_pve2["Proxmox node pve2 · VXLAN peer 192.168.1.12"]`, "Cilium 1.18.4", `forward kube-api tcp/6443 → 10.20.0.10:6443"| vip`} {
 		if !strings.Contains(prod, w) {
 			t.Errorf("prod diagram lacks %q", w)
 		}
@@ -173,6 +180,10 @@ func wantFiles(p config.Plan) []string {
 		"router/etc/nftables.conf",
 		"router/etc/sysctl.d/99-sda.conf",
 		"talos/schematic.yaml",
+		"network/mode.txt",
+	}
+	if p.Network.VXLAN != nil {
+		want = append(want, "network/sdn-apply.sh", "network/sdn-delete.sh")
 	}
 	for _, m := range p.Machines() {
 		d := "talos/" + m.Hostname + "/"
@@ -421,5 +432,32 @@ func TestDocShowsCurrentOutput(t *testing.T) {
 				t.Errorf("docs/plan-render-diagram.md does not show the current `sda %s --stack %s`; regenerate it", cmd, stack)
 			}
 		}
+	}
+}
+
+// The diagram names how each mode joins the Proxmox nodes.
+func TestDiagramNetworkLabels(t *testing.T) {
+	vlan := config.NetworkPlan{Mode: config.ModeVLAN, Bridge: "vmbr2", MTU: 1500, Nodes: []string{"pve1", "pve2"},
+		VLAN: &config.VLANPlan{Uplink: "eno1", ID: 42, Interface: "eno1.42"}}
+	existing := config.NetworkPlan{Mode: config.ModeExisting, Bridge: "vmbr9", MTU: 9000, Nodes: []string{"pve1"}}
+	for _, tc := range []struct {
+		name                 string
+		n                    config.NetworkPlan
+		internal, mode, node string
+	}{
+		{"vlan", vlan, "internal bridge vmbr2", "VLAN 42 on uplink eno1 (port eno1.42) · MTU 1500", " · eno1.42"},
+		{"existing", existing, "internal bridge vmbr9 (existing)", "connected by you on every node · MTU 9000", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := internalLabel(tc.n); got != tc.internal {
+				t.Errorf("internalLabel = %q, want %q", got, tc.internal)
+			}
+			if got := modeLabel(tc.n); got != tc.mode {
+				t.Errorf("modeLabel = %q, want %q", got, tc.mode)
+			}
+			if got := nodeNetworkLabel(tc.n, "pve2"); got != tc.node {
+				t.Errorf("nodeNetworkLabel = %q, want %q", got, tc.node)
+			}
+		})
 	}
 }

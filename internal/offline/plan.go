@@ -68,7 +68,8 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	row("Router external", fmt.Sprintf("%s on %s (%s)%s", routerExternal, c.Network.External.Bridge, p.External, vlanLabel(c)))
-	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), c.Network.Internal.Bridge, createdLabel(c), c.Network.Internal.Domain))
+	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), p.Network.Bridge, createdLabel(p.Network), c.Network.Internal.Domain))
+	row("Internal network", p.Network.Describe())
 	vip := "none (the API is on the first control plane)"
 	if p.VIP.IsValid() {
 		vip = p.VIP.String() + " (control planes only)"
@@ -176,11 +177,14 @@ func vlanLabel(c config.Config) string {
 	return fmt.Sprintf(", VLAN %d", c.Network.External.VLAN)
 }
 
-func createdLabel(c config.Config) string {
-	if c.Network.Internal.CreateBridgeEnabled() {
-		return " (created by SDA)"
+func createdLabel(n config.NetworkPlan) string {
+	switch n.Mode {
+	case config.ModeExisting:
+		return " (existing)"
+	case config.ModeVXLAN:
+		return " (the SDN VNet's bridge)"
 	}
-	return " (existing)"
+	return " (created by SDA)"
 }
 
 func orNone(s string) string {
@@ -216,6 +220,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 	}
 	notes = append(notes,
 		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
+		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: control planes reboot one at a time, workers together, and the router; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes keep their Talos until upgraded (talosctl upgrade)",

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks/config"
@@ -54,6 +55,19 @@ func Files(c config.Config, p config.Plan) ([]File, error) {
 			File{"router" + path.Join(layout.HostsDir, h.Name), []byte(hf.Hosts)},
 			File{"router" + path.Join(layout.DHCPHostsDir, h.Name), []byte(hf.DHCPHosts)},
 			File{"router" + path.Join(layout.NftablesHostsDir, h.Name+".nft"), []byte(hf.Nftables)})
+	}
+
+	// The internal network's mode, and in vxlan mode the pvesh scripts the
+	// InternalNetwork component runs on the first Proxmox node.
+	files = append(files, File{"network/mode.txt", []byte(p.Network.Describe() + "\n")})
+	if x := p.Network.VXLAN; x != nil {
+		v := sdn.VXLAN{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, MTU: p.Network.MTU}
+		for _, peer := range x.Peers {
+			v.Peers = append(v.Peers, peer.Address.String())
+		}
+		files = append(files,
+			File{"network/sdn-apply.sh", []byte(sdn.ApplyScript(v))},
+			File{"network/sdn-delete.sh", []byte(sdn.DeleteScript(v))})
 	}
 
 	schematic := talospatch.SchematicYAML(c.Cluster.Extensions)
