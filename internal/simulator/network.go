@@ -433,3 +433,37 @@ func (tx *Tx) joinBlocked(c *TalosCluster, m *TalosMachine, g *Guest, now time.T
 	}
 	return ""
 }
+
+// routerBack reports when Pulumi's way to the guest g (at address) comes
+// back, when it is blocked only by routers that are rebooting: the end of
+// the last such reboot.
+func (tx *Tx) routerBack(g *Guest, address string, now time.Time) (time.Time, bool) {
+	target := tx.guestSegment(g, address)
+	caller := tx.callerSegment()
+	if target.Key == caller.Key || tx.routeFromCaller(address, 50000, g.label(), target, now) == nil {
+		return time.Time{}, false
+	}
+	var back time.Time
+	found := false
+	for _, r := range tx.State.Guests {
+		if r.Kind != "lxc" || !r.Started {
+			continue
+		}
+		onCaller, onTarget := false, false
+		for _, b := range r.Bridges {
+			switch tx.segmentOf(r.Node, b).Key {
+			case caller.Key:
+				onCaller = true
+			case target.Key:
+				onTarget = true
+			}
+		}
+		if !onCaller || !onTarget {
+			continue
+		}
+		if end, down := tx.DownUntil(r.VMID, now); down && (!found || end.Before(back)) {
+			back, found = end, true
+		}
+	}
+	return back, found
+}

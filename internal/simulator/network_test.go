@@ -382,3 +382,25 @@ func (f *netFixture) kubeAPIVia() error {
 		return fmt.Errorf("no cluster")
 	})
 }
+
+// The talos resources retry a node whose router is rebooting, as they
+// retry a rebooting node: the await lasts until the router is back.
+func TestAwaitRebootingRouter(t *testing.T) {
+	f := newNetFixture(t, threeNodes(), "10.0.0.11")
+	f.bridge("pve1", "vmbr2")
+	f.router("pve1", "vmbr2", 0)
+	noErr(t, f.vm("pve1", "vmbr2", "10.0.0.11", 0, true))
+	id := f.vmid - 1
+	f.tx(func(tx *Tx) {
+		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: id, Kind: "lxc", Start: time.Now(), End: time.Now().Add(time.Minute)})
+	})
+	var d time.Duration
+	f.tx(func(tx *Tx) { d = awaitNodes("node")(tx, map[string]any{"node": "10.0.0.11"}, 10*time.Minute) })
+	if d < 50*time.Second || d > 61*time.Second {
+		t.Errorf("await %v, want the router's remaining minute", d)
+	}
+	f.tx(func(tx *Tx) { d = awaitNodes("node")(tx, map[string]any{"node": "10.0.0.11"}, 30*time.Second) })
+	if d != 0 {
+		t.Errorf("await %v beyond the retry window, want 0 (fail at once)", d)
+	}
+}

@@ -473,6 +473,10 @@ func awaitNodes(keys ...string) func(tx *Tx, v map[string]any, window time.Durat
 				if end, down := tx.guestDownUntil(g.VMID, now); down && end.Sub(now) <= window && end.Sub(now) > wait {
 					wait = end.Sub(now)
 				}
+				// A rebooting router is retried like a rebooting node.
+				if end, ok := tx.routerBack(g, a, now); ok && end.Sub(now) <= window && end.Sub(now) > wait {
+					wait = end.Sub(now)
+				}
 			}
 		}
 		if wait > 0 {
