@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,13 +26,19 @@ import (
 //	kubectl --kubeconfig F [--request-timeout=D] get nodes -o name [-l [!]node-role.kubernetes.io/control-plane]
 //	kubectl --kubeconfig F [--request-timeout=D] get node NAME -o jsonpath={.status.addresses[?(@.type=="InternalIP")].address}
 //	kubectl --kubeconfig F [--request-timeout=D] delete node NAME
+//
+// Remote commands (command:remote:Command) run their scripts the same way,
+// on the Proxmox node named by NodeEnv, with these on PATH:
+//
+//	pct exec|push|pull VMID ...   (the container must exist on that node; exec: and run; stdin is read and discarded)
+//	pvesh get|create|set|delete /cluster/sdn/...   (the forms in pvesh.go)
 
 // CLIs are the tool names RunCLI answers to.
-var CLIs = []string{"talosctl", "kubectl"}
+var CLIs = []string{"talosctl", "kubectl", "pct", "pvesh"}
 
 // RunCLI runs the simulated tool called name on the simulation directory
 // dir and returns its exit code.
-func RunCLI(name, dir string, args []string, stdout, stderr io.Writer) int {
+func RunCLI(name, dir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	store := &Store{Dir: dir}
 	start := time.Now()
 	var err error
@@ -39,10 +47,17 @@ func RunCLI(name, dir string, args []string, stdout, stderr io.Writer) int {
 		err = talosctl(store, args, stdout)
 	case "kubectl":
 		err = kubectl(store, args, stdout)
+	case "pct":
+		err = pct(store, os.Getenv(NodeEnv), args, stdin)
+	case "pvesh":
+		err = pvesh(store, os.Getenv(NodeEnv), args, stdout)
 	default:
 		err = fmt.Errorf("no simulated tool %q", name)
 	}
 	c := Call{Time: start, Provider: "cli", Method: name + " " + strings.Join(args, " "), Millis: time.Since(start).Milliseconds()}
+	if node := os.Getenv(NodeEnv); node != "" && (name == "pct" || name == "pvesh") {
+		c.Name = node
+	}
 	if err != nil {
 		c.Error = err.Error()
 	}
@@ -178,5 +193,40 @@ func kubectl(store *Store, args []string, stdout io.Writer) error {
 			return err
 		}
 		return fmt.Errorf("simulated kubectl: unsupported %q", strings.Join(rest, " "))
+	})
+}
+
+// pct is Proxmox's container tool on node: exec, push and pull need the
+// container to exist on that node (pct reads nodes/<node>/lxc/<id>.conf),
+// exec needs it running. What runs inside is not simulated: stdin (the
+// script RouterLXC pipes in) is read and discarded.
+func pct(store *Store, node string, args []string, stdin io.Reader) error {
+	if stdin != nil {
+		_, _ = io.Copy(io.Discard, stdin)
+	}
+	if node == "" {
+		return fmt.Errorf("simulated pct runs on a Proxmox node: %s is not set", NodeEnv)
+	}
+	if len(args) < 2 || !slices.Contains([]string{"exec", "push", "pull"}, args[0]) {
+		return fmt.Errorf("simulated pct supports exec, push and pull VMID, got %q", strings.Join(args, " "))
+	}
+	id, err := strconv.Atoi(args[1])
+	if err != nil {
+		return fmt.Errorf("400 Parameter verification failed. vmid: invalid format - value does not look like a valid VM ID")
+	}
+	return store.Update(func(tx *Tx) error {
+		g := tx.State.Guests[id]
+		switch {
+		case g == nil || g.Kind != "lxc":
+			return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", node, id)
+		case g.Node != node:
+			return fmt.Errorf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist (container %d is on node %s, not %s)", node, id, id, g.Node, node)
+		case args[0] == "exec" && !g.Started:
+			return fmt.Errorf("container '%d' not running!", id)
+		}
+		if end, down := tx.DownUntil(id, time.Now()); down && args[0] == "exec" {
+			return fmt.Errorf("container '%d' not running! (rebooting until %s)", id, end.Format(time.RFC3339Nano))
+		}
+		return nil
 	})
 }

@@ -1,14 +1,18 @@
 package simulator
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"regexp"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"time"
 )
 
 // TokenRemoteCommand is the command provider's SSH command.
@@ -19,31 +23,30 @@ const TokenRemoteCommand = "command:remote:Command"
 // only triggers replace (replaceOnChanges); any other change, connection
 // included, is an update that runs `update` if set, else `create` if set,
 // on the new connection; delete runs `delete` (if set) with the stored
-// state's connection. An unset script dials nothing.
+// state's connection. An unset script dials nothing. The script runs for
+// real (runRemote), outside the state lock, against the simulated pct and
+// pvesh.
 func commandKinds() []*kind {
 	return []*kind{{
 		token:   TokenRemoteCommand,
 		replace: []string{"triggers"},
+		exec:    runRemote,
 		create: func(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
-			if err := tx.runRemote(in.Values, "create"); err != nil {
-				return "", nil, err
-			}
 			b := make([]byte, 8)
 			_, _ = rand.Read(b)
-			return hex.EncodeToString(b), map[string]any{"stdout": "", "stderr": ""}, nil
+			outs := map[string]any{"stdout": "", "stderr": ""}
+			if o, ok := in.Prepared.(map[string]any); ok {
+				outs = o
+			}
+			return hex.EncodeToString(b), outs, nil
 		},
 		update: func(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
-			// The outputs of the previous run stay (BaseOutputs of the old
-			// state) until the new run replaces them.
-			outs := map[string]any{"stdout": str(old.Outputs, "stdout"), "stderr": str(old.Outputs, "stderr")}
-			script := "update"
-			if _, ok := news.Values["update"]; !ok {
-				script = "create"
+			// Without a script the outputs of the previous run stay
+			// (BaseOutputs of the old state).
+			if o, ok := news.Prepared.(map[string]any); ok {
+				return o, nil
 			}
-			return outs, tx.runRemote(news.Values, script)
-		},
-		delete: func(s *Server, tx *Tx, obj *Object) error {
-			return tx.runRemote(merge(obj.Inputs, obj.Outputs), "delete")
+			return map[string]any{"stdout": str(old.Outputs, "stdout"), "stderr": str(old.Outputs, "stderr")}, nil
 		},
 	}, localCommandKind()}
 }
@@ -57,44 +60,84 @@ func commandKinds() []*kind {
 // Proxmox node update and delete scripts do not see them.
 func acceptedEnv(key string) bool { return key == "LANG" || strings.HasPrefix(key, "LC_") }
 
-var pctExec = regexp.MustCompile(`\bpct\s+(exec|push|pull|start|stop|enter)\s+(\d+)`)
+// NodeEnv tells the simulated pct and pvesh which Proxmox node they run on
+// (the node the remote command's SSH host is).
+const NodeEnv = "SDA_SIM_NODE"
 
-// runRemote checks that the SSH host is a Proxmox node of the simulated
-// cluster and that every `pct` the script runs targets a container that
-// exists, on that node, and runs.
-func (tx *Tx) runRemote(v map[string]any, script string) error {
-	if _, ok := v[script]; !ok {
-		return nil // no script: the provider does not connect
+// remoteCommandTimeout bounds a simulated remote script (the real provider
+// has none; a hung test should end).
+const remoteCommandTimeout = 5 * time.Minute
+
+// toolDir is where the simulated tools are: next to the plugin.
+var toolDir = func() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(exe), nil
+}
+
+// runRemote is the SSH session of a remote command: the host must be a
+// Proxmox node of the simulated cluster, `environment` must pass sshd's
+// AcceptEnv, then the script runs with `sh -c` (the login shell of root on
+// Proxmox is bash; SDA's scripts are POSIX) and a PATH whose pct and pvesh
+// are the simulated ones, told the node by NodeEnv. stdout and stderr
+// lose one trailing newline (remote/commandOutputs.go); a non-zero exit
+// fails the step with the output.
+func runRemote(ctx context.Context, s *Server, method string, v map[string]any) (any, error) {
+	script := method
+	if _, ok := v["update"]; method == "update" && !ok {
+		script = "create"
+	}
+	text, ok := v[script].(string)
+	if !ok {
+		return nil, nil // no script: the provider does not connect
+	}
+	w, err := s.Store.World()
+	if err != nil {
+		return nil, fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
 	}
 	host := str(v, "connection.host")
 	var node *WorldNode
-	for i := range tx.World.Nodes {
-		if tx.World.Nodes[i].SSHHost == host || tx.World.Nodes[i].Name == host {
-			node = &tx.World.Nodes[i]
+	for i := range w.Nodes {
+		if w.Nodes[i].SSHHost == host || w.Nodes[i].Name == host {
+			node = &w.Nodes[i]
 		}
 	}
 	if node == nil {
-		return fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
+		return nil, fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
 	}
-	if env, ok := v["environment"].(map[string]any); ok {
-		for _, k := range slices.Sorted(maps.Keys(env)) {
+	env := []string{"PATH=", StateDirEnv + "=" + s.Store.Dir, NodeEnv + "=" + node.Name, "HOME=/root", "USER=root"}
+	if e, ok := v["environment"].(map[string]any); ok {
+		for _, k := range slices.Sorted(maps.Keys(e)) {
 			if !acceptedEnv(k) {
-				return fmt.Errorf("could not set environment variable %q: ssh: setenv failed (sshd on %s accepts only LANG and LC_* by default)", k, host)
+				return nil, fmt.Errorf("could not set environment variable %q: ssh: setenv failed (sshd on %s accepts only LANG and LC_* by default)", k, host)
 			}
+			env = append(env, fmt.Sprintf("%s=%v", k, e[k]))
 		}
 	}
-	text := str(v, script)
-	for _, m := range pctExec.FindAllStringSubmatch(text, -1) {
-		id, _ := strconv.Atoi(m[2])
-		g := tx.State.Guests[id]
-		switch {
-		case g == nil || g.Kind != "lxc":
-			return fmt.Errorf("%s on %s: pct %s %d: Configuration file 'nodes/%s/lxc/%d.conf' does not exist", script, host, m[1], id, node.Name, id)
-		case g.Node != node.Name:
-			return fmt.Errorf("%s on %s: pct %s %d: container %d is on node %s, not %s", script, host, m[1], id, id, g.Node, node.Name)
-		case m[1] == "exec" && !g.Started:
-			return fmt.Errorf("%s on %s: pct exec %d: container %d not running", script, host, id, id)
+	bin, err := toolDir()
+	if err != nil {
+		return nil, err
+	}
+	for _, tool := range []string{"pct", "pvesh"} {
+		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
+			return nil, fmt.Errorf("simulated remote command: link the plugin as %s next to it (%v)", tool, err)
 		}
 	}
-	return nil
+	env[0] = "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin"
+	ctx, cancel := context.WithTimeout(ctx, remoteCommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", text)
+	cmd.Env = env
+	cmd.Dir = "/"
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s on %s (%s): %w: running %q:\n%s%s", script, host, node.Name, err, firstLine(text), stdout.String(), stderr.String())
+	}
+	return map[string]any{
+		"stdout": strings.TrimSuffix(stdout.String(), "\n"),
+		"stderr": strings.TrimSuffix(stderr.String(), "\n"),
+	}, nil
 }

@@ -89,7 +89,7 @@ func (tx *Tx) clusterOf(raw string) (*TalosCluster, error) {
 		up := false
 		for _, m := range tx.State.Machines {
 			if m.ClusterID == c.ID && m.Type == "controlplane" {
-				if _, err := tx.talosReachable(m.Address, time.Now()); err == nil {
+				if _, err := tx.talosUp(m.Address, time.Now()); err == nil {
 					up = true
 				}
 			}
@@ -101,6 +101,9 @@ func (tx *Tx) clusterOf(raw string) (*TalosCluster, error) {
 		got, err := url.Parse(server)
 		if err != nil || want == nil || got.Host != want.Host {
 			return nil, fmt.Errorf("kubernetes: Get %q: dial tcp: no route to host (cluster %s serves %s)", server, c.Name, c.Endpoint)
+		}
+		if err := tx.kubeAPIReachable(c, time.Now()); err != nil {
+			return nil, fmt.Errorf("kubernetes: Get %q: %w", server, err)
 		}
 		return c, nil
 	}

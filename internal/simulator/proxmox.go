@@ -18,6 +18,7 @@ import (
 // Type tokens of the proxmoxve resources the simulation knows.
 const (
 	TokenBridge    = "proxmoxve:Network/networkBridge:NetworkBridge"
+	TokenVLAN      = "proxmoxve:Network/networkVlan:NetworkVlan"
 	TokenDownload  = "proxmoxve:Download/file:File"
 	TokenVM        = "proxmoxve:VM/virtualMachine:VirtualMachine"
 	TokenContainer = "proxmoxve:CT/container:Container"
@@ -60,6 +61,14 @@ func proxmoxKinds() []*kind {
 			create:  createBridge,
 			update:  updateBridge,
 			delete:  deleteBridge,
+		},
+		{
+			token: TokenVLAN,
+			// Only the name requires replacement (resource_linux_vlan.go:155-166).
+			replace: []string{"name"},
+			create:  createVLAN,
+			update:  updateVLAN,
+			delete:  deleteVLAN,
 		},
 		{
 			token: TokenDownload,
@@ -133,7 +142,27 @@ func (tx *Tx) shared(datastore string) bool {
 }
 
 func (tx *Tx) bridgeExists(node, name string) bool {
+	if _, ok := tx.vnetOn(node, name); ok {
+		return true // an applied SDN VNet on a node that is a peer of its zone
+	}
 	return slices.Contains(tx.World.Bridges, name) || tx.State.Bridges[node+"/"+name]
+}
+
+// checkPorts is Proxmox's check_duplicate_ports (pve-manager
+// PVE/API2/Network.pm:536-566): a port may belong to one bridge only.
+func (tx *Tx) checkPorts(node, name string, ports []string) error {
+	for key, used := range tx.State.BridgePorts {
+		n, other, _ := strings.Cut(key, "/")
+		if n != node || other == name {
+			continue
+		}
+		for _, p := range ports {
+			if slices.Contains(used, p) {
+				return fmt.Errorf("received an HTTP 400 response - Reason: Parameter verification failed. (bridge_ports: %s is already used on interface '%s'.)", p, other)
+			}
+		}
+	}
+	return nil
 }
 
 // fileKey is where a file lives: shared stores have one copy for all nodes.
@@ -160,7 +189,14 @@ func createBridge(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any
 		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: "+
 			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface already exists) (%s on node %q)", name, node)
 	}
+	ports := strList(in.Values, "ports")
+	if err := tx.checkPorts(node, name, ports); err != nil {
+		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: %w", err)
+	}
 	tx.State.Bridges[node+"/"+name] = true
+	if len(ports) > 0 {
+		tx.State.BridgePorts[node+"/"+name] = ports
+	}
 	tx.State.NetworkReloads[node]++
 	return node + ":" + name, nil, nil
 }
@@ -177,6 +213,13 @@ func updateBridge(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[str
 		return nil, fmt.Errorf("Error updating Linux Bridge interface: Could not update Linux Bridge, unexpected error: "+
 			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface does not exist) (%s on node %q)", name, node)
 	}
+	ports := strList(news.Values, "ports")
+	if err := tx.checkPorts(node, name, ports); err != nil {
+		return nil, fmt.Errorf("Error updating Linux Bridge interface: Could not update Linux Bridge, unexpected error: %w", err)
+	}
+	if tx.State.Bridges[node+"/"+name] {
+		tx.State.BridgePorts[node+"/"+name] = ports
+	}
 	// The provider reloads the network of the node in its old state.
 	tx.State.NetworkReloads[str(old.Inputs, "nodeName")]++
 	return nil, nil
@@ -187,6 +230,73 @@ func updateBridge(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[str
 func deleteBridge(_ *Server, tx *Tx, obj *Object) error {
 	node, name := str(obj.Inputs, "nodeName"), str(obj.Inputs, "name")
 	delete(tx.State.Bridges, node+"/"+name)
+	delete(tx.State.BridgePorts, node+"/"+name)
+	tx.State.NetworkReloads[node]++
+	return nil
+}
+
+// vlanSpec reads a NetworkVlan: `name` "eno1.42" gives the raw device and
+// the tag unless `interface` and `vlan` are set; a custom name ("vlan_lab")
+// needs both (resource_linux_vlan.go:155-216, bpg v0.69.1).
+func vlanSpec(v map[string]any) (*VLANIface, error) {
+	x := &VLANIface{Node: str(v, "nodeName"), Name: str(v, "name"), Interface: str(v, "interface"), VLAN: num(v, "vlan"), MTU: num(v, "mtu")}
+	if len(x.Name) < 3 {
+		return nil, fmt.Errorf("Attribute name string length must be at least 3, got: %d", len(x.Name))
+	}
+	if raw, tag, ok := strings.Cut(x.Name, "."); ok {
+		if x.Interface == "" {
+			x.Interface = raw
+		}
+		if x.VLAN == 0 {
+			x.VLAN, _ = strconv.Atoi(tag)
+		}
+	}
+	if x.Interface == "" || x.VLAN < 1 || x.VLAN > 4094 {
+		return nil, fmt.Errorf("Error creating Linux VLAN interface: Could not create Linux VLAN, unexpected error: received an HTTP 400 response - "+
+			"Reason: Parameter verification failed. (vlan-raw-device/vlan-id: a custom named VLAN interface %q needs interface and vlan 1-4094)", x.Name)
+	}
+	return x, nil
+}
+
+// createVLAN creates a VLAN interface on a node and reloads its network
+// (resource_linux_vlan.go:241-281). Proxmox refuses an existing name
+// (Network.pm create_network: "interface already exists").
+func createVLAN(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+	x, err := vlanSpec(in.Values)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := tx.node(x.Node); err != nil {
+		return "", nil, err
+	}
+	if tx.State.VLANs[x.Node+"/"+x.Name] != nil {
+		return "", nil, fmt.Errorf("Error creating Linux VLAN interface: Could not create Linux VLAN, unexpected error: "+
+			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface already exists) (%s on node %q)", x.Name, x.Node)
+	}
+	tx.State.VLANs[x.Node+"/"+x.Name] = x
+	tx.State.NetworkReloads[x.Node]++
+	return x.Node + ":" + x.Name, map[string]any{"interface": x.Interface, "vlan": float64(x.VLAN)}, nil
+}
+
+// updateVLAN changes a VLAN interface in place (a new node is an update
+// the provider sends to that node, where the interface does not exist).
+func updateVLAN(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	x, err := vlanSpec(news.Values)
+	if err != nil {
+		return nil, err
+	}
+	if tx.State.VLANs[x.Node+"/"+x.Name] == nil {
+		return nil, fmt.Errorf("Error updating Linux VLAN interface: Could not update Linux VLAN, unexpected error: "+
+			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface does not exist) (%s on node %q)", x.Name, x.Node)
+	}
+	tx.State.VLANs[x.Node+"/"+x.Name] = x
+	tx.State.NetworkReloads[str(old.Inputs, "nodeName")]++
+	return map[string]any{"interface": x.Interface, "vlan": float64(x.VLAN)}, nil
+}
+
+func deleteVLAN(_ *Server, tx *Tx, obj *Object) error {
+	node, name := str(obj.Inputs, "nodeName"), str(obj.Inputs, "name")
+	delete(tx.State.VLANs, node+"/"+name)
 	tx.State.NetworkReloads[node]++
 	return nil
 }
@@ -343,7 +453,9 @@ type guestSpec struct {
 	memory    int
 	bridges   []string
 	macs      []string
+	mtus      []int
 	addresses []string
+	nicAddrs  []string
 	disks     []diskSpec
 	template  string // container template file ID
 	diskIface string
@@ -385,7 +497,23 @@ func vmSpec(v map[string]any) guestSpec {
 		g.disks = append(g.disks, diskSpec{datastore: ds, iface: "ide2"})
 	}
 	g.addresses = ipConfigAddresses(v)
+	g.nicAddrs = nicAddresses(v)
 	return g
+}
+
+// nicAddresses are the static addresses of ipConfigs by position: Proxmox
+// gives ipconfigN (ip=N for containers) to netN.
+func nicAddresses(v map[string]any) []string {
+	var out []string
+	for i := range list(v, "initialization.ipConfigs") {
+		a := str(v, fmt.Sprintf("initialization.ipConfigs[%d].ipv4.address", i))
+		if a == "dhcp" {
+			a = ""
+		}
+		a, _, _ = strings.Cut(a, "/")
+		out = append(out, a)
+	}
+	return out
 }
 
 // readNICs reads the bridges and MACs of a VM's networkDevices or a
@@ -399,6 +527,7 @@ func (g *guestSpec) readNICs(v map[string]any, key string) {
 		}
 		g.bridges = append(g.bridges, b)
 		g.macs = append(g.macs, strings.ToUpper(str(v, p+".macAddress")))
+		g.mtus = append(g.mtus, num(v, p+".mtu"))
 	}
 }
 
@@ -422,6 +551,7 @@ func containerSpec(v map[string]any) guestSpec {
 	g.disks = []diskSpec{{datastore: ds, iface: "rootfs"}}
 	g.readNICs(v, "networkInterfaces")
 	g.addresses = ipConfigAddresses(v)
+	g.nicAddrs = nicAddresses(v)
 	return g
 }
 
@@ -509,8 +639,9 @@ func (tx *Tx) admit(g guestSpec, self int) error {
 
 func (tx *Tx) place(g guestSpec) {
 	tx.State.Guests[g.vmid] = &Guest{VMID: g.vmid, Kind: g.kind, Node: g.node, Name: g.name, Cores: g.cores,
-		MemoryMiB: g.memory, Bridges: g.bridges, MACs: g.macs, Addresses: g.addresses, DiskInterface: g.diskIface,
-		Started: g.started}
+		MemoryMiB: g.memory, Bridges: g.bridges, MACs: g.macs, MTUs: g.mtus, Addresses: g.addresses, NICAddresses: g.nicAddrs,
+		DiskInterface: g.diskIface,
+		Started:       g.started}
 }
 
 // nextVMID is what Proxmox's /cluster/nextid answers.

@@ -52,6 +52,14 @@ type kind struct {
 	// modifier of the real provider decides by value (a Talos downgrade),
 	// besides the fixed paths in replace.
 	replaceWhen func(path string, oldV, newV any) bool
+	// exec may be nil. It runs what the real provider runs on another
+	// machine (a remote command's script) for method "create", "update" or
+	// "delete", outside the state lock, after the injected faults and the
+	// await: the simulated tools the script calls take the lock
+	// themselves. Its result reaches create and update as Props.Prepared
+	// (kinds with exec have no prepare); an error fails the call before
+	// the state changes.
+	exec func(ctx context.Context, s *Server, method string, v map[string]any) (any, error)
 	// await may be nil. It returns how long to wait, outside the state
 	// lock, before create or update: the time until a node that the real
 	// provider would retry comes back (a reboot in progress), if that is
@@ -508,6 +516,9 @@ func (s *Server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pul
 	if err == nil {
 		err = s.await(ctx, k.await, in.Values)
 	}
+	if err == nil && k.exec != nil {
+		in.Prepared, err = k.exec(ctx, s, "create", in.Values)
+	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			var err error
@@ -607,6 +618,9 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	if err == nil {
 		err = s.await(ctx, k.await, news.Values)
 	}
+	if err == nil && k.exec != nil {
+		news.Prepared, err = k.exec(ctx, s, "update", news.Values)
+	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			obj := tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
@@ -663,6 +677,12 @@ func (s *Server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 		return nil, err
 	}
 	err = s.before(ctx, typ, "Delete")
+	if err == nil && k.exec != nil {
+		// The stored state's values (inputs and outputs), as the real
+		// provider reads its connection and script from the old state.
+		olds := fromStruct(req.GetOldInputs())
+		_, err = k.exec(ctx, s, "delete", merge(fromStruct(req.GetProperties()).Values, olds.Values))
+	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
 			key := objectKey(req.GetUrn(), req.GetId())

@@ -119,6 +119,13 @@ func create(t *testing.T, s *Server, token, name string, v map[string]any) (stri
 		}
 		in.Prepared = p
 	}
+	if k.exec != nil {
+		p, err := k.exec(context.Background(), s, "create", in.Values)
+		if err != nil {
+			return "", nil, err
+		}
+		in.Prepared = p
+	}
 	var id string
 	var outs map[string]any
 	err := s.Store.Update(func(tx *Tx) error {
@@ -312,29 +319,39 @@ func TestTalosLifecycle(t *testing.T) {
 	}
 }
 
-// Remote commands reach a Proxmox node and a container that exists on it.
+// Remote commands run their scripts with sh on the Proxmox node of their
+// SSH host; pct checks the container is there (and running for exec).
 func TestRemoteCommandTargets(t *testing.T) {
 	s := newTestServer(t, "command", DefaultWorld(WorldNode{Name: "pve1", SSHHost: "192.0.2.11"}, WorldNode{Name: "pve2", SSHHost: "192.0.2.12"}))
 	err := s.Store.Update(func(tx *Tx) error {
 		tx.State.Guests[8001] = &Guest{VMID: 8001, Kind: "lxc", Node: "pve1", Started: true}
+		tx.State.Guests[8003] = &Guest{VMID: 8003, Kind: "lxc", Node: "pve1"}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct{ host, script, want string }{
-		{"192.0.2.11", "pct exec 8001 -- sh -c 'true'", ""},
-		{"192.0.2.99", "pct exec 8001 -- true", "no route to host"},
-		{"192.0.2.12", "pct exec 8001 -- true", "is on node pve1"},
-		{"192.0.2.11", "pct exec 8002 -- true", "does not exist"},
+	cases := []struct{ host, script, want, stdout string }{
+		{"192.0.2.11", "pct exec 8001 -- sh -c 'true'", "", ""},
+		{"192.0.2.11", "printf '%s' 'ZWNobyBoaQ==' | base64 -d | pct exec 8001 -- sh -s && echo done", "", "done"},
+		{"192.0.2.99", "pct exec 8001 -- true", "no route to host", ""},
+		{"192.0.2.12", "pct exec 8001 -- true", "container 8001 is on node pve1, not pve2", ""},
+		{"192.0.2.11", "pct exec 8002 -- true", "Configuration file 'nodes/pve1/lxc/8002.conf' does not exist", ""},
+		{"192.0.2.11", "pct exec 8003 -- true", "container '8003' not running", ""},
+		{"192.0.2.11", "pct start 8001", "simulated pct supports exec, push and pull", ""},
+		{"192.0.2.11", "echo $SDA_SIM_NODE; hostname >/dev/null", "", "pve1"},
+		{"192.0.2.11", "exit 3", "exit status 3", ""},
+		{"192.0.2.11", "if pct exec 8002 -- true 2>/dev/null; then echo yes; else echo no; fi", "", "no"},
 	}
 	for _, c := range cases {
-		_, _, err := create(t, s, TokenRemoteCommand, "cmd", map[string]any{"connection": map[string]any{"host": c.host}, "create": c.script})
+		_, outs, err := create(t, s, TokenRemoteCommand, "cmd", map[string]any{"connection": map[string]any{"host": c.host}, "create": c.script})
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s on %s: %v", c.script, c.host, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s on %s: want %q, got %v", c.script, c.host, c.want, err)
+		case c.want == "" && c.stdout != "" && outs["stdout"] != c.stdout:
+			t.Errorf("%s on %s: stdout %q, want %q", c.script, c.host, outs["stdout"], c.stdout)
 		}
 	}
 }

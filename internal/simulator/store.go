@@ -38,15 +38,33 @@ type World struct {
 	// unset URLs report the size the simulated download stored. A test
 	// changes it to simulate a file that changed upstream.
 	URLSizes map[string]int64 `json:"urlSizes,omitempty"`
+	// SharedBridges are the bridges of Bridges that are one Ethernet
+	// segment across every node (the user connected them through a port on
+	// one physical network). Unset: the first of Bridges only (vmbr0, the
+	// uplink's bridge: the physical LAN). A bridge not listed is local to
+	// each node.
+	SharedBridges []string `json:"sharedBridges,omitempty"`
+	// Uplinks are the physical interfaces every node has, all on one switch
+	// (default eno1): a VLAN interface of one is a port into the switch.
+	Uplinks []string `json:"uplinks,omitempty"`
+	// SwitchVLANs are the VLAN IDs the switch carries between the nodes'
+	// uplinks. Unset: all.
+	SwitchVLANs []int `json:"switchVlans,omitempty"`
+	// CallerBridge is the bridge whose segment the machine running Pulumi
+	// is on (default: the first shared bridge).
+	CallerBridge string `json:"callerBridge,omitempty"`
 }
 
 // WorldNode is one Proxmox node.
 type WorldNode struct {
 	Name string `json:"name"`
 	// SSHHost is the address `pct` commands reach the node on.
-	SSHHost   string `json:"sshHost"`
-	Cores     int    `json:"cores"`
-	MemoryMiB int    `json:"memoryMiB"`
+	SSHHost string `json:"sshHost"`
+	// ClusterAddress is the node's address on the Proxmox cluster network,
+	// what a VXLAN zone's peers list (default SSHHost).
+	ClusterAddress string `json:"clusterAddress,omitempty"`
+	Cores          int    `json:"cores"`
+	MemoryMiB      int    `json:"memoryMiB"`
 }
 
 // Datastore is a Proxmox storage.
@@ -188,8 +206,13 @@ type Guest struct {
 	MemoryMiB int      `json:"memoryMiB"`
 	Bridges   []string `json:"bridges"`
 	MACs      []string `json:"macs"`
+	// MTUs are the NICs' `mtu` (0: unset), aligned with Bridges.
+	MTUs []int `json:"mtus,omitempty"`
 	// Addresses without prefix length, from cloud-init / LXC ip configs.
-	Addresses     []string `json:"addresses"`
+	Addresses []string `json:"addresses"`
+	// NICAddresses are the static addresses by NIC (ipConfigs[i] configures
+	// NIC i; "" for none or DHCP), aligned with Bridges.
+	NICAddresses  []string `json:"nicAddresses,omitempty"`
 	DiskInterface string   `json:"diskInterface,omitempty"`
 	Started       bool     `json:"started"`
 }
@@ -243,6 +266,12 @@ type TalosMachine struct {
 	// matched no link of the VM: Talos leaves them unconfigured (a warning
 	// in its log, not an error).
 	UnmatchedLinks []string `json:"unmatchedLinks,omitempty"`
+	// LinkMTU is the MTU the configuration sets on the link of the VM's
+	// NIC (0: unset).
+	LinkMTU int `json:"linkMtu,omitempty"`
+	// JoinBlocked says why the machine could not join its cluster (etcd,
+	// kubelet registration): the network between it and the cluster.
+	JoinBlocked string `json:"joinBlocked,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -296,6 +325,14 @@ type State struct {
 	// Schematics are the schematics posted to the simulated Image Factory,
 	// by schematic ID (the factory keeps every schematic it was given).
 	Schematics map[string]string `json:"schematics,omitempty"`
+	// BridgePorts are the ports of the bridges the stack created, by
+	// "node/name".
+	BridgePorts map[string][]string `json:"bridgePorts,omitempty"`
+	// VLANs are the VLAN interfaces the stack created, by "node/name".
+	VLANs map[string]*VLANIface `json:"vlans,omitempty"`
+	// SDN is Proxmox SDN's edited configuration, SDNRunning the applied one.
+	SDN        SDNConfig `json:"sdn"`
+	SDNRunning SDNConfig `json:"sdnRunning"`
 }
 
 func (s *State) init() {
@@ -326,6 +363,14 @@ func (s *State) init() {
 	if s.Schematics == nil {
 		s.Schematics = map[string]string{}
 	}
+	if s.BridgePorts == nil {
+		s.BridgePorts = map[string][]string{}
+	}
+	if s.VLANs == nil {
+		s.VLANs = map[string]*VLANIface{}
+	}
+	s.SDN.init()
+	s.SDNRunning.init()
 }
 
 // objectKey identifies an object by the resource that made it and its ID:
@@ -412,6 +457,17 @@ func (s *Store) counters(fn func(c *counters) error) error {
 		}
 		return writeJSON(path, c)
 	})
+}
+
+// World reads the simulated Proxmox cluster (without the lock: the test
+// writes it before the engine starts).
+func (s *Store) World() (World, error) {
+	var w World
+	err := readJSON(filepath.Join(s.Dir, WorldFile), &w)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return w, err
 }
 
 // Faults reads the fault configuration (absent means none).

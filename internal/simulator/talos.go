@@ -422,9 +422,9 @@ func updateConfiguration(s *Server, tx *Tx, _ string, _ *Object, news Props) (ma
 }
 
 
-// talosReachable is vmAt plus reboots: a node inside a reboot interval
-// does not answer on the Talos API.
-func (tx *Tx) talosReachable(address string, now time.Time) (*Guest, error) {
+// talosUp is vmAt plus reboots: a node inside a reboot interval does not
+// answer on the Talos API. Whether Pulumi reaches it is talosReachable.
+func (tx *Tx) talosUp(address string, now time.Time) (*Guest, error) {
 	g, err := tx.vmAt(address)
 	if err != nil {
 		return nil, err
@@ -455,6 +455,10 @@ func awaitNodes(keys ...string) func(tx *Tx, v map[string]any, window time.Durat
 					continue
 				}
 				if end, down := tx.DownUntil(g.VMID, now); down && end.Sub(now) <= window && end.Sub(now) > wait {
+					wait = end.Sub(now)
+				}
+				// A rebooting router is retried like a rebooting node.
+				if end, ok := tx.routerBack(g, a, now); ok && end.Sub(now) <= window && end.Sub(now) > wait {
 					wait = end.Sub(now)
 				}
 			}
@@ -549,6 +553,25 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	}
 	cc, _ := v["clientConfiguration"].(map[string]any)
 	prev := tx.State.Machines[node]
+	linkMTU := 0
+	{
+		doc := v1alpha1Doc(p.text)
+		for i := range list(doc, "machine.network.interfaces") {
+			mac := str(doc, fmt.Sprintf("machine.network.interfaces[%d].deviceSelector.hardwareAddr", i))
+			mtu := num(doc, fmt.Sprintf("machine.network.interfaces[%d].mtu", i))
+			nic := g.nicOf(node)
+			if mtu > 0 && nic < len(g.MACs) && (mac == "" || strings.EqualFold(mac, g.MACs[nic]) || strings.Contains(mac, "*")) {
+				linkMTU = mtu
+			}
+		}
+	}
+	// A NIC sending frames above its segment's MTU: the first connection
+	// that carries a full-size frame (the TLS handshake) stalls.
+	if prev == nil {
+		if err := tx.checkMTU(g, node, linkMTU); err != nil {
+			return nil, retried(err)
+		}
+	}
 	// A node in maintenance mode takes a configuration without client
 	// authentication; a configured one demands a certificate of its CA.
 	if prev != nil && !caMatches(cc, prev.OSCA) {
@@ -611,7 +634,7 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	ca := cfg.Machine().Security().IssuingCA()
 	m := &TalosMachine{Address: node, VMID: g.VMID, Type: typ, ClusterID: cfg.Cluster().ID(), Cluster: cfg.Cluster().Name(),
 		Hostname: str(doc, "machine.network.hostname"), CNI: "flannel", Endpoint: cfg.Cluster().Endpoint().String(),
-		UnmatchedLinks: unmatched}
+		UnmatchedLinks: unmatched, LinkMTU: linkMTU}
 	if ca != nil {
 		m.OSCA = string(ca.Crt)
 	}
@@ -656,6 +679,10 @@ func nodeName(m *TalosMachine, g *Guest) string {
 // join makes a configured machine part of its bootstrapped cluster: a
 // control plane joins etcd, and every node's kubelet registers a Node.
 func (tx *Tx) join(c *TalosCluster, m *TalosMachine, g *Guest) {
+	m.JoinBlocked = tx.joinBlocked(c, m, g, time.Now())
+	if m.JoinBlocked != "" {
+		return
+	}
 	if m.Type == "controlplane" && !slices.Contains(c.EtcdMembers, m.Address) {
 		c.EtcdMembers = append(c.EtcdMembers, m.Address)
 	}
@@ -743,7 +770,7 @@ func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, reboo
 				}
 				others++
 				if om := tx.State.Machines[a]; om != nil && om.ClusterID == c.ID {
-					if _, err := tx.talosReachable(a, now); err == nil {
+					if _, err := tx.talosUp(a, now); err == nil {
 						started++
 					}
 				}
@@ -795,7 +822,7 @@ func bootstrap(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, e
 		if om.ClusterID != c.ID {
 			continue
 		}
-		if g, err := tx.talosReachable(addr, now); err == nil {
+		if g, err := tx.talosUp(addr, now); err == nil {
 			tx.join(c, om, g)
 		}
 	}
@@ -989,7 +1016,7 @@ func getHealth(_ *Server, tx *Tx, args map[string]any) (map[string]any, error) {
 	for _, n := range cps {
 		m := tx.State.Machines[n]
 		if c := tx.State.Clusters[m.ClusterID]; c == nil || !slices.Contains(c.EtcdMembers, n) {
-			return nil, fail("etcd to be healthy", fmt.Errorf("%s: service %q not in expected state %q: current state [%s] %s", hostname(n), "etcd", "Running", "Preparing", "Running pre state"))
+			return nil, fail("etcd to be healthy", fmt.Errorf("%s: service %q not in expected state %q: current state [%s] %s%s", hostname(n), "etcd", "Running", "Preparing", "Running pre state", blocked(m)))
 		}
 	}
 	// etcd members to be consistent across nodes: every control plane
@@ -1024,7 +1051,7 @@ func getHealth(_ *Server, tx *Tx, args map[string]any) (map[string]any, error) {
 	}
 	for _, ip := range all {
 		if !remaining[ip] {
-			return nil, fail("all k8s nodes to report", fmt.Errorf("can't find expected node with IPs %q", []string{ip}))
+			return nil, fail("all k8s nodes to report", fmt.Errorf("can't find expected node with IPs %q%s", []string{ip}, blocked(tx.State.Machines[ip])))
 		}
 		delete(remaining, ip)
 	}
@@ -1054,6 +1081,14 @@ func getHealth(_ *Server, tx *Tx, args map[string]any) (map[string]any, error) {
 	return map[string]any{"id": "cluster_health"}, nil
 }
 
+// blocked is the network reason a machine did not join, for messages.
+func blocked(m *TalosMachine) string {
+	if m == nil || m.JoinBlocked == "" {
+		return ""
+	}
+	return " (" + m.JoinBlocked + ")"
+}
+
 // nodeReady is the Node's Ready condition: its machine is configured into
 // the cluster and answering, and pods have a network (a CNI).
 func (tx *Tx) nodeReady(c *TalosCluster, n *K8sNode, now time.Time) bool {
@@ -1061,7 +1096,7 @@ func (tx *Tx) nodeReady(c *TalosCluster, n *K8sNode, now time.Time) bool {
 	if m == nil || m.ClusterID != c.ID {
 		return false
 	}
-	if _, err := tx.talosReachable(n.Address, now); err != nil {
+	if _, err := tx.talosUp(n.Address, now); err != nil {
 		return false
 	}
 	return c.CNI != "none" || c.hasCNI()

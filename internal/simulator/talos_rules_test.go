@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,13 @@ func update(t *testing.T, s *Server, token, name, id string, v map[string]any) (
 		}
 		in.Prepared = p
 	}
+	if k.exec != nil {
+		p, err := k.exec(context.Background(), s, "update", in.Values)
+		if err != nil {
+			return nil, err
+		}
+		in.Prepared = p
+	}
 	var outs map[string]any
 	err := s.Store.Update(func(tx *Tx) error {
 		obj := tx.State.Objects[objectKey(name, id)]
@@ -151,6 +159,15 @@ func update(t *testing.T, s *Server, token, name, id string, v map[string]any) (
 func remove(t *testing.T, s *Server, token, name, id string) error {
 	t.Helper()
 	k := s.kinds[token]
+	if k.exec != nil {
+		st, err := ReadState(s.Store.Dir)
+		noErr(t, err)
+		if obj := st.Objects[objectKey(name, id)]; obj != nil {
+			if _, err := k.exec(context.Background(), s, "delete", merge(obj.Outputs, obj.Inputs)); err != nil {
+				return err
+			}
+		}
+	}
 	return s.Store.Update(func(tx *Tx) error {
 		obj := tx.State.Objects[objectKey(name, id)]
 		if obj == nil {

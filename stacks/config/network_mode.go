@@ -164,6 +164,13 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// TestOnlyAllowPortlessBridgeAcrossNodes is for tests only: when true,
+// validation accepts mode "bridge" (portless bridges) across several
+// Proxmox nodes, which can never work, so that a test can show what happens
+// to such a deployment (the engine tests run the program in their own
+// process and set it there). Nothing in the product sets it.
+var TestOnlyAllowPortlessBridgeAcrossNodes bool
+
 // networkMode checks the mode against the nodes the plan uses.
 func (v *validator) networkMode(c Config, p Plan) {
 	in := c.Network.Internal
@@ -174,7 +181,7 @@ func (v *validator) networkMode(c Config, p Plan) {
 	}
 	switch mode {
 	case ModeBridge:
-		if n.Spread() {
+		if n.Spread() && !TestOnlyAllowPortlessBridgeAcrossNodes {
 			v.add("sda:network.internal.mode", mode,
 				"a bridge without ports is local to its Proxmox node, and this stack puts guests on %s: they would be separate segments (no gateway, no etcd, no VIP between them). Use mode %q (a VLAN of an uplink your switch carries: set vlan.uplink and vlan.id), %q (Proxmox SDN over the cluster network, no switch changes), or %q (a bridge you connected on every node yourself)",
 				strings.Join(n.Nodes, ", "), ModeVLAN, ModeVXLAN, ModeExisting)

@@ -85,7 +85,8 @@ func buildPlugins(dir string) error {
 			return err
 		}
 	}
-	// The simulated talosctl and kubectl that local commands run.
+	// The simulated talosctl and kubectl that local commands run, and the
+	// pct and pvesh that remote commands run.
 	for _, name := range simulator.CLIs {
 		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
 			return err
