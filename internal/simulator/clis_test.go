@@ -29,7 +29,7 @@ func TestSimulatedCLIs(t *testing.T) {
 	kubeconfig, talosconfig := write("kubeconfig", kc["kubeconfigRaw"].(string)), write("talosconfig", tc["talosConfig"].(string))
 	run := func(tool string, args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
-		code := RunCLI(tool, dir, args, &out, &errb)
+		code := RunCLI(tool, dir, args, strings.NewReader(""), &out, &errb)
 		return out.String(), errb.String(), code
 	}
 	k := func(args ...string) (string, string, int) {

@@ -421,7 +421,6 @@ func updateConfiguration(s *Server, tx *Tx, _ string, _ *Object, news Props) (ma
 	return apply(s, tx, news.Values, news.Prepared.(patched))
 }
 
-
 // talosUp is vmAt plus reboots: a node inside a reboot interval does not
 // answer on the Talos API. Whether Pulumi reaches it is talosReachable.
 func (tx *Tx) talosUp(address string, now time.Time) (*Guest, error) {
