@@ -1,132 +1,157 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
-	"sort"
+	"path/filepath"
+	"strings"
 	"syscall"
-
-	"github.com/sda-platform/sda/automation"
-	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
-// The Pulumi commands run the stack program under the Pulumi engine through
-// the automation package. Ctrl-C cancels the running operation: the engine
-// finishes the steps in flight and saves a consistent state.
+// The Pulumi commands live in a binary of their own, cmd/sda-deploy: it
+// links every provider SDK and the Pulumi engine client, which takes minutes
+// to compile on a fresh machine. Keeping them out of this binary is what
+// makes `go run ./cmd/sda plan` print its plan in seconds; the deploy
+// commands pay for their build only when they are used.
+const (
+	modulePath    = "github.com/sda-platform/sda"
+	deployPackage = modulePath + "/cmd/sda-deploy"
+	deployBinary  = "sda-deploy"
+	// deployEnv names a deploy binary to run instead of looking for one.
+	deployEnv = "SDA_DEPLOY"
+)
+
 func init() {
-	register("up", command{summary: "deploy a stack (Pulumi engine)", run: func(a []string, o, e io.Writer) int {
-		return runDeploy("up", a, o, e)
-	}})
-	register("preview", command{summary: "show what up would change", run: func(a []string, o, e io.Writer) int {
-		return runDeploy("preview", a, o, e)
-	}})
-	register("refresh", command{summary: "read the deployed resources back into the state", run: func(a []string, o, e io.Writer) int {
-		return runDeploy("refresh", a, o, e)
-	}})
-	register("destroy", command{summary: "delete a stack's resources (keeps the protected Talos secrets)", run: func(a []string, o, e io.Writer) int {
-		return runDeploy("destroy", a, o, e)
-	}})
-	register("outputs", command{summary: "print a stack's outputs as JSON", run: func(a []string, o, e io.Writer) int {
-		return runDeploy("outputs", a, o, e)
-	}})
+	for _, c := range []struct{ name, summary string }{
+		{"up", "deploy a stack (Pulumi engine)"},
+		{"preview", "show what up would change"},
+		{"refresh", "read the deployed resources back into the state"},
+		{"destroy", "delete a stack's resources (keeps the protected Talos secrets)"},
+		{"outputs", "print a stack's outputs as JSON"},
+	} {
+		name := c.name
+		register(name, command{summary: c.summary + " [sda-deploy]", run: func(a []string, o, e io.Writer) int {
+			return runDeploy(name, a, o, e)
+		}})
+	}
 }
 
+// deployBinaryPath finds or builds the deploy binary, in this order:
+//  1. $SDA_DEPLOY, a path to a built sda-deploy;
+//  2. inside a source tree of this module (the working directory or one of
+//     its parents has SDA's go.mod): `go build` of cmd/sda-deploy from that
+//     tree into the user cache directory, so the deploy commands always run
+//     the code next to the offline ones; Go's build cache makes every build
+//     after the first take seconds, and an up-to-date binary is not linked
+//     again;
+//  3. sda-deploy on PATH (`go install github.com/sda-platform/sda/cmd/sda-deploy@…`).
+//
+// It builds rather than `go run`s so that the exit code (2 for a usage
+// error) and signals reach the deploy program unchanged.
+func deployBinaryPath(stderr io.Writer) (string, error) {
+	if p := os.Getenv(deployEnv); p != "" {
+		return p, nil
+	}
+	if root, ok := moduleRoot(); ok {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		sum := sha256.Sum256([]byte(root))
+		out := filepath.Join(cache, "sda", hex.EncodeToString(sum[:6]), deployBinary)
+		fmt.Fprintf(stderr, "sda: building %s (go build %s; the first build on a machine links the provider SDKs and takes minutes)\n", deployBinary, deployPackage)
+		build := exec.Command("go", "build", "-o", out, deployPackage)
+		build.Dir = root
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return "", fmt.Errorf("building %s: %w", deployPackage, err)
+		}
+		return out, nil
+	}
+	if p, err := exec.LookPath(deployBinary); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the deploy commands are in %s: run sda inside a checkout of %s, put %s on PATH (go install %s@latest), or set %s to its path",
+		deployBinary, modulePath, deployBinary, deployPackage, deployEnv)
+}
+
+// moduleRoot finds the directory of SDA's go.mod at or above the working
+// directory.
+func moduleRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, isModule(string(b))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func isModule(gomod string) bool {
+	for _, line := range strings.Split(gomod, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == modulePath
+		}
+	}
+	return false
+}
+
+// runDeploy runs `sda-deploy <op> <args>` in the user's working directory
+// with this process's standard streams, and returns its exit code.
 func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sda "+op, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	stack := fs.String("stack", "", "stack name: reads Pulumi.<stack>.yaml (required)")
-	dir := fs.String("dir", ".", "project directory holding Pulumi.yaml")
-	parallel := fs.Int("parallel", 0, "maximum concurrent resource operations (0: the engine's default)")
-	var yes, includeProtected, showSecrets bool
-	switch op {
-	case "destroy":
-		fs.BoolVar(&yes, "yes", false, "really delete the resources (required)")
-		fs.BoolVar(&includeProtected, "include-protected", false,
-			"also delete protected resources: the Talos machine secrets, without which the cluster's nodes cannot be managed again")
-	case "outputs":
-		fs.BoolVar(&showSecrets, "show-secrets", false, "print secret outputs (kubeconfig, talosconfig) in plaintext")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *stack == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sda %s: --stack is required and takes no arguments\n", op)
-		fs.Usage()
-		return 2
-	}
-	if op == "destroy" && !yes {
-		fmt.Fprintf(stderr, "sda destroy: this deletes every VM, the router and the bridges of stack %s; add --yes to go on\n", *stack)
-		return 2
-	}
-	// Report configuration mistakes before starting the engine.
-	if op == "up" || op == "preview" {
-		if _, _, err := config.LoadStack(*dir, *stack); err != nil {
-			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
-			return 1
-		}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	progress := stdout
-	if op == "outputs" {
-		progress = nil
-	}
-	d, err := automation.Open(ctx, automation.Options{
-		ProjectDir: *dir, Stack: *stack, Program: stacks.Program, Progress: progress, Parallel: *parallel,
-	})
+	bin, err := deployBinaryPath(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
 	}
-	switch op {
-	case "up":
-		_, err = d.Up(ctx)
-	case "preview":
-		_, err = d.Preview(ctx)
-	case "refresh":
-		_, err = d.Refresh(ctx)
-	case "destroy":
-		_, err = d.Destroy(ctx, automation.DestroyOptions{IncludeProtected: includeProtected})
-	case "outputs":
-		err = printOutputs(ctx, d, showSecrets, stdout)
-	}
-	if err != nil {
+	cmd := exec.Command(bin, append([]string{op}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// Ctrl-C reaches the child through the terminal's process group; this
+	// process ignores it and waits for the child to finish the steps in
+	// flight. A SIGTERM sent to this process alone is passed on.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
 	}
-	return 0
-}
-
-func printOutputs(ctx context.Context, d *automation.Deployment, showSecrets bool, w io.Writer) error {
-	outs, err := d.Outputs(ctx, showSecrets)
-	if err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(outs))
-	for k := range outs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	m := map[string]any{}
-	for _, k := range keys {
-		if outs[k].Secret && !showSecrets {
-			m[k] = "[secret]"
-		} else {
-			m[k] = outs[k].Value
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sig:
+				if s == syscall.SIGTERM {
+					_ = cmd.Process.Signal(s)
+				}
+			case <-done:
+				return
+			}
 		}
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		return exit.ExitCode()
+	default:
+		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
+		return 1
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(m)
 }
