@@ -19,8 +19,10 @@ import (
 )
 
 const (
-	project  = "sda"
-	repoRoot = ".."
+	project = "sda"
+	// repoRoot holds the test copies of Pulumi.yaml and the shipped stack
+	// files: the tests' expected data, apart from the stack files users edit.
+	repoRoot = "../testdata/stacks"
 )
 
 // registered is one RegisterResource call as the engine would receive it.
@@ -184,7 +186,7 @@ func run(t *testing.T, stack string, program pulumi.RunFunc) (*mocks, error) {
 	return m, err
 }
 
-// setStackConfig hands the program the configuration of a repo stack file
+// setStackConfig hands the program the configuration of a shipped stack file
 // plus provider settings, the way the engine does (PULUMI_CONFIG), with
 // the credentials marked secret.
 func setStackConfig(t *testing.T, stack string, override map[string]string) {

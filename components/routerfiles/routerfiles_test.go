@@ -545,7 +545,7 @@ func TestApplyScriptStopsOnRejectedFile(t *testing.T) {
 func TestStackFilesRender(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
-			c, p, err := config.LoadStack("../..", stack)
+			c, p, err := config.LoadStack("../../testdata/stacks", stack)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -88,7 +88,7 @@ func TestImageReferences(t *testing.T) {
 
 func loadStack(t *testing.T, stack string) (config.Config, config.Plan) {
 	t.Helper()
-	c, p, err := config.LoadStack("../..", stack)
+	c, p, err := config.LoadStack("../../testdata/stacks", stack)
 	if err != nil {
 		t.Fatalf("loading stack %s: %v", stack, err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func loadStack(t *testing.T, stack string) config.Config {
 	t.Helper()
-	c, _, err := config.LoadStack("../..", stack)
+	c, _, err := config.LoadStack("../../testdata/stacks", stack)
 	if err != nil {
 		t.Fatalf("loading stack %s: %v", stack, err)
 	}
@@ -316,7 +316,7 @@ func TestCheckPatches(t *testing.T) {
 		{"valid alone, rejected by the validator", []string{"machine:\n  sysctls:\n    vm.max_map_count: \"1\"\n", "cluster:\n  network:\n    cni:\n      name: custom\n"}, []string{"1: on a controlplane"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, p, err := config.LoadStack("../..", "dev")
+			c, p, err := config.LoadStack("../../testdata/stacks", "dev")
 			if err != nil {
 				t.Fatal(err)
 			}

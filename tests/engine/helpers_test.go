@@ -32,7 +32,7 @@ type env struct {
 	cfg    config.Config
 	// creds are the plaintext credentials given to the stack, by config key.
 	creds map[string]string
-	// stackFileOnly runs on the repository's Pulumi.<stack>.yaml as it is,
+	// stackFileOnly runs on the project's Pulumi.<stack>.yaml as it is,
 	// as `sda up` does, instead of the typed cfg.
 	stackFileOnly bool
 	// output collects every progress line (warnings included) of every run.
@@ -54,7 +54,7 @@ func randomHex(n int) string {
 func newEnv(t *testing.T, stack string) *env {
 	t.Helper()
 	requireEngine(t)
-	lookup, err := config.StackFiles(repoRoot, stack)
+	lookup, err := config.StackFiles(projectDir, stack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func (e *env) open(ctx context.Context) *automation.Deployment {
 		cfg = nil
 	}
 	d, err := automation.Open(ctx, automation.Options{
-		ProjectDir: repoRoot,
+		ProjectDir: projectDir,
 		Stack:      e.stack,
 		Program:    e.programOrDefault(),
 		Config:     cfg,

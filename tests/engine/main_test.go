@@ -17,8 +17,12 @@ import (
 )
 
 var (
-	// repoRoot is the project directory (Pulumi.yaml and the stack files).
+	// repoRoot is the module root (go.mod, the pinned CLI in .tools).
 	repoRoot string
+	// projectDir is the project the engine runs: Pulumi.yaml and the test
+	// copies of the shipped stack files (testdata/stacks), so editing the
+	// repository's stack files does not change what the tests expect.
+	projectDir string
 	// pluginDir holds pulumi-sim under the four provider plugin names.
 	pluginDir string
 	// pulumiBin is the CLI; empty when missing (skipReason says why).
@@ -37,6 +41,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
+	projectDir = filepath.Join(root, "testdata", "stacks")
 	pulumiBin, err = automation.FindPulumi(repoRoot)
 	if err != nil {
 		if os.Getenv("SDA_REQUIRE_ENGINE") == "1" {

@@ -10,14 +10,14 @@ import (
 // TestSaltSurvivesAndProjectFilesUntouched: the engine writes the
 // passphrase salt into the work copy of the stack file, never into the
 // project's; the next run keeps that salt so the secrets set before still
-// decrypt. The repository's own stack file is byte for byte unchanged. The
+// decrypt. The project's own stack file is byte for byte unchanged. The
 // stack file is used as it is (no typed configuration), as `sda up` does,
 // so the CLI's own checks of Pulumi.yaml's declarations apply.
 func TestSaltSurvivesAndProjectFilesUntouched(t *testing.T) {
 	e := newEnv(t, "dev")
 	e.stackFileOnly = true
 	ctx := testContext(t)
-	projectFile := filepath.Join(repoRoot, "Pulumi.dev.yaml")
+	projectFile := filepath.Join(projectDir, "Pulumi.dev.yaml")
 	before, err := os.ReadFile(projectFile)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +55,6 @@ func TestSaltSurvivesAndProjectFilesUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(after) != string(before) {
-		t.Fatal("the repository's Pulumi.dev.yaml was modified")
+		t.Fatal("the project's Pulumi.dev.yaml was modified")
 	}
 }

@@ -21,13 +21,13 @@ import (
 // applied as RouterLXC applies them) and the external side. See
 // docs/network-lab.md.
 
-// labStack resolves the repository's stack files for stack (as the Pulumi
+// labStack resolves the shipped stack files (testdata/stacks) for stack (as the Pulumi
 // CLI hands them to the program, before defaults) with the external side
 // moved to the test's documentation range, as testStack does; mod changes
 // more (the internal network mode of a variant) before Resolve.
 func labStack(t *testing.T, stack string, mod func(*config.Config)) (config.Config, config.Plan) {
 	t.Helper()
-	lookup, err := config.StackFiles(repoRoot(t), stack)
+	lookup, err := config.StackFiles(stacksDir(t), stack)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -351,6 +351,14 @@ func self(t testing.TB) string {
 	return exe
 }
 
+// stacksDir holds the test copies of Pulumi.yaml and the shipped stack
+// files, so editing the repository's stack files does not change what the
+// tests expect.
+func stacksDir(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(repoRoot(t), "testdata", "stacks")
+}
+
 // repoRoot is the directory with go.mod above the test's directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()

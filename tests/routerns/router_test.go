@@ -41,7 +41,7 @@ const (
 // them restricted. mod changes more before the configuration is resolved.
 func testStack(t *testing.T, mod func(*config.Config)) (config.Config, config.Plan) {
 	t.Helper()
-	c, p, err := config.LoadStack(repoRoot(t), "dev")
+	c, p, err := config.LoadStack(stacksDir(t), "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,7 +680,7 @@ func TestRenderedFilesPassTheTools(t *testing.T) {
 	check := l.ns("check")
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
-			c, p, err := config.LoadStack(repoRoot(t), stack)
+			c, p, err := config.LoadStack(stacksDir(t), stack)
 			if err != nil {
 				t.Fatal(err)
 			}
