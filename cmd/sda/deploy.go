@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The Pulumi commands live in a binary of their own, cmd/sda-deploy: it
@@ -65,11 +66,17 @@ func deployBinaryPath(stderr io.Writer) (string, error) {
 		}
 		sum := sha256.Sum256([]byte(root))
 		out := filepath.Join(cache, "sda", hex.EncodeToString(sum[:6]), deployBinary)
-		fmt.Fprintf(stderr, "sda: building %s (go build %s; the first build on a machine links the provider SDKs and takes minutes)\n", deployBinary, deployPackage)
 		build := exec.Command("go", "build", "-o", out, deployPackage)
 		build.Dir = root
 		build.Stdout, build.Stderr = stderr, stderr
-		if err := build.Run(); err != nil {
+		// An up-to-date binary takes well under a second; say why only
+		// when the build really runs.
+		slow := time.AfterFunc(2*time.Second, func() {
+			fmt.Fprintf(stderr, "sda: building %s (go build %s): the first build on a machine links the provider SDKs and takes minutes\n", deployBinary, deployPackage)
+		})
+		err = build.Run()
+		slow.Stop()
+		if err != nil {
 			return "", fmt.Errorf("building %s: %w", deployPackage, err)
 		}
 		return out, nil
