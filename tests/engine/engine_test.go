@@ -235,7 +235,9 @@ func TestDevLifecycle(t *testing.T) {
 		if got := countGuests(t, e.simDir, "lxc"); got != 1 {
 			t.Errorf("dev has one router container: %d exist", got)
 		}
-		e.assertConsistent(e.open(ctx))
+		d := e.open(ctx)
+		e.assertConsistent(d)
+		e.assertRecordedURNs(d)
 	})
 	t.Run("preview after up changes nothing", func(t *testing.T) {
 		e.t = t
@@ -431,7 +433,9 @@ func TestProdLifecycle(t *testing.T) {
 				t.Errorf("Cilium is not installed in the cluster: releases %v", c.Releases)
 			}
 		}
-		e.assertConsistent(e.open(ctx))
+		d := e.open(ctx)
+		e.assertConsistent(d)
+		e.assertRecordedURNs(d)
 	})
 	t.Run("preview after up changes nothing", func(t *testing.T) {
 		e.t = t

@@ -337,3 +337,31 @@ func (e *env) env() map[string]string {
 	}
 	return out
 }
+
+// assertRecordedURNs checks the mock tests' recorded URN list
+// (tests/testdata/urns-<stack>.txt, TestURNsUnchanged) against the real
+// engine's state: the mocks compute URNs themselves, so this proves they
+// compute what the engine records. The stack resource and the default
+// providers the engine adds are not in the list.
+func (e *env) assertRecordedURNs(d *automation.Deployment) {
+	e.t.Helper()
+	dep, _ := deployment(e.t, d)
+	var got []string
+	for _, r := range dep.Resources {
+		if r.Type == "pulumi:pulumi:Stack" ||
+			strings.HasPrefix(string(r.Type), "pulumi:providers:") && strings.HasPrefix(r.URN.Name(), "default") {
+			continue
+		}
+		got = append(got, string(r.URN))
+	}
+	sort.Strings(got)
+	data, err := os.ReadFile(filepath.Join(repoRoot, "tests", "testdata", "urns-"+e.stack+".txt"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		e.t.Errorf("the engine's URNs differ from tests/testdata/urns-%s.txt\nengine:\n  %s\nrecorded:\n  %s",
+			e.stack, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
