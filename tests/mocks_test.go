@@ -67,6 +67,23 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	for _, a := range rpc.GetAliases() {
 		if u := a.GetUrn(); u != "" {
 			r.Aliases = append(r.Aliases, u)
+		} else if spec := a.GetSpec(); spec != nil {
+			// An alias spec names what differs from the resource itself
+			// (name, type, parent); the engine resolves it to a URN the
+			// same way (other stacks and projects are not modelled here).
+			name, typ, parent := r.Name, r.Type, r.Parent
+			if spec.GetName() != "" {
+				name = spec.GetName()
+			}
+			if spec.GetType() != "" {
+				typ = spec.GetType()
+			}
+			if spec.GetNoParent() {
+				parent = ""
+			} else if p := spec.GetParentUrn(); p != "" {
+				parent = p
+			}
+			r.Aliases = append(r.Aliases, m.urn(parent, typ, name))
 		}
 	}
 	r.URN = m.urn(r.Parent, r.Type, r.Name)

@@ -25,7 +25,10 @@ var update = flag.Bool("update", false, "rewrite tests/testdata/urns-<stack>.txt
 // refactor changes one (a renamed resource, a new parent, another type
 // token), `pulumi up` on a deployed stack deletes the old resource and
 // creates a new one: a new VM, new Talos machine secrets, a new cluster.
-// This test keeps every URN of the shipped dev and prod stacks as recorded.
+// This test keeps every URN of the shipped dev and prod stacks as recorded;
+// the engine tests (tests/engine, assertRecordedURNs) check the same lists
+// against the real engine's state. The mocks do not register default
+// providers; SDA's resources use explicit ones or none.
 func TestURNsUnchanged(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
@@ -85,7 +88,7 @@ func TestURNsUnchanged(t *testing.T) {
 				b.WriteString("appeared:\n  " + strings.Join(added, "\n  ") + "\n")
 			}
 			b.WriteString("If a rename or re-parenting is intended, give the resource its old URN as an alias " +
-				"(pulumi.Aliases([]pulumi.Alias{{URN: pulumi.URN(old)}})), so the engine moves it instead; this test accepts that. " +
+				"(pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(oldName)}}), or {Parent: oldParent}, or {URN: pulumi.URN(old)}), so the engine moves it instead; this test accepts that. " +
 				"If the resources really are new or gone, record the list again: go test ./tests -run TestURNsUnchanged -update")
 			t.Error(b.String())
 		})
