@@ -16,7 +16,8 @@ import (
 	"github.com/sda-platform/sda/stacks/config"
 )
 
-// The whole program, configuration to resources, for the repo's stacks:
+// The whole program, configuration to resources, for the shipped stacks
+// (testdata/stacks):
 // what is registered, how many, under which parent, in which order.
 func TestStackResources(t *testing.T) {
 	cases := []struct {

@@ -599,7 +599,7 @@ func (d *dataPlane) checkPings(t *testing.T, senderMTU int, cases []pingCheck) {
 	wg.Wait()
 }
 
-// TestDataPlane builds the internal network of the repository's stacks in
+// TestDataPlane builds the internal network of the shipped stacks in
 // every mode that applies and checks what a deployment needs of it.
 func TestDataPlane(t *testing.T) {
 	requireNetns(t)
