@@ -7,26 +7,46 @@ import (
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/cluster"
+	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/overlay"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
-// OverlayNetworkArgs describes the Kubernetes overlay network.
+// OverlayNetworkArgs describes the Kubernetes overlay network of a Talos
+// cluster (TalosCluster's outputs fit its inputs).
 type OverlayNetworkArgs struct {
-	// Cluster carries the CNI choice and the Cilium settings.
-	Cluster config.Cluster
+	// CNI is overlay.CNIFlannel (Talos's default: nothing to install) or
+	// overlay.CNICilium (installed with Helm). Either way the nodes need
+	// overlay.MachinePatch as a TalosCluster patch.
+	CNI string `pulumi:"cni"`
+	// CiliumVersion is the Cilium Helm chart version (Cilium only).
+	CiliumVersion string `pulumi:"ciliumVersion,optional"`
+	// KubeProxyReplacement lets Cilium replace kube-proxy (default true;
+	// Cilium only); the machine patch must say the same.
+	KubeProxyReplacement *bool `pulumi:"kubeProxyReplacement,optional"`
 	// MTU of the internal network (0: 1500); Cilium's MTU follows it.
 	// Flannel needs nothing: it derives its MTU from the node's link.
-	MTU int
-	// Talos is the cluster to install into: its kubeconfig feeds the
-	// Kubernetes provider, and its Talos health gates the installation.
-	Talos *TalosCluster
+	MTU int `pulumi:"mtu,optional"`
+
+	// ClusterName identifies the cluster to the Kubernetes provider, so a
+	// renewed kubeconfig does not replace the release.
+	ClusterName string `pulumi:"clusterName"`
+	// Kubeconfig (secret) reaches the cluster's Kubernetes API.
+	Kubeconfig pulumi.StringInput `pulumi:"kubeconfig"`
+	// ClientConfiguration (secret) reaches the Talos API for the health check.
+	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration"`
+	// ControlPlaneAddresses and WorkerAddresses are the nodes' addresses.
+	ControlPlaneAddresses pulumi.StringArrayInput `pulumi:"controlPlaneAddresses"`
+	WorkerAddresses       pulumi.StringArrayInput `pulumi:"workerAddresses,optional"`
+	// TalosHealthy, when given, holds the installation until Talos and etcd
+	// are healthy (TalosCluster.TalosHealthy): installing before only times
+	// out.
+	TalosHealthy pulumi.BoolInput `pulumi:"talosHealthy,optional"`
 }
 
 // OverlayNetwork installs the CNI and then waits for full cluster health.
 // Its other half, the machine-config patch, is MachinePatch(): hand it to
-// TalosCluster (CNIPatch) before the nodes are configured.
+// TalosCluster (Patches) before the nodes are configured.
 type OverlayNetwork struct {
 	pulumi.ResourceState
 
@@ -38,31 +58,45 @@ type OverlayNetwork struct {
 	Release *helmv3.Release `pulumi:"-"`
 }
 
-// MachinePatch is the Talos patch the chosen CNI needs ("" for flannel).
-func MachinePatch(c config.Cluster) string { return overlay.MachinePatch(c) }
+// MachinePatch is the Talos patch the chosen CNI needs ("" for flannel),
+// for TalosClusterArgs.Patches.
+func MachinePatch(cni string, kubeProxyReplacement bool) string {
+	return overlay.MachinePatch(cni, kubeProxyReplacement)
+}
 
 // NewOverlayNetwork installs Cilium with Helm (flannel comes with Talos and
 // needs nothing) and runs the Kubernetes health checks after it.
 func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArgs, opts ...pulumi.ResourceOption) (*OverlayNetwork, error) {
-	if args == nil || args.Talos == nil {
-		return nil, fmt.Errorf("OverlayNetwork %s: Talos cluster is required", name)
+	if args == nil || args.Kubeconfig == nil || args.ClientConfiguration == nil || args.ControlPlaneAddresses == nil {
+		return nil, fmt.Errorf("OverlayNetwork %s: Kubeconfig, ClientConfiguration and ControlPlaneAddresses are required", name)
 	}
-	switch args.Cluster.CNI {
-	case config.CNIFlannel, config.CNICilium:
+	switch args.CNI {
+	case overlay.CNIFlannel:
+	case overlay.CNICilium:
+		if args.CiliumVersion == "" {
+			return nil, fmt.Errorf("OverlayNetwork %s: CiliumVersion is required with Cilium", name)
+		}
 	default:
-		return nil, fmt.Errorf("OverlayNetwork %s: unknown CNI %q: use %q or %q", name, args.Cluster.CNI, config.CNIFlannel, config.CNICilium)
+		return nil, fmt.Errorf("OverlayNetwork %s: unknown CNI %q: use %q or %q", name, args.CNI, overlay.CNIFlannel, overlay.CNICilium)
+	}
+	kpr := args.KubeProxyReplacement == nil || *args.KubeProxyReplacement
+	workers := args.WorkerAddresses
+	if workers == nil {
+		workers = pulumi.StringArray{}
 	}
 	comp := &OverlayNetwork{}
 	if err := ctx.RegisterComponentResource(OverlayNetworkType, name, comp, opts...); err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(comp)
-	talos := args.Talos
 
 	// gate is what the Kubernetes health check waits for: Talos health, and
 	// with Cilium the release being deployed.
-	gate := talos.TalosHealthy.ApplyT(func(bool) string { return "talos" }).(pulumi.StringOutput)
-	if args.Cluster.CNI == config.CNICilium {
+	gate := pulumi.String("talos").ToStringOutput()
+	if args.TalosHealthy != nil {
+		gate = args.TalosHealthy.ToBoolOutput().ApplyT(func(bool) string { return "talos" }).(pulumi.StringOutput)
+	}
+	if args.CNI == overlay.CNICilium {
 		// pulumi-kubernetes v4.32.0 replaces a provider whose kubeconfig is
 		// unknown at preview, and every release on it with it
 		// (provider/pkg/provider/provider.go:504, DiffConfig), unless its
@@ -74,25 +108,25 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 		// dependency of the release instead: installing before then only
 		// times out.
 		k8s, err := kubernetes.NewProvider(ctx, name+"-k8s", &kubernetes.ProviderArgs{
-			Kubeconfig:        pulumi.ToSecret(talos.Kubeconfig).(pulumi.StringOutput),
-			ClusterIdentifier: talos.ClusterName,
+			Kubeconfig:        pulumi.ToSecret(args.Kubeconfig).(pulumi.StringOutput),
+			ClusterIdentifier: pulumi.String(args.ClusterName),
 			// Fail instead of silently skipping when the cluster is gone.
 			DeleteUnreachable: pulumi.Bool(false),
 		}, parent)
 		if err != nil {
 			return nil, err
 		}
-		afterTalosHealthy := talos.TalosHealthy.ApplyT(func(bool) []pulumi.Resource {
-			return []pulumi.Resource{talos.Bootstrap}
-		}).(pulumi.ResourceArrayOutput)
+		// The release waits for the gate (and through the provider's
+		// kubeconfig for the cluster's bootstrap).
+		afterTalosHealthy := gate.ApplyT(func(string) []pulumi.Resource { return nil }).(pulumi.ResourceArrayOutput)
 		values := pulumi.Map{}
-		for k, v := range overlay.CiliumValuesFor(args.Cluster, args.MTU) {
+		for k, v := range overlay.CiliumValues(kpr, args.MTU) {
 			values[k] = pulumi.Any(v)
 		}
 		release, err := helmv3.NewRelease(ctx, name+"-cilium", &helmv3.ReleaseArgs{
 			Name:           pulumi.String("cilium"),
 			Chart:          pulumi.String(overlay.CiliumChart),
-			Version:        pulumi.String(args.Cluster.Cilium.Version),
+			Version:        pulumi.String(args.CiliumVersion),
 			RepositoryOpts: &helmv3.RepositoryOptsArgs{Repo: pulumi.String(overlay.CiliumRepo)},
 			Namespace:      pulumi.String(overlay.CiliumNamespace),
 			Values:         values,
@@ -109,17 +143,17 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 	}
 
 	ready := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
-		ClientConfiguration: healthClientConfig(talos.ClientConfiguration),
-		ControlPlaneNodes: pulumi.All(gate, talos.ControlPlaneAddresses).ApplyT(func(v []any) []string {
+		ClientConfiguration: healthClientConfig(args.ClientConfiguration.ToClientConfigurationOutput()),
+		ControlPlaneNodes: pulumi.All(gate, args.ControlPlaneAddresses).ApplyT(func(v []any) []string {
 			return v[1].([]string)
 		}).(pulumi.StringArrayOutput),
-		WorkerNodes: pulumi.All(gate, talos.WorkerAddresses).ApplyT(func(v []any) []string {
+		WorkerNodes: pulumi.All(gate, workers).ApplyT(func(v []any) []string {
 			return v[1].([]string)
 		}).(pulumi.StringArrayOutput),
-		Endpoints: talos.ControlPlaneAddresses,
+		Endpoints: args.ControlPlaneAddresses,
 	}, parent)
 
-	comp.CNI = pulumi.String(args.Cluster.CNI).ToStringOutput()
+	comp.CNI = pulumi.String(args.CNI).ToStringOutput()
 	comp.Ready = ready.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"cni": comp.CNI, "ready": comp.Ready}); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
@@ -14,22 +15,71 @@ import (
 
 	"github.com/sda-platform/sda/components/membership"
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
-// TalosClusterArgs describes the cluster. The configuration and its plan
-// come from config.Resolve, which has validated them.
+// TalosClusterArgs describes the cluster: plain values a program can fill
+// in by hand, no SDA stack configuration needed.
 type TalosClusterArgs struct {
-	Config config.Config
-	Plan   config.Plan
-	// Network provides the internal bridge on each Proxmox node.
-	Network *InternalNetwork
-	// CNIPatch is the overlay's machine-config patch (overlay.MachinePatch),
-	// "" for Talos's default flannel.
-	CNIPatch string
+	// ClusterName is the Kubernetes cluster's name.
+	ClusterName string `pulumi:"clusterName"`
+	// TalosVersion (vX.Y.Z) is the release of the boot image and installer;
+	// KubernetesVersion (vX.Y.Z or X.Y.Z) the Kubernetes Talos installs.
+	TalosVersion      string `pulumi:"talosVersion"`
+	KubernetesVersion string `pulumi:"kubernetesVersion"`
+	// Extensions are Image Factory system extensions baked into the image
+	// (e.g. siderolabs/qemu-guest-agent).
+	Extensions []string `pulumi:"extensions,optional"`
+
+	// Nodes are the VMs, at least one control plane. The first control
+	// plane is bootstrapped; control planes' VMs are updated one at a time,
+	// in this order. A node's component is named after its hostname
+	// (prefixed with the cluster component's name unless it already is).
+	Nodes []TalosNodeSpec `pulumi:"nodes"`
+	// Network is the internal network the nodes are on.
+	Network TalosNetworkArgs `pulumi:"network"`
+	// PodCIDR and ServiceCIDR are Kubernetes' own networks ("" takes
+	// Talos's defaults, 10.244.0.0/16 and 10.96.0.0/12).
+	PodCIDR     string `pulumi:"podCidr,optional"`
+	ServiceCIDR string `pulumi:"serviceCidr,optional"`
+	// CertSANs are names on the API server certificate beyond the address
+	// the cluster uses itself (the VIP, else the first control plane), such
+	// as a router's external address that forwards the API.
+	CertSANs []string `pulumi:"certSans,optional"`
+	// Patches are machine-config patches applied to every node, in order,
+	// after SDA's own cluster patches (KubePrism, certificate names, the
+	// Kubernetes networks, scheduling on control planes without workers)
+	// and before each node's own (hostname, install, network): a CNI's
+	// patch, a user's sysctls. talospatch.MachinePatches is the whole list.
+	Patches []TalosPatch `pulumi:"patches,optional"`
+
+	// Datastore holds the VMs' disks; ImageDatastore (content iso) the
+	// downloaded Talos image: once per Proxmox node, or once for the
+	// cluster when SharedImageDatastore says it is shared storage.
+	Datastore            string `pulumi:"datastore"`
+	ImageDatastore       string `pulumi:"imageDatastore"`
+	SharedImageDatastore bool   `pulumi:"sharedImageDatastore,optional"`
+	// DiskInterface is "scsi" (default) or "virtio"; CPUType must offer
+	// x86-64-v2 (default "host").
+	DiskInterface string `pulumi:"diskInterface,optional"`
+	CPUType       string `pulumi:"cpuType,optional"`
+	// Bridge is the bridge the VMs attach to on every Proxmox node.
+	// Bridges, by Proxmox node, takes precedence where it has an entry:
+	// pass InternalNetwork.BridgeOn(node) so a VM waits for its node's
+	// bridge.
+	Bridge  pulumi.StringInput    `pulumi:"bridge,optional"`
+	Bridges pulumi.StringMapInput `pulumi:"bridges,optional"`
+
 	// ApplyAfter are resources every configuration apply waits for, such as
 	// the configured router through which nodes pull their installer image.
-	ApplyAfter []pulumi.Resource
+	// Go programs only.
+	ApplyAfter []pulumi.Resource `pulumi:"-"`
+}
+
+// TalosPatch is one named Talos machine-config patch (a YAML strategic
+// merge patch or JSON6902 document). The name says where it comes from.
+type TalosPatch struct {
+	Name    string `pulumi:"name"`
+	Content string `pulumi:"content"`
 }
 
 // TalosCluster is a Talos Kubernetes cluster of Proxmox VMs.
@@ -52,19 +102,73 @@ type TalosCluster struct {
 	// Kubernetes checks run after the CNI is in (OverlayNetwork).
 	TalosHealthy pulumi.BoolOutput `pulumi:"talosHealthy"`
 
-	ClientConfiguration machine.ClientConfigurationOutput `pulumi:"-"`
-	Secrets             *machine.Secrets                  `pulumi:"-"`
-	Bootstrap           *machine.Bootstrap                `pulumi:"-"`
-	Nodes               []*TalosNode                      `pulumi:"-"`
+	// ClientConfiguration is the Talos API client's CA, certificate and
+	// key (secret): OverlayNetwork's health checks use it.
+	ClientConfiguration machine.ClientConfigurationOutput `pulumi:"clientConfiguration"`
+
+	Secrets   *machine.Secrets   `pulumi:"-"`
+	Bootstrap *machine.Bootstrap `pulumi:"-"`
+	Nodes     []*TalosNode       `pulumi:"-"`
 }
 
 // NewTalosCluster creates the secrets, the image, every node, bootstraps
 // the first control plane once, and fetches kubeconfig and talosconfig.
 func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, opts ...pulumi.ResourceOption) (*TalosCluster, error) {
-	if args == nil || args.Network == nil || len(args.Plan.ControlPlanes) == 0 {
-		return nil, fmt.Errorf("TalosCluster %s: a resolved Config, its Plan and a Network are required", name)
+	if args == nil {
+		return nil, fmt.Errorf("TalosCluster %s: args are required", name)
 	}
-	c, p := args.Config, args.Plan
+	var controlPlanes, workers []TalosNodeSpec
+	for _, n := range args.Nodes {
+		switch n.Role {
+		case RoleControlPlane:
+			controlPlanes = append(controlPlanes, n)
+		case RoleWorker:
+			workers = append(workers, n)
+		default:
+			return nil, fmt.Errorf("TalosCluster %s: node %q: role %q: use %q or %q", name, n.Hostname, n.Role, RoleControlPlane, RoleWorker)
+		}
+	}
+	switch {
+	case args.ClusterName == "" || args.TalosVersion == "" || args.KubernetesVersion == "":
+		return nil, fmt.Errorf("TalosCluster %s: ClusterName, TalosVersion and KubernetesVersion are required", name)
+	case len(controlPlanes) == 0:
+		return nil, fmt.Errorf("TalosCluster %s: at least one control-plane node is required", name)
+	case args.Bridge == nil && args.Bridges == nil:
+		return nil, fmt.Errorf("TalosCluster %s: Bridge or Bridges is required", name)
+	case args.Network.Gateway == "" || args.Network.PrefixLen == 0:
+		return nil, fmt.Errorf("TalosCluster %s: Network.Gateway and Network.PrefixLen are required", name)
+	}
+	// The patches' view of the cluster; the installer image is set per
+	// node once the schematic's ID is known.
+	apiAddress := controlPlanes[0].Address
+	if args.Network.VIP != "" {
+		apiAddress = args.Network.VIP
+	}
+	endpoint := fmt.Sprintf("https://%s:%d", apiAddress, talospatch.KubernetesAPIPort)
+	patchCluster := talospatch.Cluster{
+		TalosVersion:             args.TalosVersion,
+		APIAddress:               apiAddress,
+		ExtraCertSANs:            args.CertSANs,
+		PodCIDR:                  args.PodCIDR,
+		ServiceCIDR:              args.ServiceCIDR,
+		SchedulableControlPlanes: len(workers) == 0,
+		InstallDisk:              talospatch.InstallDisk(args.DiskInterface),
+		PrefixLen:                args.Network.PrefixLen,
+		Gateway:                  args.Network.Gateway,
+		VIP:                      args.Network.VIP,
+		MTU:                      args.Network.MTU,
+	}
+	for _, p := range args.Patches {
+		patchCluster.Extra = append(patchCluster.Extra, talospatch.Named{Source: p.Name, Content: p.Content})
+	}
+	var talosEndpoints, allAddresses []string
+	for _, n := range controlPlanes {
+		talosEndpoints = append(talosEndpoints, n.Address)
+	}
+	for _, n := range args.Nodes {
+		allAddresses = append(allAddresses, n.Address)
+	}
+
 	comp := &TalosCluster{}
 	if err := ctx.RegisterComponentResource(TalosClusterType, name, comp, opts...); err != nil {
 		return nil, err
@@ -72,7 +176,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	parent := pulumi.Parent(comp)
 
 	secrets, err := machine.NewSecrets(ctx, name+"-secrets", &machine.SecretsArgs{
-		TalosVersion: pulumi.String(c.Cluster.TalosVersion),
+		TalosVersion: pulumi.String(args.TalosVersion),
 	}, parent,
 		// Losing the secrets orphans every node: they can never be replaced
 		// by accident. docs/engine.md says how to remove them deliberately.
@@ -83,7 +187,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	}
 	clientConfig := secrets.ClientConfiguration
 
-	schematicYAML := talospatch.SchematicYAML(c.Cluster.Extensions)
+	schematicYAML := talospatch.SchematicYAML(args.Extensions)
 	wantID, err := talospatch.SchematicID(schematicYAML)
 	if err != nil {
 		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
@@ -105,27 +209,32 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 
 	// One image per Proxmox node, or one for the cluster on shared storage.
 	images := map[string]pulumi.StringOutput{}
-	imageNodes := p.ProxmoxNodesUsed(c)
+	var imageNodes []string
+	for _, n := range args.Nodes {
+		if !slices.Contains(imageNodes, n.ProxmoxNode) {
+			imageNodes = append(imageNodes, n.ProxmoxNode)
+		}
+	}
 	for i, node := range imageNodes {
-		if c.Proxmox.SharedImageDatastore && i > 0 {
+		if args.SharedImageDatastore && i > 0 {
 			images[node] = images[imageNodes[0]]
 			continue
 		}
 		resName := name + "-image-" + node
-		if c.Proxmox.SharedImageDatastore {
+		if args.SharedImageDatastore {
 			resName = name + "-image"
 		}
 		img, err := download.NewFile(ctx, resName, &download.FileArgs{
 			NodeName:    pulumi.String(node),
-			DatastoreId: pulumi.String(c.Proxmox.ImageDatastore),
+			DatastoreId: pulumi.String(args.ImageDatastore),
 			ContentType: pulumi.String("iso"),
 			Url: schematicID.ApplyT(func(id string) string {
-				return talospatch.NocloudImageURL(id, c.Cluster.TalosVersion)
+				return talospatch.NocloudImageURL(id, args.TalosVersion)
 			}).(pulumi.StringOutput),
 			FileName: schematicID.ApplyT(func(id string) string {
 				// The cluster name keeps two stacks on one Proxmox node from
 				// managing (and deleting) the same file.
-				return fmt.Sprintf("talos-%s-%s-%s-nocloud-amd64.img", c.Cluster.Name, c.Cluster.TalosVersion, id[:12])
+				return fmt.Sprintf("talos-%s-%s-%s-nocloud-amd64.img", args.ClusterName, args.TalosVersion, id[:12])
 			}).(pulumi.StringOutput),
 			DecompressionAlgorithm: pulumi.String(talospatch.NocloudImageDecompression),
 			Overwrite:              pulumi.Bool(false),
@@ -136,56 +245,69 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		images[node] = img.ID().ToStringOutput()
 	}
 
-	rolePatches := talospatch.ClusterPatches(c, p)
-	if args.CNIPatch != "" {
-		rolePatches = append(rolePatches, args.CNIPatch)
-	}
-	roleConfig := func(role config.Role) pulumi.StringOutput {
+	// Every role's configuration gets the cluster's patches; each node's
+	// own follow in its configuration apply (talospatch.MachinePatches).
+	rolePatches := talospatch.Contents(talospatch.ClusterPatches(patchCluster))
+	roleConfig := func(role string) pulumi.StringOutput {
 		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
-			ClusterName:     pulumi.String(c.Cluster.Name),
-			ClusterEndpoint: pulumi.String(p.KubernetesEndpoint()),
-			MachineType:     pulumi.String(string(role)),
+			ClusterName:     pulumi.String(args.ClusterName),
+			ClusterEndpoint: pulumi.String(endpoint),
+			MachineType:     pulumi.String(role),
 			MachineSecrets:  secrets.MachineSecrets,
-			TalosVersion:    pulumi.String(c.Cluster.TalosVersion),
+			TalosVersion:    pulumi.String(args.TalosVersion),
 			// Talos's generator takes the version without the "v" (as
 			// internal/render passes it); the provider hands it through.
-			KubernetesVersion: pulumi.String(strings.TrimPrefix(c.Cluster.KubernetesVersion, "v")),
+			KubernetesVersion: pulumi.String(strings.TrimPrefix(args.KubernetesVersion, "v")),
 			ConfigPatches:     pulumi.ToStringArray(rolePatches),
 			Docs:              pulumi.Bool(false),
 			Examples:          pulumi.Bool(false),
 		}, parent).MachineConfiguration()
 	}
-	configs := map[config.Role]pulumi.StringOutput{
-		config.RoleControlPlane: roleConfig(config.RoleControlPlane),
+	configs := map[string]pulumi.StringOutput{
+		RoleControlPlane: roleConfig(RoleControlPlane),
 	}
-	if len(p.Workers) > 0 {
-		configs[config.RoleWorker] = roleConfig(config.RoleWorker)
+	if len(workers) > 0 {
+		configs[RoleWorker] = roleConfig(RoleWorker)
+	}
+
+	bridgeOn := func(node string) pulumi.StringInput {
+		// A map of the caller's own outputs keeps each VM waiting for its
+		// own node's bridge only.
+		if m, ok := args.Bridges.(pulumi.StringMap); ok {
+			if b, ok := m[node]; ok {
+				return b
+			}
+		} else if args.Bridges != nil && args.Bridge == nil {
+			return args.Bridges.ToStringMapOutput().MapIndex(pulumi.String(node))
+		}
+		return args.Bridge
 	}
 
 	var cpAddrs, workerAddrs []pulumi.StringInput
 	// Control-plane VMs form a chain, so the Proxmox provider never reboots
 	// two of them at once (it updates them in parallel otherwise).
 	var previousControlPlane []pulumi.Resource
-	for _, m := range p.Machines() {
+	var firstControlPlane *TalosNode
+	for _, m := range append(append([]TalosNodeSpec{}, controlPlanes...), workers...) {
 		m := m
 		var vmAfter []pulumi.Resource
-		if m.Role == config.RoleControlPlane {
+		if m.Role == RoleControlPlane {
 			vmAfter = previousControlPlane
 		}
+		patchNode := talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address, ControlPlane: m.Role == RoleControlPlane}
 		patches := schematicID.ApplyT(func(id string) []string {
-			return talospatch.NodePatches(c, p, m, talospatch.InstallerImage(id, c.Cluster.TalosVersion))
+			pc := patchCluster
+			pc.InstallerImage = talospatch.InstallerImage(id, args.TalosVersion)
+			return talospatch.Contents(talospatch.NodePatches(pc, patchNode))
 		}).(pulumi.StringArrayOutput)
-		node, err := NewTalosNode(ctx, nodeResourceName(name, m), &TalosNodeArgs{
-			Machine:              m,
-			PrefixLen:            p.Internal.Bits(),
-			Gateway:              p.RouterInternal.String(),
-			Domain:               c.Network.Internal.Domain,
-			Datastore:            c.Proxmox.Datastore,
-			DiskInterface:        c.Nodes.DiskInterface,
-			CPUType:              c.Nodes.CPUType,
+		node, err := NewTalosNode(ctx, nodeResourceName(name, m.Hostname), &TalosNodeArgs{
+			Node:                 m,
+			Network:              args.Network,
+			Datastore:            args.Datastore,
+			DiskInterface:        args.DiskInterface,
+			CPUType:              args.CPUType,
 			ImageFileID:          images[m.ProxmoxNode],
-			Bridge:               args.Network.BridgeOn(m.ProxmoxNode),
-			MTU:                  p.Network.MTU,
+			Bridge:               bridgeOn(m.ProxmoxNode),
 			ClientConfiguration:  clientConfig,
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,
@@ -196,7 +318,10 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			return nil, err
 		}
 		comp.Nodes = append(comp.Nodes, node)
-		if m.Role == config.RoleControlPlane {
+		if m.Role == RoleControlPlane {
+			if firstControlPlane == nil {
+				firstControlPlane = node
+			}
 			previousControlPlane = []pulumi.Resource{node.VM}
 			cpAddrs = append(cpAddrs, node.Address)
 		} else {
@@ -207,13 +332,12 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	// Bootstrap exactly once, on the first control plane, after its
 	// configuration is applied (before that the node is in maintenance mode
 	// and answers "method Bootstrap not implemented").
-	first := comp.Nodes[0]
-	firstAddr := p.ControlPlanes[0].Address.String()
+	firstAddr := controlPlanes[0].Address
 	bootstrap, err := machine.NewBootstrap(ctx, name+"-bootstrap", &machine.BootstrapArgs{
 		ClientConfiguration: clientConfig,
 		Node:                pulumi.String(firstAddr),
 		Endpoint:            pulumi.String(firstAddr),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{first.Applied}))
+	}, parent, pulumi.DependsOn([]pulumi.Resource{firstControlPlane.Applied}))
 	if err != nil {
 		return nil, err
 	}
@@ -235,15 +359,15 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	cpOut := pulumi.StringArray(cpAddrs).ToStringArrayOutput()
 	workerOut := pulumi.StringArray(workerAddrs).ToStringArrayOutput()
 	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
-		ClusterName: pulumi.String(c.Cluster.Name),
+		ClusterName: pulumi.String(args.ClusterName),
 		ClientConfiguration: client.GetConfigurationClientConfigurationArgs{
 			CaCertificate:     clientConfig.CaCertificate(),
 			ClientCertificate: clientConfig.ClientCertificate(),
 			ClientKey:         clientConfig.ClientKey(),
 		},
 		// Talos API endpoints are node addresses, never the VIP.
-		Endpoints: pulumi.ToStringArray(p.TalosEndpoints()),
-		Nodes:     pulumi.ToStringArray(nodeAddresses(p)),
+		Endpoints: pulumi.ToStringArray(talosEndpoints),
+		Nodes:     pulumi.ToStringArray(allAddresses),
 	}, parent).TalosConfig()
 
 	// The cluster's members are made to match the declared nodes before
@@ -252,9 +376,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	// (see package membership). The script's text lists the declared nodes,
 	// so it runs again, as an update, exactly when that list changes.
 	var members []membership.Member
-	for _, m := range p.Machines() {
-		members = append(members, membership.Member{Name: m.Hostname, Address: m.Address.String(),
-			ControlPlane: m.Role == config.RoleControlPlane})
+	for _, m := range append(append([]TalosNodeSpec{}, controlPlanes...), workers...) {
+		members = append(members, membership.Member{Name: m.Hostname, Address: m.Address,
+			ControlPlane: m.Role == RoleControlPlane})
 	}
 	script, err := membership.Script(members)
 	if err != nil {
@@ -280,15 +404,15 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		ClientConfiguration:  healthClientConfig(clientConfig),
 		ControlPlaneNodes:    cpOut,
 		WorkerNodes:          workerOut,
-		Endpoints:            pulumi.ToStringArray(p.TalosEndpoints()),
+		Endpoints:            pulumi.ToStringArray(talosEndpoints),
 		SkipKubernetesChecks: pulumi.Bool(true),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{membersCmd}))
 
-	comp.ClientConfiguration = clientConfig
+	comp.ClientConfiguration = pulumi.ToSecret(clientConfig).(machine.ClientConfigurationOutput)
 	comp.Secrets = secrets
 	comp.Bootstrap = bootstrap
-	comp.ClusterName = pulumi.String(c.Cluster.Name).ToStringOutput()
-	comp.KubernetesEndpoint = pulumi.String(p.KubernetesEndpoint()).ToStringOutput()
+	comp.ClusterName = pulumi.String(args.ClusterName).ToStringOutput()
+	comp.KubernetesEndpoint = pulumi.String(endpoint).ToStringOutput()
 	comp.Kubeconfig = pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput)
 	comp.Talosconfig = pulumi.ToSecret(talosconfig).(pulumi.StringOutput)
 	comp.SchematicID = schematicID
@@ -300,6 +424,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		"kubernetesEndpoint":    comp.KubernetesEndpoint,
 		"kubeconfig":            comp.Kubeconfig,
 		"talosconfig":           comp.Talosconfig,
+		"clientConfiguration":   comp.ClientConfiguration,
 		"schematicId":           comp.SchematicID,
 		"controlPlaneAddresses": comp.ControlPlaneAddresses,
 		"workerAddresses":       comp.WorkerAddresses,
@@ -311,20 +436,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 }
 
 // nodeResourceName names a node's component after the cluster component:
-// "<cluster>-cp1", "<cluster>-worker3".
-func nodeResourceName(cluster string, m config.Machine) string {
-	if m.Role == config.RoleControlPlane {
-		return fmt.Sprintf("%s-cp%d", cluster, m.Index)
+// the hostname when it already starts with "<cluster>-" (SDA's own
+// "<cluster>-cp1"), else "<cluster>-<hostname>", so two clusters' nodes
+// never collide.
+func nodeResourceName(cluster, hostname string) string {
+	if strings.HasPrefix(hostname, cluster+"-") {
+		return hostname
 	}
-	return fmt.Sprintf("%s-worker%d", cluster, m.Index)
-}
-
-func nodeAddresses(p config.Plan) []string {
-	var out []string
-	for _, m := range p.Machines() {
-		out = append(out, m.Address.String())
-	}
-	return out
+	return cluster + "-" + hostname
 }
 
 func healthClientConfig(cc machine.ClientConfigurationOutput) cluster.GetHealthClientConfigurationArgs {

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
@@ -9,42 +10,80 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/guestchange"
-	"github.com/sda-platform/sda/stacks/config"
 )
+
+// Talos machine roles (TalosNodeSpec.Role).
+const (
+	RoleControlPlane = "controlplane"
+	RoleWorker       = "worker"
+)
+
+// TalosNodeSpec is one Talos VM: who it is, where it runs and its size.
+type TalosNodeSpec struct {
+	// Hostname is the VM's and the Talos node's name.
+	Hostname string `pulumi:"hostname"`
+	// Role is RoleControlPlane or RoleWorker.
+	Role string `pulumi:"role"`
+	// ProxmoxNode is the Proxmox node the VM runs on; VMID its ID there.
+	ProxmoxNode string `pulumi:"proxmoxNode"`
+	VMID        int    `pulumi:"vmId"`
+	// MAC of the VM's only NIC; Talos selects the interface by it, whatever
+	// the image names the NIC. Keep it fixed for the VM's life.
+	MAC string `pulumi:"mac"`
+	// Address is the node's static IPv4 address on the internal network.
+	Address   string `pulumi:"address"`
+	Cores     int    `pulumi:"cores"`
+	MemoryMiB int    `pulumi:"memoryMiB"`
+	DiskGiB   int    `pulumi:"diskGiB"`
+}
+
+// TalosNetworkArgs is the internal network the nodes are on.
+type TalosNetworkArgs struct {
+	// Gateway is the router's internal address, also the nodes' DNS server.
+	Gateway string `pulumi:"gateway"`
+	// PrefixLen of the internal network, e.g. 24.
+	PrefixLen int `pulumi:"prefixLen"`
+	// Domain is the internal DNS search domain.
+	Domain string `pulumi:"domain"`
+	// VIP is the control planes' shared address for the Kubernetes API, ""
+	// for none (the API is then the first control plane's address).
+	VIP string `pulumi:"vip,optional"`
+	// MTU of the nodes' links; 0 or 1500 leaves the default (1500).
+	MTU int `pulumi:"mtu,optional"`
+}
 
 // TalosNodeArgs describes one Talos VM and the configuration applied to it.
 type TalosNodeArgs struct {
-	// Machine is the node's plan entry: role, hostname, Proxmox node, VM ID,
-	// MAC, address and size.
-	Machine config.Machine
-	// PrefixLen of the internal network, Gateway the router's internal
-	// address (also the DNS server), Domain the internal DNS domain.
-	PrefixLen int
-	Gateway   string
-	Domain    string
+	Node    TalosNodeSpec    `pulumi:"node"`
+	Network TalosNetworkArgs `pulumi:"network"`
 
-	Datastore     string
-	DiskInterface string // "scsi" or "virtio"
-	CPUType       string
+	// Datastore holds the VM's disk and cloud-init drive.
+	Datastore string `pulumi:"datastore"`
+	// DiskInterface is "scsi" (default) or "virtio".
+	DiskInterface string `pulumi:"diskInterface,optional"`
+	// CPUType must offer x86-64-v2 (default "host").
+	CPUType string `pulumi:"cpuType,optional"`
 	// ImageFileID is the Talos nocloud image on the Proxmox node (download.File id).
-	ImageFileID pulumi.StringInput
-	Bridge      pulumi.StringInput
-	// MTU of the NIC; 0 or 1500 leaves Proxmox's default (1500).
-	MTU int
+	ImageFileID pulumi.StringInput `pulumi:"imageFileId"`
+	// Bridge is the bridge the NIC attaches to on the node's Proxmox node.
+	Bridge pulumi.StringInput `pulumi:"bridge"`
 
 	// ClientConfiguration comes from the cluster's machine.Secrets.
-	ClientConfiguration machine.ClientConfigurationInput
+	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration"`
 	// MachineConfiguration is the role's generated configuration.
-	MachineConfiguration pulumi.StringInput
+	MachineConfiguration pulumi.StringInput `pulumi:"machineConfiguration"`
 	// ConfigPatches are this node's own patches (talospatch.NodePatches).
-	ConfigPatches pulumi.StringArrayInput
+	ConfigPatches pulumi.StringArrayInput `pulumi:"configPatches,optional"`
+
 	// ApplyAfter are resources the configuration apply waits for beyond the
 	// VM itself, e.g. the router (the installer image is pulled through it).
-	ApplyAfter []pulumi.Resource
+	// Go programs only.
+	ApplyAfter []pulumi.Resource `pulumi:"-"`
 	// VMAfter are resources the VM waits for: the previous control plane's
 	// VM, so that changes the Proxmox provider applies with a reboot
 	// (cores, memory, NICs, cloud-init) reboot control planes one at a time.
-	VMAfter []pulumi.Resource
+	// Go programs only.
+	VMAfter []pulumi.Resource `pulumi:"-"`
 }
 
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
@@ -83,10 +122,21 @@ type TalosNode struct {
 
 // NewTalosNode creates the VM and applies its machine configuration.
 func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ...pulumi.ResourceOption) (*TalosNode, error) {
-	if args == nil || args.Machine.Hostname == "" || !args.Machine.Address.IsValid() {
-		return nil, fmt.Errorf("TalosNode %s: Machine with hostname and address is required", name)
+	if args == nil || args.Node.Hostname == "" || args.Node.Address == "" {
+		return nil, fmt.Errorf("TalosNode %s: Node with hostname and address is required", name)
 	}
-	m := args.Machine
+	m := args.Node
+	if m.Role != RoleControlPlane && m.Role != RoleWorker {
+		return nil, fmt.Errorf("TalosNode %s: role %q: use %q or %q", name, m.Role, RoleControlPlane, RoleWorker)
+	}
+	if _, err := netip.ParseAddr(m.Address); err != nil {
+		return nil, fmt.Errorf("TalosNode %s: address %q: %w", name, m.Address, err)
+	}
+	cpuType := args.CPUType
+	if cpuType == "" {
+		cpuType = "host"
+	}
+	nw := args.Network
 	comp := &TalosNode{}
 	if err := ctx.RegisterComponentResource(TalosNodeType, name, comp, opts...); err != nil {
 		return nil, err
@@ -96,7 +146,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	// Before any update of the VM (and in preview), say which changes
 	// reboot it and refuse those the Proxmox provider would fail half way.
 	role := "worker"
-	if m.Role == config.RoleControlPlane {
+	if m.Role == RoleControlPlane {
 		role = "controlPlane"
 	}
 	names := guestchange.Names{"disks.size": "sda:nodes." + role + ".diskGiB", "disks.interface": "sda:nodes.diskInterface",
@@ -108,7 +158,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		}
 		if len(reboots) > 0 {
 			order := "alone"
-			if m.Role == config.RoleControlPlane {
+			if m.Role == RoleControlPlane {
 				order = "after the previous control plane, one at a time"
 			}
 			_ = ctx.Log.Warn(fmt.Sprintf("%s reboots: Proxmox applies %s only with a reboot (%s)", m.Hostname, strings.Join(reboots, ", "), order),
@@ -121,10 +171,10 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	}
 
 	diskInterface := "scsi0"
-	if args.DiskInterface == config.DiskVirtIO {
+	if args.DiskInterface == "virtio" {
 		diskInterface = "virtio0"
 	}
-	address := m.Address.String()
+	address := m.Address
 	nic := &vm.VirtualMachineNetworkDeviceArgs{
 		Bridge:     args.Bridge,
 		MacAddress: pulumi.String(m.MAC),
@@ -132,18 +182,18 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		Firewall:   pulumi.Bool(false),
 	}
 	// Only a non-default MTU is set, so stacks on 1500 see no change.
-	if args.MTU != 0 && args.MTU != 1500 {
-		nic.Mtu = pulumi.Int(args.MTU)
+	if nw.MTU != 0 && nw.MTU != 1500 {
+		nic.Mtu = pulumi.Int(nw.MTU)
 	}
 	machineVM, err := vm.NewVirtualMachine(ctx, name+"-vm", &vm.VirtualMachineArgs{
 		NodeName:    pulumi.String(m.ProxmoxNode),
 		VmId:        pulumi.Int(m.VMID),
 		Name:        pulumi.String(m.Hostname),
 		Description: pulumi.String(fmt.Sprintf("SDA Talos %s %s", m.Role, m.Hostname)),
-		Tags:        pulumi.StringArray{pulumi.String("sda"), pulumi.String("talos"), pulumi.String(string(m.Role))},
+		Tags:        pulumi.StringArray{pulumi.String("sda"), pulumi.String("talos"), pulumi.String(m.Role)},
 		// Talos needs x86-64-v2; the default kvm64 lacks it.
-		Cpu:    &vm.VirtualMachineCpuArgs{Cores: pulumi.Int(m.Size.Cores), Type: pulumi.String(args.CPUType)},
-		Memory: &vm.VirtualMachineMemoryArgs{Dedicated: pulumi.Int(m.Size.MemoryMiB)},
+		Cpu:    &vm.VirtualMachineCpuArgs{Cores: pulumi.Int(m.Cores), Type: pulumi.String(cpuType)},
+		Memory: &vm.VirtualMachineMemoryArgs{Dedicated: pulumi.Int(m.MemoryMiB)},
 		// The nocloud image carries the qemu-guest-agent extension; the agent
 		// is enabled only together with it (a missing agent stalls Proxmox).
 		Agent: &vm.VirtualMachineAgentArgs{Enabled: pulumi.Bool(true), Trim: pulumi.Bool(true),
@@ -155,7 +205,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			DatastoreId: pulumi.String(args.Datastore),
 			FileId:      args.ImageFileID,
 			FileFormat:  pulumi.String("raw"),
-			Size:        pulumi.Int(m.Size.DiskGiB),
+			Size:        pulumi.Int(m.DiskGiB),
 			Discard:     pulumi.String("on"),
 			Iothread:    pulumi.Bool(true),
 		}},
@@ -167,13 +217,13 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			DatastoreId: pulumi.String(args.Datastore),
 			IpConfigs: vm.VirtualMachineInitializationIpConfigArray{&vm.VirtualMachineInitializationIpConfigArgs{
 				Ipv4: &vm.VirtualMachineInitializationIpConfigIpv4Args{
-					Address: pulumi.String(fmt.Sprintf("%s/%d", address, args.PrefixLen)),
-					Gateway: pulumi.String(args.Gateway),
+					Address: pulumi.String(fmt.Sprintf("%s/%d", address, nw.PrefixLen)),
+					Gateway: pulumi.String(nw.Gateway),
 				},
 			}},
 			Dns: &vm.VirtualMachineInitializationDnsArgs{
-				Servers: pulumi.StringArray{pulumi.String(args.Gateway)},
-				Domain:  pulumi.String(args.Domain),
+				Servers: pulumi.StringArray{pulumi.String(nw.Gateway)},
+				Domain:  pulumi.String(nw.Domain),
 			},
 		},
 		OnBoot:        pulumi.Bool(true),
@@ -211,7 +261,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	comp.VM = machineVM
 	comp.Applied = applied
 	comp.Hostname = pulumi.String(m.Hostname).ToStringOutput()
-	comp.Role = pulumi.String(string(m.Role)).ToStringOutput()
+	comp.Role = pulumi.String(m.Role).ToStringOutput()
 	// Address and VM ID are read through the resources so that dependents
 	// wait for the VM (and the configuration) to exist.
 	comp.Address = pulumi.All(machineVM.ID(), applied.ID()).ApplyT(func([]any) string { return address }).(pulumi.StringOutput)

@@ -135,21 +135,31 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, err
 	}
 
-	cluster, err := components.NewTalosCluster(ctx, name, &components.TalosClusterArgs{
-		Config:     c,
-		Plan:       plan,
-		Network:    network,
-		CNIPatch:   components.MachinePatch(c.Cluster),
-		ApplyAfter: []pulumi.Resource{router.Configured},
-	}, withProxmox...)
+	// Each VM waits for the bridge on its own Proxmox node.
+	clusterArgs := talosClusterArgs(c, plan)
+	bridges := pulumi.StringMap{}
+	for _, node := range plan.ProxmoxNodesUsed(c) {
+		bridges[node] = network.BridgeOn(node)
+	}
+	clusterArgs.Bridges = bridges
+	clusterArgs.ApplyAfter = []pulumi.Resource{router.Configured}
+	cluster, err := components.NewTalosCluster(ctx, name, clusterArgs, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
 
+	kpr := c.Cluster.Cilium.KubeProxyReplacementEnabled()
 	overlayNet, err := components.NewOverlayNetwork(ctx, name+"-overlay", &components.OverlayNetworkArgs{
-		Cluster: c.Cluster,
-		MTU:     plan.Network.MTU,
-		Talos:   cluster,
+		CNI:                   c.Cluster.CNI,
+		CiliumVersion:         c.Cluster.Cilium.Version,
+		KubeProxyReplacement:  &kpr,
+		MTU:                   plan.Network.MTU,
+		ClusterName:           c.Cluster.Name,
+		Kubeconfig:            cluster.Kubeconfig,
+		ClientConfiguration:   cluster.ClientConfiguration,
+		ControlPlaneAddresses: cluster.ControlPlaneAddresses,
+		WorkerAddresses:       cluster.WorkerAddresses,
+		TalosHealthy:          cluster.TalosHealthy,
 	})
 	if err != nil {
 		return nil, err
@@ -168,6 +178,48 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("cni", overlayNet.CNI)
 	ctx.Export("ready", overlayNet.Ready)
 	return &Stack{Network: network, Router: router, Cluster: cluster, Overlay: overlayNet}, nil
+}
+
+// talosClusterArgs maps the configuration and its plan into the cluster's
+// arguments: the planned machines as node specs, the internal network, and
+// the stack's patches (the user's, then the CNI's) named as `sda render`
+// names them. The router's external address is a certificate name only
+// when a port-forward publishes the API there.
+func talosClusterArgs(c config.Config, plan config.Plan) *components.TalosClusterArgs {
+	args := &components.TalosClusterArgs{
+		ClusterName:          c.Cluster.Name,
+		TalosVersion:         c.Cluster.TalosVersion,
+		KubernetesVersion:    c.Cluster.KubernetesVersion,
+		Extensions:           c.Cluster.Extensions,
+		PodCIDR:              c.Cluster.PodCIDR,
+		ServiceCIDR:          c.Cluster.ServiceCIDR,
+		CertSANs:             render.ExtraCertSANs(c, plan),
+		Datastore:            c.Proxmox.Datastore,
+		ImageDatastore:       c.Proxmox.ImageDatastore,
+		SharedImageDatastore: c.Proxmox.SharedImageDatastore,
+		DiskInterface:        c.Nodes.DiskInterface,
+		CPUType:              c.Nodes.CPUType,
+		Network: components.TalosNetworkArgs{
+			Gateway:   plan.RouterInternal.String(),
+			PrefixLen: plan.Internal.Bits(),
+			Domain:    c.Network.Internal.Domain,
+			MTU:       plan.Network.MTU,
+		},
+	}
+	if plan.VIP.IsValid() {
+		args.Network.VIP = plan.VIP.String()
+	}
+	for _, m := range plan.Machines() {
+		args.Nodes = append(args.Nodes, components.TalosNodeSpec{
+			Hostname: m.Hostname, Role: string(m.Role), ProxmoxNode: m.ProxmoxNode, VMID: m.VMID,
+			MAC: m.MAC, Address: m.Address.String(),
+			Cores: m.Size.Cores, MemoryMiB: m.Size.MemoryMiB, DiskGiB: m.Size.DiskGiB,
+		})
+	}
+	for _, p := range render.ExtraPatches(c) {
+		args.Patches = append(args.Patches, components.TalosPatch{Name: p.Source, Content: p.Content})
+	}
+	return args
 }
 
 // internalNetworkArgs maps the plan's network into the component: the

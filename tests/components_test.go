@@ -356,7 +356,9 @@ func TestTalosNodeAlone(t *testing.T) {
 			w := p.Workers[0]
 			m, err := run(t, "unit", func(ctx *pulumi.Context) error {
 				_, err := components.NewTalosNode(ctx, "lab-worker1", &components.TalosNodeArgs{
-					Machine: w, PrefixLen: 24, Gateway: "10.10.0.1", Domain: "sda.internal",
+					Node: components.TalosNodeSpec{Hostname: w.Hostname, Role: string(w.Role), ProxmoxNode: w.ProxmoxNode, VMID: w.VMID,
+						MAC: w.MAC, Address: w.Address.String(), Cores: w.Size.Cores, MemoryMiB: w.Size.MemoryMiB, DiskGiB: w.Size.DiskGiB},
+					Network:   components.TalosNetworkArgs{PrefixLen: 24, Gateway: "10.10.0.1", Domain: "sda.internal"},
 					Datastore: "local-lvm", DiskInterface: tc.disk, CPUType: c.Nodes.CPUType,
 					ImageFileID: pulumi.String("local:iso/talos.img"), Bridge: pulumi.String("vmbr1"),
 					ClientConfiguration: machine.ClientConfigurationArgs{

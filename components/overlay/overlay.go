@@ -4,8 +4,11 @@
 // `sda render` applies the same patch offline.
 package overlay
 
-import (
-	"github.com/sda-platform/sda/stacks/config"
+// The CNIs OverlayNetwork installs: flannel comes with Talos, Cilium is
+// installed with Helm.
+const (
+	CNIFlannel = "flannel"
+	CNICilium  = "cilium"
 )
 
 // Cilium chart coordinates.
@@ -20,27 +23,24 @@ const (
 )
 
 // MachinePatch is the Talos machine-config patch the CNI needs, or "" when
-// none is needed (flannel is Talos's built-in default).
-func MachinePatch(c config.Cluster) string {
-	if c.CNI != config.CNICilium {
+// none is needed (flannel is Talos's built-in default). With Cilium's
+// kube-proxy replacement, Talos's kube-proxy is disabled too.
+func MachinePatch(cni string, kubeProxyReplacement bool) string {
+	if cni != CNICilium {
 		return ""
 	}
 	patch := "cluster:\n  network:\n    cni:\n      name: none\n"
-	if c.Cilium.KubeProxyReplacementEnabled() {
+	if kubeProxyReplacement {
 		patch += "  proxy:\n    disabled: true\n"
 	}
 	return patch
 }
 
-// CiliumValues are the Helm values Talos documents for Cilium, for a
-// 1500-byte internal network.
-func CiliumValues(c config.Cluster) map[string]any { return CiliumValuesFor(c, 0) }
-
-// CiliumValuesFor are CiliumValues on an internal network of the given
-// MTU. A non-default one (0 and 1500 are default) is set as Cilium's MTU:
-// Cilium's tunnel then subtracts its own overhead from it.
-func CiliumValuesFor(c config.Cluster, mtu int) map[string]any {
-	kpr := c.Cilium.KubeProxyReplacementEnabled()
+// CiliumValues are the Helm values Talos documents for Cilium, on an
+// internal network of the given MTU. A non-default one (0 and 1500 are
+// default) is set as Cilium's MTU: Cilium's tunnel then subtracts its own
+// overhead from it.
+func CiliumValues(kpr bool, mtu int) map[string]any {
 	values := map[string]any{
 		"ipam":                 map[string]any{"mode": "kubernetes"},
 		"kubeProxyReplacement": kpr,

@@ -3,29 +3,26 @@ package overlay
 import (
 	"strings"
 	"testing"
-
-	"github.com/sda-platform/sda/stacks/config"
 )
-
-func boolPtr(b bool) *bool { return &b }
 
 // The patch decides whether Talos installs flannel and kube-proxy; a wrong
 // patch leaves a cluster with two CNIs or no service routing.
 func TestMachinePatch(t *testing.T) {
 	cases := []struct {
-		name    string
-		cluster config.Cluster
-		want    string
+		name string
+		cni  string
+		kpr  bool
+		want string
 	}{
-		{"flannel needs no patch", config.Cluster{CNI: "flannel"}, ""},
-		{"cilium with kube-proxy replacement by default", config.Cluster{CNI: "cilium"},
+		{"flannel needs no patch", CNIFlannel, true, ""},
+		{"cilium with kube-proxy replacement", CNICilium, true,
 			"cluster:\n  network:\n    cni:\n      name: none\n  proxy:\n    disabled: true\n"},
-		{"cilium keeping kube-proxy", config.Cluster{CNI: "cilium", Cilium: config.Cilium{KubeProxyReplacement: boolPtr(false)}},
+		{"cilium keeping kube-proxy", CNICilium, false,
 			"cluster:\n  network:\n    cni:\n      name: none\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := MachinePatch(tc.cluster); got != tc.want {
+			if got := MachinePatch(tc.cni, tc.kpr); got != tc.want {
 				t.Fatalf("MachinePatch = %q, want %q", got, tc.want)
 			}
 		})
@@ -33,7 +30,7 @@ func TestMachinePatch(t *testing.T) {
 }
 
 func TestCiliumValuesFollowTalosDocs(t *testing.T) {
-	v := CiliumValues(config.Cluster{CNI: "cilium"})
+	v := CiliumValues(true, 0)
 	if v["k8sServiceHost"] != "localhost" || v["k8sServicePort"] != 7445 || v["kubeProxyReplacement"] != true {
 		t.Fatalf("kube-proxy replacement must use KubePrism: %v", v)
 	}
@@ -47,26 +44,22 @@ func TestCiliumValuesFollowTalosDocs(t *testing.T) {
 	if v["cgroup"].(map[string]any)["autoMount"].(map[string]any)["enabled"] != false {
 		t.Fatal("cgroup.autoMount must be off on Talos")
 	}
-	noKPR := CiliumValues(config.Cluster{CNI: "cilium", Cilium: config.Cilium{KubeProxyReplacement: boolPtr(false)}})
+	noKPR := CiliumValues(false, 0)
 	if _, ok := noKPR["k8sServiceHost"]; ok || noKPR["kubeProxyReplacement"] != false {
 		t.Fatalf("without replacement kube-proxy serves the API ClusterIP: %v", noKPR)
 	}
-	if !strings.Contains(MachinePatch(config.Cluster{CNI: "cilium"}), "name: none") {
+	if !strings.Contains(MachinePatch(CNICilium, true), "name: none") {
 		t.Fatal("cilium must turn off the built-in CNI")
 	}
 }
 
 func TestCiliumMTUFollowsTheInternalNetwork(t *testing.T) {
-	c := config.Cluster{CNI: "cilium"}
 	for _, tc := range []struct {
 		mtu  int
 		want any
 	}{{0, nil}, {1500, nil}, {1450, 1450}, {8950, 8950}} {
-		if got := CiliumValuesFor(c, tc.mtu)["MTU"]; got != tc.want {
+		if got := CiliumValues(true, tc.mtu)["MTU"]; got != tc.want {
 			t.Errorf("MTU %d: Helm value MTU = %v, want %v", tc.mtu, got, tc.want)
 		}
-	}
-	if _, ok := CiliumValues(c)["MTU"]; ok {
-		t.Error("CiliumValues sets MTU on a 1500 network")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The schematic ID names the image Proxmox boots and the installer Talos
@@ -86,15 +84,6 @@ func TestImageReferences(t *testing.T) {
 	}
 }
 
-func loadStack(t *testing.T, stack string) (config.Config, config.Plan) {
-	t.Helper()
-	c, p, err := config.LoadStack("../../testdata/stacks", stack)
-	if err != nil {
-		t.Fatalf("loading stack %s: %v", stack, err)
-	}
-	return c, p
-}
-
 func decode(t *testing.T, patch string) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -126,138 +115,122 @@ func dig(t *testing.T, v any, path ...any) any {
 	return v
 }
 
+// A cluster as TalosCluster would describe it: three control planes behind
+// a VIP on a VXLAN network.
+var prodLike = Cluster{
+	TalosVersion: "v1.12.0", APIAddress: "10.20.0.10", PodCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/12",
+	InstallDisk: "/dev/sda", InstallerImage: "factory.talos.dev/nocloud-installer/abc:v1.12.0",
+	PrefixLen: 24, Gateway: "10.20.0.1", VIP: "10.20.0.10", MTU: 1450,
+}
+
 func TestClusterPatches(t *testing.T) {
-	dev, devPlan := loadStack(t, "dev")
-	prod, prodPlan := loadStack(t, "prod")
-	noWorkers := dev
-	noWorkers.Cluster.Workers = 0
-	noWorkers, noWorkersPlan, err := config.Resolve(noWorkers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withUser := dev
-	withUser.Cluster.Patches = []string{"machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n"}
-	prodNoAPIForward := prod
-	prodNoAPIForward.Network.PortForwards = prod.Network.PortForwards[1:] // only https to a worker
+	schedulable := prodLike
+	schedulable.SchedulableControlPlanes = true
+	withExtra := prodLike
+	withExtra.ExtraCertSANs = []string{"192.168.1.60"}
+	withExtra.Extra = []Named{{"user[0]", "machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n"}, {"cni", "cluster:\n  network:\n    cni:\n      name: none\n"}}
+	defaults := prodLike
+	defaults.PodCIDR, defaults.ServiceCIDR = "", ""
 
 	cases := []struct {
 		name     string
-		c        config.Config
-		p        config.Plan
+		c        Cluster
 		wantSANs []any
-		count    int
-		last     string
+		sources  []string
 	}{
-		// dev: no VIP, so the API is the first control plane; nothing forwards 6443.
-		{"dev", dev, devPlan, []any{"10.10.0.11"}, 3, ""},
-		// prod forwards 6443 to the VIP: the router's external address must verify.
-		{"prod", prod, prodPlan, []any{"10.20.0.10", "192.168.1.60"}, 3, ""},
-		{"prod without an API forward", prodNoAPIForward, prodPlan, []any{"10.20.0.10"}, 3, ""},
-		{"no workers makes control planes schedulable", noWorkers, noWorkersPlan, []any{"10.10.0.11"}, 4,
-			"cluster:\n    allowSchedulingOnControlPlanes: true\n"},
-		{"user patches come last, unchanged", withUser, devPlan, []any{"10.10.0.11"}, 4, withUser.Cluster.Patches[0]},
+		{"the API address alone", prodLike, []any{"10.20.0.10"}, []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks"}},
+		{"Talos's networks by default", defaults, []any{"10.20.0.10"}, []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks"}},
+		{"schedulable control planes", schedulable, []any{"10.20.0.10"},
+			[]string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks", "sda:schedule-on-control-planes"}},
+		{"extra names, then the caller's patches last, in order", withExtra, []any{"10.20.0.10", "192.168.1.60"},
+			[]string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks", "user[0]", "cni"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			patches := ClusterPatches(tc.c, tc.p)
-			if len(patches) != tc.count {
-				t.Fatalf("%d patches, want %d: %q", len(patches), tc.count, patches)
+			patches := ClusterPatches(tc.c)
+			var sources []string
+			for _, p := range patches {
+				sources = append(sources, p.Source)
 			}
-			kp := decode(t, patches[0])
+			if !reflect.DeepEqual(sources, tc.sources) {
+				t.Fatalf("patches %v, want %v", sources, tc.sources)
+			}
+			kp := decode(t, patches[0].Content)
 			if dig(t, kp, "machine", "features", "kubePrism", "enabled") != true ||
 				dig(t, kp, "machine", "features", "kubePrism", "port") != 7445 {
-				t.Errorf("first patch does not turn KubePrism on at 7445: %s", patches[0])
+				t.Errorf("first patch does not turn KubePrism on at 7445: %s", patches[0].Content)
 			}
-			sans := dig(t, decode(t, patches[1]), "cluster", "apiServer", "certSANs")
+			sans := dig(t, decode(t, patches[1].Content), "cluster", "apiServer", "certSANs")
 			if !reflect.DeepEqual(sans, tc.wantSANs) {
 				t.Errorf("certSANs = %v, want %v", sans, tc.wantSANs)
 			}
-			nets := decode(t, patches[2])
-			if dig(t, nets, "cluster", "network", "podSubnets", 0) != tc.c.Cluster.PodCIDR ||
-				dig(t, nets, "cluster", "network", "serviceSubnets", 0) != tc.c.Cluster.ServiceCIDR {
-				t.Errorf("third patch does not set the pod and service networks %s, %s: %s", tc.c.Cluster.PodCIDR, tc.c.Cluster.ServiceCIDR, patches[2])
+			nets := decode(t, patches[2].Content)
+			if dig(t, nets, "cluster", "network", "podSubnets", 0) != DefaultPodCIDR ||
+				dig(t, nets, "cluster", "network", "serviceSubnets", 0) != DefaultServiceCIDR {
+				t.Errorf("third patch does not set the pod and service networks: %s", patches[2].Content)
 			}
-			if tc.last != "" && patches[len(patches)-1] != tc.last {
-				t.Errorf("last patch = %q, want %q", patches[len(patches)-1], tc.last)
+			for i, e := range tc.c.Extra {
+				if got := patches[len(patches)-len(tc.c.Extra)+i]; got != e {
+					t.Errorf("extra patch %d = %v, want %v unchanged", i, got, e)
+				}
+			}
+			if all := MachinePatches(tc.c, Node{Hostname: "n"}); !reflect.DeepEqual(all[:len(patches)], patches) || len(all) != len(patches)+3 {
+				t.Errorf("MachinePatches must be the cluster's patches then the node's three")
 			}
 		})
 	}
 }
 
-// A forward to a control plane's own address counts as publishing the API;
-// a forward to 6443 on a worker does not.
-func TestForwardsKubernetesAPI(t *testing.T) {
-	prod, p := loadStack(t, "prod")
-	cases := []struct {
-		target string
-		port   int
-		want   bool
-	}{
-		{"vip", 6443, true},
-		{"prod-cp2", 6443, true},
-		{"10.20.0.13", 6443, true},
-		{"prod-worker1", 6443, false},
-		{"vip", 443, false},
-	}
-	for _, tc := range cases {
-		c := prod
-		c.Network.PortForwards = []config.PortForward{{Name: "x", Protocol: "tcp", Port: 7000, Target: tc.target, TargetPort: tc.port}}
-		if got := ForwardsKubernetesAPI(c, p); got != tc.want {
-			t.Errorf("forward to %s:%d: ForwardsKubernetesAPI = %v, want %v", tc.target, tc.port, got, tc.want)
-		}
-	}
-}
-
 func TestNodePatches(t *testing.T) {
-	prod, p := loadStack(t, "prod")
-	virtio := prod
-	virtio.Nodes.DiskInterface = config.DiskVirtIO
-	old := prod
-	old.Cluster.TalosVersion = "v1.11.5"
-	const image = "factory.talos.dev/nocloud-installer/abc:v1.12.0"
+	virtio := prodLike
+	virtio.InstallDisk = InstallDisk("virtio")
+	old := prodLike
+	old.TalosVersion = "v1.11.5"
+	cp := Node{Hostname: "prod-cp2", MAC: "02:AB:CD:EF:01:02", Address: "10.20.0.12", ControlPlane: true}
+	worker := Node{Hostname: "prod-worker1", MAC: "02:11:22:33:44:55", Address: "10.20.0.21"}
 
 	cases := []struct {
 		name     string
-		c        config.Config
-		m        config.Machine
+		c        Cluster
+		n        Node
 		disk     string
 		wantVIP  any
 		multidoc bool
 	}{
-		{"control plane carries the VIP", prod, p.ControlPlanes[1], "/dev/sda", "10.20.0.10", true},
-		{"worker has no VIP", prod, p.Workers[0], "/dev/sda", nil, true},
-		{"virtio disk installs to vda", virtio, p.Workers[2], "/dev/vda", nil, true},
-		{"Talos 1.11 takes the legacy hostname", old, p.ControlPlanes[0], "/dev/sda", "10.20.0.10", false},
+		{"control plane carries the VIP", prodLike, cp, "/dev/sda", "10.20.0.10", true},
+		{"worker has no VIP", prodLike, worker, "/dev/sda", nil, true},
+		{"virtio disk installs to vda", virtio, worker, "/dev/vda", nil, true},
+		{"Talos 1.11 takes the legacy hostname", old, cp, "/dev/sda", "10.20.0.10", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			patches := NodePatches(tc.c, p, tc.m, image)
-			if len(patches) != 3 {
-				t.Fatalf("%d patches, want 3", len(patches))
+			patches := NodePatches(tc.c, tc.n)
+			if len(patches) != 3 || patches[0].Source != "sda:hostname" || patches[1].Source != "sda:install" || patches[2].Source != "sda:network" {
+				t.Fatalf("patches %v, want hostname, install, network", patches)
 			}
-			host := decode(t, patches[0])
+			host := decode(t, patches[0].Content)
 			if tc.multidoc {
-				if host["kind"] != "HostnameConfig" || host["hostname"] != tc.m.Hostname || host["auto"] != "off" {
-					t.Errorf("hostname patch = %v, want HostnameConfig %s with auto off", host, tc.m.Hostname)
+				if host["kind"] != "HostnameConfig" || host["hostname"] != tc.n.Hostname || host["auto"] != "off" {
+					t.Errorf("hostname patch = %v, want HostnameConfig %s with auto off", host, tc.n.Hostname)
 				}
-			} else if got := dig(t, host, "machine", "network", "hostname"); got != tc.m.Hostname {
-				t.Errorf("legacy hostname = %v, want %s", got, tc.m.Hostname)
+			} else if got := dig(t, host, "machine", "network", "hostname"); got != tc.n.Hostname {
+				t.Errorf("legacy hostname = %v, want %s", got, tc.n.Hostname)
 			}
 
-			install := decode(t, patches[1])
+			install := decode(t, patches[1].Content)
 			if got := dig(t, install, "machine", "install", "disk"); got != tc.disk {
 				t.Errorf("install disk = %v, want %s", got, tc.disk)
 			}
-			if got := dig(t, install, "machine", "install", "image"); got != image {
-				t.Errorf("install image = %v, want %s", got, image)
+			if got := dig(t, install, "machine", "install", "image"); got != tc.c.InstallerImage {
+				t.Errorf("install image = %v, want %s", got, tc.c.InstallerImage)
 			}
 
-			nw := decode(t, patches[2])
+			nw := decode(t, patches[2].Content)
 			iface := dig(t, nw, "machine", "network", "interfaces", 0)
-			if got, want := dig(t, iface, "deviceSelector", "hardwareAddr"), strings.ToLower(tc.m.MAC); got != want {
+			if got, want := dig(t, iface, "deviceSelector", "hardwareAddr"), strings.ToLower(tc.n.MAC); got != want {
 				t.Errorf("hardwareAddr = %v, want %s (lowercase, as Talos compares)", got, want)
 			}
-			if got, want := dig(t, iface, "addresses", 0), tc.m.Address.String()+"/24"; got != want {
+			if got, want := dig(t, iface, "addresses", 0), tc.n.Address+"/24"; got != want {
 				t.Errorf("address = %v, want %s", got, want)
 			}
 			if got := dig(t, iface, "routes", 0, "gateway"); got != "10.20.0.1" {
@@ -292,27 +265,22 @@ func TestMultidocNetworkConfig(t *testing.T) {
 }
 
 func TestNodePatchesLinkMTU(t *testing.T) {
-	prod, pp := loadStack(t, "prod")
-	dev, dp := loadStack(t, "dev")
 	for _, tc := range []struct {
 		name string
-		c    config.Config
-		p    config.Plan
-		want any // nil: no mtu key, so 1500 stacks keep their configuration
+		mtu  int
+		want any // nil: no mtu key, so 1500 networks keep their configuration
 	}{
-		{"prod on VXLAN gets the mode's MTU", prod, pp, 1450},
-		{"dev on 1500 has no mtu", dev, dp, nil},
+		{"VXLAN's MTU is set", 1450, 1450},
+		{"1500 is not written", 1500, nil},
+		{"0 is the default", 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.want != nil && tc.p.Network.MTU != tc.want {
-				t.Fatalf("plan MTU = %d, want %v", tc.p.Network.MTU, tc.want)
-			}
-			for _, m := range tc.p.Machines() {
-				nw := decode(t, NodePatches(tc.c, tc.p, m, "img")[2])
-				iface := dig(t, nw, "machine", "network", "interfaces", 0).(map[string]any)
-				if got := iface["mtu"]; got != tc.want {
-					t.Errorf("%s: link mtu = %v, want %v", m.Hostname, got, tc.want)
-				}
+			c := prodLike
+			c.MTU = tc.mtu
+			nw := decode(t, NodePatches(c, Node{Hostname: "n", MAC: "02:00:00:00:00:01", Address: "10.20.0.21"})[2].Content)
+			iface := dig(t, nw, "machine", "network", "interfaces", 0).(map[string]any)
+			if got := iface["mtu"]; got != tc.want {
+				t.Errorf("link mtu = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -1,58 +1,73 @@
 // Command components shows SDA's components used on their own from another
-// Pulumi program: an existing bridge instead of a new one, the router with
-// a hand-written port-forward, the Talos cluster and Cilium, wired by hand
-// rather than through stacks.Deploy. Copy it into your own program and
-// import github.com/sda-platform/sda/components.
+// Pulumi program, with no SDA stack configuration: an existing bridge, the
+// router with a hand-written port-forward, a Talos cluster of one control
+// plane and two workers, and Cilium, every value written out by hand.
+// Copy it into your own program and import
+// github.com/sda-platform/sda/components.
 package main
 
 import (
+	"net/netip"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 func main() {
 	pulumi.Run(func(ctx *pulumi.Context) error {
-		// The typed configuration is the components' input; Resolve applies
-		// defaults, validates and plans every address before anything exists.
-		c, plan, err := config.Resolve(config.Config{
-			Cluster: config.Cluster{Name: "edge", ControlPlanes: 1, Workers: 2, CNI: config.CNICilium},
-			Proxmox: config.Proxmox{Nodes: []config.ProxmoxNode{{Name: "pve", SSHHost: "pve.lan"}}},
-			Network: config.Network{
-				External: config.External{CIDR: "192.168.1.0/24", RouterAddress: "dhcp"},
-				Internal: config.Internal{Bridge: "vmbr9", CIDR: "10.42.0.0/24", CreateBridge: new(bool)},
-				PortForwards: []config.PortForward{
-					{Name: "ingress", Protocol: "tcp", Port: 443, Target: "edge-worker1", TargetPort: 30443},
-				},
-			},
-		})
-		if err != nil {
-			return err
+		const (
+			proxmoxNode = "pve"
+			bridge      = "vmbr9"
+			gateway     = "10.42.0.1"
+			domain      = "edge.internal"
+		)
+		nodes := []components.TalosNodeSpec{
+			{Hostname: "edge-cp1", Role: components.RoleControlPlane, ProxmoxNode: proxmoxNode, VMID: 4211,
+				MAC: "02:42:00:00:00:11", Address: "10.42.0.11", Cores: 2, MemoryMiB: 4096, DiskGiB: 20},
+			{Hostname: "edge-worker1", Role: components.RoleWorker, ProxmoxNode: proxmoxNode, VMID: 4221,
+				MAC: "02:42:00:00:00:21", Address: "10.42.0.21", Cores: 2, MemoryMiB: 4096, DiskGiB: 20},
+			{Hostname: "edge-worker2", Role: components.RoleWorker, ProxmoxNode: proxmoxNode, VMID: 4222,
+				MAC: "02:42:00:00:00:22", Address: "10.42.0.22", Cores: 2, MemoryMiB: 4096, DiskGiB: 20},
 		}
 
 		// An existing bridge: nothing is created, VMs just attach to it.
 		network, err := components.NewInternalNetwork(ctx, "edge-net", &components.InternalNetworkArgs{
-			Bridge: c.Network.Internal.Bridge, ProxmoxNodes: plan.ProxmoxNodesUsed(c), Create: false,
+			Bridge: bridge, ProxmoxNodes: []string{proxmoxNode}, Mode: components.NetworkModeExisting,
 		})
 		if err != nil {
 			return err
 		}
 
-		spec, err := routerfiles.FromConfig(c, plan)
-		if err != nil {
-			return err
+		// The router's files: NAT, firewall, DNS and DHCP for the internal
+		// network, one host entry per node, and HTTPS forwarded to a worker.
+		spec := routerfiles.Spec{
+			ExternalInterface: routerfiles.ExternalInterface, InternalInterface: routerfiles.InternalInterface,
+			Internal: netip.MustParsePrefix("10.42.0.0/24"), RouterInternal: netip.MustParseAddr(gateway),
+			Domain: domain, UpstreamDNS: []netip.Addr{netip.MustParseAddr("1.1.1.1")},
+			DHCPStart: netip.MustParseAddr("10.42.0.200"), DHCPEnd: netip.MustParseAddr("10.42.0.250"),
+			LeaseTime: routerfiles.DefaultLeaseTime, RouterName: "edge-router",
+			HostsDir: routerfiles.DefaultHostsDir, DHCPHostsDir: routerfiles.DefaultDHCPHostsDir,
+			NftablesHostsDir: routerfiles.DefaultNftablesHostsDir,
+			AdminCIDRs:       []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
+			Forwards: []routerfiles.Forward{{Name: "ingress", Protocol: "tcp", Port: 443,
+				Target: netip.MustParseAddr("10.42.0.21"), TargetPort: 30443}},
+		}
+		for _, n := range nodes {
+			spec.Hosts = append(spec.Hosts, routerfiles.Host{Name: n.Hostname, Domain: domain,
+				Address: netip.MustParseAddr(n.Address), MAC: n.MAC, ControlPlane: n.Role == components.RoleControlPlane})
 		}
 		router, err := components.NewRouterLXC(ctx, "edge-router", &components.RouterLXCArgs{
-			ProxmoxNode: plan.RouterNode, VMID: plan.RouterVMID, Hostname: "edge-router",
+			ProxmoxNode: proxmoxNode, VMID: 4201, Hostname: "edge-router",
 			Cores: 1, MemoryMiB: 256, DiskGiB: 4,
-			Datastore: c.Proxmox.Datastore, TemplateDatastore: c.Proxmox.ImageDatastore,
-			TemplateURL:    c.Router.TemplateURL,
+			Datastore: "local-lvm", TemplateDatastore: "local",
+			TemplateURL:    "http://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
 			ExternalBridge: "vmbr0", ExternalAddress: "dhcp",
 			InternalBridge:  network.Bridge,
-			InternalAddress: plan.RouterInternal.String() + "/24",
-			UpstreamDNS:     c.Network.DNSServers,
+			InternalAddress: gateway + "/24",
+			UpstreamDNS:     []string{"1.1.1.1"},
 			Files:           routerfiles.Render(spec),
 			Hosts:           spec.Hosts,
 			SSH:             components.RouterSSH{Host: "pve.lan", User: "root"},
@@ -61,22 +76,38 @@ func main() {
 			return err
 		}
 
+		// The cluster: versions, nodes, network, and Cilium's patch.
 		cluster, err := components.NewTalosCluster(ctx, "edge", &components.TalosClusterArgs{
-			Config: c, Plan: plan, Network: network,
-			CNIPatch:   components.MachinePatch(c.Cluster),
+			ClusterName: "edge", TalosVersion: "v1.12.0", KubernetesVersion: "v1.34.1",
+			Extensions: []string{"siderolabs/qemu-guest-agent"},
+			Nodes:      nodes,
+			Network:    components.TalosNetworkArgs{Gateway: gateway, PrefixLen: 24, Domain: domain},
+			Patches: []components.TalosPatch{
+				{Name: "cni-cilium", Content: components.MachinePatch(overlay.CNICilium, true)},
+			},
+			Datastore: "local-lvm", ImageDatastore: "local",
+			Bridges:    pulumi.StringMap{proxmoxNode: network.BridgeOn(proxmoxNode)},
 			ApplyAfter: []pulumi.Resource{router.Configured},
 		})
 		if err != nil {
 			return err
 		}
-		overlay, err := components.NewOverlayNetwork(ctx, "edge-overlay", &components.OverlayNetworkArgs{
-			Cluster: c.Cluster, Talos: cluster,
+
+		// Cilium, from the cluster's outputs.
+		ready, err := components.NewOverlayNetwork(ctx, "edge-overlay", &components.OverlayNetworkArgs{
+			CNI: overlay.CNICilium, CiliumVersion: "1.18.4",
+			ClusterName:           "edge",
+			Kubeconfig:            cluster.Kubeconfig,
+			ClientConfiguration:   cluster.ClientConfiguration,
+			ControlPlaneAddresses: cluster.ControlPlaneAddresses,
+			WorkerAddresses:       cluster.WorkerAddresses,
+			TalosHealthy:          cluster.TalosHealthy,
 		})
 		if err != nil {
 			return err
 		}
 		ctx.Export("kubeconfig", cluster.Kubeconfig)
-		ctx.Export("ready", overlay.Ready)
+		ctx.Export("ready", ready.Ready)
 		return nil
 	})
 }

@@ -172,7 +172,7 @@ func checkMachine(t *testing.T, c config.Config, p config.Plan, rm Machine, want
 	if !slices.Contains(sans, p.KubernetesAPIAddress().String()) {
 		t.Errorf("%s: API server certSANs %v lack the API address %s", m.Hostname, sans, p.KubernetesAPIAddress())
 	}
-	forwarded := talospatch.ForwardsKubernetesAPI(c, p)
+	forwarded := ForwardsKubernetesAPI(c, p)
 	if slices.Contains(sans, p.RouterExternal.String()) != forwarded {
 		t.Errorf("%s: certSANs %v: router external %s present should be %v (6443 forwarded)", m.Hostname, sans, p.RouterExternal, forwarded)
 	}
@@ -193,33 +193,67 @@ func checkMachine(t *testing.T, c config.Config, p config.Plan, rm Machine, want
 	}
 }
 
-// The patches render applies are exactly what the Pulumi components hand to
-// the Talos provider: cluster patches, then the CNI patch, then the node's.
-func TestPatchesAreTheComponentsStrings(t *testing.T) {
-	c, p := resolve(t, loadStack(t, "prod"))
-	image, err := InstallerImage(c)
-	if err != nil {
-		t.Fatal(err)
+// The stack's patches, named and in order: SDA's cluster patches, the
+// user's, the CNI's, then the node's. The names are what a failing patch is
+// reported by; tests/patches_test.go checks that TalosCluster hands the
+// Talos provider this very list.
+func TestPatchOrder(t *testing.T) {
+	prod := loadStack(t, "prod")
+	prod.Cluster.Patches = []string{"machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n"}
+	dev := loadStack(t, "dev")
+	dev.Cluster.Workers = 0
+	for _, tc := range []struct {
+		name string
+		c    config.Config
+		want []string
+	}{
+		{"prod with a user patch", prod, []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks",
+			"sda:cluster.patches[0]", "sda:cni-cilium", "sda:hostname", "sda:install", "sda:network"}},
+		{"dev without workers", dev, []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks",
+			"sda:schedule-on-control-planes", "sda:hostname", "sda:install", "sda:network"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, p := resolve(t, tc.c)
+			var sources []string
+			for _, patch := range Patches(c, p, p.ControlPlanes[0], "img") {
+				sources = append(sources, patch.Source)
+			}
+			if !slices.Equal(sources, tc.want) {
+				t.Errorf("patch sources %v, want %v", sources, tc.want)
+			}
+		})
 	}
-	m := p.ControlPlanes[0]
-	var want []string
-	want = append(want, talospatch.ClusterPatches(c, p)...)
-	want = append(want, overlay.MachinePatch(c.Cluster))
-	want = append(want, talospatch.NodePatches(c, p, m, image)...)
-	var got []string
-	for _, patch := range Patches(c, p, m, image) {
-		got = append(got, patch.Content)
+}
+
+// The router's external address is a certificate name only when a
+// port-forward publishes the API there; a forward to 6443 on a worker or
+// to another port does not.
+func TestExtraCertSANs(t *testing.T) {
+	prod, p := resolve(t, loadStack(t, "prod"))
+	dev, dp := resolve(t, loadStack(t, "dev"))
+	if got := ExtraCertSANs(dev, dp); got != nil {
+		t.Errorf("dev forwards nothing to the API: extra SANs %v", got)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("render applies\n%q\nbut the components hand the provider\n%q", got, want)
+	cases := []struct {
+		target string
+		port   int
+		want   bool
+	}{
+		{"vip", 6443, true},
+		{"prod-cp2", 6443, true},
+		{"10.20.0.13", 6443, true},
+		{"prod-worker1", 6443, false},
+		{"vip", 443, false},
 	}
-	sources := []string{}
-	for _, patch := range Patches(c, p, m, image) {
-		sources = append(sources, patch.Source)
-	}
-	wantSources := []string{"sda:kubeprism", "sda:apiserver-certsans", "sda:kubernetes-networks", "sda:cni-cilium", "sda:hostname", "sda:install", "sda:network"}
-	if !slices.Equal(sources, wantSources) {
-		t.Errorf("patch sources %v, want %v", sources, wantSources)
+	for _, tc := range cases {
+		c := prod
+		c.Network.PortForwards = []config.PortForward{{Name: "x", Protocol: "tcp", Port: 7000, Target: tc.target, TargetPort: tc.port}}
+		if got := ForwardsKubernetesAPI(c, p); got != tc.want {
+			t.Errorf("forward to %s:%d: ForwardsKubernetesAPI = %v, want %v", tc.target, tc.port, got, tc.want)
+		}
+		if got := ExtraCertSANs(c, p); slices.Equal(got, []string{"192.168.1.60"}) != tc.want {
+			t.Errorf("forward to %s:%d: extra SANs %v", tc.target, tc.port, got)
+		}
 	}
 }
 
