@@ -27,28 +27,51 @@ const TokenRemoteCommand = "command:remote:Command"
 // real (runRemote), outside the state lock, against the simulated pct and
 // pvesh.
 func commandKinds() []*kind {
-	return []*kind{{
-		token:   TokenRemoteCommand,
-		replace: []string{"triggers"},
-		exec:    runRemote,
-		create: func(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b)
-			outs := map[string]any{"stdout": "", "stderr": ""}
-			if o, ok := in.Prepared.(map[string]any); ok {
-				outs = o
-			}
-			return hex.EncodeToString(b), outs, nil
-		},
-		update: func(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
-			// Without a script the outputs of the previous run stay
-			// (BaseOutputs of the old state).
-			if o, ok := news.Prepared.(map[string]any); ok {
-				return o, nil
-			}
-			return map[string]any{"stdout": str(old.Outputs, "stdout"), "stderr": str(old.Outputs, "stderr")}, nil
-		},
-	}, localCommandKind()}
+	return []*kind{
+		{token: TokenRemoteCommand, replace: []string{"triggers"}, exec: runRemote, create: createCommand, update: updateCommand},
+		{token: TokenLocalCommand, replace: []string{"triggers"}, exec: runLocal, create: createCommand, update: updateCommand},
+	}
+}
+
+// createCommand records a command's run: a random ID and the outputs its
+// exec step produced (empty when there was no script).
+func createCommand(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any, error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	outs := map[string]any{"stdout": "", "stderr": ""}
+	if o, ok := in.Prepared.(map[string]any); ok {
+		outs = o
+	}
+	return hex.EncodeToString(b), outs, nil
+}
+
+// updateCommand keeps the outputs of the previous run when no script ran
+// (BaseOutputs of the old state).
+func updateCommand(_ *Server, _ *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+	if o, ok := news.Prepared.(map[string]any); ok {
+		return o, nil
+	}
+	return map[string]any{"stdout": str(old.Outputs, "stdout"), "stderr": str(old.Outputs, "stderr")}, nil
+}
+
+// scriptFor is the script a command runs for method: `update` falls back to
+// `create` (commandController.go:70-74); ok is false when there is none.
+func scriptFor(method string, v map[string]any) (name, text string, ok bool) {
+	name = method
+	if _, has := v["update"]; method == "update" && !has {
+		name = "create"
+	}
+	text, ok = v[name].(string)
+	return name, text, ok
+}
+
+// commandOutputs are a finished script's outputs: stdout and stderr with one
+// trailing newline trimmed (commandOutputs.go:140-141, local and remote).
+func commandOutputs(stdout, stderr *bytes.Buffer) map[string]any {
+	return map[string]any{
+		"stdout": strings.TrimSuffix(stdout.String(), "\n"),
+		"stderr": strings.TrimSuffix(stderr.String(), "\n"),
+	}
 }
 
 // acceptedEnv is what a stock Debian (Proxmox VE) sshd accepts from a
@@ -85,11 +108,7 @@ var toolDir = func() (string, error) {
 // lose one trailing newline (remote/commandOutputs.go); a non-zero exit
 // fails the step with the output.
 func runRemote(ctx context.Context, s *Server, method string, v map[string]any) (any, error) {
-	script := method
-	if _, ok := v["update"]; method == "update" && !ok {
-		script = "create"
-	}
-	text, ok := v[script].(string)
+	script, text, ok := scriptFor(method, v)
 	if !ok {
 		return nil, nil // no script: the provider does not connect
 	}
@@ -136,8 +155,5 @@ func runRemote(ctx context.Context, s *Server, method string, v map[string]any) 
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s on %s (%s): %w: running %q:\n%s%s", script, host, node.Name, err, firstLine(text), stdout.String(), stderr.String())
 	}
-	return map[string]any{
-		"stdout": strings.TrimSuffix(stdout.String(), "\n"),
-		"stderr": strings.TrimSuffix(stderr.String(), "\n"),
-	}, nil
+	return commandOutputs(&stdout, &stderr), nil
 }

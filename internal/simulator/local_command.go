@@ -3,8 +3,6 @@ package simulator
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,61 +18,31 @@ const TokenLocalCommand = "command:local:Command"
 // has none, but a hung test should end.
 const localCommandTimeout = 5 * time.Minute
 
-// localCommandKind runs local scripts for real, as pulumi-command v1.1.0
-// does (provider/pkg/provider/local/commandOutputs.go:38-141): the
-// interpreter (default /bin/sh -c), the provider's environment plus
-// `environment`, stdout and stderr with one trailing newline trimmed, a
-// non-zero exit failing the step with the output. Only triggers replace
-// (common/inputs.go:10); an update runs `update`, else `create`
-// (local/commandController.go:63-82). The script runs before the state
-// lock is taken (it is the kind's prepare step), because the tools it
-// calls are the simulated talosctl and kubectl (RunCLI), which take the
-// lock themselves; they are found next to this plugin's executable.
+// runLocal is a local command's run, as pulumi-command v1.1.0 does it
+// (provider/pkg/provider/local/commandOutputs.go:38-141): the interpreter
+// (default /bin/sh -c), the provider's environment plus `environment`, and
+// a non-zero exit failing the step with the output. Like remote commands
+// it is the kind's exec step, outside the state lock, for create, update
+// (`update`, else `create`) and delete; the tools it calls are the
+// simulated talosctl and kubectl (RunCLI), which take the lock themselves,
+// found next to this plugin's executable.
 //
-// Not simulated: delete scripts (refused, SDA uses none), and
-// PULUMI_COMMAND_STDOUT/STDERR for updates (the previous outputs are not
-// known before the lock; SDA sets addPreviousOutputInEnv: false).
-func localCommandKind() *kind {
-	return &kind{
-		token:   TokenLocalCommand,
-		replace: []string{"triggers"},
-		prepare: runLocal,
-		create: func(_ *Server, _ *Tx, _ string, in Props) (string, map[string]any, error) {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b)
-			return hex.EncodeToString(b), in.Prepared.(map[string]any), nil
-		},
-		update: func(_ *Server, _ *Tx, _ string, _ *Object, news Props) (map[string]any, error) {
-			return news.Prepared.(map[string]any), nil
-		},
-		delete: func(_ *Server, _ *Tx, obj *Object) error {
-			if str(obj.Inputs, "delete") != "" {
-				return fmt.Errorf("simulated local command: delete scripts are not simulated")
-			}
-			return nil
-		},
+// Not simulated: PULUMI_COMMAND_STDOUT/STDERR for update and delete (the
+// exec step does not see the previous outputs); a command must set
+// addPreviousOutputInEnv: false, as SDA's do, or it is refused.
+func runLocal(ctx context.Context, _ *Server, method string, v map[string]any) (any, error) {
+	_, script, ok := scriptFor(method, v)
+	if !ok || script == "" {
+		return nil, nil
 	}
-}
-
-// runLocal runs the create script (or update, when set: prepare cannot
-// tell create from update, and SDA's commands use one script for both).
-func runLocal(v map[string]any) (any, error) {
-	script := str(v, "update")
-	if script == "" {
-		script = str(v, "create")
-	}
-	if script == "" {
-		return map[string]any{"stdout": "", "stderr": ""}, nil
-	}
-	if _, ok := v["addPreviousOutputInEnv"]; !ok || v["addPreviousOutputInEnv"] != false {
+	if v["addPreviousOutputInEnv"] != false {
 		return nil, fmt.Errorf("simulated local command: set addPreviousOutputInEnv: false (previous outputs are not simulated)")
 	}
-	exe, err := os.Executable()
+	bin, err := toolDir()
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Dir(exe)
-	for _, tool := range CLIs {
+	for _, tool := range []string{"talosctl", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
 			return nil, fmt.Errorf("simulated local command: link the plugin as %s next to it (%v)", tool, err)
 		}
@@ -83,7 +51,7 @@ func runLocal(v map[string]any) (any, error) {
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c"}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), localCommandTimeout)
+	ctx, cancel := context.WithTimeout(ctx, localCommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], append(args[1:], script)...)
 	cmd.Dir = str(v, "dir")
@@ -98,10 +66,7 @@ func runLocal(v map[string]any) (any, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%w: running %q:\n%s%s", err, firstLine(script), stdout.String(), stderr.String())
 	}
-	return map[string]any{
-		"stdout": strings.TrimSuffix(stdout.String(), "\n"),
-		"stderr": strings.TrimSuffix(stderr.String(), "\n"),
-	}, nil
+	return commandOutputs(&stdout, &stderr), nil
 }
 
 func firstLine(s string) string {
