@@ -162,13 +162,9 @@ func Machines(c config.Config, p config.Plan) ([]Machine, error) {
 }
 
 func renderMachine(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (Machine, error) {
-	typ := machine.TypeWorker
-	if m.Role == config.RoleControlPlane {
-		typ = machine.TypeControlPlane
-	}
-	generated, err := input.Config(typ)
+	generated, err := generateFor(input, m)
 	if err != nil {
-		return Machine{}, fmt.Errorf("generating the %s configuration: %w", typ, err)
+		return Machine{}, err
 	}
 	patches := Patches(c, p, m, image)
 	cfg := configpatcher.WithConfig(generated)
@@ -308,11 +304,7 @@ func patchProblem(i int, content, format string, args ...any) config.Problem {
 // (SDA's node patches add the install disk), so each candidate is the whole
 // patch list with the user's patches cut after the one under test.
 func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (int, string) {
-	typ := machine.TypeWorker
-	if m.Role == config.RoleControlPlane {
-		typ = machine.TypeControlPlane
-	}
-	generated, err := input.Config(typ)
+	generated, err := generateFor(input, m)
 	if err != nil {
 		return -1, ""
 	}
@@ -353,4 +345,17 @@ func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m conf
 		}
 	}
 	return -1, ""
+}
+
+// generateFor generates the configuration of the machine's role.
+func generateFor(input *generate.Input, m config.Machine) (talosconfig.Provider, error) {
+	typ := machine.TypeWorker
+	if m.Role == config.RoleControlPlane {
+		typ = machine.TypeControlPlane
+	}
+	generated, err := input.Config(typ)
+	if err != nil {
+		return nil, fmt.Errorf("generating the %s configuration: %w", typ, err)
+	}
+	return generated, nil
 }
