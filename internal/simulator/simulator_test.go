@@ -107,28 +107,33 @@ func newTestServer(t *testing.T, name string, w World) *Server {
 	return s
 }
 
+// prepared runs what Server runs before the state lock for method (the
+// kind's prepare, then its exec step) and returns the props to hand on.
+func prepared(s *Server, k *kind, method string, v map[string]any) (Props, error) {
+	in := Props{Values: normalise(v).(map[string]any)}
+	var err error
+	if k.prepare != nil {
+		if in.Prepared, err = k.prepare(in.Values); err != nil {
+			return in, err
+		}
+	}
+	if k.exec != nil {
+		in.Prepared, err = k.exec(context.Background(), s, method, in.Values)
+	}
+	return in, err
+}
+
 // create runs a kind's create in one transaction, as Server.Create does.
 func create(t *testing.T, s *Server, token, name string, v map[string]any) (string, map[string]any, error) {
 	t.Helper()
 	k := s.kinds[token]
-	in := Props{Values: normalise(v).(map[string]any)}
-	if k.prepare != nil {
-		p, err := k.prepare(in.Values)
-		if err != nil {
-			return "", nil, err
-		}
-		in.Prepared = p
-	}
-	if k.exec != nil {
-		p, err := k.exec(context.Background(), s, "create", in.Values)
-		if err != nil {
-			return "", nil, err
-		}
-		in.Prepared = p
+	in, err := prepared(s, k, "create", v)
+	if err != nil {
+		return "", nil, err
 	}
 	var id string
 	var outs map[string]any
-	err := s.Store.Update(func(tx *Tx) error {
+	err = s.Store.Update(func(tx *Tx) error {
 		var err error
 		id, outs, err = k.create(s, tx, name, in)
 		if err == nil {

@@ -121,23 +121,12 @@ func (f *talosFixture) faults(fl Faults) {
 func update(t *testing.T, s *Server, token, name, id string, v map[string]any) (map[string]any, error) {
 	t.Helper()
 	k := s.kinds[token]
-	in := Props{Values: normalise(v).(map[string]any)}
-	if k.prepare != nil {
-		p, err := k.prepare(in.Values)
-		if err != nil {
-			return nil, err
-		}
-		in.Prepared = p
-	}
-	if k.exec != nil {
-		p, err := k.exec(context.Background(), s, "update", in.Values)
-		if err != nil {
-			return nil, err
-		}
-		in.Prepared = p
+	in, err := prepared(s, k, "update", v)
+	if err != nil {
+		return nil, err
 	}
 	var outs map[string]any
-	err := s.Store.Update(func(tx *Tx) error {
+	err = s.Store.Update(func(tx *Tx) error {
 		obj := tx.State.Objects[objectKey(name, id)]
 		if obj == nil {
 			t.Fatalf("no object %s#%s", name, id)
