@@ -84,7 +84,7 @@ type InternalNetwork struct {
 	Bridge pulumi.StringOutput `pulumi:"bridge"`
 
 	// SDN is the command that manages the VXLAN zone and VNet (vxlan mode).
-	SDN *remote.Command `pulumi:"-"`
+	SDN *remote.Command
 
 	// perNode carries each node's bridge name as an output of what creates
 	// it on that node, so a guest on the node waits for its bridge.

@@ -32,9 +32,9 @@ type OverlayNetworkArgs struct {
 	// renewed kubeconfig does not replace the release.
 	ClusterName string `pulumi:"clusterName"`
 	// Kubeconfig (secret) reaches the cluster's Kubernetes API.
-	Kubeconfig pulumi.StringInput `pulumi:"kubeconfig"`
+	Kubeconfig pulumi.StringInput `pulumi:"kubeconfig" provider:"secret"`
 	// ClientConfiguration (secret) reaches the Talos API for the health check.
-	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration"`
+	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration" provider:"secret"`
 	// ControlPlaneAddresses and WorkerAddresses are the nodes' addresses.
 	ControlPlaneAddresses pulumi.StringArrayInput `pulumi:"controlPlaneAddresses"`
 	WorkerAddresses       pulumi.StringArrayInput `pulumi:"workerAddresses,optional"`
@@ -55,7 +55,7 @@ type OverlayNetwork struct {
 	// included, healthy with the CNI in place.
 	Ready pulumi.BoolOutput `pulumi:"ready"`
 
-	Release *helmv3.Release `pulumi:"-"`
+	Release *helmv3.Release
 }
 
 // MachinePatch is the Talos patch the chosen CNI needs ("" for flannel),

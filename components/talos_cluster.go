@@ -71,8 +71,12 @@ type TalosClusterArgs struct {
 
 	// ApplyAfter are resources every configuration apply waits for, such as
 	// the configured router through which nodes pull their installer image.
-	// Go programs only.
-	ApplyAfter []pulumi.Resource `pulumi:"-"`
+	// Go programs only; WaitFor is the same for every language.
+	ApplyAfter []pulumi.Resource
+	// WaitFor are values every configuration apply waits for, such as
+	// RouterLXC's configDigest: an output resolves only once its resource
+	// is done.
+	WaitFor pulumi.StringArrayInput `pulumi:"waitFor,optional"`
 }
 
 // TalosPatch is one named Talos machine-config patch (a YAML strategic
@@ -91,8 +95,8 @@ type TalosCluster struct {
 	// control plane.
 	KubernetesEndpoint pulumi.StringOutput `pulumi:"kubernetesEndpoint"`
 	// Kubeconfig and Talosconfig are secret.
-	Kubeconfig  pulumi.StringOutput `pulumi:"kubeconfig"`
-	Talosconfig pulumi.StringOutput `pulumi:"talosconfig"`
+	Kubeconfig  pulumi.StringOutput `pulumi:"kubeconfig" provider:"secret"`
+	Talosconfig pulumi.StringOutput `pulumi:"talosconfig" provider:"secret"`
 	SchematicID pulumi.StringOutput `pulumi:"schematicId"`
 	// ControlPlaneAddresses and WorkerAddresses resolve once every node's
 	// configuration is applied.
@@ -104,11 +108,11 @@ type TalosCluster struct {
 
 	// ClientConfiguration is the Talos API client's CA, certificate and
 	// key (secret): OverlayNetwork's health checks use it.
-	ClientConfiguration machine.ClientConfigurationOutput `pulumi:"clientConfiguration"`
+	ClientConfiguration machine.ClientConfigurationOutput `pulumi:"clientConfiguration" provider:"secret"`
 
-	Secrets   *machine.Secrets   `pulumi:"-"`
-	Bootstrap *machine.Bootstrap `pulumi:"-"`
-	Nodes     []*TalosNode       `pulumi:"-"`
+	Secrets   *machine.Secrets
+	Bootstrap *machine.Bootstrap
+	Nodes     []*TalosNode
 }
 
 // NewTalosCluster creates the secrets, the image, every node, bootstraps
@@ -312,6 +316,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,
 			ApplyAfter:           args.ApplyAfter,
+			WaitFor:              args.WaitFor,
 			VMAfter:              vmAfter,
 		}, parent)
 		if err != nil {

@@ -69,21 +69,25 @@ type TalosNodeArgs struct {
 	Bridge pulumi.StringInput `pulumi:"bridge"`
 
 	// ClientConfiguration comes from the cluster's machine.Secrets.
-	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration"`
+	ClientConfiguration machine.ClientConfigurationInput `pulumi:"clientConfiguration" provider:"secret"`
 	// MachineConfiguration is the role's generated configuration.
-	MachineConfiguration pulumi.StringInput `pulumi:"machineConfiguration"`
+	MachineConfiguration pulumi.StringInput `pulumi:"machineConfiguration" provider:"secret"`
 	// ConfigPatches are this node's own patches (talospatch.NodePatches).
 	ConfigPatches pulumi.StringArrayInput `pulumi:"configPatches,optional"`
 
 	// ApplyAfter are resources the configuration apply waits for beyond the
 	// VM itself, e.g. the router (the installer image is pulled through it).
-	// Go programs only.
-	ApplyAfter []pulumi.Resource `pulumi:"-"`
+	// Go programs only; WaitFor is the same for every language.
+	ApplyAfter []pulumi.Resource
+	// WaitFor are values the configuration apply waits for: an output
+	// resolves only once its resource is done, so passing RouterLXC's
+	// configDigest holds the apply until the router routes.
+	WaitFor pulumi.StringArrayInput `pulumi:"waitFor,optional"`
 	// VMAfter are resources the VM waits for: the previous control plane's
 	// VM, so that changes the Proxmox provider applies with a reboot
 	// (cores, memory, NICs, cloud-init) reboot control planes one at a time.
 	// Go programs only.
-	VMAfter []pulumi.Resource `pulumi:"-"`
+	VMAfter []pulumi.Resource
 }
 
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
@@ -113,11 +117,11 @@ type TalosNode struct {
 	Role     pulumi.StringOutput `pulumi:"role"`
 	// MachineConfiguration is the applied configuration (secret: it embeds
 	// the cluster's keys).
-	MachineConfiguration pulumi.StringOutput `pulumi:"machineConfiguration"`
+	MachineConfiguration pulumi.StringOutput `pulumi:"machineConfiguration" provider:"secret"`
 
 	// Applied is the configuration apply; bootstrap depends on it.
-	Applied *machine.ConfigurationApply `pulumi:"-"`
-	VM      *vm.VirtualMachine          `pulumi:"-"`
+	Applied *machine.ConfigurationApply
+	VM      *vm.VirtualMachine
 }
 
 // NewTalosNode creates the VM and applies its machine configuration.
@@ -252,7 +256,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		// Always the node's own address: the VIP is not up before bootstrap.
 		Node:     pulumi.String(address),
 		Endpoint: pulumi.String(address),
-	}, parent, pulumi.DependsOn(applyAfter),
+	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor),
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
 	if err != nil {
 		return nil, err
@@ -277,4 +281,13 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		return nil, err
 	}
 	return comp, nil
+}
+
+// dependsOnValues makes a resource wait for the resources behind values:
+// the values' dependencies become the resource's (nil: none).
+func dependsOnValues(values pulumi.StringArrayInput) pulumi.ResourceOption {
+	if values == nil {
+		return pulumi.DependsOn(nil)
+	}
+	return pulumi.DependsOnInputs(values.ToStringArrayOutput().ApplyT(func([]string) []pulumi.Resource { return nil }).(pulumi.ResourceArrayOutput))
 }
