@@ -1,0 +1,80 @@
+package main
+
+import (
+	p "github.com/pulumi/pulumi-go-provider"
+	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/sda-platform/sda/components"
+)
+
+// Provider serves every SDA component under its Go component's token.
+func Provider() (p.Provider, error) {
+	return infer.NewProviderBuilder().
+		WithNamespace("sda-platform").
+		WithDisplayName("SDA").
+		WithDescription("Talos Kubernetes on Proxmox VE: the SDA components (internal network, Talos nodes and clusters, overlay network).").
+		WithKeywords("proxmox", "talos", "kubernetes", "category/infrastructure", "kind/component").
+		WithLicense("Apache-2.0").
+		WithComponents(
+			// infer.ComponentF(newInternalNetwork),
+			infer.ComponentF(newTalosNode),
+			infer.ComponentF(newTalosCluster),
+			infer.ComponentF(newOverlayNetwork),
+		).
+		Build()
+}
+
+// Each component is exposed through a type of its own with the Go
+// component's struct as its underlying type: the conversion is free, and the
+// type carries the Annotate method that pins the token to sda:index:<Name>,
+// the token the Go component registers (and that every child's URN
+// contains). Without it infer would derive sda:components:<Name>.
+
+type InternalNetwork components.InternalNetwork
+
+func (c *InternalNetwork) Annotate(a infer.Annotator) {
+	a.SetToken("index", "InternalNetwork")
+	a.Describe(c, "The isolated network the cluster lives on, present on every Proxmox node the stack uses: a portless bridge, a VLAN, a Proxmox SDN VXLAN VNet or an existing bridge.")
+}
+
+func newInternalNetwork(ctx *pulumi.Context, name string, args components.InternalNetworkArgs, opts ...pulumi.ResourceOption) (*InternalNetwork, error) {
+	c, err := components.NewInternalNetwork(ctx, name, &args, opts...)
+	return (*InternalNetwork)(c), err
+}
+
+type TalosNode components.TalosNode
+
+func (c *TalosNode) Annotate(a infer.Annotator) {
+	a.SetToken("index", "TalosNode")
+	a.Describe(c, "One Talos Linux VM on Proxmox VE and the machine configuration applied to it.")
+}
+
+func newTalosNode(ctx *pulumi.Context, name string, args components.TalosNodeArgs, opts ...pulumi.ResourceOption) (*TalosNode, error) {
+	c, err := components.NewTalosNode(ctx, name, &args, opts...)
+	return (*TalosNode)(c), err
+}
+
+type TalosCluster components.TalosCluster
+
+func (c *TalosCluster) Annotate(a infer.Annotator) {
+	a.SetToken("index", "TalosCluster")
+	a.Describe(c, "A Talos Kubernetes cluster of Proxmox VMs: machine secrets, the Image Factory image, every node, the bootstrap, kubeconfig and talosconfig.")
+}
+
+func newTalosCluster(ctx *pulumi.Context, name string, args components.TalosClusterArgs, opts ...pulumi.ResourceOption) (*TalosCluster, error) {
+	c, err := components.NewTalosCluster(ctx, name, &args, opts...)
+	return (*TalosCluster)(c), err
+}
+
+type OverlayNetwork components.OverlayNetwork
+
+func (c *OverlayNetwork) Annotate(a infer.Annotator) {
+	a.SetToken("index", "OverlayNetwork")
+	a.Describe(c, "The Kubernetes pod network: Flannel (Talos's default) or Cilium installed with Helm, then a full cluster health check.")
+}
+
+func newOverlayNetwork(ctx *pulumi.Context, name string, args components.OverlayNetworkArgs, opts ...pulumi.ResourceOption) (*OverlayNetwork, error) {
+	c, err := components.NewOverlayNetwork(ctx, name, &args, opts...)
+	return (*OverlayNetwork)(c), err
+}
