@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -22,6 +25,7 @@ func Provider() (p.Provider, error) {
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
 		).
+		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
 }
 
@@ -77,4 +81,35 @@ func (c *OverlayNetwork) Annotate(a infer.Annotator) {
 func newOverlayNetwork(ctx *pulumi.Context, name string, args components.OverlayNetworkArgs, opts ...pulumi.ResourceOption) (*OverlayNetwork, error) {
 	c, err := components.NewOverlayNetwork(ctx, name, &args, opts...)
 	return (*OverlayNetwork)(c), err
+}
+
+// OverlayMachinePatch is the function form of components.MachinePatch: the
+// Talos patch that OverlayNetwork's CNI needs on every node, for programs
+// that cannot call Go. Hand its result to TalosCluster's patches.
+type OverlayMachinePatch struct{}
+
+// OverlayMachinePatchArgs selects the CNI.
+type OverlayMachinePatchArgs struct {
+	CNI                  string `pulumi:"cni"`
+	KubeProxyReplacement *bool  `pulumi:"kubeProxyReplacement,optional"`
+}
+
+// OverlayMachinePatchResult is the patch; empty for Flannel, which needs none.
+type OverlayMachinePatchResult struct {
+	Patch string `pulumi:"patch"`
+}
+
+func (f *OverlayMachinePatch) Annotate(a infer.Annotator) {
+	a.SetToken("index", "overlayMachinePatch")
+	a.Describe(f, "The Talos machine-config patch the overlay's CNI needs on every node (Cilium: no Talos CNI, and no kube-proxy when Cilium replaces it; Flannel: none). Pass it to TalosCluster's patches.")
+}
+
+func (OverlayMachinePatch) Invoke(_ context.Context, req infer.FunctionRequest[OverlayMachinePatchArgs]) (infer.FunctionResponse[OverlayMachinePatchResult], error) {
+	in := req.Input
+	if in.CNI != "flannel" && in.CNI != "cilium" {
+		return infer.FunctionResponse[OverlayMachinePatchResult]{}, fmt.Errorf("overlayMachinePatch: cni %q: use \"flannel\" or \"cilium\"", in.CNI)
+	}
+	// OverlayNetwork's own default: Cilium replaces kube-proxy.
+	kpr := in.KubeProxyReplacement == nil || *in.KubeProxyReplacement
+	return infer.FunctionResponse[OverlayMachinePatchResult]{Output: OverlayMachinePatchResult{Patch: components.MachinePatch(in.CNI, kpr)}}, nil
 }

@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Installs the pinned Pulumi CLI into $SDA_TOOLS_BIN (default: .tools/bin in the repo)
-# unless a pulumi of exactly that version is already there or on PATH.
+# unless a pulumi of exactly that version is already there or on PATH, and the
+# YAML language host (pulumi-language-yaml) that runs `runtime: yaml` programs,
+# such as the component package's example in examples/yaml.
 #
 # Real users install Pulumi the usual way (https://www.pulumi.com/docs/install/);
 # this route builds the CLI from its Go module, for machines that reach only the
 # Go module proxy. It takes about 4 minutes cold on 2 cores.
 set -euo pipefail
 PULUMI_VERSION=v3.274.1
+YAML_VERSION=v1.25.0 # tools/pulumi-yaml/go.mod pins the same
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SDA_TOOLS_BIN:-$repo/.tools/bin}
 mkdir -p "$bin"
 
 have_version() { "$1" version 2>/dev/null | grep -qx "$PULUMI_VERSION"; }
+
+install_yaml_host() {
+  # The language host has no version flag: a stamp file records what was built.
+  local stamp="$bin/.pulumi-language-yaml.version"
+  if [ -x "$bin/pulumi-language-yaml" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$YAML_VERSION" ]; then
+    echo "pulumi-language-yaml $YAML_VERSION already at $bin"; return
+  fi
+  echo "building pulumi-language-yaml $YAML_VERSION from its Go module into $bin (about 3 minutes cold)"
+  (cd "$repo/tools/pulumi-yaml" && go build -o "$bin/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml)
+  echo "$YAML_VERSION" >"$stamp"
+}
+install_yaml_host
 
 if [ -x "$bin/pulumi" ] && have_version "$bin/pulumi"; then
   echo "pulumi $PULUMI_VERSION already at $bin/pulumi"; exit 0

@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sda-platform/sda/internal/simulator"
+)
+
+// The component package (provider/, pulumi-resource-sda) is built once per
+// test run, and only when a test needs it.
+var (
+	packageOnce sync.Once
+	packageErr  error
+)
+
+// requirePackage builds pulumi-resource-sda into the plugin directory, where
+// the engine finds it on PATH as it finds the simulated providers, and checks
+// that the YAML language host is installed (scripts/install-pulumi.sh).
+func requirePackage(t *testing.T) {
+	t.Helper()
+	requireEngine(t)
+	packageOnce.Do(func() {
+		if _, err := exec.LookPath("pulumi-language-yaml"); err != nil {
+			packageErr = fmt.Errorf("the YAML language host is not on PATH: run scripts/install-pulumi.sh (%v)", err)
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "pulumi-resource-sda"), ".")
+		cmd.Dir = filepath.Join(repoRoot, "provider")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			packageErr = fmt.Errorf("building the component package: %v\n%s", err, out)
+		}
+	})
+	if packageErr != nil {
+		t.Fatal(packageErr)
+	}
+}
+
+// cli runs the pinned pulumi CLI in dir, as a user at a shell would, and
+// returns its standard output.
+func cli(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	out, err := cliErr(dir, env, args...)
+	if err != nil {
+		t.Fatalf("pulumi %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func cliErr(dir string, env []string, args ...string) (string, error) {
+	cmd := exec.Command(pulumiBin, append(args, "--non-interactive")...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// urnTails strips "urn:pulumi:<stack>::<project>::" from each URN: what is
+// left (the parent type chain, the type and the name) is what a program
+// decides.
+func urnTails(urns []string) []string {
+	var out []string
+	for _, u := range urns {
+		parts := strings.SplitN(u, "::", 3)
+		if len(parts) == 3 {
+			out = append(out, parts[2])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestYAMLProgramUsesTheComponentPackage proves the multi-language package
+// end to end. examples/yaml/Pulumi.yaml declares the dev platform from the
+// sda package by its sda:index tokens, with no SDA stack configuration; the
+// pinned CLI runs it with the YAML language host, and pulumi-resource-sda
+// constructs each component with the same Go code the stack uses, against
+// the simulated providers. It must:
+//   - go up, with the cluster's nodes configured and its members healthy;
+//   - register exactly the child resources the Go dev stack registers (the
+//     recorded URNs, stack and project aside), so a program can move between
+//     languages without a replacement;
+//   - keep the kubeconfig secret in outputs and out of the state's plaintext;
+//   - plan nothing on a second preview;
+//   - destroy everything it created.
+func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
+	requirePackage(t)
+	dir := t.TempDir()
+	program, err := os.ReadFile(filepath.Join(repoRoot, "examples", "yaml", "Pulumi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), program, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	simDir := t.TempDir()
+	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.168.1.10"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: agentWaitScale}); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		simulator.StateDirEnv + "=" + simDir,
+		"PULUMI_BACKEND_URL=file://" + t.TempDir(),
+	}
+	token := "root@pam!sda=" + randomHex(16)
+	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+	cli(t, dir, env, "stack", "init", "dev")
+	cli(t, dir, env, "config", "set", "proxmoxve:endpoint", "https://pve.example.test:8006/")
+	cli(t, dir, env, "config", "set", "--secret", "proxmoxve:apiToken", token)
+	cli(t, dir, env, "config", "set", "--secret", "sshPrivateKey", key)
+
+	cli(t, dir, env, "up", "--yes", "--skip-preview")
+
+	// The cluster exists in the simulated systems: its node's configuration
+	// applied, etcd with the control plane as its member, Node objects.
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clusters []*simulator.TalosCluster
+	for _, c := range st.Clusters {
+		clusters = append(clusters, c)
+	}
+	if len(clusters) != 1 || clusters[0].Name != "dev" {
+		t.Fatalf("want one bootstrapped cluster named dev, got %+v", clusters)
+	}
+	if got := clusters[0].EtcdMembers; !slices.Equal(got, []string{"10.10.0.11"}) {
+		t.Errorf("etcd members = %v, want [10.10.0.11]", got)
+	}
+	var nodes []string
+	for name := range clusters[0].Nodes {
+		nodes = append(nodes, name)
+	}
+	slices.Sort(nodes)
+	if !slices.Equal(nodes, []string{"dev-cp1", "dev-worker1"}) {
+		t.Errorf("Kubernetes nodes = %v, want [dev-cp1 dev-worker1]", nodes)
+	}
+
+	// Same children, same types, same names as the Go stack: the recorded
+	// dev URNs, without the stack-level explicit provider, which belongs to
+	// the SDA stack program rather than to a component.
+	var export struct {
+		Deployment struct {
+			Resources []struct {
+				URN  string `json:"urn"`
+				Type string `json:"type"`
+			} `json:"resources"`
+		} `json:"deployment"`
+	}
+	raw := cli(t, dir, env, "stack", "export")
+	if err := json.Unmarshal([]byte(raw), &export); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range export.Deployment.Resources {
+		if r.Type == "pulumi:pulumi:Stack" || strings.HasPrefix(r.Type, "pulumi:providers:") {
+			continue
+		}
+		got = append(got, r.URN)
+	}
+	var want []string
+	for _, u := range readLines(t, filepath.Join(repoRoot, "tests", "testdata", "urns-dev.txt")) {
+		if !strings.Contains(u, "::pulumi:providers:") {
+			want = append(want, u)
+		}
+	}
+	if g, w := urnTails(got), urnTails(want); !slices.Equal(g, w) {
+		t.Errorf("the YAML program's resources differ from the Go dev stack's\n got: %s\nwant: %s",
+			strings.Join(g, "\n      "), strings.Join(w, "\n      "))
+	}
+
+	// Secret outputs stay secret, and the state holds no plaintext of them.
+	shown := cli(t, dir, env, "stack", "output", "--json")
+	var masked map[string]any
+	if err := json.Unmarshal([]byte(shown), &masked); err != nil {
+		t.Fatal(err)
+	}
+	if masked["kubeconfig"] != "[secret]" || masked["talosconfig"] != "[secret]" {
+		t.Errorf("kubeconfig and talosconfig outputs must be secret, got %v / %v", masked["kubeconfig"], masked["talosconfig"])
+	}
+	var plain map[string]any
+	if err := json.Unmarshal([]byte(cli(t, dir, env, "stack", "output", "--json", "--show-secrets")), &plain); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, _ := plain["kubeconfig"].(string)
+	if !strings.Contains(kubeconfig, "server: https://10.10.0.11:6443") {
+		t.Fatalf("kubeconfig output does not reach the control plane:\n%s", kubeconfig)
+	}
+	if mid := kubeconfig[len(kubeconfig)/2-20 : len(kubeconfig)/2+20]; strings.Contains(raw, mid) {
+		t.Errorf("the state holds the kubeconfig in plaintext")
+	}
+	if strings.Contains(raw, token) || strings.Contains(raw, strings.TrimSpace(key)) {
+		t.Errorf("the state holds a configured credential in plaintext")
+	}
+
+	// A second preview plans nothing.
+	if _, err := cliErr(dir, env, "preview", "--expect-no-changes"); err != nil {
+		t.Errorf("a preview right after up plans changes: %v", err)
+	}
+
+	cli(t, dir, env, "destroy", "--yes", "--skip-preview")
+	if left := simObjects(t, simDir); len(left) > 0 {
+		t.Errorf("destroy left objects in the simulated systems:\n  %s", strings.Join(left, "\n  "))
+	}
+}
