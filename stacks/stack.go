@@ -14,8 +14,8 @@ import (
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // Program is the Pulumi program of every SDA stack.

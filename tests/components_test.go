@@ -16,7 +16,7 @@ import (
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 func devPlan(t *testing.T) (config.Config, config.Plan) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The whole program, configuration to resources, for the shipped stacks

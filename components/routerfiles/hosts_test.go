@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Scaling must not touch the router's main configuration: its files (and so

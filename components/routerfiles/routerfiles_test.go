@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // testConfig is a resolved stack with three control planes behind a VIP, two

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Interface names inside the router container: Proxmox names the container's

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Diagram is a Mermaid flowchart of the stack: the external network and the

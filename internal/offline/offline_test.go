@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // projectDir holds the test copies of Pulumi.yaml and the shipped stack

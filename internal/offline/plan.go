@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // NodeTotals is what one Proxmox node hosts for the stack.

@@ -12,8 +12,8 @@ import (
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // File is one rendered file; Path is relative to the output directory and

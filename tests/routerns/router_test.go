@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // The external side of the test network, in TEST-NET-3: these addresses

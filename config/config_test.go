@@ -12,7 +12,7 @@ import (
 // repoRoot holds the test copies of Pulumi.yaml and the shipped stack
 // files (testdata/stacks), so editing the repository's stack files does not
 // change what the tests expect.
-const repoRoot = "../../testdata/stacks"
+const repoRoot = "../testdata/stacks"
 
 // valid is a small, valid configuration the cases below break one way each.
 func valid() Config {
