@@ -126,7 +126,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		Files:             routerfiles.Render(routerSpec),
 		Hosts:             routerSpec.Hosts,
 		SSH: components.RouterSSH{
-			Host:       sshHost(c, plan.RouterNode),
+			Host:       plan.SSHHost(plan.RouterNode),
 			User:       c.Proxmox.SSHUser,
 			PrivateKey: opts.SSHPrivateKey,
 		},
@@ -138,7 +138,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	// Each VM waits for the bridge on its own Proxmox node.
 	clusterArgs := talosClusterArgs(c, plan)
 	bridges := pulumi.StringMap{}
-	for _, node := range plan.ProxmoxNodesUsed(c) {
+	for _, node := range plan.ProxmoxNodesUsed() {
 		bridges[node] = network.BridgeOn(node)
 	}
 	clusterArgs.Bridges = bridges
@@ -229,7 +229,7 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 	n := plan.Network
 	args := &components.InternalNetworkArgs{
 		Bridge:       n.Bridge,
-		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
+		ProxmoxNodes: plan.ProxmoxNodesUsed(),
 		Mode:         n.Mode,
 	}
 	if n.VLAN != nil {
@@ -241,18 +241,9 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 			x.Peers = append(x.Peers, p.Address.String())
 		}
 		args.VXLAN = x
-		args.SSH = components.ProxmoxSSH{Host: sshHost(c, n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
+		args.SSH = components.ProxmoxSSH{Host: plan.SSHHost(n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
 	}
 	return args
-}
-
-func sshHost(c config.Config, node string) string {
-	for _, n := range c.Proxmox.Nodes {
-		if n.Name == node {
-			return n.SSHHost
-		}
-	}
-	return node
 }
 
 // secretConfig reads an optional secret key; nil when it is not set.
