@@ -53,7 +53,7 @@ type RouterLXCArgs struct {
 
 	// Files is the rendered configuration (routerfiles.Render). It must
 	// point at routerfiles.DebianLayout's host directories, as the files of
-	// a Spec from routerfiles.FromConfig do.
+	// a Spec with the Default*Dir paths do.
 	Files routerfiles.Files
 	// Hosts are the nodes (Spec.Hosts). Each gets a command of its own that
 	// installs its DNS name, DHCP reservation and firewall entries, and

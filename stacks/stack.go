@@ -84,7 +84,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	if err != nil {
 		return nil, err
 	}
-	routerSpec, err := routerfiles.FromConfig(c, plan)
+	routerSpec, err := render.RouterSpec(c, plan)
 	if err != nil {
 		return nil, fmt.Errorf("router configuration: %w", err)
 	}

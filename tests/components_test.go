@@ -17,6 +17,7 @@ import (
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/render"
 )
 
 func devPlan(t *testing.T) (config.Config, config.Plan) {
@@ -178,7 +179,7 @@ func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 // so a configuration change never touches (or recreates) the container.
 func TestRouterLXCAlone(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestRouterLXCAlone(t *testing.T) {
 
 	// A changed port-forward changes the script only.
 	c.Network.PortForwards = append(c.Network.PortForwards, config.PortForward{Name: "web", Protocol: "tcp", Port: 8080, Target: "dev-worker1", TargetPort: 80})
-	spec2, err := routerfiles.FromConfig(c, p)
+	spec2, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestRouterLXCAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec3, err := routerfiles.FromConfig(c3, p3)
+	spec3, err := render.RouterSpec(c3, p3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func checkHostCommands(t *testing.T, m *mocks, router string, vmid int, hosts []
 // listed twice, are refused before anything is registered.
 func TestRouterLXCRefusesMismatches(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
-	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -131,7 +131,7 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}

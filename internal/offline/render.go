@@ -35,7 +35,7 @@ const Marker = ".sda-render"
 // and for every node its numbered patches and its complete validated
 // machine configuration.
 func Files(c config.Config, p config.Plan) ([]File, error) {
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		return nil, err
 	}
