@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
+	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
@@ -144,6 +145,12 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 		}
 	}
 	checkHostCommands(t, m, stack+"-router", p.RouterVMID, spec.Hosts)
+	// The stack hands the router its Args, which the component parses back:
+	// the files it applies are those `sda render` writes (render.RouterSpec).
+	want := routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
+	if got := decodePct(t, m.named(t, stack+"-router-config").Inputs["create"].StringValue(), p.RouterVMID); got != want {
+		t.Errorf("the router applies other files than sda render writes:\n%.300s", got)
+	}
 }
 
 // Every resource but the top-level components sits under a component, and
