@@ -32,8 +32,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // ConfigValue is one extra configuration value, such as a provider credential.

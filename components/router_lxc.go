@@ -3,6 +3,8 @@ package components
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
+	"net/netip"
 	"path"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/ct"
@@ -17,50 +19,106 @@ import (
 // host that runs it, then `pct exec` into the container. The container needs
 // no SSH server and no address reachable from where Pulumi runs.
 type RouterSSH struct {
-	Host string
-	User string
+	// Host is the Proxmox host's address or DNS name.
+	Host string `pulumi:"host"`
+	// User on the Proxmox host; it must be allowed to run pct (root).
+	User string `pulumi:"user,optional"`
 	// PrivateKey is optional (secret); without it the SSH agent is used.
-	PrivateKey pulumi.StringInput
+	PrivateKey pulumi.StringInput `pulumi:"privateKey,optional" provider:"secret"`
 }
 
-// RouterLXCArgs describes the router container.
+// RouterLXCArgs describes the router container and what it routes. Every
+// address is a string: the constructor parses them and says which field is
+// wrong.
 type RouterLXCArgs struct {
-	ProxmoxNode string
-	VMID        int
-	Hostname    string
-	Cores       int
-	MemoryMiB   int
-	DiskGiB     int
+	ProxmoxNode string `pulumi:"proxmoxNode"`
+	VMID        int    `pulumi:"vmId"`
+	// Hostname of the container; it is also the router's own DNS name on
+	// the internal network.
+	Hostname  string `pulumi:"hostname"`
+	Cores     int    `pulumi:"cores"`
+	MemoryMiB int    `pulumi:"memoryMiB"`
+	DiskGiB   int    `pulumi:"diskGiB"`
 	// Datastore holds the container's root disk.
-	Datastore string
+	Datastore string `pulumi:"datastore"`
 	// TemplateDatastore receives the downloaded LXC template (content vztmpl).
-	TemplateDatastore string
-	TemplateURL       string
-	TemplateChecksum  string
+	TemplateDatastore string `pulumi:"templateDatastore"`
+	TemplateURL       string `pulumi:"templateUrl"`
+	// TemplateChecksum is the template's SHA-256; empty skips the check.
+	TemplateChecksum string `pulumi:"templateChecksum,optional"`
 
-	ExternalBridge string
-	ExternalVLAN   int
+	ExternalBridge string `pulumi:"externalBridge"`
+	// ExternalVLAN tags the external NIC; 0 leaves it untagged.
+	ExternalVLAN int `pulumi:"externalVlan,optional"`
 	// ExternalAddress is "dhcp" or a CIDR such as 192.168.1.50/24.
-	ExternalAddress string
-	ExternalGateway string
-	InternalBridge  pulumi.StringInput
+	ExternalAddress string `pulumi:"externalAddress"`
+	// ExternalGateway is the default gateway of a static ExternalAddress.
+	ExternalGateway string             `pulumi:"externalGateway,optional"`
+	InternalBridge  pulumi.StringInput `pulumi:"internalBridge"`
 	// InternalMTU of the internal NIC; 0 or 1500 leaves the default.
-	InternalMTU int
-	// InternalAddress is the gateway address of the internal network, as CIDR.
-	InternalAddress string
-	// UpstreamDNS is what the container itself resolves with.
-	UpstreamDNS []string
+	InternalMTU int `pulumi:"internalMtu,optional"`
+	// InternalAddress is the router's address in the internal network, as
+	// CIDR (10.10.0.1/24): the gateway and DNS server of every host, and,
+	// by its prefix, the internal network.
+	InternalAddress string `pulumi:"internalAddress"`
+	// UpstreamDNS are the servers the router resolves with and forwards
+	// other names to, in order.
+	UpstreamDNS []string `pulumi:"upstreamDns"`
 
-	// Files is the rendered configuration (routerfiles.Render). It must
-	// point at routerfiles.DebianLayout's host directories, as the files of
-	// a Spec from routerfiles.FromConfig do.
-	Files routerfiles.Files
-	// Hosts are the nodes (Spec.Hosts). Each gets a command of its own that
-	// installs its DNS name, DHCP reservation and firewall entries, and
-	// removes them when the host goes, so adding or removing a node creates
-	// or deletes one command and leaves the main configuration alone.
-	Hosts []routerfiles.Host
-	SSH   RouterSSH
+	// Domain is the internal DNS domain: a host is <name>.<domain>.
+	Domain string `pulumi:"domain"`
+	// DHCPStart and DHCPEnd bound the dynamic DHCP range, inside the
+	// internal network.
+	DHCPStart string `pulumi:"dhcpStart"`
+	DHCPEnd   string `pulumi:"dhcpEnd"`
+	// DHCPLeaseTime of the dynamic range, in dnsmasq's syntax; default 12h.
+	DHCPLeaseTime string `pulumi:"dhcpLeaseTime,optional"`
+	// AdminCIDRs (external side) may reach the Talos API of every host and
+	// the Kubernetes API of every control plane and of KubernetesAPIAddresses.
+	AdminCIDRs []string `pulumi:"adminCidrs,optional"`
+	// KubernetesAPIAddresses serve the Kubernetes API without being a
+	// host's own address: the control planes' shared VIP.
+	KubernetesAPIAddresses []string `pulumi:"kubernetesApiAddresses,optional"`
+	// Hosts are the machines on the internal network. Each gets a command
+	// of its own that installs its DNS name, DHCP reservation and firewall
+	// entries, and removes them when the host goes, so adding or removing a
+	// host creates or deletes one command and leaves the main configuration
+	// alone.
+	Hosts []RouterHostArgs `pulumi:"hosts,optional"`
+	// Forwards publish internal ports on the router's external address.
+	Forwards []RouterForwardArgs `pulumi:"forwards,optional"`
+
+	SSH RouterSSH `pulumi:"ssh"`
+}
+
+// RouterHostArgs is one machine on the internal network.
+type RouterHostArgs struct {
+	// Name is the short hostname, a DNS label; it also names the host's
+	// command.
+	Name    string `pulumi:"name"`
+	Address string `pulumi:"address"`
+	// MAC fixes the host's DHCP lease to Address; without it the host
+	// gets a DNS name and firewall entries only.
+	MAC string `pulumi:"mac,optional"`
+	// ControlPlane hosts serve the Kubernetes API, which AdminCIDRs may reach.
+	ControlPlane bool `pulumi:"controlPlane,optional"`
+}
+
+// RouterForwardArgs publishes Target:TargetPort on the router's external
+// address, port Port.
+type RouterForwardArgs struct {
+	// Name labels the firewall rules.
+	Name string `pulumi:"name"`
+	// Protocol is tcp (the default) or udp.
+	Protocol string `pulumi:"protocol,optional"`
+	Port     int    `pulumi:"port"`
+	// Target is an internal address.
+	Target string `pulumi:"target"`
+	// TargetPort defaults to Port.
+	TargetPort int `pulumi:"targetPort,optional"`
+	// AllowFrom limits the sources (CIDRs); empty means anyone on the
+	// external side.
+	AllowFrom []string `pulumi:"allowFrom,optional"`
 }
 
 // RouterLXC routes between the external network and the internal bridge:
@@ -114,19 +172,14 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	if args == nil || args.ProxmoxNode == "" || args.VMID == 0 || args.SSH.Host == "" {
 		return nil, fmt.Errorf("RouterLXC %s: ProxmoxNode, VMID and SSH.Host are required", name)
 	}
+	// Everything is parsed and rendered before anything is registered: a
+	// wrong address fails the program, not the container half-way.
 	layout := routerfiles.DebianLayout()
-	// A mismatch would install hosts where neither dnsmasq nor the ruleset
-	// looks: refuse it before anything is registered.
-	if err := args.Files.CheckLayout(layout); err != nil {
+	spec, err := routerSpec(args, layout)
+	if err != nil {
 		return nil, fmt.Errorf("RouterLXC %s: %w", name, err)
 	}
-	seen := map[string]bool{}
-	for _, h := range args.Hosts {
-		if seen[h.Name] {
-			return nil, fmt.Errorf("RouterLXC %s: host %q is listed twice", name, h.Name)
-		}
-		seen[h.Name] = true
-	}
+	files := routerfiles.Render(spec)
 	comp := &RouterLXC{HostEntries: map[string]*remote.Command{}}
 	if err := ctx.RegisterComponentResource(RouterLXCType, name, comp, opts...); err != nil {
 		return nil, err
@@ -241,7 +294,7 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	// when its configuration changed, so leases survive a re-apply.
 	// The files list no node, so adding or removing one leaves this command
 	// as it is.
-	applyScript := routerfiles.ApplyScript(args.Files, layout)
+	applyScript := routerfiles.ApplyScript(files, layout)
 	script := vmid.ApplyT(func(id int) string { return pctScript(id, applyScript) }).(pulumi.StringOutput)
 	configured, err := remote.NewCommand(ctx, name+"-config", &remote.CommandArgs{
 		Connection: conn,
@@ -257,7 +310,7 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	// Each runs after the main configuration, which creates the directories
 	// and the firewall sets the host's files go into. A changed host (a new
 	// MAC, say) runs Create again in place; the script is idempotent.
-	for _, h := range args.Hosts {
+	for _, h := range spec.Hosts {
 		add, remove := routerfiles.HostScript(h, layout), routerfiles.RemoveHostScript(h, layout)
 		cmd, err := remote.NewCommand(ctx, name+"-host-"+h.Name, &remote.CommandArgs{
 			Connection: conn,
@@ -274,7 +327,7 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	comp.VMID = vmid
 	comp.ExternalAddress = pulumi.String(args.ExternalAddress).ToStringOutput()
 	comp.InternalAddress = pulumi.String(args.InternalAddress).ToStringOutput()
-	comp.ConfigDigest = configured.Create.ApplyT(func(*string) string { return args.Files.Digest() }).(pulumi.StringOutput)
+	comp.ConfigDigest = configured.Create.ApplyT(func(*string) string { return files.Digest() }).(pulumi.StringOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"vmId":            comp.VMID,
 		"externalAddress": comp.ExternalAddress,
@@ -284,4 +337,144 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		return nil, err
 	}
 	return comp, nil
+}
+
+// routerSpec parses args into what routerfiles renders. Every error names
+// the field, the value and what to write instead.
+func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spec, error) {
+	s := routerfiles.Spec{
+		ExternalInterface: routerExternalNIC,
+		InternalInterface: routerInternalNIC,
+		Domain:            args.Domain,
+		LeaseTime:         args.DHCPLeaseTime,
+		RouterName:        args.Hostname,
+		HostsDir:          layout.HostsDir,
+		DHCPHostsDir:      layout.DHCPHostsDir,
+		NftablesHostsDir:  layout.NftablesHostsDir,
+	}
+	if s.LeaseTime == "" {
+		s.LeaseTime = routerfiles.DefaultLeaseTime
+	}
+	if args.Domain == "" {
+		return s, fmt.Errorf("Domain is required: the internal DNS domain, such as lab.internal")
+	}
+	in, err := parsePrefix("InternalAddress", args.InternalAddress, "the router's internal address with its prefix length, such as 10.10.0.1/24")
+	if err != nil {
+		return s, err
+	}
+	s.Internal, s.RouterInternal = in.Masked(), in.Addr()
+	if args.ExternalAddress != "dhcp" {
+		ext, err := parsePrefix("ExternalAddress", args.ExternalAddress, `"dhcp" or the router's external address with its prefix length, such as 192.168.1.50/24`)
+		if err != nil {
+			return s, err
+		}
+		s.External, s.RouterExternal = ext.Masked(), ext.Addr()
+	}
+	if s.UpstreamDNS, err = parseAddrs("UpstreamDNS", args.UpstreamDNS, "such as 1.1.1.1"); err != nil {
+		return s, err
+	}
+	if s.DHCPStart, err = parseInternal("DHCPStart", args.DHCPStart, s.Internal); err != nil {
+		return s, err
+	}
+	if s.DHCPEnd, err = parseInternal("DHCPEnd", args.DHCPEnd, s.Internal); err != nil {
+		return s, err
+	}
+	if s.DHCPEnd.Less(s.DHCPStart) {
+		return s, fmt.Errorf("DHCPEnd %s is before DHCPStart %s: swap them", s.DHCPEnd, s.DHCPStart)
+	}
+	for i, c := range args.AdminCIDRs {
+		p, err := parsePrefix(fmt.Sprintf("AdminCIDRs[%d]", i), c, "one such as 192.168.1.0/24")
+		if err != nil {
+			return s, err
+		}
+		s.AdminCIDRs = append(s.AdminCIDRs, p)
+	}
+	if s.KubernetesAPI, err = parseAddrs("KubernetesAPIAddresses", args.KubernetesAPIAddresses, "the VIP, such as 10.10.0.10"); err != nil {
+		return s, err
+	}
+	seen := map[string]bool{}
+	for i, h := range args.Hosts {
+		field := fmt.Sprintf("Hosts[%d]", i)
+		if h.Name == "" {
+			return s, fmt.Errorf("%s.Name is required: the host's short name, a DNS label", field)
+		}
+		if seen[h.Name] {
+			return s, fmt.Errorf("host %q is listed twice (%s): give every host its own name", h.Name, field)
+		}
+		seen[h.Name] = true
+		a, err := parseInternal(field+".Address", h.Address, s.Internal)
+		if err != nil {
+			return s, err
+		}
+		if h.MAC != "" {
+			if _, err := net.ParseMAC(h.MAC); err != nil {
+				return s, fmt.Errorf("%s.MAC = %q is not a MAC address: write it like 02:00:00:00:00:01, or leave it empty for no DHCP reservation", field, h.MAC)
+			}
+		}
+		s.Hosts = append(s.Hosts, routerfiles.Host{Name: h.Name, Domain: s.Domain, Address: a, MAC: h.MAC, ControlPlane: h.ControlPlane})
+	}
+	for i, f := range args.Forwards {
+		field := fmt.Sprintf("Forwards[%d]", i)
+		fw := routerfiles.Forward{Name: f.Name, Protocol: f.Protocol, Port: f.Port, TargetPort: f.TargetPort}
+		if fw.Protocol == "" {
+			fw.Protocol = "tcp"
+		}
+		if fw.TargetPort == 0 {
+			fw.TargetPort = fw.Port
+		}
+		switch {
+		case f.Name == "":
+			return s, fmt.Errorf("%s.Name is required: it labels the forward's firewall rules", field)
+		case fw.Protocol != "tcp" && fw.Protocol != "udp":
+			return s, fmt.Errorf("%s.Protocol = %q: use tcp or udp", field, f.Protocol)
+		case fw.Port < 1 || fw.Port > 65535:
+			return s, fmt.Errorf("%s.Port = %d: use a port from 1 to 65535", field, f.Port)
+		case fw.TargetPort < 1 || fw.TargetPort > 65535:
+			return s, fmt.Errorf("%s.TargetPort = %d: use a port from 1 to 65535, or 0 for Port", field, f.TargetPort)
+		}
+		if fw.Target, err = parseInternal(field+".Target", f.Target, s.Internal); err != nil {
+			return s, err
+		}
+		for j, c := range f.AllowFrom {
+			p, err := parsePrefix(fmt.Sprintf("%s.AllowFrom[%d]", field, j), c, "one such as 203.0.113.0/24")
+			if err != nil {
+				return s, err
+			}
+			fw.AllowFrom = append(fw.AllowFrom, p)
+		}
+		s.Forwards = append(s.Forwards, fw)
+	}
+	return s, nil
+}
+
+func parsePrefix(field, value, fix string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(value)
+	if err != nil || !p.Addr().Is4() {
+		return p, fmt.Errorf("%s = %q is not an IPv4 CIDR: write %s", field, value, fix)
+	}
+	return p, nil
+}
+
+func parseAddrs(field string, values []string, fix string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for i, v := range values {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("%s[%d] = %q is not an IPv4 address: write one %s", field, i, v, fix)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// parseInternal parses an address that must lie in the internal network.
+func parseInternal(field, value string, internal netip.Prefix) (netip.Addr, error) {
+	a, err := netip.ParseAddr(value)
+	if err != nil || !a.Is4() {
+		return a, fmt.Errorf("%s = %q is not an IPv4 address: write one of the internal network %s, such as %s", field, value, internal, internal.Addr().Next())
+	}
+	if !internal.Contains(a) {
+		return a, fmt.Errorf("%s = %s is outside the internal network %s (InternalAddress): use an address inside it", field, value, internal)
+	}
+	return a, nil
 }

@@ -13,9 +13,8 @@ import (
 	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
 	"github.com/sda-platform/sda/components"
-	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // Program is the Pulumi program of every SDA stack.
@@ -84,7 +83,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	if err != nil {
 		return nil, err
 	}
-	routerSpec, err := routerfiles.FromConfig(c, plan)
+	routerArgs, err := routerLXCArgs(c, plan)
 	if err != nil {
 		return nil, fmt.Errorf("router configuration: %w", err)
 	}
@@ -100,37 +99,9 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, err
 	}
 
-	externalAddress := "dhcp"
-	if plan.RouterExternal.IsValid() {
-		externalAddress = fmt.Sprintf("%s/%d", plan.RouterExternal, plan.External.Bits())
-	}
-	router, err := components.NewRouterLXC(ctx, name+"-router", &components.RouterLXCArgs{
-		ProxmoxNode:       plan.RouterNode,
-		VMID:              plan.RouterVMID,
-		Hostname:          c.Router.Hostname,
-		Cores:             c.Router.Cores,
-		MemoryMiB:         c.Router.MemoryMiB,
-		DiskGiB:           c.Router.DiskGiB,
-		Datastore:         c.Proxmox.Datastore,
-		TemplateDatastore: c.Proxmox.ImageDatastore,
-		TemplateURL:       c.Router.TemplateURL,
-		TemplateChecksum:  c.Router.TemplateChecksum,
-		ExternalBridge:    c.Network.External.Bridge,
-		ExternalVLAN:      c.Network.External.VLAN,
-		ExternalAddress:   externalAddress,
-		ExternalGateway:   c.Network.External.Gateway,
-		InternalBridge:    network.BridgeOn(plan.RouterNode),
-		InternalMTU:       plan.Network.MTU,
-		InternalAddress:   fmt.Sprintf("%s/%d", plan.RouterInternal, plan.Internal.Bits()),
-		UpstreamDNS:       c.Network.DNSServers,
-		Files:             routerfiles.Render(routerSpec),
-		Hosts:             routerSpec.Hosts,
-		SSH: components.RouterSSH{
-			Host:       sshHost(c, plan.RouterNode),
-			User:       c.Proxmox.SSHUser,
-			PrivateKey: opts.SSHPrivateKey,
-		},
-	}, withProxmox...)
+	routerArgs.InternalBridge = network.BridgeOn(plan.RouterNode)
+	routerArgs.SSH.PrivateKey = opts.SSHPrivateKey
+	router, err := components.NewRouterLXC(ctx, name+"-router", routerArgs, withProxmox...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +109,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	// Each VM waits for the bridge on its own Proxmox node.
 	clusterArgs := talosClusterArgs(c, plan)
 	bridges := pulumi.StringMap{}
-	for _, node := range plan.ProxmoxNodesUsed(c) {
+	for _, node := range plan.ProxmoxNodesUsed() {
 		bridges[node] = network.BridgeOn(node)
 	}
 	clusterArgs.Bridges = bridges
@@ -178,6 +149,61 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("cni", overlayNet.CNI)
 	ctx.Export("ready", overlayNet.Ready)
 	return &Stack{Network: network, Router: router, Cluster: cluster, Overlay: overlayNet}, nil
+}
+
+// routerLXCArgs maps the configuration and its plan into the router's
+// arguments: the container, the internal network, every planned machine as
+// a host, and the port-forwards with their targets resolved. The internal
+// bridge and the SSH key are the caller's (Pulumi values). `sda render`
+// renders the same files from the same configuration (render.RouterSpec).
+func routerLXCArgs(c config.Config, plan config.Plan) (*components.RouterLXCArgs, error) {
+	externalAddress := "dhcp"
+	if plan.RouterExternal.IsValid() {
+		externalAddress = fmt.Sprintf("%s/%d", plan.RouterExternal, plan.External.Bits())
+	}
+	args := &components.RouterLXCArgs{
+		ProxmoxNode:       plan.RouterNode,
+		VMID:              plan.RouterVMID,
+		Hostname:          c.Router.Hostname,
+		Cores:             c.Router.Cores,
+		MemoryMiB:         c.Router.MemoryMiB,
+		DiskGiB:           c.Router.DiskGiB,
+		Datastore:         c.Proxmox.Datastore,
+		TemplateDatastore: c.Proxmox.ImageDatastore,
+		TemplateURL:       c.Router.TemplateURL,
+		TemplateChecksum:  c.Router.TemplateChecksum,
+		ExternalBridge:    c.Network.External.Bridge,
+		ExternalVLAN:      c.Network.External.VLAN,
+		ExternalAddress:   externalAddress,
+		ExternalGateway:   c.Network.External.Gateway,
+		InternalMTU:       plan.Network.MTU,
+		InternalAddress:   fmt.Sprintf("%s/%d", plan.RouterInternal, plan.Internal.Bits()),
+		UpstreamDNS:       c.Network.DNSServers,
+		Domain:            c.Network.Internal.Domain,
+		DHCPStart:         plan.DHCPStart.String(),
+		DHCPEnd:           plan.DHCPEnd.String(),
+		AdminCIDRs:        c.Network.AdminCIDRs,
+		SSH:               components.RouterSSH{Host: plan.SSHHost(plan.RouterNode), User: c.Proxmox.SSHUser},
+	}
+	if plan.VIP.IsValid() {
+		args.KubernetesAPIAddresses = []string{plan.VIP.String()}
+	}
+	for _, m := range plan.Machines() {
+		args.Hosts = append(args.Hosts, components.RouterHostArgs{
+			Name: m.Hostname, Address: m.Address.String(), MAC: m.MAC, ControlPlane: m.Role == config.RoleControlPlane,
+		})
+	}
+	for i, f := range c.Network.PortForwards {
+		target, err := config.ForwardTarget(plan, f.Target)
+		if err != nil {
+			return nil, fmt.Errorf("sda:network.portForwards[%d].target %q: %w", i, f.Target, err)
+		}
+		args.Forwards = append(args.Forwards, components.RouterForwardArgs{
+			Name: f.Name, Protocol: f.Protocol, Port: f.Port,
+			Target: target.String(), TargetPort: f.TargetPort, AllowFrom: f.AllowFrom,
+		})
+	}
+	return args, nil
 }
 
 // talosClusterArgs maps the configuration and its plan into the cluster's
@@ -229,7 +255,7 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 	n := plan.Network
 	args := &components.InternalNetworkArgs{
 		Bridge:       n.Bridge,
-		ProxmoxNodes: plan.ProxmoxNodesUsed(c),
+		ProxmoxNodes: plan.ProxmoxNodesUsed(),
 		Mode:         n.Mode,
 	}
 	if n.VLAN != nil {
@@ -241,18 +267,9 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 			x.Peers = append(x.Peers, p.Address.String())
 		}
 		args.VXLAN = x
-		args.SSH = components.ProxmoxSSH{Host: sshHost(c, n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
+		args.SSH = components.ProxmoxSSH{Host: plan.SSHHost(n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
 	}
 	return args
-}
-
-func sshHost(c config.Config, node string) string {
-	for _, n := range c.Proxmox.Nodes {
-		if n.Name == node {
-			return n.SSHHost
-		}
-	}
-	return node
 }
 
 // secretConfig reads an optional secret key; nil when it is not set.

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/base64"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,7 +17,8 @@ import (
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/render"
 )
 
 func devPlan(t *testing.T) (config.Config, config.Plan) {
@@ -163,14 +165,43 @@ func TestInternalNetworkModes(t *testing.T) {
 	})
 }
 
+// routerArgs are Args describing what spec describes, written out as
+// strings the way a program other than SDA's stack would: the component
+// must render exactly routerfiles.Render(spec).
 func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
-	return &components.RouterLXCArgs{
-		ProxmoxNode: "pve", VMID: 8001, Hostname: "router", Cores: 1, MemoryMiB: 256, DiskGiB: 4,
+	t.Helper()
+	args := &components.RouterLXCArgs{
+		ProxmoxNode: "pve", VMID: 8001, Hostname: spec.RouterName, Cores: 1, MemoryMiB: 256, DiskGiB: 4,
 		Datastore: "local-lvm", TemplateDatastore: "local", TemplateURL: config.DefaultRouterTemplateURL,
-		ExternalBridge: "vmbr0", ExternalAddress: "192.168.1.50/24", ExternalGateway: "192.168.1.1",
-		InternalBridge: pulumi.String("vmbr1"), InternalAddress: "10.10.0.1/24", UpstreamDNS: []string{"1.1.1.1"},
-		Files: routerfiles.Render(spec), Hosts: spec.Hosts, SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
+		ExternalBridge: "vmbr0", ExternalAddress: "dhcp", ExternalGateway: "192.168.1.1",
+		InternalBridge:  pulumi.String("vmbr1"),
+		InternalAddress: fmt.Sprintf("%s/%d", spec.RouterInternal, spec.Internal.Bits()),
+		Domain:          spec.Domain, DHCPStart: spec.DHCPStart.String(), DHCPEnd: spec.DHCPEnd.String(), DHCPLeaseTime: spec.LeaseTime,
+		SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
 	}
+	if spec.RouterExternal.IsValid() {
+		args.ExternalAddress = fmt.Sprintf("%s/%d", spec.RouterExternal, spec.External.Bits())
+	}
+	for _, a := range spec.UpstreamDNS {
+		args.UpstreamDNS = append(args.UpstreamDNS, a.String())
+	}
+	for _, p := range spec.AdminCIDRs {
+		args.AdminCIDRs = append(args.AdminCIDRs, p.String())
+	}
+	for _, a := range spec.KubernetesAPI {
+		args.KubernetesAPIAddresses = append(args.KubernetesAPIAddresses, a.String())
+	}
+	for _, h := range spec.Hosts {
+		args.Hosts = append(args.Hosts, components.RouterHostArgs{Name: h.Name, Address: h.Address.String(), MAC: h.MAC, ControlPlane: h.ControlPlane})
+	}
+	for _, f := range spec.Forwards {
+		fw := components.RouterForwardArgs{Name: f.Name, Protocol: f.Protocol, Port: f.Port, Target: f.Target.String(), TargetPort: f.TargetPort}
+		for _, p := range f.AllowFrom {
+			fw.AllowFrom = append(fw.AllowFrom, p.String())
+		}
+		args.Forwards = append(args.Forwards, fw)
+	}
+	return args
 }
 
 // The router's configuration travels inside the command as base64 and is
@@ -178,7 +209,7 @@ func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 // so a configuration change never touches (or recreates) the container.
 func TestRouterLXCAlone(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +265,7 @@ func TestRouterLXCAlone(t *testing.T) {
 
 	// A changed port-forward changes the script only.
 	c.Network.PortForwards = append(c.Network.PortForwards, config.PortForward{Name: "web", Protocol: "tcp", Port: 8080, Target: "dev-worker1", TargetPort: 80})
-	spec2, err := routerfiles.FromConfig(c, p)
+	spec2, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +283,7 @@ func TestRouterLXCAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec3, err := routerfiles.FromConfig(c3, p3)
+	spec3, err := render.RouterSpec(c3, p3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,26 +322,80 @@ func checkHostCommands(t *testing.T, m *mocks, router string, vmid int, hosts []
 	}
 }
 
-// Files that do not point at the layout's host directories, or a host
-// listed twice, are refused before anything is registered.
-func TestRouterLXCRefusesMismatches(t *testing.T) {
+// A forward's protocol defaults to tcp and its target port to its port.
+func TestRouterLXCForwardDefaults(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rendered for another hosts directory than DebianLayout's.
-	elsewhere := spec
-	elsewhere.HostsDir = "/srv/hosts"
-	twice := spec
-	twice.Hosts = append(slices.Clone(spec.Hosts), spec.Hosts[0])
+	script := func(fw components.RouterForwardArgs) string {
+		args := routerArgs(t, spec)
+		args.Forwards = []components.RouterForwardArgs{fw}
+		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
+			_, err := components.NewRouterLXC(ctx, "lab-router", args)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.named(t, "lab-router-config").Inputs["create"].StringValue()
+	}
+	short := script(components.RouterForwardArgs{Name: "https", Port: 443, Target: "10.10.0.21"})
+	if full := script(components.RouterForwardArgs{Name: "https", Protocol: "tcp", Port: 443, Target: "10.10.0.21", TargetPort: 443}); short != full {
+		t.Error("a forward without protocol and target port renders otherwise than tcp to the same port")
+	}
+	if udp := script(components.RouterForwardArgs{Name: "https", Protocol: "udp", Port: 443, Target: "10.10.0.21"}); udp == short {
+		t.Error("the protocol does not reach the rendered files")
+	}
+}
+
+// Args the component cannot use are refused before anything is registered,
+// with a message naming the field, the value and the fix.
+func TestRouterLXCRefusesBadArgs(t *testing.T) {
+	c, p := devPlan(t)
+	spec, err := render.RouterSpec(c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(mod func(a *components.RouterLXCArgs)) *components.RouterLXCArgs {
+		a := routerArgs(t, spec)
+		mod(a)
+		return a
+	}
 	for _, tc := range []struct {
 		name string
 		args *components.RouterLXCArgs
 		want string
 	}{
-		{"host directory elsewhere", routerArgs(t, elsewhere), `"hostsdir=/etc/sda/hosts.d"`},
-		{"a host twice", routerArgs(t, twice), `host "dev-cp1" is listed twice`},
+		{"a host twice", with(func(a *components.RouterLXCArgs) { a.Hosts = append(a.Hosts, a.Hosts[0]) }),
+			`host "dev-cp1" is listed twice (Hosts[2]): give every host its own name`},
+		{"internal address without prefix", with(func(a *components.RouterLXCArgs) { a.InternalAddress = "10.10.0.1" }),
+			`InternalAddress = "10.10.0.1" is not an IPv4 CIDR: write the router's internal address with its prefix length, such as 10.10.0.1/24`},
+		{"external address neither dhcp nor CIDR", with(func(a *components.RouterLXCArgs) { a.ExternalAddress = "DHCP" }),
+			`ExternalAddress = "DHCP" is not an IPv4 CIDR: write "dhcp" or`},
+		{"host outside the internal network", with(func(a *components.RouterLXCArgs) { a.Hosts[1].Address = "10.99.0.5" }),
+			`Hosts[1].Address = 10.99.0.5 is outside the internal network 10.10.0.0/24 (InternalAddress): use an address inside it`},
+		{"host address not an address", with(func(a *components.RouterLXCArgs) { a.Hosts[0].Address = "dev-cp1" }),
+			`Hosts[0].Address = "dev-cp1" is not an IPv4 address: write one of the internal network 10.10.0.0/24, such as 10.10.0.1`},
+		{"bad MAC", with(func(a *components.RouterLXCArgs) { a.Hosts[0].MAC = "02:00" }),
+			`Hosts[0].MAC = "02:00" is not a MAC address`},
+		{"no domain", with(func(a *components.RouterLXCArgs) { a.Domain = "" }), `Domain is required`},
+		{"DHCP range reversed", with(func(a *components.RouterLXCArgs) { a.DHCPStart, a.DHCPEnd = a.DHCPEnd, a.DHCPStart }),
+			`DHCPEnd 10.10.0.192 is before DHCPStart 10.10.0.254: swap them`},
+		{"upstream DNS by name", with(func(a *components.RouterLXCArgs) { a.UpstreamDNS = []string{"dns.google"} }),
+			`UpstreamDNS[0] = "dns.google" is not an IPv4 address`},
+		{"admin CIDR without prefix", with(func(a *components.RouterLXCArgs) { a.AdminCIDRs = []string{"192.168.1.7"} }),
+			`AdminCIDRs[0] = "192.168.1.7" is not an IPv4 CIDR: write one such as 192.168.1.0/24`},
+		{"forward protocol", with(func(a *components.RouterLXCArgs) {
+			a.Forwards = []components.RouterForwardArgs{{Name: "x", Protocol: "sctp", Port: 1, Target: "10.10.0.21"}}
+		}), `Forwards[0].Protocol = "sctp": use tcp or udp`},
+		{"forward target outside", with(func(a *components.RouterLXCArgs) {
+			a.Forwards = []components.RouterForwardArgs{{Name: "x", Port: 443, Target: "192.168.1.20"}}
+		}), `Forwards[0].Target = 192.168.1.20 is outside the internal network`},
+		{"forward allowFrom", with(func(a *components.RouterLXCArgs) {
+			a.Forwards = []components.RouterForwardArgs{{Name: "x", Port: 443, Target: "10.10.0.21", AllowFrom: []string{"anyone"}}}
+		}), `Forwards[0].AllowFrom[0] = "anyone" is not an IPv4 CIDR`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := run(t, "unit", func(ctx *pulumi.Context) error {

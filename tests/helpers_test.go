@@ -3,7 +3,7 @@ package tests
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // loadConfig reads the sda:* configuration the program is given.

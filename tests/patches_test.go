@@ -6,9 +6,9 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The patches TalosCluster hands to the Talos provider — each role's to

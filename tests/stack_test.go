@@ -12,8 +12,9 @@ import (
 
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
+	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The whole program, configuration to resources, for the shipped stacks
@@ -131,7 +132,7 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +145,12 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 		}
 	}
 	checkHostCommands(t, m, stack+"-router", p.RouterVMID, spec.Hosts)
+	// The stack hands the router its Args, which the component parses back:
+	// the files it applies are those `sda render` writes (render.RouterSpec).
+	want := routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
+	if got := decodePct(t, m.named(t, stack+"-router-config").Inputs["create"].StringValue(), p.RouterVMID); got != want {
+		t.Errorf("the router applies other files than sda render writes:\n%.300s", got)
+	}
 }
 
 // Every resource but the top-level components sits under a component, and

@@ -24,9 +24,9 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // latencies are the simulated durations of the slow operations: a Talos

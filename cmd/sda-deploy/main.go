@@ -18,8 +18,8 @@ import (
 	"syscall"
 
 	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // Ctrl-C cancels the running operation: the engine finishes the steps in

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Scaling must not touch the router's main configuration: its files (and so
@@ -87,7 +87,7 @@ func TestRenderHost(t *testing.T) {
 func TestCheckLayout(t *testing.T) {
 	f := routerfiles.Render(testSpec(t, nil))
 	if err := f.CheckLayout(routerfiles.DebianLayout()); err != nil {
-		t.Fatalf("files rendered by FromConfig do not match DebianLayout: %v", err)
+		t.Fatalf("files rendered from the stack's Spec do not match DebianLayout: %v", err)
 	}
 	for _, tc := range []struct {
 		name string

@@ -1,5 +1,5 @@
 // Package routerfiles is the pure half of the RouterLXC component: from a
-// stack's configuration and address plan it renders the router's nftables
+// Spec of the router's networks, hosts and port-forwards it renders the router's nftables
 // ruleset, dnsmasq configuration and sysctl file, and the POSIX shell script
 // that installs and applies them; and, for every node, its own DNS, DHCP and
 // firewall entries with the scripts that add and remove them. The component
@@ -9,10 +9,7 @@
 package routerfiles
 
 import (
-	"fmt"
 	"net/netip"
-
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // Interface names inside the router container: Proxmox names the container's
@@ -79,8 +76,9 @@ type Forward struct {
 	AllowFrom []netip.Prefix
 }
 
-// Spec is everything the router's files are rendered from. FromConfig builds
-// it from a stack; tests may build or adjust one directly.
+// Spec is everything the router's files are rendered from. RouterLXC builds
+// it from its Args; SDA's stacks from their configuration (render.RouterSpec,
+// for `sda render`); tests may build or adjust one directly.
 type Spec struct {
 	ExternalInterface string
 	InternalInterface string
@@ -114,7 +112,7 @@ type Spec struct {
 	Hosts []Host
 	// HostsDir (dnsmasq hostsdir), DHCPHostsDir (dhcp-hostsdir) and
 	// NftablesHostsDir (included by the ruleset) hold the hosts' files.
-	// They must be the Layout's directories of the same name; FromConfig and
+	// They must be the Layout's directories of the same name; RouterLXC and
 	// DebianLayout both use the Default*Dir paths.
 	HostsDir         string
 	DHCPHostsDir     string
@@ -128,76 +126,4 @@ type Spec struct {
 	KubernetesAPI []netip.Addr
 
 	Forwards []Forward
-}
-
-// FromConfig derives the router's Spec from a resolved configuration and its
-// plan (config.Resolve or config.LoadStack).
-func FromConfig(c config.Config, p config.Plan) (Spec, error) {
-	if !p.Internal.IsValid() || !p.RouterInternal.IsValid() || c.Network.Internal.Domain == "" {
-		return Spec{}, fmt.Errorf("routerfiles: the configuration is not resolved: pass the result of config.Resolve or config.LoadStack")
-	}
-	s := Spec{
-		ExternalInterface: ExternalInterface,
-		InternalInterface: InternalInterface,
-		Internal:          p.Internal,
-		RouterInternal:    p.RouterInternal,
-		External:          p.External,
-		RouterExternal:    p.RouterExternal,
-		Domain:            c.Network.Internal.Domain,
-		DHCPStart:         p.DHCPStart,
-		DHCPEnd:           p.DHCPEnd,
-		LeaseTime:         DefaultLeaseTime,
-		RouterName:        c.Router.Hostname,
-		HostsDir:          DefaultHostsDir,
-		DHCPHostsDir:      DefaultDHCPHostsDir,
-		NftablesHostsDir:  DefaultNftablesHostsDir,
-	}
-	for i, d := range c.Network.DNSServers {
-		a, err := netip.ParseAddr(d)
-		if err != nil {
-			return Spec{}, fmt.Errorf("routerfiles: sda:network.dnsServers[%d]: %w", i, err)
-		}
-		s.UpstreamDNS = append(s.UpstreamDNS, a)
-	}
-	for _, m := range p.Machines() {
-		s.Hosts = append(s.Hosts, Host{
-			Name: m.Hostname, Domain: s.Domain, Address: m.Address, MAC: m.MAC,
-			ControlPlane: m.Role == config.RoleControlPlane,
-		})
-	}
-	if p.VIP.IsValid() {
-		s.KubernetesAPI = append(s.KubernetesAPI, p.VIP)
-	}
-	var err error
-	if s.AdminCIDRs, err = parsePrefixes(c.Network.AdminCIDRs, "sda:network.adminCidrs"); err != nil {
-		return Spec{}, err
-	}
-	for i, f := range c.Network.PortForwards {
-		key := fmt.Sprintf("sda:network.portForwards[%d]", i)
-		target, err := config.ForwardTarget(p, f.Target)
-		if err != nil {
-			return Spec{}, fmt.Errorf("routerfiles: %s.target %q: %w", key, f.Target, err)
-		}
-		allow, err := parsePrefixes(f.AllowFrom, key+".allowFrom")
-		if err != nil {
-			return Spec{}, err
-		}
-		s.Forwards = append(s.Forwards, Forward{
-			Name: f.Name, Protocol: f.Protocol, Port: f.Port,
-			Target: target, TargetPort: f.TargetPort, AllowFrom: allow,
-		})
-	}
-	return s, nil
-}
-
-func parsePrefixes(in []string, key string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for i, s := range in {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("routerfiles: %s[%d]: %w", key, i, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }

@@ -7,13 +7,10 @@
 package main
 
 import (
-	"net/netip"
-
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/components/overlay"
-	"github.com/sda-platform/sda/components/routerfiles"
 )
 
 func main() {
@@ -41,36 +38,32 @@ func main() {
 			return err
 		}
 
-		// The router's files: NAT, firewall, DNS and DHCP for the internal
-		// network, one host entry per node, and HTTPS forwarded to a worker.
-		spec := routerfiles.Spec{
-			ExternalInterface: routerfiles.ExternalInterface, InternalInterface: routerfiles.InternalInterface,
-			Internal: netip.MustParsePrefix("10.42.0.0/24"), RouterInternal: netip.MustParseAddr(gateway),
-			Domain: domain, UpstreamDNS: []netip.Addr{netip.MustParseAddr("1.1.1.1")},
-			DHCPStart: netip.MustParseAddr("10.42.0.200"), DHCPEnd: netip.MustParseAddr("10.42.0.250"),
-			LeaseTime: routerfiles.DefaultLeaseTime, RouterName: "edge-router",
-			HostsDir: routerfiles.DefaultHostsDir, DHCPHostsDir: routerfiles.DefaultDHCPHostsDir,
-			NftablesHostsDir: routerfiles.DefaultNftablesHostsDir,
-			AdminCIDRs:       []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
-			Forwards: []routerfiles.Forward{{Name: "ingress", Protocol: "tcp", Port: 443,
-				Target: netip.MustParseAddr("10.42.0.21"), TargetPort: 30443}},
-		}
+		// The router: NAT, firewall, DNS and DHCP for the internal network,
+		// one host entry per node, and HTTPS forwarded to a worker.
+		hosts := make([]components.RouterHostArgs, 0, len(nodes))
 		for _, n := range nodes {
-			spec.Hosts = append(spec.Hosts, routerfiles.Host{Name: n.Hostname, Domain: domain,
-				Address: netip.MustParseAddr(n.Address), MAC: n.MAC, ControlPlane: n.Role == components.RoleControlPlane})
+			hosts = append(hosts, components.RouterHostArgs{Name: n.Hostname, Address: n.Address, MAC: n.MAC,
+				ControlPlane: n.Role == components.RoleControlPlane})
 		}
 		router, err := components.NewRouterLXC(ctx, "edge-router", &components.RouterLXCArgs{
 			ProxmoxNode: proxmoxNode, VMID: 4201, Hostname: "edge-router",
 			Cores: 1, MemoryMiB: 256, DiskGiB: 4,
 			Datastore: "local-lvm", TemplateDatastore: "local",
-			TemplateURL:    "http://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
-			ExternalBridge: "vmbr0", ExternalAddress: "dhcp",
+			TemplateURL:     "http://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
+			ExternalBridge:  "vmbr0",
+			ExternalAddress: "dhcp",
 			InternalBridge:  network.Bridge,
 			InternalAddress: gateway + "/24",
 			UpstreamDNS:     []string{"1.1.1.1"},
-			Files:           routerfiles.Render(spec),
-			Hosts:           spec.Hosts,
-			SSH:             components.RouterSSH{Host: "pve.lan", User: "root"},
+			Domain:          domain,
+			DHCPStart:       "10.42.0.200",
+			DHCPEnd:         "10.42.0.250",
+			AdminCIDRs:      []string{"192.168.1.0/24"},
+			Hosts:           hosts,
+			Forwards: []components.RouterForwardArgs{
+				{Name: "ingress", Protocol: "tcp", Port: 443, Target: "10.42.0.21", TargetPort: 30443},
+			},
+			SSH: components.RouterSSH{Host: "pve.lan", User: "root"},
 		})
 		if err != nil {
 			return err

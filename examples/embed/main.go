@@ -18,7 +18,7 @@ import (
 	"os/signal"
 
 	"github.com/sda-platform/sda/automation"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 func main() {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Diagram is a Mermaid flowchart of the stack: the external network and the
@@ -24,7 +24,7 @@ func Diagram(c config.Config, p config.Plan) string {
 	}
 	line("flowchart TB")
 	line("  external[(\"external network %s<br/>%s\")]", c.Network.External.Bridge, p.External)
-	for _, node := range p.ProxmoxNodesUsed(c) {
+	for _, node := range p.ProxmoxNodesUsed() {
 		line("  subgraph %s[\"Proxmox node %s%s\"]", mermaidID("pve", node), node, nodeNetworkLabel(p.Network, node))
 		line("    direction TB")
 		if node == p.RouterNode {

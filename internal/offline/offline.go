@@ -11,8 +11,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // Command is one offline subcommand, in the shape cmd/sda registers.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // projectDir holds the test copies of Pulumi.yaml and the shipped stack
@@ -124,7 +124,7 @@ func TestDiagram(t *testing.T) {
 			if !strings.HasPrefix(out, "flowchart TB\n") {
 				t.Errorf("not a Mermaid flowchart: %q", out[:min(40, len(out))])
 			}
-			for _, node := range p.ProxmoxNodesUsed(c) {
+			for _, node := range p.ProxmoxNodesUsed() {
 				if !strings.Contains(out, `subgraph pve_`+node+`["Proxmox node `+node) {
 					t.Errorf("no subgraph for Proxmox node %s", node)
 				}

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // NodeTotals is what one Proxmox node hosts for the stack.
@@ -36,7 +36,7 @@ func Totals(c config.Config, p config.Plan) []NodeTotals {
 		t.MemoryMiB += mem
 		t.DiskGiB += disk
 	}
-	for _, n := range p.ProxmoxNodesUsed(c) {
+	for _, n := range p.ProxmoxNodesUsed() {
 		byNode[n] = &NodeTotals{Node: n}
 		out = append(out, byNode[n])
 	}

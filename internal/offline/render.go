@@ -12,8 +12,8 @@ import (
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/render"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // File is one rendered file; Path is relative to the output directory and
@@ -35,7 +35,7 @@ const Marker = ".sda-render"
 // and for every node its numbered patches and its complete validated
 // machine configuration.
 func Files(c config.Config, p config.Plan) ([]File, error) {
-	spec, err := routerfiles.FromConfig(c, p)
+	spec, err := render.RouterSpec(c, p)
 	if err != nil {
 		return nil, err
 	}

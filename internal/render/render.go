@@ -24,7 +24,7 @@ import (
 
 	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // Redacted replaces every secret of the throwaway bundle in rendered

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 func loadStack(t *testing.T, stack string) config.Config {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // stepsOf returns the changed steps of res whose type is typ.

@@ -17,9 +17,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
 	"github.com/sda-platform/sda/stacks"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // env is one stack under test: its own backend, work directory and

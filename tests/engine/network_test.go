@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/automation"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
-	"github.com/sda-platform/sda/stacks/config"
 )
 
 // The internal network's modes under the real engine, on the simulated

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
 )
 
 // The data-plane lab: the internal network of a stack across its Proxmox

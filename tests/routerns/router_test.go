@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/sda-platform/sda/components/routerfiles"
-	"github.com/sda-platform/sda/stacks/config"
+	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/render"
 )
 
 // The external side of the test network, in TEST-NET-3: these addresses
@@ -173,7 +174,7 @@ func (n *testNet) configureRouter(t *testing.T, p config.Plan) {
 // test's directory (the layout's).
 func (n *testNet) spec(t *testing.T, c config.Config, p config.Plan) routerfiles.Spec {
 	t.Helper()
-	s, err := routerfiles.FromConfig(c, p)
+	s, err := render.RouterSpec(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +685,7 @@ func TestRenderedFilesPassTheTools(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := routerfiles.FromConfig(c, p)
+			s, err := render.RouterSpec(c, p)
 			if err != nil {
 				t.Fatal(err)
 			}

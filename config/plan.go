@@ -32,6 +32,15 @@ type Machine struct {
 	Size    VMSize
 }
 
+// NodePlan is one Proxmox node the stack uses.
+type NodePlan struct {
+	Name string
+	// SSHHost is where commands for the node's guests run (`pct exec` over
+	// SSH) and where the provider imports disks: sda:proxmox.nodes[].sshHost,
+	// the node's name when that is not set.
+	SSHHost string
+}
+
 // Plan is every address, placement and ID the stack deploys, derived from
 // the configuration alone.
 type Plan struct {
@@ -44,6 +53,10 @@ type Plan struct {
 	ExternalGateway netip.Addr
 	RouterNode      string
 	RouterVMID      int
+
+	// ProxmoxNodes are the Proxmox nodes that host at least one machine of
+	// the stack (the router included), in configuration order.
+	ProxmoxNodes []NodePlan
 
 	// VIP is invalid when no VIP is configured.
 	VIP netip.Addr
@@ -88,18 +101,42 @@ func (p Plan) TalosEndpoints() []string {
 	return out
 }
 
-// ProxmoxNodesUsed lists, in configuration order, the Proxmox nodes that
-// host at least one machine of the stack (the router included).
-func (p Plan) ProxmoxNodesUsed(c Config) []string {
+// ProxmoxNodesUsed lists the names of ProxmoxNodes.
+func (p Plan) ProxmoxNodesUsed() []string {
+	out := make([]string, len(p.ProxmoxNodes))
+	for i, n := range p.ProxmoxNodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// SSHHost is the SSH address of a node in ProxmoxNodes, the node's name for
+// any other node.
+func (p Plan) SSHHost(node string) string {
+	for _, n := range p.ProxmoxNodes {
+		if n.Name == node {
+			return n.SSHHost
+		}
+	}
+	return node
+}
+
+// proxmoxNodesUsed lists, in configuration order, the Proxmox nodes that
+// host at least one of the plan's machines or its router.
+func proxmoxNodesUsed(c Config, p Plan) []NodePlan {
 	used := map[string]bool{p.RouterNode: true}
 	for _, m := range p.Machines() {
 		used[m.ProxmoxNode] = true
 	}
-	var out []string
+	var out []NodePlan
 	for _, n := range c.Proxmox.Nodes {
 		if used[n.Name] {
 			used[n.Name] = false
-			out = append(out, n.Name)
+			host := n.SSHHost
+			if host == "" {
+				host = n.Name
+			}
+			out = append(out, NodePlan{Name: n.Name, SSHHost: host})
 		}
 	}
 	return out
@@ -187,7 +224,8 @@ func buildPlan(c Config) Plan {
 			machine(RoleWorker, i, c.Network.Internal.WorkerOffset, i+1, c.Nodes.Worker))
 	}
 
-	p.Network = networkPlan(c, p.ProxmoxNodesUsed(c))
+	p.ProxmoxNodes = proxmoxNodesUsed(c, p)
+	p.Network = networkPlan(c, p.ProxmoxNodesUsed())
 
 	size := hostCount(in)
 	if c.Network.Internal.DHCPStart != "" {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,7 @@ import (
 // repoRoot holds the test copies of Pulumi.yaml and the shipped stack
 // files (testdata/stacks), so editing the repository's stack files does not
 // change what the tests expect.
-const repoRoot = "../../testdata/stacks"
+const repoRoot = "../testdata/stacks"
 
 // valid is a small, valid configuration the cases below break one way each.
 func valid() Config {
@@ -37,8 +38,8 @@ func TestRepoStacksResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(p.ControlPlanes) != tc.cps || len(p.Workers) != tc.workers || len(p.ProxmoxNodesUsed(c)) != tc.pves {
-				t.Fatalf("got %d cp, %d workers on %d Proxmox nodes", len(p.ControlPlanes), len(p.Workers), len(p.ProxmoxNodesUsed(c)))
+			if len(p.ControlPlanes) != tc.cps || len(p.Workers) != tc.workers || len(p.ProxmoxNodesUsed()) != tc.pves {
+				t.Fatalf("got %d cp, %d workers on %d Proxmox nodes", len(p.ControlPlanes), len(p.Workers), len(p.ProxmoxNodesUsed()))
 			}
 			if c.Cluster.CNI != tc.cni || p.KubernetesEndpoint() != tc.endpoint {
 				t.Fatalf("cni %s endpoint %s", c.Cluster.CNI, p.KubernetesEndpoint())
@@ -51,6 +52,54 @@ func TestRepoStacksResolve(t *testing.T) {
 				if e == tc.vip {
 					t.Fatalf("VIP %s among Talos endpoints %v", tc.vip, p.TalosEndpoints())
 				}
+			}
+		})
+	}
+}
+
+// The plan names the Proxmox nodes in use, in configuration order, each with
+// its SSH host, so that nothing downstream needs the configuration for them.
+func TestPlanProxmoxNodes(t *testing.T) {
+	nodes := []ProxmoxNode{{Name: "pve1", SSHHost: "192.0.2.11"}, {Name: "pve2"}, {Name: "pve3", SSHHost: "pve3.lan"}, {Name: "pve4"}}
+	for _, tc := range []struct {
+		name         string
+		cps, wks     int
+		want         []NodePlan
+		sshOf, want2 string
+	}{
+		{"router and one control plane on the first node", 1, 0,
+			[]NodePlan{{"pve1", "192.0.2.11"}}, "pve1", "192.0.2.11"},
+		// Workers start on the second node; an unset sshHost is the name.
+		{"one worker beside", 1, 1,
+			[]NodePlan{{"pve1", "192.0.2.11"}, {"pve2", "pve2"}}, "pve2", "pve2"},
+		{"three control planes, configuration order", 3, 0,
+			[]NodePlan{{"pve1", "192.0.2.11"}, {"pve2", "pve2"}, {"pve3", "pve3.lan"}}, "pve3", "pve3.lan"},
+		// A node outside the plan is reached by its name.
+		{"unused node", 1, 0, []NodePlan{{"pve1", "192.0.2.11"}}, "pve4", "pve4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			c.Proxmox.Nodes = append([]ProxmoxNode{}, nodes...)
+			c.Cluster.ControlPlanes, c.Cluster.Workers = tc.cps, tc.wks
+			c.Cluster.VIP = "10.10.0.10"
+			c.Network.Internal.Mode = ModeExisting
+			c.Network.Internal.Bridge = "vmbr1"
+			_, p, err := Resolve(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.ProxmoxNodes, tc.want) {
+				t.Errorf("ProxmoxNodes = %v, want %v", p.ProxmoxNodes, tc.want)
+			}
+			var names []string
+			for _, n := range tc.want {
+				names = append(names, n.Name)
+			}
+			if got := p.ProxmoxNodesUsed(); !slices.Equal(got, names) || !slices.Equal(p.Network.Nodes, names) {
+				t.Errorf("ProxmoxNodesUsed() = %v, network nodes %v, want %v", got, p.Network.Nodes, names)
+			}
+			if got := p.SSHHost(tc.sshOf); got != tc.want2 {
+				t.Errorf("SSHHost(%s) = %s, want %s", tc.sshOf, got, tc.want2)
 			}
 		})
 	}
