@@ -45,7 +45,7 @@ type InternalNetworkArgs struct {
 	VXLAN *InternalVXLANArgs `pulumi:"vxlan,optional"`
 	// SSH reaches one Proxmox node of the cluster, where pvesh changes the
 	// cluster-wide SDN configuration.
-	SSH ProxmoxSSH `pulumi:"ssh,optional"`
+	SSH *ProxmoxSSH `pulumi:"ssh,optional"`
 }
 
 // InternalVLANArgs is the VLAN mode's uplink and tag.
@@ -114,7 +114,7 @@ func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkA
 			return nil, fmt.Errorf("InternalNetwork %s: vlan mode needs Bridge, VLAN.Uplink and VLAN.ID (1-4094)", name)
 		}
 	case NetworkModeVXLAN:
-		if args.VXLAN == nil || args.SSH.Host == "" {
+		if args.VXLAN == nil || args.SSH == nil || args.SSH.Host == "" {
 			return nil, fmt.Errorf("InternalNetwork %s: vxlan mode needs VXLAN and SSH.Host", name)
 		}
 		x := args.VXLAN

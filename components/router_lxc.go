@@ -135,9 +135,9 @@ type RouterLXC struct {
 
 	// Configured is the command that applied the configuration: depend on it
 	// for anything that needs the router routing.
-	Configured *remote.Command `pulumi:"-"`
+	Configured *remote.Command
 	// HostEntries are the hosts' commands, by host name.
-	HostEntries map[string]*remote.Command `pulumi:"-"`
+	HostEntries map[string]*remote.Command
 }
 
 // routerInterfaces are the container's NIC names; routerfiles renders rules

@@ -16,11 +16,12 @@ func Provider() (p.Provider, error) {
 	return infer.NewProviderBuilder().
 		WithNamespace("sda-platform").
 		WithDisplayName("SDA").
-		WithDescription("Talos Kubernetes on Proxmox VE: the SDA components (internal network, Talos nodes and clusters, overlay network).").
+		WithDescription("Talos Kubernetes on Proxmox VE: the SDA components (internal network, router, Talos nodes and clusters, overlay network).").
 		WithKeywords("proxmox", "talos", "kubernetes", "category/infrastructure", "kind/component").
 		WithLicense("Apache-2.0").
 		WithComponents(
-			// infer.ComponentF(newInternalNetwork),
+			infer.ComponentF(newInternalNetwork),
+			infer.ComponentF(newRouterLXC),
 			infer.ComponentF(newTalosNode),
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
@@ -45,6 +46,18 @@ func (c *InternalNetwork) Annotate(a infer.Annotator) {
 func newInternalNetwork(ctx *pulumi.Context, name string, args components.InternalNetworkArgs, opts ...pulumi.ResourceOption) (*InternalNetwork, error) {
 	c, err := components.NewInternalNetwork(ctx, name, &args, opts...)
 	return (*InternalNetwork)(c), err
+}
+
+type RouterLXC components.RouterLXC
+
+func (c *RouterLXC) Annotate(a infer.Annotator) {
+	a.SetToken("index", "RouterLXC")
+	a.Describe(c, "The router between the external network and the internal one: a Debian LXC container with NAT, a default-drop firewall (admin CIDRs reach the Talos and Kubernetes APIs), port-forwards, and dnsmasq for DNS and DHCP, configured over SSH to its Proxmox host.")
+}
+
+func newRouterLXC(ctx *pulumi.Context, name string, args components.RouterLXCArgs, opts ...pulumi.ResourceOption) (*RouterLXC, error) {
+	c, err := components.NewRouterLXC(ctx, name, &args, opts...)
+	return (*RouterLXC)(c), err
 }
 
 type TalosNode components.TalosNode

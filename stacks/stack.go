@@ -267,7 +267,7 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 			x.Peers = append(x.Peers, p.Address.String())
 		}
 		args.VXLAN = x
-		args.SSH = components.ProxmoxSSH{Host: plan.SSHHost(n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
+		args.SSH = &components.ProxmoxSSH{Host: plan.SSHHost(n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
 	}
 	return args
 }

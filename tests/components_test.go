@@ -122,7 +122,7 @@ func TestInternalNetworkModes(t *testing.T) {
 			n, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
 				Bridge: "vlab", ProxmoxNodes: []string{"a", "b"}, Mode: components.NetworkModeVXLAN,
 				VXLAN: &components.InternalVXLANArgs{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU},
-				SSH:   components.ProxmoxSSH{Host: "10.0.0.1", User: "root"},
+				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1", User: "root"},
 			})
 			if err != nil {
 				return err
@@ -155,7 +155,7 @@ func TestInternalNetworkModes(t *testing.T) {
 			_, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
 				ProxmoxNodes: []string{"a"}, Mode: components.NetworkModeVXLAN,
 				VXLAN: &components.InternalVXLANArgs{Zone: "z;rm", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1"}, MTU: 1450},
-				SSH:   components.ProxmoxSSH{Host: "10.0.0.1"},
+				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1"},
 			})
 			return err
 		})

@@ -29,8 +29,12 @@ func requirePackage(t *testing.T) {
 	t.Helper()
 	requireEngine(t)
 	packageOnce.Do(func() {
+		// scripts/install-pulumi.sh puts the host beside the CLI.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(pulumiBin), "pulumi-language-yaml")); err == nil {
+			os.Setenv("PATH", filepath.Dir(pulumiBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		}
 		if _, err := exec.LookPath("pulumi-language-yaml"); err != nil {
-			packageErr = fmt.Errorf("the YAML language host is not on PATH: run scripts/install-pulumi.sh (%v)", err)
+			packageErr = fmt.Errorf("the YAML language host is neither beside %s nor on PATH: run scripts/install-pulumi.sh (%v)", pulumiBin, err)
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "pulumi-resource-sda"), ".")
@@ -50,13 +54,14 @@ func cli(t *testing.T, dir string, env []string, args ...string) string {
 	t.Helper()
 	out, err := cliErr(dir, env, args...)
 	if err != nil {
-		t.Fatalf("pulumi %s: %v", strings.Join(args, " "), err)
+		// Only the subcommand: the arguments may be credentials.
+		t.Fatalf("pulumi %s: %v", strings.Join(args[:min(2, len(args))], " "), err)
 	}
 	return out
 }
 
 func cliErr(dir string, env []string, args ...string) (string, error) {
-	cmd := exec.Command(pulumiBin, append(args, "--non-interactive")...)
+	cmd := exec.Command(pulumiBin, append([]string{"--non-interactive"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
@@ -137,8 +142,13 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n"
 	cli(t, dir, env, "stack", "init", "dev")
 	cli(t, dir, env, "config", "set", "proxmoxve:endpoint", "https://pve.example.test:8006/")
-	cli(t, dir, env, "config", "set", "--secret", "proxmoxve:apiToken", token)
-	cli(t, dir, env, "config", "set", "--secret", "sshPrivateKey", key)
+	cli(t, dir, env, "config", "set", "--secret", "proxmoxve:apiToken", "--", token)
+	cli(t, dir, env, "config", "set", "--secret", "sshPrivateKey", "--", key)
+	// The Proxmox provider imports VM disks over SSH with settings of its own.
+	cli(t, dir, env, "config", "set", "--path", "proxmoxve:ssh.username", "root")
+	cli(t, dir, env, "config", "set", "--path", "--secret", "proxmoxve:ssh.privateKey", "--", key)
+	cli(t, dir, env, "config", "set", "--path", "proxmoxve:ssh.nodes[0].name", "pve")
+	cli(t, dir, env, "config", "set", "--path", "proxmoxve:ssh.nodes[0].address", "192.168.1.10")
 
 	cli(t, dir, env, "up", "--yes", "--skip-preview")
 
@@ -229,6 +239,12 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 		t.Errorf("a preview right after up plans changes: %v", err)
 	}
 
+	// The machine secrets are protected: destroy refuses them until the user
+	// says so, as every deployment of the cluster needs them.
+	if _, err := cliErr(dir, env, "destroy", "--yes", "--skip-preview"); err == nil || !strings.Contains(err.Error(), "because it is protected") {
+		t.Fatalf("destroy of a protected cluster must refuse the machine secrets, got %v", err)
+	}
+	cli(t, dir, env, "state", "unprotect", "--all", "--yes")
 	cli(t, dir, env, "destroy", "--yes", "--skip-preview")
 	if left := simObjects(t, simDir); len(left) > 0 {
 		t.Errorf("destroy left objects in the simulated systems:\n  %s", strings.Join(left, "\n  "))
