@@ -250,3 +250,98 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 		t.Errorf("destroy left objects in the simulated systems:\n  %s", strings.Join(left, "\n  "))
 	}
 }
+
+// TestGoProgramOutsideTheRepo proves the components serve a Go program that
+// is not SDA: examples/components, a module of its own with no SDA stack
+// configuration, is copied out of the repository, built against this
+// checkout (a replace, as a user's go.mod would require a release), and run
+// embedded (`edge up`, `edge preview`, `edge destroy`) through the
+// Automation API against the simulated providers. Its cluster must come up
+// with the nodes and Cilium it declares, preview idle, and go away entirely.
+func TestGoProgramOutsideTheRepo(t *testing.T) {
+	requireEngine(t)
+	dir := t.TempDir()
+	src := filepath.Join(repoRoot, "examples", "components")
+	for _, name := range []string{"main.go", "go.mod", "go.sum", "Pulumi.yaml", "Pulumi.dev.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "go.mod" {
+			b = []byte(strings.Replace(string(b), "=> ../..", "=> "+repoRoot, 1))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command("go", "build", "-o", "edge", ".")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the program outside the repository: %v\n%s", err, out)
+	}
+
+	simDir := t.TempDir()
+	world := simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "pve.lan"})
+	world.Bridges = append(world.Bridges, "vmbr9") // the example's existing bridge
+	if err := simulator.WriteWorld(simDir, world); err != nil {
+		t.Fatal(err)
+	}
+	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: agentWaitScale}); err != nil {
+		t.Fatal(err)
+	}
+	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+	env := append(os.Environ(),
+		simulator.StateDirEnv+"="+simDir,
+		"SDA_HOME="+t.TempDir(),
+		"SDA_PULUMI_BIN="+pulumiBin,
+		"PROXMOX_VE_ENDPOINT=https://pve.example.test:8006/",
+		"PROXMOX_VE_API_TOKEN=root@pam!edge="+randomHex(16),
+		"PROXMOX_VE_SSH_USERNAME=root",
+		"PROXMOX_VE_SSH_PRIVATE_KEY="+key,
+	)
+	run := func(op string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(dir, "edge"), op)
+		cmd.Dir, cmd.Env = dir, env
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("edge %s: %v\n%s", op, err, stderr.String())
+		}
+		return stdout.String()
+	}
+
+	if out := run("up"); !strings.Contains(out, "ready: true") {
+		t.Fatalf("edge up did not report a ready cluster: %q", out)
+	}
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Clusters) != 1 {
+		t.Fatalf("want one cluster, got %d", len(st.Clusters))
+	}
+	for _, c := range st.Clusters {
+		if c.Name != "edge" || !slices.Equal(c.EtcdMembers, []string{"10.42.0.11"}) {
+			t.Errorf("cluster %q with etcd members %v, want edge with [10.42.0.11]", c.Name, c.EtcdMembers)
+		}
+		var nodes []string
+		for name := range c.Nodes {
+			nodes = append(nodes, name)
+		}
+		slices.Sort(nodes)
+		if !slices.Equal(nodes, []string{"edge-cp1", "edge-worker1", "edge-worker2"}) {
+			t.Errorf("Kubernetes nodes = %v", nodes)
+		}
+		if c.Releases["kube-system/cilium"] == "" {
+			t.Errorf("Cilium is not installed: releases %v", c.Releases)
+		}
+	}
+	if out := run("preview"); !strings.Contains(out, "preview: 0 to change") {
+		t.Errorf("a preview after up plans changes: %q", out)
+	}
+	run("destroy")
+	if left := simObjects(t, simDir); len(left) > 0 {
+		t.Errorf("destroy left objects in the simulated systems:\n  %s", strings.Join(left, "\n  "))
+	}
+}
