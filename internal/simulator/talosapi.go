@@ -597,7 +597,7 @@ func (tx *Tx) validateForUpgrade(m *TalosMachine, now time.Time) error {
 
 // Reset is machined's Reset (talos v1.12.0 v1alpha1_server.go:607-705):
 // it replies with an actor ID at once and runs the reset sequence after
-// (v1alpha1_sequencer.go:276-330): graceful: cordon and drain, a control
+// (v1alpha1_sequencer.go:258-341): graceful: cordon and drain, a control
 // plane leaves etcd; then wipe and halt or reboot (resetMachine). A
 // sequence that fails (etcd refuses the leave) is only logged by the node:
 // the reply was sent, the node stays configured and cordoned. The
