@@ -6,15 +6,26 @@
 // the engine then uses it in place of the real plugin. The state of the
 // simulated systems lives in the directory named by SDA_SIM_STATE.
 //
+// `pulumi-sim talos-apid --dir D --listen ADDR` serves the simulated Talos
+// API (simulator.ServeTalosAPI) of simulation directory D (default
+// SDA_SIM_STATE) on ADDR (default 127.0.0.1:0), printing the address it
+// listens on as the first line of stdout; clients dial nodes through
+// simulator.TalosAPIDialer(ADDR).
+//
 // See docs/simulation.md for what it checks and what it cannot.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -24,6 +35,13 @@ import (
 
 func main() {
 	name := strings.TrimPrefix(filepath.Base(os.Args[0]), "pulumi-resource-")
+	if len(os.Args) > 1 && os.Args[1] == "talos-apid" {
+		if err := talosAPID(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "pulumi-sim talos-apid: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	dir := os.Getenv(simulator.StateDirEnv)
 	if dir == "" {
 		fmt.Fprintf(os.Stderr, "pulumi-sim: set %s to the simulation directory\n", simulator.StateDirEnv)
@@ -41,4 +59,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pulumi-sim (%s): %v\n", name, err)
 		os.Exit(1)
 	}
+}
+
+// talosAPID serves the simulated Talos API until SIGINT or SIGTERM.
+func talosAPID(args []string) error {
+	fs := flag.NewFlagSet("talos-apid", flag.ContinueOnError)
+	dir := fs.String("dir", os.Getenv(simulator.StateDirEnv), "simulation directory")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("give --dir or set %s", simulator.StateDirEnv)
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Println(lis.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return simulator.ServeTalosAPI(ctx, *dir, lis)
 }

@@ -207,7 +207,13 @@ func (s *Server) record(method, typ, name, id string, start time.Time, err error
 // method on typ. The latency is spent outside the state lock, so calls run
 // in parallel as they would against real systems.
 func (s *Server) before(ctx context.Context, typ, method string) error {
-	faults, err := s.Store.Faults()
+	return s.Store.before(ctx, typ, method)
+}
+
+// before is Server.before for any caller of the simulation directory (the
+// provider plugins and the Talos API).
+func (s *Store) before(ctx context.Context, typ, method string) error {
+	faults, err := s.Faults()
 	if err != nil {
 		return fmt.Errorf("simulation faults file: %w", err)
 	}
@@ -219,7 +225,7 @@ func (s *Server) before(ctx context.Context, typ, method string) error {
 		}
 	}
 	var injected error
-	err = s.Store.counters(func(c *counters) error {
+	err = s.counters(func(c *counters) error {
 		counter := typ + "#" + method
 		c.Calls[counter]++
 		n := c.Calls[counter]

@@ -215,6 +215,11 @@ type Guest struct {
 	NICAddresses  []string `json:"nicAddresses,omitempty"`
 	DiskInterface string   `json:"diskInterface,omitempty"`
 	Started       bool     `json:"started"`
+	// TalosVersion is the Talos version installed on the VM's disk by an
+	// upgrade through the Talos API: a reset wipes STATE and EPHEMERAL,
+	// not the boot partition, so the VM boots it again. Empty: the
+	// version of the image the VM was created from.
+	TalosVersion string `json:"talosVersion,omitempty"`
 }
 
 // StoredFile is a file on a datastore (a downloaded image or template).
@@ -272,6 +277,10 @@ type TalosMachine struct {
 	// JoinBlocked says why the machine could not join its cluster (etcd,
 	// kubelet registration): the network between it and the cluster.
 	JoinBlocked string `json:"joinBlocked,omitempty"`
+	// Version is the Talos version the machine runs ("v1.12.0"): on its
+	// first configuration the version it booted (see bootVersion); an
+	// upgrade through the Talos API changes it; applies do not.
+	Version string `json:"version,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -294,6 +303,9 @@ type TalosCluster struct {
 	// and have not left it (a deleted VM does not leave: its member stays,
 	// unreachable, as in a real cluster).
 	EtcdMembers []string `json:"etcdMembers,omitempty"`
+	// EtcdLeader is the member that forfeited leadership last moved it to
+	// (empty: the first started member; see etcdLeader).
+	EtcdLeader string `json:"etcdLeader,omitempty"`
 	// Nodes are the Kubernetes Node objects by node name. A node whose
 	// machine is gone stays, NotReady, until it is deleted through the
 	// Kubernetes API.
@@ -415,18 +427,39 @@ func (s *Store) lock(fn func() error) error {
 // Update runs fn with the state locked and saves the state if fn returns nil.
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.lock(func() error {
-		tx := &Tx{State: &State{}}
-		if err := readJSON(filepath.Join(s.Dir, WorldFile), &tx.World); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
+		tx, err := s.read()
+		if err != nil {
+			return err
 		}
-		if err := readJSON(filepath.Join(s.Dir, StateFile), tx.State); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("simulation state: %w", err)
-		}
-		tx.State.init()
 		if err := fn(tx); err != nil {
 			return err
 		}
 		return writeJSON(filepath.Join(s.Dir, StateFile), tx.State)
+	})
+}
+
+// read loads a transaction's world and state (the lock held).
+func (s *Store) read() (*Tx, error) {
+	tx := &Tx{State: &State{}}
+	if err := readJSON(filepath.Join(s.Dir, WorldFile), &tx.World); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("simulated Proxmox configuration %s: %w", WorldFile, err)
+	}
+	if err := readJSON(filepath.Join(s.Dir, StateFile), tx.State); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("simulation state: %w", err)
+	}
+	tx.State.init()
+	return tx, nil
+}
+
+// View runs fn with the state locked and does not save it: for readers
+// (the Talos API's reachability checks and queries).
+func (s *Store) View(fn func(tx *Tx) error) error {
+	return s.lock(func() error {
+		tx, err := s.read()
+		if err != nil {
+			return err
+		}
+		return fn(tx)
 	})
 }
 

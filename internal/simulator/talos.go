@@ -645,6 +645,10 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	m.ConfigHash = hex.EncodeToString(sum[:8])
 	if prev != nil {
 		m.Applies = prev.Applies
+		m.Version = prev.Version
+	}
+	if m.Version == "" {
+		m.Version = tx.bootVersion(g, doc)
 	}
 	m.Applies++
 	tx.State.Machines[node] = m
@@ -740,17 +744,25 @@ func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
 }
 
 // reset is Talos's MachineService.Reset as `talosctl reset` and the
-// configuration apply's onDestroy send it: a graceful reset cordons the
-// node and makes a control plane leave etcd (refused when the remaining
-// members would lose quorum), then the machine is wiped back to
-// maintenance mode and halts, or reboots. The Node object stays: deleting
-// it is the Kubernetes API's business.
+// configuration apply's onDestroy send it: the node must be reachable from
+// Pulumi's machine and accept the client's CA; then resetMachine.
 func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, rebootTime time.Duration) error {
-	now := time.Now()
 	m, err := tx.configured(node, cc)
 	if err != nil {
 		return err
 	}
+	return tx.resetMachine(m, graceful, reboot, rebootTime)
+}
+
+// resetMachine is Talos's reset sequence on a configured machine: a
+// graceful reset cordons the node and makes a control plane leave etcd
+// (refused when the remaining members would lose quorum, see
+// removeEtcdMember), then the machine is wiped back to maintenance mode
+// and halts, or reboots. The Node object stays: deleting it is the
+// Kubernetes API's business.
+func (tx *Tx) resetMachine(m *TalosMachine, graceful, reboot bool, rebootTime time.Duration) error {
+	now := time.Now()
+	node := m.Address
 	g, err := tx.vmAt(node)
 	if err != nil {
 		return err
@@ -762,22 +774,9 @@ func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, reboo
 			}
 		}
 		if m.Type == "controlplane" && slices.Contains(c.EtcdMembers, node) {
-			others, started := 0, 0
-			for _, a := range c.EtcdMembers {
-				if a == node {
-					continue
-				}
-				others++
-				if om := tx.State.Machines[a]; om != nil && om.ClusterID == c.ID {
-					if _, err := tx.talosUp(a, now); err == nil {
-						started++
-					}
-				}
+			if err := tx.removeEtcdMember(c, node, now); err != nil {
+				return fmt.Errorf("failed to leave cluster: %w", err)
 			}
-			if started < others/2+1 {
-				return fmt.Errorf("failed to leave cluster: failed to remove member %s: etcdserver: re-configuration failed due to not enough started members (%d of the %d other members started)", node, started, others)
-			}
-			c.EtcdMembers = slices.DeleteFunc(c.EtcdMembers, func(a string) bool { return a == node })
 		}
 	}
 	delete(tx.State.Machines, node)
@@ -788,6 +787,101 @@ func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, reboo
 		g.Started = false // halted
 	}
 	return nil
+}
+
+// etcdMemberID is the etcd member ID of the control plane at address. Real
+// etcd derives it from the peer URLs, the cluster token and the time the
+// member was added; here it is the first 8 bytes of SHA-256 of the
+// address: stable, distinct per address, never 0.
+func etcdMemberID(address string) uint64 {
+	sum := sha256.Sum256([]byte(address))
+	var id uint64
+	for _, b := range sum[:8] {
+		id = id<<8 | uint64(b)
+	}
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// etcdStarted counts the members of c other than except whose etcd is up:
+// the machine is configured into c and answers (talosUp).
+func (tx *Tx) etcdStarted(c *TalosCluster, except string, now time.Time) (started, total int) {
+	for _, a := range c.EtcdMembers {
+		if a == except {
+			continue
+		}
+		total++
+		if tx.etcdUp(c, a, now) {
+			started++
+		}
+	}
+	return started, total
+}
+
+// etcdUp reports whether member a of c runs: its machine is configured
+// into c and answers.
+func (tx *Tx) etcdUp(c *TalosCluster, a string, now time.Time) bool {
+	om := tx.State.Machines[a]
+	if om == nil || om.ClusterID != c.ID {
+		return false
+	}
+	_, err := tx.talosUp(a, now)
+	return err == nil
+}
+
+// removeEtcdMember is etcd's MemberRemove of the member at address (Talos's
+// LeaveCluster and RemoveMemberByMemberID send it): refused when the
+// remaining started members would be below the quorum of the remaining
+// cluster (the last member never can leave).
+func (tx *Tx) removeEtcdMember(c *TalosCluster, address string, now time.Time) error {
+	started, others := tx.etcdStarted(c, address, now)
+	if started < others/2+1 {
+		return fmt.Errorf("failed to remove member %d: etcdserver: re-configuration failed due to not enough started members (%s leaving; %d of the %d other members started)",
+			etcdMemberID(address), address, started, others)
+	}
+	c.EtcdMembers = slices.DeleteFunc(c.EtcdMembers, func(a string) bool { return a == address })
+	if c.EtcdLeader == address {
+		c.EtcdLeader = ""
+	}
+	return nil
+}
+
+// etcdLeader is the member that leads etcd: the one leadership was last
+// moved to while it runs, else the first running member in member-ID
+// order; "" when fewer than a quorum of the members run (no leader).
+func (tx *Tx) etcdLeader(c *TalosCluster, now time.Time) string {
+	started, total := tx.etcdStarted(c, "", now)
+	if total == 0 || started < total/2+1 {
+		return ""
+	}
+	if c.EtcdLeader != "" && slices.Contains(c.EtcdMembers, c.EtcdLeader) && tx.etcdUp(c, c.EtcdLeader, now) {
+		return c.EtcdLeader
+	}
+	for _, a := range sortedMembers(c) {
+		if tx.etcdUp(c, a, now) {
+			return a
+		}
+	}
+	return ""
+}
+
+// sortedMembers are c's etcd members in member-ID order, the order etcd
+// lists them in.
+func sortedMembers(c *TalosCluster) []string {
+	out := slices.Clone(c.EtcdMembers)
+	slices.SortFunc(out, func(a, b string) int {
+		ia, ib := etcdMemberID(a), etcdMemberID(b)
+		switch {
+		case ia < ib:
+			return -1
+		case ia > ib:
+			return 1
+		}
+		return 0
+	})
+	return out
 }
 
 // bootstrapID is the ID terraform-provider-talos v0.10.1 gives a bootstrap.

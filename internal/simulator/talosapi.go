@@ -1,0 +1,831 @@
+package simulator
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	stdx509 "crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/google/uuid"
+	"github.com/siderolabs/crypto/x509"
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
+	"github.com/siderolabs/talos/pkg/machinery/role"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+// The simulated Talos API: Talos's MachineService over the real gRPC wire
+// protocol with mutual TLS, answering for every simulated node from one
+// listener, so a client built on machinery's client package talks to it as
+// to real nodes. See docs/simulation.md, "The Talos API".
+//
+// How a client reaches it: the client dials node:50000 as usual, through a
+// gRPC context dialer (TalosAPIDialer) that connects to the simulator's
+// listener and names the address it dialed in one preamble line; the
+// simulator answers OK, or with the connection error Pulumi's machine would
+// get (the data-plane rules of talosReachable), which the dialer returns.
+// After OK the connection is the endpoint node's apid: TLS with a server
+// certificate from its cluster's Talos OS CA, client certificates required
+// and verified against that CA.
+const (
+	// TokenTalosAPI is the type token of the Talos API in faults.json
+	// (latency, failOnce with method "Upgrade", "Reset", ...) and in the
+	// call log (provider "talos-apid").
+	TokenTalosAPI = "talos:api:MachineService"
+	// TalosAPIAddrEnv names the environment variable a harness sets to the
+	// simulated Talos API's listen address (host:port), for code that
+	// builds its dialer with TalosAPIDialer.
+	TalosAPIAddrEnv = "SDA_SIM_TALOS_API"
+
+	apidPort     = 50000
+	dialPreamble = "SDA-SIM-TALOS-DIAL "
+)
+
+// TalosAPIDialer returns a gRPC context dialer (grpc.WithContextDialer) that
+// reaches any node address through the simulated Talos API listening on
+// listenAddr. A dial the simulated network refuses fails with the error a
+// real dial would ("dial tcp 10.0.0.21:50000: connect: connection refused
+// (…)"), which gRPC reports as codes.Unavailable.
+func TalosAPIDialer(listenAddr string) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", listenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("simulated Talos API at %s: %w", listenAddr, err)
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		if _, err := io.WriteString(conn, dialPreamble+addr+"\n"); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		line, err := readLine(conn)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("simulated Talos API at %s: %w", listenAddr, err)
+		}
+		_ = conn.SetDeadline(time.Time{})
+		if line != "OK" {
+			conn.Close()
+			return nil, errors.New(strings.TrimPrefix(line, "ERR "))
+		}
+		return conn, nil
+	}
+}
+
+// readLine reads one "\n"-terminated line byte by byte, so nothing after it
+// (the TLS handshake) is consumed.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for b.Len() < 4096 {
+		if _, err := r.Read(buf); err != nil {
+			return "", err
+		}
+		if buf[0] == '\n' {
+			return b.String(), nil
+		}
+		b.WriteByte(buf[0])
+	}
+	return "", errors.New("preamble line too long")
+}
+
+// ServeTalosAPI serves the simulated Talos API of the simulation directory
+// dir on lis until ctx ends.
+func ServeTalosAPI(ctx context.Context, dir string, lis net.Listener) error {
+	api, err := newTalosAPI(dir)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer(grpc.Creds(&apidCreds{api: api}))
+	machine.RegisterMachineServiceServer(srv, api)
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			srv.Stop()
+		case <-stopped:
+		}
+	}()
+	err = srv.Serve(lis)
+	close(stopped)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+type talosAPI struct {
+	machine.UnimplementedMachineServiceServer
+
+	store *Store
+	// maintenance is the self-signed certificate of a node in maintenance
+	// mode (no configuration): a client with a talosconfig does not trust it.
+	maintenance tls.Certificate
+
+	mu    sync.Mutex
+	certs map[string]*tls.Certificate // by address and CA
+}
+
+func newTalosAPI(dir string) (*talosAPI, error) {
+	ca, err := x509.NewSelfSignedCertificateAuthority(x509.Organization("talos maintenance"))
+	if err != nil {
+		return nil, err
+	}
+	crt, err := tls.X509KeyPair(ca.CrtPEM, ca.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &talosAPI{store: &Store{Dir: dir}, maintenance: crt, certs: map[string]*tls.Certificate{}}, nil
+}
+
+// apidCreds are the server's transport credentials: the dial preamble,
+// then TLS as the endpoint node's apid.
+type apidCreds struct{ api *talosAPI }
+
+// apidInfo is what a call knows of its connection: the TLS state and the
+// endpoint node the client dialed, with the CA that verified the client.
+type apidInfo struct {
+	credentials.TLSInfo
+	endpoint string
+	ca       string
+}
+
+func (c *apidCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	line, err := readLine(raw)
+	if err != nil || !strings.HasPrefix(line, dialPreamble) {
+		raw.Close()
+		return nil, nil, fmt.Errorf("simulated Talos API: no dial preamble (dial through simulator.TalosAPIDialer): %v", err)
+	}
+	target := strings.TrimPrefix(line, dialPreamble)
+	cfg, endpoint, ca, err := c.api.accept(target)
+	if err != nil {
+		fmt.Fprintf(raw, "ERR %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		raw.Close()
+		return nil, nil, err
+	}
+	if _, err := io.WriteString(raw, "OK\n"); err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	conn, info, err := credentials.NewTLS(cfg).ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, apidInfo{TLSInfo: info.(credentials.TLSInfo), endpoint: endpoint, ca: ca}, nil
+}
+
+func (c *apidCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("simulated Talos API: server credentials only")
+}
+func (c *apidCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+}
+func (c *apidCreds) Clone() credentials.TransportCredentials { return &apidCreds{api: c.api} }
+func (c *apidCreds) OverrideServerName(string) error         { return nil }
+
+// accept is a connection to target (host:port) from Pulumi's machine: the
+// node must run, answer on the Talos API port and be reachable through the
+// simulated network (talosReachable); its apid then presents a certificate
+// from its cluster's OS CA and demands a client certificate of that CA. A
+// node in maintenance mode presents a self-signed certificate.
+func (a *talosAPI) accept(target string) (*tls.Config, string, string, error) {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("dial tcp %s: %v", target, err)
+	}
+	var cfg *tls.Config
+	var ca string
+	err = a.store.View(func(tx *Tx) error {
+		if port != strconv.Itoa(apidPort) {
+			if _, err := tx.vmAt(host); err != nil {
+				return err
+			}
+			return fmt.Errorf("dial tcp %s: connect: connection refused (the Talos API listens on %d)", target, apidPort)
+		}
+		g, err := tx.talosReachable(host, time.Now())
+		if err != nil {
+			return err
+		}
+		m := tx.State.Machines[host]
+		if m == nil {
+			cfg = &tls.Config{Certificates: []tls.Certificate{a.maintenance}, MinVersion: tls.VersionTLS12}
+			return nil
+		}
+		crt, err := a.serverCert(tx, m, g)
+		if err != nil {
+			return err
+		}
+		pool := stdx509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(m.OSCA))
+		ca = m.OSCA
+		cfg = &tls.Config{Certificates: []tls.Certificate{*crt}, ClientAuth: tls.RequireAndVerifyClientCert,
+			ClientCAs: pool, MinVersion: tls.VersionTLS12}
+		return nil
+	})
+	return cfg, host, ca, err
+}
+
+// serverCert is the apid certificate of machine m: issued by its cluster's
+// OS CA for the VM's addresses. A control plane's configuration carries
+// the CA key; a worker's does not, and gets its certificate from a control
+// plane's trustd, so the key is taken from any configuration of the same
+// cluster that has it.
+func (a *talosAPI) serverCert(tx *Tx, m *TalosMachine, g *Guest) (*tls.Certificate, error) {
+	sum := sha256.Sum256([]byte(m.OSCA))
+	key := m.Address + "\x00" + string(sum[:])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if crt := a.certs[key]; crt != nil {
+		return crt, nil
+	}
+	var issuer *x509.PEMEncodedCertificateAndKey
+	try := func(addr string) {
+		if issuer != nil {
+			return
+		}
+		cfg, err := configloader.NewFromBytes([]byte(tx.appliedConfig(addr)))
+		if err != nil || cfg.Machine() == nil || cfg.Cluster() == nil || cfg.Cluster().ID() != m.ClusterID {
+			return
+		}
+		if ca := cfg.Machine().Security().IssuingCA(); ca != nil && len(ca.Key) > 0 && string(ca.Crt) == m.OSCA {
+			issuer = ca
+		}
+	}
+	try(m.Address)
+	for addr, om := range tx.State.Machines {
+		if om.ClusterID == m.ClusterID && om.Type == "controlplane" {
+			try(addr)
+		}
+	}
+	if issuer == nil {
+		return nil, fmt.Errorf("dial tcp %s:%d: connect: connection refused (apid has no certificate: no control plane of cluster %s holds the OS CA key for trustd)", m.Address, apidPort, m.Cluster)
+	}
+	ca, err := x509.NewCertificateAuthorityFromCertificateAndKey(issuer)
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	for _, s := range g.Addresses {
+		if ip := net.ParseIP(s); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	kp, err := x509.NewKeyPair(ca, x509.CommonName(nodeName(m, g)), x509.IPAddresses(ips),
+		x509.NotAfter(time.Now().Add(365*24*time.Hour)),
+		x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageServerAuth, stdx509.ExtKeyUsageClientAuth}))
+	if err != nil {
+		return nil, err
+	}
+	crt, err := tls.X509KeyPair(kp.CrtPEM, kp.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	a.certs[key] = &crt
+	return &crt, nil
+}
+
+// methodRoles are the roles each simulated method admits (talos v1.12.0
+// internal/app/machined/pkg/system/services/machined.go:53-95).
+var methodRoles = map[string]role.Set{
+	"Version":               role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"Upgrade":               role.MakeSet(role.Admin),
+	"Reset":                 role.MakeSet(role.Admin),
+	"EtcdMemberList":        role.MakeSet(role.Admin, role.Operator, role.Reader, role.EtcdBackup),
+	"EtcdLeaveCluster":      role.MakeSet(role.Admin),
+	"EtcdRemoveMemberByID":  role.MakeSet(role.Admin),
+	"EtcdForfeitLeadership": role.MakeSet(role.Admin),
+}
+
+// nodeCall is one node's part of a call: the target machine, in a locked
+// transaction.
+type nodeCall struct {
+	tx  *Tx
+	m   *TalosMachine
+	g   *Guest
+	now time.Time
+	// faults are the simulation's fault settings (reboot time).
+	faults Faults
+	// log, when set, is an error to record in the call log without
+	// failing the call (a reset sequence that fails after its reply).
+	log error
+}
+
+// unavailable is how a client sees a hop to a node that does not answer:
+// the gRPC connection error.
+func unavailable(err error) error {
+	return status.Errorf(codes.Unavailable, "connection error: desc = %q", "transport: Error while dialing: "+err.Error())
+}
+
+// apiCall is apid's routing (talos v1.12.0 internal/app/apid/pkg/director/
+// director.go:50-135) with machined's handler fn on each target:
+//   - no "node"/"nodes" metadata: the endpoint itself answers;
+//   - "node" (client.WithNode): one target, one-to-one proxying: its reply
+//     or its error as the call's (grpc-proxy handler_one2one.go);
+//   - "nodes" (client.WithNodes): every target answers; replies get
+//     metadata.hostname, failures become messages with metadata.error and
+//     metadata.status (internal/app/apid/pkg/backend/apid.go:173-257),
+//     which machinery's FilterMessages turns back into errors.
+//
+// The endpoint proxies to a target over the cluster network (peerReach on
+// 50000), authenticated with its own certificate, which a node of another
+// CA (or in maintenance mode) refuses. write runs fn in a saved transaction.
+//
+// An injected failure (faults.json failOnce, type TokenTalosAPI) fails
+// one target's call before it does anything, with faultErr's wrapping
+// when given.
+func apiCall[M proto.Message](ctx context.Context, a *talosAPI, method string, write bool, fn func(nc *nodeCall) (M, error), faultErr func(error) error) ([]M, error) {
+	info, roles, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !roles.IncludesAny(methodRoles[method]) {
+		return nil, status.Error(codes.PermissionDenied, "not authorized")
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	node, okNode := md["node"]
+	nodes, okNodes := md["nodes"]
+	if okNode && len(node) != 1 {
+		return nil, status.Error(codes.InvalidArgument, "node metadata must be single-valued")
+	}
+	one := func(target string) (M, error) {
+		start := time.Now()
+		var out M
+		err := a.store.before(ctx, TokenTalosAPI, method)
+		var logged error
+		if err == nil {
+			txn := a.store.View
+			if write {
+				txn = a.store.Update
+			}
+			err = txn(func(tx *Tx) error {
+				nc, err := a.target(tx, info, target)
+				if err != nil {
+					return err
+				}
+				if nc.faults, err = a.store.Faults(); err != nil {
+					return err
+				}
+				out, err = fn(nc)
+				logged = nc.log
+				return err
+			})
+		} else if faultErr != nil {
+			err = faultErr(err)
+		}
+		c := Call{Time: start, Provider: "talos-apid", Method: method, Type: TokenTalosAPI, Name: target,
+			Millis: time.Since(start).Milliseconds()}
+		if c.Name == "" {
+			c.Name = info.endpoint
+		}
+		if err != nil {
+			c.Error = err.Error()
+		} else if logged != nil {
+			c.Error = logged.Error()
+		}
+		_ = a.store.Log(c)
+		return out, err
+	}
+	switch {
+	case okNodes:
+		var out []M
+		for _, target := range nodes {
+			msg, err := one(target)
+			if err != nil {
+				var zero M
+				msg = zero.ProtoReflect().New().Interface().(M)
+				setMetadata(msg, &common.Metadata{Hostname: target, Error: err.Error(), Status: status.Convert(err).Proto()})
+			} else {
+				setMetadata(msg, &common.Metadata{Hostname: target})
+			}
+			out = append(out, msg)
+		}
+		return out, nil
+	case okNode:
+		msg, err := one(node[0])
+		if err != nil {
+			return nil, err
+		}
+		return []M{msg}, nil
+	default:
+		msg, err := one("")
+		if err != nil {
+			return nil, err
+		}
+		return []M{msg}, nil
+	}
+}
+
+func setMetadata(msg proto.Message, md *common.Metadata) {
+	r := msg.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName("metadata")
+	if fd != nil {
+		r.Set(fd, protoreflect.ValueOfMessage(md.ProtoReflect()))
+	}
+}
+
+// caller is the connection's endpoint and the roles of the client
+// certificate (its Organization, as Talos reads it).
+func (a *talosAPI) caller(ctx context.Context) (apidInfo, role.Set, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return apidInfo{}, role.Set{}, status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(apidInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return apidInfo{}, role.Set{}, status.Error(codes.Unauthenticated, "no client certificate")
+	}
+	roles, _ := role.Parse(info.State.PeerCertificates[0].Subject.Organization)
+	return info, roles, nil
+}
+
+// target checks, at the time of the call, the connection's endpoint (still
+// up and reachable, still of the CA that verified the client) and the hop
+// from it to target ("" for the endpoint itself), and returns the target's
+// machine.
+func (a *talosAPI) target(tx *Tx, info apidInfo, target string) (*nodeCall, error) {
+	now := time.Now()
+	eg, err := tx.talosReachable(info.endpoint, now)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	em := tx.State.Machines[info.endpoint]
+	if em == nil || em.OSCA != info.ca {
+		return nil, status.Errorf(codes.Unavailable, "connection error: desc = %q", "error reading from server: EOF (endpoint "+info.endpoint+" was reset or reconfigured with another CA)")
+	}
+	if target == "" || target == info.endpoint {
+		return &nodeCall{tx: tx, m: em, g: eg, now: now}, nil
+	}
+	tg, err := tx.talosUp(target, now)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if err := tx.peerReach(eg, info.endpoint, tg, target, target, apidPort); err != nil {
+		return nil, unavailable(err)
+	}
+	tm := tx.State.Machines[target]
+	if tm == nil || tm.OSCA != em.OSCA {
+		why := "node " + target + " is in maintenance mode"
+		if tm != nil {
+			why = "node " + target + " belongs to another cluster's CA"
+		}
+		return nil, status.Errorf(codes.Unavailable, "connection error: desc = %q",
+			"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority ("+why+")")
+	}
+	return &nodeCall{tx: tx, m: tm, g: tg, now: now}, nil
+}
+
+// Version is machined's Version (talos v1.12.0 v1alpha1_server.go:1178-1206):
+// the running Talos version, the platform (nocloud, in cloud mode) and
+// features.rbac on a configured machine.
+func (a *talosAPI) Version(ctx context.Context, _ *emptypb.Empty) (*machine.VersionResponse, error) {
+	msgs, err := apiCall(ctx, a, "Version", false, func(nc *nodeCall) (*machine.Version, error) {
+		return &machine.Version{
+			Version:  &machine.VersionInfo{Tag: nc.m.Version, Os: "linux", Arch: "amd64"},
+			Platform: &machine.PlatformInfo{Name: "nocloud", Mode: "cloud"},
+			Features: &machine.FeaturesInfo{Rbac: true},
+		}, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.VersionResponse{Messages: msgs}, nil
+}
+
+// imageTag is the tag of an image reference ("" without one).
+func imageTag(ref string) string {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return ""
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return ""
+}
+
+// Upgrade is machined's Upgrade (talos v1.12.0 v1alpha1_server.go:486-576):
+// the installer image must be a valid reference (install.PullAndValidate-
+// InstallerImage → image.Pull: reference.ParseDockerRef); a control plane,
+// unless force, must pass etcd's ValidateForUpgrade (internal/pkg/etcd/
+// etcd.go:95-121); then the upgrade sequence runs after the reply: drain,
+// install, reboot (v1alpha1_sequencer.go:423-475; a staged upgrade reboots
+// at once too and installs at boot, :368-390). The node is down for the
+// reboot time and comes back running the installer image's tag.
+func (a *talosAPI) Upgrade(ctx context.Context, in *machine.UpgradeRequest) (*machine.UpgradeResponse, error) {
+	msgs, err := apiCall(ctx, a, "Upgrade", true, func(nc *nodeCall) (*machine.Upgrade, error) {
+		image := in.GetImage()
+		named, err := reference.ParseDockerRef(image)
+		if err != nil {
+			return nil, fmt.Errorf("error validating installer image %q: failed to parse image reference %q: %w", image, image, err)
+		}
+		version := imageTag(named.String())
+		if version == "" || !strings.HasPrefix(version, "v") {
+			return nil, status.Errorf(codes.InvalidArgument, "simulation: the Talos version of installer image %q is its tag, which must be a version (vX.Y.Z)", image)
+		}
+		if nc.m.Type != "worker" && !in.GetForce() {
+			if err := nc.tx.validateForUpgrade(nc.m, nc.now); err != nil {
+				return nil, err
+			}
+		}
+		g := nc.g
+		nc.tx.State.Reboots = append(nc.tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
+			Cause: "talos upgrade: " + named.String(), Start: nc.now, End: nc.now.Add(nc.faults.RebootDuration())})
+		nc.m.Version = version
+		g.TalosVersion = version
+		return &machine.Upgrade{Ack: "Upgrade request received", ActorId: uuid.New().String()}, nil
+	}, func(err error) error {
+		// The transient failure of an upgrade call: the installer image
+		// cannot be pulled (image.Pull, "failed to pull image %q: %w").
+		return fmt.Errorf("error validating installer image %q: failed to pull image %q: %w", in.GetImage(), in.GetImage(), err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &machine.UpgradeResponse{Messages: msgs}, nil
+}
+
+// validateForUpgrade is etcd's ValidateForUpgrade as machined runs it for a
+// control plane: an etcd client on the control planes (none before
+// bootstrap), two members refuse (an upgrade would lose quorum), and every
+// member must be started and answer (validateMemberHealth).
+func (tx *Tx) validateForUpgrade(m *TalosMachine, now time.Time) error {
+	c := tx.State.Clusters[m.ClusterID]
+	if c == nil || len(c.EtcdMembers) == 0 {
+		return errors.New("failed to create etcd client: no controlplane endpoints discovered yet")
+	}
+	if tx.etcdLeader(c, now) == "" {
+		return errors.New("failed to acquire upgrade mutex: etcdserver: no leader")
+	}
+	members := sortedMembers(c)
+	if len(members) == 2 {
+		return fmt.Errorf("error validating etcd for upgrade: etcd member count(%d) is insufficient to maintain quorum if upgrade commences", len(members))
+	}
+	for _, addr := range members {
+		if tx.etcdUp(c, addr, now) {
+			continue
+		}
+		why := "its machine is not configured into the cluster"
+		if _, err := tx.talosUp(addr, now); err != nil {
+			why = err.Error()
+		}
+		return fmt.Errorf("error validating etcd for upgrade: etcd member %016x is not healthy; all members must be healthy to perform an upgrade: context deadline exceeded (%s: %s)",
+			etcdMemberID(addr), addr, why)
+	}
+	return nil
+}
+
+// Reset is machined's Reset (talos v1.12.0 v1alpha1_server.go:607-705):
+// it replies with an actor ID at once and runs the reset sequence after
+// (v1alpha1_sequencer.go:258-341): graceful: cordon and drain, a control
+// plane leaves etcd; then wipe and halt or reboot (resetMachine). A
+// sequence that fails (etcd refuses the leave) is only logged by the node:
+// the reply was sent, the node stays configured and cordoned. The
+// simulation records that failure in the call log's error column.
+func (a *talosAPI) Reset(ctx context.Context, in *machine.ResetRequest) (*machine.ResetResponse, error) {
+	msgs, err := apiCall(ctx, a, "Reset", true, func(nc *nodeCall) (*machine.Reset, error) {
+		if in.GetMode() != machine.ResetRequest_ALL || len(in.GetSystemPartitionsToWipe()) > 0 || len(in.GetUserDisksToWipe()) > 0 {
+			return nil, status.Error(codes.Unimplemented, "simulation: only the default reset (mode ALL, no partition or disk list) is simulated")
+		}
+		if err := nc.tx.resetMachine(nc.m, in.GetGraceful(), in.GetReboot(), nc.faults.RebootDuration()); err != nil {
+			nc.log = fmt.Errorf("reset failed: %w", err)
+		}
+		return &machine.Reset{ActorId: uuid.New().String()}, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.ResetResponse{Messages: msgs}, nil
+}
+
+// checkControlplane is machined's checkControlplane (v1alpha1_server.go:132-142).
+func checkControlplane(m *TalosMachine, api string) error {
+	if m.Type != "controlplane" {
+		return status.Errorf(codes.Unimplemented, "%s is only available on control plane nodes", api)
+	}
+	return nil
+}
+
+// etcdClient is what machined's etcd client on the control planes needs:
+// a bootstrapped cluster (endpoints) and a leader (WithRequireLeader).
+func (tx *Tx) etcdClient(m *TalosMachine, now time.Time) (*TalosCluster, error) {
+	c := tx.State.Clusters[m.ClusterID]
+	if c == nil || len(c.EtcdMembers) == 0 {
+		return nil, errors.New("failed to create etcd client: no controlplane endpoints discovered yet")
+	}
+	if tx.etcdLeader(c, now) == "" {
+		return nil, status.Error(codes.Unavailable, "etcdserver: no leader")
+	}
+	return c, nil
+}
+
+// memberName is an etcd member's name: the node's hostname (its Node
+// object's name, which outlives the machine), else its address.
+func (tx *Tx) memberName(c *TalosCluster, addr string) string {
+	if m := tx.State.Machines[addr]; m != nil && m.ClusterID == c.ID {
+		g, _ := tx.vmAt(addr)
+		return nodeName(m, g)
+	}
+	for _, n := range c.Nodes {
+		if n.Address == addr {
+			return n.Name
+		}
+	}
+	return addr
+}
+
+// localMember is GetLocalMemberID (internal/pkg/etcd/local.go:19-34): a
+// control plane whose etcd is not a member waits 3 minutes and fails.
+func localMember(c *TalosCluster, m *TalosMachine) error {
+	for _, a := range c.EtcdMembers {
+		if a == m.Address {
+			return nil
+		}
+	}
+	return fmt.Errorf("failed to get local etcd member ID: context deadline exceeded (%s is not an etcd member)", m.Address)
+}
+
+// EtcdMemberList is machined's EtcdMemberList (v1alpha1_server.go:1762-1808):
+// control planes only; members in ID order, named by hostname, with peer
+// (2380) and client (2379) URLs. Member IDs: see etcdMemberID.
+func (a *talosAPI) EtcdMemberList(ctx context.Context, in *machine.EtcdMemberListRequest) (*machine.EtcdMemberListResponse, error) {
+	msgs, err := apiCall(ctx, a, "EtcdMemberList", false, func(nc *nodeCall) (*machine.EtcdMembers, error) {
+		if err := checkControlplane(nc.m, "member list"); err != nil {
+			return nil, err
+		}
+		c, err := nc.tx.etcdClient(nc.m, nc.now)
+		if err != nil {
+			return nil, err
+		}
+		if in.GetQueryLocal() {
+			if err := localMember(c, nc.m); err != nil {
+				return nil, err
+			}
+		}
+		out := &machine.EtcdMembers{}
+		for _, addr := range sortedMembers(c) {
+			name := nc.tx.memberName(c, addr)
+			out.LegacyMembers = append(out.LegacyMembers, name)
+			out.Members = append(out.Members, &machine.EtcdMember{Id: etcdMemberID(addr), Hostname: name,
+				PeerUrls:   []string{"https://" + net.JoinHostPort(addr, "2380")},
+				ClientUrls: []string{"https://" + net.JoinHostPort(addr, "2379")}})
+		}
+		return out, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.EtcdMemberListResponse{Messages: msgs}, nil
+}
+
+// EtcdLeaveCluster is machined's EtcdLeaveCluster (v1alpha1_server.go:1841-1864;
+// etcd.go:152-194 LeaveCluster): the node's own member is removed, under
+// etcd's quorum rule (removeEtcdMember, shared with reset), and its etcd
+// stops.
+func (a *talosAPI) EtcdLeaveCluster(ctx context.Context, _ *machine.EtcdLeaveClusterRequest) (*machine.EtcdLeaveClusterResponse, error) {
+	msgs, err := apiCall(ctx, a, "EtcdLeaveCluster", true, func(nc *nodeCall) (*machine.EtcdLeaveCluster, error) {
+		if err := checkControlplane(nc.m, "etcd leave"); err != nil {
+			return nil, err
+		}
+		c, err := nc.tx.etcdClient(nc.m, nc.now)
+		if err != nil {
+			return nil, err
+		}
+		if err := localMember(c, nc.m); err != nil {
+			return nil, fmt.Errorf("failed to leave cluster: %w", err)
+		}
+		if err := nc.tx.removeEtcdMember(c, nc.m.Address, nc.now); err != nil {
+			return nil, fmt.Errorf("failed to leave cluster: %w", err)
+		}
+		return &machine.EtcdLeaveCluster{}, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.EtcdLeaveClusterResponse{Messages: msgs}, nil
+}
+
+// EtcdRemoveMemberByID is machined's EtcdRemoveMemberByID
+// (v1alpha1_server.go:1811-1838): any member by ID (the way to drop the
+// member of a control plane that is gone), NotFound for an unknown ID,
+// under the same quorum rule.
+func (a *talosAPI) EtcdRemoveMemberByID(ctx context.Context, in *machine.EtcdRemoveMemberByIDRequest) (*machine.EtcdRemoveMemberByIDResponse, error) {
+	msgs, err := apiCall(ctx, a, "EtcdRemoveMemberByID", true, func(nc *nodeCall) (*machine.EtcdRemoveMemberByID, error) {
+		if err := checkControlplane(nc.m, "etcd remove member"); err != nil {
+			return nil, err
+		}
+		c, err := nc.tx.etcdClient(nc.m, nc.now)
+		if err != nil {
+			return nil, err
+		}
+		for _, addr := range c.EtcdMembers {
+			if etcdMemberID(addr) == in.GetMemberId() {
+				if err := nc.tx.removeEtcdMember(c, addr, nc.now); err != nil {
+					return nil, fmt.Errorf("failed to remove member: %w", err)
+				}
+				return &machine.EtcdRemoveMemberByID{}, nil
+			}
+		}
+		return nil, status.Error(codes.NotFound, "etcdserver: member not found")
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.EtcdRemoveMemberByIDResponse{Messages: msgs}, nil
+}
+
+// EtcdForfeitLeadership is machined's EtcdForfeitLeadership
+// (v1alpha1_server.go:1867-1898; etcd.go:220-290 ForfeitLeadership): a
+// lone member cannot; a member that does not lead returns no member; the
+// leader moves leadership to the first other member in list order and
+// returns its name. A move to a member that is down times out (etcd's
+// ErrTimeoutLeaderTransfer, inferred).
+func (a *talosAPI) EtcdForfeitLeadership(ctx context.Context, _ *machine.EtcdForfeitLeadershipRequest) (*machine.EtcdForfeitLeadershipResponse, error) {
+	msgs, err := apiCall(ctx, a, "EtcdForfeitLeadership", true, func(nc *nodeCall) (*machine.EtcdForfeitLeadership, error) {
+		if err := checkControlplane(nc.m, "etcd forfeit leadership"); err != nil {
+			return nil, err
+		}
+		c, err := nc.tx.etcdClient(nc.m, nc.now)
+		if err != nil {
+			return nil, err
+		}
+		if err := localMember(c, nc.m); err != nil {
+			return nil, err
+		}
+		members := sortedMembers(c)
+		if len(members) == 1 {
+			return nil, errors.New("failed to forfeit leadership: cannot forfeit leadership, only one member")
+		}
+		if nc.tx.etcdLeader(c, nc.now) != nc.m.Address {
+			return &machine.EtcdForfeitLeadership{}, nil
+		}
+		for _, addr := range members {
+			if addr == nc.m.Address {
+				continue
+			}
+			if !nc.tx.etcdUp(c, addr, nc.now) {
+				return nil, errors.New("failed to forfeit leadership: etcdserver: request timed out, leader transfer took too long")
+			}
+			c.EtcdLeader = addr
+			return &machine.EtcdForfeitLeadership{Member: nc.tx.memberName(c, addr)}, nil
+		}
+		return &machine.EtcdForfeitLeadership{}, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.EtcdForfeitLeadershipResponse{Messages: msgs}, nil
+}
+
+// versionInURL finds the Talos version in an image URL (Image Factory
+// .../image/<schematic>/v1.12.0/nocloud-amd64.raw.zst, GitHub releases
+// .../download/v1.12.0/...).
+var versionInURL = regexp.MustCompile(`/(v\d+\.\d+\.\d+[^/]*)/`)
+
+// bootVersion is the Talos version a VM boots before any upgrade through
+// the API: what an upgrade installed on its disk (Guest.TalosVersion);
+// else the version in the URL of the image its disk was imported from;
+// else the tag of the installer image in its configuration
+// (machine.install.image); else the simulation's default (v1.12.0).
+func (tx *Tx) bootVersion(g *Guest, doc map[string]any) string {
+	if g.TalosVersion != "" {
+		return g.TalosVersion
+	}
+	for _, obj := range tx.State.Objects {
+		if obj.Type != TokenVM || obj.ID != strconv.Itoa(g.VMID) {
+			continue
+		}
+		for i := range list(obj.Inputs, "disks") {
+			id := str(obj.Inputs, fmt.Sprintf("disks[%d].fileId", i))
+			if f := tx.State.Files[tx.fileKey(g.Node, id)]; id != "" && f != nil {
+				if m := versionInURL.FindStringSubmatch(f.URL); m != nil {
+					return m[1]
+				}
+			}
+		}
+	}
+	if tag := imageTag(str(doc, "machine.install.image")); strings.HasPrefix(tag, "v") {
+		return tag
+	}
+	return defaultTalosContract
+}

@@ -1,0 +1,356 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siderolabs/crypto/x509"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	"github.com/siderolabs/talos/pkg/machinery/client"
+	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// talosAPIFixture is a talosFixture with the simulated Talos API serving
+// its simulation directory on a loopback listener.
+type talosAPIFixture struct {
+	*talosFixture
+	addr string
+}
+
+func newTalosAPIFixture(t *testing.T, cps, workers int, boot bool) *talosAPIFixture {
+	t.Helper()
+	f := newTalosFixture(t, cps, workers, boot)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	noErr(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeTalosAPI(ctx, f.px.Store.Dir, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeTalosAPI: %v", err)
+		}
+	})
+	return &talosAPIFixture{talosFixture: f, addr: lis.Addr().String()}
+}
+
+// client is machinery's client with a talosconfig made from the client
+// configuration cc (the Secrets resource's clientConfiguration output),
+// talking to endpoint through the simulator's dialer.
+func (f *talosAPIFixture) client(cc any, endpoint string) *client.Client {
+	f.t.Helper()
+	v := cc.(map[string]any)
+	cfg := clientconfig.NewConfig("lab", []string{endpoint}, unb64(str(v, "caCertificate")),
+		&x509.PEMEncodedCertificateAndKey{Crt: unb64(str(v, "clientCertificate")), Key: unb64(str(v, "clientKey"))})
+	c, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(endpoint),
+		client.WithGRPCDialOptions(grpc.WithContextDialer(TalosAPIDialer(f.addr))))
+	noErr(f.t, err)
+	f.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantCode(t *testing.T, err error, code codes.Code, sub string) {
+	t.Helper()
+	if status.Code(err) != code || !strings.Contains(err.Error(), sub) {
+		t.Fatalf("want %v containing %q, got %v (%v)", code, sub, status.Code(err), err)
+	}
+}
+
+func versionOf(t *testing.T, c *client.Client, node string) (string, error) {
+	t.Helper()
+	resp, err := c.Version(client.WithNode(ctxTimeout(t), node))
+	if err != nil {
+		return "", err
+	}
+	return resp.Messages[0].Version.Tag, nil
+}
+
+// The Talos API answers with each node's running version: the version the
+// VM booted (here the installer tag of its configuration, or the default
+// when it names none), per node with client.WithNodes (replies carry the
+// node in metadata.hostname, as apid's one-to-many proxying adds it).
+func TestTalosAPIVersion(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 2, true)
+	// A worker configured for the first time with an older installer image
+	// boots that version (its machine is forgotten and configured again).
+	noErr(t, f.px.Store.Update(func(tx *Tx) error { delete(tx.State.Machines, f.workers[1]); return nil }))
+	_, err := f.reapply(f.workers[1], nil, `machine: {install: {image: "ghcr.io/siderolabs/installer:v1.11.5"}}`)
+	noErr(t, err)
+	st := f.state()
+	want := st.Machines[f.cps[0]].Version
+	if want == "" {
+		t.Fatal("a configured machine has no Version")
+	}
+
+	c := f.client(f.cc, f.cps[0])
+	resp, err := c.Version(client.WithNodes(ctxTimeout(t), f.cps[0], f.workers[0], f.workers[1]))
+	noErr(t, err)
+	got := map[string]string{}
+	for _, m := range resp.Messages {
+		got[m.Metadata.GetHostname()] = m.Version.Tag
+		if m.Platform.GetName() != "nocloud" || !m.Features.GetRbac() {
+			t.Errorf("%s: platform %v features %v", m.Metadata.GetHostname(), m.Platform, m.Features)
+		}
+	}
+	if got[f.cps[0]] != want || got[f.workers[0]] != want || got[f.workers[1]] != "v1.11.5" {
+		t.Fatalf("versions %v, want %s and v1.11.5 for %s", got, want, f.workers[1])
+	}
+	// Without a node, the endpoint answers (no metadata: no proxying).
+	resp, err = c.Version(ctxTimeout(t))
+	noErr(t, err)
+	if len(resp.Messages) != 1 || resp.Messages[0].Metadata != nil || resp.Messages[0].Version.Tag != want {
+		t.Fatalf("endpoint's own reply: %v", resp.Messages)
+	}
+}
+
+// Upgrading a worker: the reply is the real ack with an actor ID; the node
+// is down (Unavailable, connection refused) for the reboot time, a Reboot
+// is logged, and then it reports the installer image's tag.
+func TestTalosAPIUpgradeWorker(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	f.faults(Faults{RebootTime: "400ms"})
+	c := f.client(f.cc, f.cps[0])
+	w := f.workers[0]
+	image := "factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.12.1"
+
+	_, err := c.Upgrade(client.WithNode(ctxTimeout(t), w), "not a valid//reference", false, false)
+	wantCode(t, err, codes.Unknown, "failed to parse image reference")
+
+	resp, err := c.Upgrade(client.WithNode(ctxTimeout(t), w), image, false, false)
+	noErr(t, err)
+	if m := resp.Messages[0]; m.Ack != "Upgrade request received" || len(m.ActorId) != 36 {
+		t.Fatalf("reply %v", m)
+	}
+	_, err = versionOf(t, c, w)
+	wantCode(t, err, codes.Unavailable, "connect: connection refused")
+	st := f.state()
+	if n := len(st.Reboots); n != 1 || !strings.HasPrefix(st.Reboots[0].Cause, "talos upgrade: ") || st.Reboots[0].VMID != st.Machines[w].VMID {
+		t.Fatalf("reboots %+v", st.Reboots)
+	}
+	// The control plane did not reboot and still answers.
+	if v, err := versionOf(t, c, f.cps[0]); err != nil || v == "v1.12.1" {
+		t.Fatalf("control plane: %q %v", v, err)
+	}
+	time.Sleep(time.Until(st.Reboots[0].End) + 20*time.Millisecond)
+	v, err := versionOf(t, c, w)
+	noErr(t, err)
+	if v != "v1.12.1" {
+		t.Fatalf("after the reboot the worker runs %q, want v1.12.1", v)
+	}
+}
+
+// A control plane upgrade, unless forced, runs etcd's ValidateForUpgrade:
+// two members refuse (quorum would be lost), and with three every member
+// must be up, so a second control plane cannot upgrade while the first
+// reboots.
+func TestTalosAPIUpgradeControlPlaneQuorum(t *testing.T) {
+	image := "ghcr.io/siderolabs/installer:v1.12.1"
+	t.Run("two members", func(t *testing.T) {
+		f := newTalosAPIFixture(t, 2, 0, true)
+		if got := f.cluster().EtcdMembers; len(got) != 2 {
+			t.Fatalf("members %v", got)
+		}
+		c := f.client(f.cc, f.cps[0])
+		_, err := c.Upgrade(client.WithNode(ctxTimeout(t), f.cps[1]), image, false, false)
+		wantCode(t, err, codes.Unknown, "etcd member count(2) is insufficient to maintain quorum if upgrade commences")
+		if st := f.state(); len(st.Reboots) != 0 || st.Machines[f.cps[1]].Version == "v1.12.1" {
+			t.Fatalf("a refused upgrade changed the node: %+v", st.Reboots)
+		}
+		_, err = c.Upgrade(client.WithNode(ctxTimeout(t), f.cps[1]), image, false, true)
+		noErr(t, err) // force skips the check
+	})
+	t.Run("three members", func(t *testing.T) {
+		f := newTalosAPIFixture(t, 3, 0, true)
+		f.faults(Faults{RebootTime: "1m"})
+		c := f.client(f.cc, f.cps[0])
+		_, err := c.Upgrade(client.WithNode(ctxTimeout(t), f.cps[2]), image, false, false)
+		noErr(t, err)
+		_, err = c.Upgrade(client.WithNode(ctxTimeout(t), f.cps[1]), image, false, false)
+		wantCode(t, err, codes.Unknown, "all members must be healthy to perform an upgrade")
+		if !strings.Contains(err.Error(), f.cps[2]) {
+			t.Fatalf("the refusal does not name the rebooting member: %v", err)
+		}
+	})
+}
+
+// EtcdMemberList lists the cluster's members with stable IDs; a worker
+// has no etcd API; a control plane leaves gracefully; RemoveMemberByID
+// drops a member by ID; both refuse to lose quorum, with the rule the
+// reset uses.
+func TestTalosAPIEtcd(t *testing.T) {
+	f := newTalosAPIFixture(t, 3, 1, true)
+	c := f.client(f.cc, f.cps[0])
+	list := func() []*machine.EtcdMember {
+		t.Helper()
+		resp, err := c.EtcdMemberList(client.WithNode(ctxTimeout(t), f.cps[0]), &machine.EtcdMemberListRequest{})
+		noErr(t, err)
+		return resp.Messages[0].Members
+	}
+	members := list()
+	if len(members) != 3 {
+		t.Fatalf("members %v", members)
+	}
+	for _, m := range members {
+		addr := strings.TrimSuffix(strings.TrimPrefix(m.ClientUrls[0], "https://"), ":2379")
+		if m.Id != etcdMemberID(addr) || m.Hostname == "" || m.PeerUrls[0] != "https://"+addr+":2380" {
+			t.Errorf("member %v", m)
+		}
+	}
+	_, err := c.EtcdMemberList(client.WithNode(ctxTimeout(t), f.workers[0]), &machine.EtcdMemberListRequest{})
+	wantCode(t, err, codes.Unimplemented, "member list is only available on control plane nodes")
+
+	// cp3 halts: cp1 leaving would leave one of the two others started,
+	// below their quorum.
+	noErr(t, f.px.Store.Update(func(tx *Tx) error { tx.State.Guests[tx.State.Machines[f.cps[2]].VMID].Started = false; return nil }))
+	err = c.EtcdLeaveCluster(client.WithNode(ctxTimeout(t), f.cps[0]), &machine.EtcdLeaveClusterRequest{})
+	wantCode(t, err, codes.Unknown, "failed to leave cluster: failed to remove member")
+	wantCode(t, err, codes.Unknown, "not enough started members")
+	// Removing the halted member by ID is allowed (cp1 and cp2 run).
+	err = c.EtcdRemoveMemberByID(client.WithNode(ctxTimeout(t), f.cps[0]), &machine.EtcdRemoveMemberByIDRequest{MemberId: 12345})
+	wantCode(t, err, codes.NotFound, "member not found")
+	noErr(t, c.EtcdRemoveMemberByID(client.WithNode(ctxTimeout(t), f.cps[0]),
+		&machine.EtcdRemoveMemberByIDRequest{MemberId: etcdMemberID(f.cps[2])}))
+	if got := f.cluster().EtcdMembers; len(got) != 2 || slices.Contains(got, f.cps[2]) {
+		t.Fatalf("after the removal: %v", got)
+	}
+	// A graceful leave: cp2 leaves, cp1 stays.
+	noErr(t, c.EtcdLeaveCluster(client.WithNode(ctxTimeout(t), f.cps[1]), &machine.EtcdLeaveClusterRequest{}))
+	if got := f.cluster().EtcdMembers; !slices.Equal(got, f.cps[:1]) {
+		t.Fatalf("after the leave: %v", got)
+	}
+	err = c.EtcdLeaveCluster(client.WithNode(ctxTimeout(t), f.cps[1]), &machine.EtcdLeaveClusterRequest{})
+	wantCode(t, err, codes.Unknown, "failed to get local etcd member ID")
+	// The last member never leaves.
+	err = c.EtcdLeaveCluster(client.WithNode(ctxTimeout(t), f.cps[0]), &machine.EtcdLeaveClusterRequest{})
+	wantCode(t, err, codes.Unknown, "not enough started members")
+	_, err = c.EtcdForfeitLeadership(client.WithNode(ctxTimeout(t), f.cps[0]), &machine.EtcdForfeitLeadershipRequest{})
+	wantCode(t, err, codes.Unknown, "only one member")
+}
+
+// The leader forfeits leadership to the next member; a member that does
+// not lead returns no member.
+func TestTalosAPIEtcdForfeitLeadership(t *testing.T) {
+	f := newTalosAPIFixture(t, 3, 0, true)
+	c := f.client(f.cc, f.cps[0])
+	order := sortedMembers(f.cluster())
+	resp, err := c.EtcdForfeitLeadership(client.WithNode(ctxTimeout(t), order[1]), &machine.EtcdForfeitLeadershipRequest{})
+	noErr(t, err)
+	if resp.Messages[0].Member != "" {
+		t.Fatalf("a follower moved leadership to %q", resp.Messages[0].Member)
+	}
+	resp, err = c.EtcdForfeitLeadership(client.WithNode(ctxTimeout(t), order[0]), &machine.EtcdForfeitLeadershipRequest{})
+	noErr(t, err)
+	if resp.Messages[0].Member == "" || f.cluster().EtcdLeader != order[1] {
+		t.Fatalf("leader %q after forfeit, reply %q", f.cluster().EtcdLeader, resp.Messages[0].Member)
+	}
+}
+
+// Reset through the API replies at once; a graceful reset of a worker
+// wipes and halts it; a graceful reset of the last etcd member replies
+// too, but the sequence fails (etcd refuses the leave) and the node stays
+// configured, as on a real node, with the failure in the call log.
+func TestTalosAPIReset(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	c := f.client(f.cc, f.cps[0])
+	noErr(t, c.Reset(client.WithNode(ctxTimeout(t), f.workers[0]), true, false))
+	st := f.state()
+	if st.Machines[f.workers[0]] != nil || st.Guests[8012].Started {
+		t.Fatalf("worker not reset and halted: %+v", st.Guests[8012])
+	}
+	noErr(t, c.Reset(client.WithNode(ctxTimeout(t), f.cps[0]), true, false))
+	if f.state().Machines[f.cps[0]] == nil {
+		t.Fatal("the last etcd member was reset")
+	}
+	calls, err := ReadCalls(f.px.Store.Dir)
+	noErr(t, err)
+	last := calls[len(calls)-1]
+	if last.Method != "Reset" || !strings.Contains(last.Error, "reset failed: failed to leave cluster") {
+		t.Fatalf("last call %+v", last)
+	}
+}
+
+// The API is mutual TLS from the cluster's CA: a client whose talosconfig
+// is of another cluster does not trust the node's certificate, and a
+// client certificate of another CA is refused by the node; both at the TLS
+// layer (Unavailable), before any method runs.
+func TestTalosAPIWrongCA(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 0, true)
+	_, sec, err := create(t, f.talos, TokenSecrets, "other", map[string]any{"talosVersion": "v1.12.0"})
+	noErr(t, err)
+	other := sec["clientConfiguration"].(map[string]any)
+
+	_, err = f.client(other, f.cps[0]).Version(ctxTimeout(t))
+	wantCode(t, err, codes.Unavailable, "certificate signed by unknown authority")
+
+	// Trusts the node's CA but presents another CA's certificate.
+	mixed := map[string]any{"caCertificate": str(f.cc.(map[string]any), "caCertificate"),
+		"clientCertificate": other["clientCertificate"], "clientKey": other["clientKey"]}
+	_, err = f.client(mixed, f.cps[0]).Version(ctxTimeout(t))
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("want the connection refused at the TLS layer (Unavailable), got %v", err)
+	}
+	calls, err := ReadCalls(f.px.Store.Dir)
+	noErr(t, err)
+	for _, c := range calls {
+		if c.Provider == "talos-apid" {
+			t.Fatalf("a method ran for a refused client: %+v", c)
+		}
+	}
+}
+
+// The network rules of the provider calls hold for the API: an endpoint
+// that is stopped fails to dial (no route to host), an unknown address
+// too, and a target the endpoint proxies to that is down is Unavailable.
+func TestTalosAPIUnreachable(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	noErr(t, f.px.Store.Update(func(tx *Tx) error { tx.State.Guests[tx.State.Machines[f.workers[0]].VMID].Started = false; return nil }))
+	_, err := f.client(f.cc, f.workers[0]).Version(ctxTimeout(t))
+	wantCode(t, err, codes.Unavailable, "dial tcp "+f.workers[0]+":50000: connect: no route to host")
+	_, err = f.client(f.cc, "10.0.0.99").Version(ctxTimeout(t))
+	wantCode(t, err, codes.Unavailable, "no VM of the simulated Proxmox has address 10.0.0.99")
+	c := f.client(f.cc, f.cps[0])
+	_, err = versionOf(t, c, f.workers[0])
+	wantCode(t, err, codes.Unavailable, "no route to host")
+	// With WithNodes the failure is one node's message, the others answer.
+	resp, err := c.Version(client.WithNodes(ctxTimeout(t), f.cps[0], f.workers[0]))
+	var ne *client.NodeError
+	if !errors.As(err, &ne) || ne.Node != f.workers[0] || status.Code(ne.Err) != codes.Unavailable {
+		t.Fatalf("want a NodeError for %s, got %v", f.workers[0], err)
+	}
+	if resp == nil || len(resp.Messages) != 1 || resp.Messages[0].Metadata.GetHostname() != f.cps[0] {
+		t.Fatalf("the reachable node's reply: %v", resp)
+	}
+}
+
+// One upgrade fails by fault (faults.json failOnce on TokenTalosAPI
+// "Upgrade"), Talos-like, before it does anything; the next succeeds.
+func TestTalosAPIUpgradeFault(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	f.faults(Faults{FailOnce: []FailOnce{{Type: TokenTalosAPI, Method: "Upgrade", Ordinal: 1}}})
+	c := f.client(f.cc, f.cps[0])
+	image := "ghcr.io/siderolabs/installer:v1.12.1"
+	_, err := c.Upgrade(client.WithNode(ctxTimeout(t), f.workers[0]), image, false, false)
+	wantCode(t, err, codes.Unknown, `error validating installer image "`+image+`": failed to pull image`)
+	if st := f.state(); len(st.Reboots) != 0 || st.Machines[f.workers[0]].Version == "v1.12.1" {
+		t.Fatal("the failed upgrade changed the node")
+	}
+	_, err = c.Upgrade(client.WithNode(ctxTimeout(t), f.workers[0]), image, false, false)
+	noErr(t, err)
+	if v := f.state().Machines[f.workers[0]].Version; v != "v1.12.1" {
+		t.Fatalf("version %q", v)
+	}
+}
