@@ -15,4 +15,8 @@ if [ -n "$unformatted" ]; then
   echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# The component package and the outside-the-repo example are modules of
+# their own, which ./... does not reach.
+(cd provider && go vet ./...)
+(cd examples/components && go vet ./...)
 go test -count=1 "$@" ./...
