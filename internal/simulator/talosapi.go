@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,14 +40,15 @@ import (
 // listener, so a client built on machinery's client package talks to it as
 // to real nodes. See docs/simulation.md, "The Talos API".
 //
-// How a client reaches it: the client dials node:50000 as usual, through a
-// gRPC context dialer (TalosAPIDialer) that connects to the simulator's
-// listener and names the address it dialed in one preamble line; the
-// simulator answers OK, or with the connection error Pulumi's machine would
-// get (the data-plane rules of talosReachable), which the dialer returns.
-// After OK the connection is the endpoint node's apid: TLS with a server
-// certificate from its cluster's Talos OS CA, client certificates required
-// and verified against that CA.
+// How a client reaches it: as a real client behind an HTTP proxy does. The
+// simulator's listener is an HTTP CONNECT proxy in front of every node:
+// machinery's client (its default dialer honours HTTPS_PROXY, as talosctl
+// does) sends "CONNECT node:50000"; the simulator answers 200, or 502 with
+// the connection error Pulumi's machine would get (the data-plane rules of
+// talosReachable). After 200 the connection is the endpoint node's apid:
+// TLS with a server certificate from its cluster's Talos OS CA, client
+// certificates required and verified against that CA. So code under test
+// needs no hook: the harness sets HTTPS_PROXY=http://<listen address>.
 const (
 	// TokenTalosAPI is the type token of the Talos API in faults.json
 	// (latency, failOnce with method "Upgrade", "Reset", ...) and in the
@@ -56,15 +59,16 @@ const (
 	// builds its dialer with TalosAPIDialer.
 	TalosAPIAddrEnv = "SDA_SIM_TALOS_API"
 
-	apidPort     = 50000
-	dialPreamble = "SDA-SIM-TALOS-DIAL "
+	apidPort = 50000
 )
 
 // TalosAPIDialer returns a gRPC context dialer (grpc.WithContextDialer) that
 // reaches any node address through the simulated Talos API listening on
-// listenAddr. A dial the simulated network refuses fails with the error a
-// real dial would ("dial tcp 10.0.0.21:50000: connect: connection refused
-// (…)"), which gRPC reports as codes.Unavailable.
+// listenAddr, with the HTTP CONNECT exchange a proxied client makes. A dial
+// the simulated network refuses fails with the error a real dial would
+// ("dial tcp 10.0.0.21:50000: connect: connection refused (…)"), which gRPC
+// reports as codes.Unavailable. Clients built with machinery's default
+// dialer get the same through HTTPS_PROXY.
 func TalosAPIDialer(listenAddr string) func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -75,39 +79,25 @@ func TalosAPIDialer(listenAddr string) func(ctx context.Context, addr string) (n
 		if dl, ok := ctx.Deadline(); ok {
 			_ = conn.SetDeadline(dl)
 		}
-		if _, err := io.WriteString(conn, dialPreamble+addr+"\n"); err != nil {
+		if _, err := fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr); err != nil {
 			conn.Close()
 			return nil, err
 		}
-		line, err := readLine(conn)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("simulated Talos API at %s: %w", listenAddr, err)
 		}
-		_ = conn.SetDeadline(time.Time{})
-		if line != "OK" {
+		if resp.StatusCode != http.StatusOK {
+			// A refusal carries its reason as the body; a 200's body is
+			// the tunnel itself and must not be read here.
+			body, _ := io.ReadAll(resp.Body)
 			conn.Close()
-			return nil, errors.New(strings.TrimPrefix(line, "ERR "))
+			return nil, errors.New(strings.TrimSpace(string(body)))
 		}
+		_ = conn.SetDeadline(time.Time{})
 		return conn, nil
 	}
-}
-
-// readLine reads one "\n"-terminated line byte by byte, so nothing after it
-// (the TLS handshake) is consumed.
-func readLine(r io.Reader) (string, error) {
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for b.Len() < 4096 {
-		if _, err := r.Read(buf); err != nil {
-			return "", err
-		}
-		if buf[0] == '\n' {
-			return b.String(), nil
-		}
-		b.WriteByte(buf[0])
-	}
-	return "", errors.New("preamble line too long")
 }
 
 // ServeTalosAPI serves the simulated Talos API of the simulation directory
@@ -172,19 +162,22 @@ type apidInfo struct {
 }
 
 func (c *apidCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	line, err := readLine(raw)
-	if err != nil || !strings.HasPrefix(line, dialPreamble) {
+	// The client waits for the CONNECT reply before it starts TLS, so the
+	// buffered reader cannot have read past the request.
+	req, err := http.ReadRequest(bufio.NewReader(raw))
+	if err != nil || req.Method != http.MethodConnect {
 		raw.Close()
-		return nil, nil, fmt.Errorf("simulated Talos API: no dial preamble (dial through simulator.TalosAPIDialer): %v", err)
+		return nil, nil, fmt.Errorf("simulated Talos API: expected an HTTP CONNECT (set HTTPS_PROXY to this listener, or dial through simulator.TalosAPIDialer): %v", err)
 	}
-	target := strings.TrimPrefix(line, dialPreamble)
+	target := req.Host
 	cfg, endpoint, ca, err := c.api.accept(target)
 	if err != nil {
-		fmt.Fprintf(raw, "ERR %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		fmt.Fprintf(raw, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg)
 		raw.Close()
 		return nil, nil, err
 	}
-	if _, err := io.WriteString(raw, "OK\n"); err != nil {
+	if _, err := io.WriteString(raw, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		raw.Close()
 		return nil, nil, err
 	}

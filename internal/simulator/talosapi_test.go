@@ -354,3 +354,34 @@ func TestTalosAPIUpgradeFault(t *testing.T) {
 		t.Fatalf("version %q", v)
 	}
 }
+
+// A client with machinery's default dialer reaches the simulated nodes the
+// way talosctl reaches nodes behind a proxy: HTTPS_PROXY names the
+// simulator's listener, and the client issues HTTP CONNECT node:50000. This
+// is how code under test (the upgrade provider) talks to the simulation
+// with no hook of its own; an unreachable node fails the CONNECT with the
+// simulated network's reason.
+func TestTalosAPIThroughHTTPSProxy(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	t.Setenv("HTTPS_PROXY", "http://"+f.addr)
+	t.Setenv("NO_PROXY", "")
+	v := f.cc.(map[string]any)
+	cfg := clientconfig.NewConfig("lab", []string{f.cps[0]}, unb64(str(v, "caCertificate")),
+		&x509.PEMEncodedCertificateAndKey{Crt: unb64(str(v, "clientCertificate")), Key: unb64(str(v, "clientKey"))})
+	c, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.cps[0]))
+	noErr(t, err)
+	t.Cleanup(func() { c.Close() })
+	got, err := versionOf(t, c, f.workers[0])
+	noErr(t, err)
+	if want := f.state().Machines[f.workers[0]].Version; got != want || got == "" {
+		t.Fatalf("version through the proxy = %q, want %q", got, want)
+	}
+
+	// Stop the endpoint's VM: the CONNECT is refused with the reason.
+	noErr(t, f.px.Store.Update(func(tx *Tx) error { tx.State.Guests[tx.State.Machines[f.cps[0]].VMID].Started = false; return nil }))
+	c2, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.cps[0]))
+	noErr(t, err)
+	t.Cleanup(func() { c2.Close() })
+	_, err = c2.Version(ctxTimeout(t))
+	wantCode(t, err, codes.Unavailable, "dial tcp "+f.cps[0]+":50000: connect: no route to host")
+}
