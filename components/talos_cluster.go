@@ -73,10 +73,26 @@ type TalosClusterArgs struct {
 	// the configured router through which nodes pull their installer image.
 	// Go programs only; WaitFor is the same for every language.
 	ApplyAfter []pulumi.Resource
+	// Upgrade sets how a change of TalosVersion or Extensions rolls over the
+	// running nodes (see TalosNodeVersionType).
+	Upgrade *TalosUpgradeArgs `pulumi:"upgrade,optional"`
+
 	// WaitFor are values every configuration apply waits for, such as
 	// RouterLXC's configDigest: an output resolves only once its resource
 	// is done.
 	WaitFor pulumi.StringArrayInput `pulumi:"waitFor,optional"`
+}
+
+// TalosUpgradeArgs tune the rolling upgrade.
+type TalosUpgradeArgs struct {
+	// WorkerParallelism is how many workers upgrade at once (default 1).
+	// Control planes always upgrade one at a time.
+	WorkerParallelism int `pulumi:"workerParallelism,optional"`
+	// TimeoutSeconds bounds each wait of an upgrade: the cluster becoming
+	// healthy, a node coming back on the new version (default 900).
+	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
+	// PollSeconds is the interval between health checks (default 5).
+	PollSeconds int `pulumi:"pollSeconds,optional"`
 }
 
 // TalosPatch is one named Talos machine-config patch (a YAML strategic
@@ -105,6 +121,9 @@ type TalosCluster struct {
 	// TalosHealthy resolves when Talos and etcd report healthy; the
 	// Kubernetes checks run after the CNI is in (OverlayNetwork).
 	TalosHealthy pulumi.BoolOutput `pulumi:"talosHealthy"`
+	// TalosVersions are the Talos versions the nodes run, by hostname, as
+	// each reported after its last create, update or refresh.
+	TalosVersions pulumi.StringMapOutput `pulumi:"talosVersions"`
 
 	// ClientConfiguration is the Talos API client's CA, certificate and
 	// key (secret): OverlayNetwork's health checks use it.
@@ -402,6 +421,13 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		return nil, err
 	}
 
+	versions, err := nodeVersions(ctx, name, comp.Nodes, append(append([]TalosNodeSpec{}, controlPlanes...), workers...),
+		args, schematicID, talosconfig,
+		[]pulumi.Resource{bootstrap, membersCmd})
+	if err != nil {
+		return nil, err
+	}
+
 	// Health of Talos and etcd, and of the Node objects (the provider runs
 	// the node-list check even with the Kubernetes checks skipped); the
 	// readiness checks need the CNI and run in OverlayNetwork.
@@ -424,6 +450,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	comp.ControlPlaneAddresses = cpOut
 	comp.WorkerAddresses = workerOut
 	comp.TalosHealthy = health.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)
+	comp.TalosVersions = versions
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"clusterName":           comp.ClusterName,
 		"kubernetesEndpoint":    comp.KubernetesEndpoint,
@@ -434,6 +461,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		"controlPlaneAddresses": comp.ControlPlaneAddresses,
 		"workerAddresses":       comp.WorkerAddresses,
 		"talosHealthy":          comp.TalosHealthy,
+		"talosVersions":         comp.TalosVersions,
 	}); err != nil {
 		return nil, err
 	}
@@ -457,4 +485,85 @@ func healthClientConfig(cc machine.ClientConfigurationOutput) cluster.GetHealthC
 		ClientCertificate: cc.ClientCertificate(),
 		ClientKey:         cc.ClientKey(),
 	}
+}
+
+// TalosNodeVersionType is the Talos version a node runs, a custom resource
+// served by SDA's own plugin (pulumi-resource-sda, provider/): creating or
+// updating it upgrades the node in place through the Talos API when it runs
+// another version, gated on the cluster's health (internal/day2).
+const TalosNodeVersionType = "sda:index:TalosNodeVersion"
+
+type talosNodeVersion struct {
+	pulumi.CustomResourceState
+	RunningVersion pulumi.StringOutput `pulumi:"runningVersion"`
+}
+
+// nodeVersions registers each node's TalosNodeVersion, chained so that the
+// engine rolls a version change: control planes one at a time in order,
+// then the workers, WorkerParallelism at a time, each after every control
+// plane. They wait for after (the bootstrap, and the membership step, so
+// that the health gates see exactly the declared nodes) and for each
+// node's configuration (which carries the new installer). New VMs boot the
+// new image, run the version already, and are left alone.
+// nodes and specs are in the same order: control planes, then workers.
+func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []TalosNodeSpec, args *TalosClusterArgs, schematicID pulumi.StringOutput,
+	talosconfig pulumi.StringOutput, after []pulumi.Resource) (pulumi.StringMapOutput, error) {
+	up := TalosUpgradeArgs{}
+	if args.Upgrade != nil {
+		up = *args.Upgrade
+	}
+	parallel := up.WorkerParallelism
+	if parallel < 1 {
+		parallel = 1
+	}
+	installer := schematicID.ApplyT(func(id string) string {
+		return talospatch.InstallerImage(id, args.TalosVersion)
+	}).(pulumi.StringOutput)
+	peers := pulumi.Array{}
+	for _, n := range specs {
+		peers = append(peers, pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
+			"controlPlane": pulumi.Bool(n.Role == RoleControlPlane)})
+	}
+	versions := pulumi.StringMap{}
+	var lastControlPlane pulumi.Resource
+	var workerChains []pulumi.Resource // the last worker of each chain
+	for i, node := range nodes {
+		spec := specs[i]
+		deps := append([]pulumi.Resource{node.Applied}, after...)
+		if spec.Role == RoleControlPlane {
+			if lastControlPlane != nil {
+				deps = append(deps, lastControlPlane)
+			}
+		} else {
+			w := len(workerChains)
+			if w >= parallel {
+				deps = append(deps, workerChains[w-parallel])
+			} else if lastControlPlane != nil {
+				deps = append(deps, lastControlPlane)
+			}
+		}
+		var v talosNodeVersion
+		err := ctx.RegisterResource(TalosNodeVersionType, nodeResourceName(name, spec.Hostname)+"-version", pulumi.Map{
+			"hostname":       pulumi.String(spec.Hostname),
+			"address":        pulumi.String(spec.Address),
+			"controlPlane":   pulumi.Bool(spec.Role == RoleControlPlane),
+			"talosVersion":   pulumi.String(args.TalosVersion),
+			"installerImage": installer,
+			"talosconfig":    pulumi.ToSecret(talosconfig),
+			"cluster":        peers,
+			"timeoutSeconds": pulumi.Int(up.TimeoutSeconds),
+			"pollSeconds":    pulumi.Int(up.PollSeconds),
+		}, &v, pulumi.Parent(node), pulumi.DependsOn(deps),
+			pulumi.AdditionalSecretOutputs([]string{"talosconfig"}))
+		if err != nil {
+			return pulumi.StringMapOutput{}, err
+		}
+		if spec.Role == RoleControlPlane {
+			lastControlPlane = &v
+		} else {
+			workerChains = append(workerChains, &v)
+		}
+		versions[spec.Hostname] = v.RunningVersion
+	}
+	return versions.ToStringMapOutput(), nil
 }

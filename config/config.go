@@ -54,6 +54,22 @@ type Cluster struct {
 	// Patches are extra Talos machine-config patches (YAML strategic-merge
 	// documents) applied to every node after SDA's own.
 	Patches []string `json:"patches,omitempty"`
+	// Upgrade tunes how a change of TalosVersion or Extensions rolls over
+	// the running nodes.
+	Upgrade Upgrade `json:"upgrade,omitempty"`
+}
+
+// Upgrade tunes the rolling Talos upgrade: control planes one at a time,
+// then workers WorkerParallelism at a time, each gated on the cluster's
+// health before and after.
+type Upgrade struct {
+	// WorkerParallelism is how many workers upgrade at once (0: 1).
+	WorkerParallelism int `json:"workerParallelism,omitempty"`
+	// TimeoutSeconds bounds each wait: the cluster becoming healthy, a node
+	// coming back on the new version (0: 900).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// PollSeconds is the interval between health checks (0: 5).
+	PollSeconds int `json:"pollSeconds,omitempty"`
 }
 
 // Cilium settings.

@@ -117,6 +117,16 @@ func (v *validator) cluster(c Config) {
 		v.add("sda:cluster.extensions", strings.Join(cl.Extensions, ","),
 			"include %q: the VMs run with the guest agent on, and without the extension Proxmox waits for an agent that never answers", QemuGuestAgentExtension)
 	}
+	up := cl.Upgrade
+	if up.WorkerParallelism < 0 {
+		v.add("sda:cluster.upgrade.workerParallelism", up.WorkerParallelism, "use 1 or more workers at a time (0 or unset means 1)")
+	}
+	if up.TimeoutSeconds < 0 {
+		v.add("sda:cluster.upgrade.timeoutSeconds", up.TimeoutSeconds, "use a number of seconds (0 or unset means 900)")
+	}
+	if up.PollSeconds < 0 || (up.TimeoutSeconds > 0 && up.PollSeconds > up.TimeoutSeconds) {
+		v.add("sda:cluster.upgrade.pollSeconds", up.PollSeconds, "use a number of seconds below the timeout (0 or unset means 5)")
+	}
 }
 
 func (v *validator) proxmox(c Config) {

@@ -26,6 +26,7 @@ func Provider() (p.Provider, error) {
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
 		).
+		WithResources(infer.Resource(&TalosNodeVersion{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
 }

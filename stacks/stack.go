@@ -141,6 +141,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("kubeconfig", cluster.Kubeconfig)
 	ctx.Export("talosconfig", cluster.Talosconfig)
 	ctx.Export("schematicId", cluster.SchematicID)
+	ctx.Export("talosVersions", cluster.TalosVersions)
 	ctx.Export("controlPlaneAddresses", cluster.ControlPlaneAddresses)
 	ctx.Export("workerAddresses", cluster.WorkerAddresses)
 	ctx.Export("routerExternalAddress", router.ExternalAddress)
@@ -225,6 +226,11 @@ func talosClusterArgs(c config.Config, plan config.Plan) *components.TalosCluste
 		SharedImageDatastore: c.Proxmox.SharedImageDatastore,
 		DiskInterface:        c.Nodes.DiskInterface,
 		CPUType:              c.Nodes.CPUType,
+		Upgrade: &components.TalosUpgradeArgs{
+			WorkerParallelism: c.Cluster.Upgrade.WorkerParallelism,
+			TimeoutSeconds:    c.Cluster.Upgrade.TimeoutSeconds,
+			PollSeconds:       c.Cluster.Upgrade.PollSeconds,
+		},
 		Network: components.TalosNetworkArgs{
 			Gateway:   plan.RouterInternal.String(),
 			PrefixLen: plan.Internal.Bits(),

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,7 +76,30 @@ func newEnv(t *testing.T, stack string) *env {
 		t.Fatal(err)
 	}
 	e.writeFaults(simulator.Faults{})
+	e.extraEnv = map[string]string{"HTTPS_PROXY": startTalosAPI(t, e.simDir)}
 	return e
+}
+
+// startTalosAPI serves the simulation's Talos API (the nodes' apid) for the
+// test's life and returns the proxy URL that reaches it: code under test
+// uses Talos's own client, whose dialer honours HTTPS_PROXY as talosctl's
+// does, so the engine's environment gets HTTPS_PROXY and nothing else.
+func startTalosAPI(t *testing.T, simDir string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- simulator.ServeTalosAPI(ctx, simDir, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("simulated Talos API: %v", err)
+		}
+	})
+	return "http://" + lis.Addr().String()
 }
 
 // agentWaitScale shortens the Proxmox provider's waits for a guest agent
@@ -186,12 +210,14 @@ func deployment(t *testing.T, d *automation.Deployment) (apitype.DeploymentV3, [
 	return dep, exp.Deployment
 }
 
-// stateObjects lists "urn#id" of the provider resources in the state, the
-// way the simulation keys its objects.
+// stateObjects lists "urn#id" of the simulated providers' resources in the
+// state, the way the simulation keys its objects. SDA's own resources
+// (sda:index:TalosNodeVersion, served by pulumi-resource-sda) are not the
+// simulation's: they live in the nodes, which the simulation does model.
 func stateObjects(dep apitype.DeploymentV3) []string {
 	var out []string
 	for _, r := range dep.Resources {
-		if r.Custom && !strings.HasPrefix(string(r.Type), "pulumi:providers:") {
+		if r.Custom && !strings.HasPrefix(string(r.Type), "pulumi:providers:") && !strings.HasPrefix(string(r.Type), "sda:") {
 			out = append(out, string(r.URN)+"#"+string(r.ID))
 		}
 	}

@@ -23,7 +23,8 @@ var (
 	// copies of the shipped stack files (testdata/stacks), so editing the
 	// repository's stack files does not change what the tests expect.
 	projectDir string
-	// pluginDir holds pulumi-sim under the four provider plugin names.
+	// pluginDir holds pulumi-sim under the four provider plugin names, and
+	// SDA's own plugin, pulumi-resource-sda.
 	pluginDir string
 	// pulumiBin is the CLI; empty when missing (skipReason says why).
 	pulumiBin  string
@@ -89,6 +90,13 @@ func buildPlugins(dir string) error {
 		if err := os.Symlink(bin, filepath.Join(dir, "pulumi-resource-"+name)); err != nil {
 			return err
 		}
+	}
+	// SDA's own plugin: the components for other languages, and the
+	// TalosNodeVersion resource every SDA stack registers.
+	prov := exec.Command("go", "build", "-o", filepath.Join(dir, "pulumi-resource-sda"), ".")
+	prov.Dir = filepath.Join(repoRoot, "provider")
+	if out, err := prov.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the sda plugin (provider/): %v\n%s", err, out)
 	}
 	// The simulated talosctl and kubectl that local commands run, and the
 	// pct and pvesh that remote commands run.

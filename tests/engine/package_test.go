@@ -15,32 +15,26 @@ import (
 	"github.com/sda-platform/sda/internal/simulator"
 )
 
-// The component package (provider/, pulumi-resource-sda) is built once per
-// test run, and only when a test needs it.
+// The YAML language host is looked up once, when a test needs it (TestMain
+// builds the component package, pulumi-resource-sda, for every test).
 var (
 	packageOnce sync.Once
 	packageErr  error
 )
 
-// requirePackage builds pulumi-resource-sda into the plugin directory, where
-// the engine finds it on PATH as it finds the simulated providers, and checks
-// that the YAML language host is installed (scripts/install-pulumi.sh).
+// requirePackage checks that the YAML language host is installed
+// (scripts/install-pulumi.sh) and puts it on PATH.
 func requirePackage(t *testing.T) {
 	t.Helper()
 	requireEngine(t)
 	packageOnce.Do(func() {
-		// scripts/install-pulumi.sh puts the host beside the CLI.
+		// scripts/install-pulumi.sh puts the host beside the CLI. Last on
+		// PATH: the plugins this run built come first.
 		if _, err := os.Stat(filepath.Join(filepath.Dir(pulumiBin), "pulumi-language-yaml")); err == nil {
-			os.Setenv("PATH", filepath.Dir(pulumiBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+			os.Setenv("PATH", os.Getenv("PATH")+string(os.PathListSeparator)+filepath.Dir(pulumiBin))
 		}
 		if _, err := exec.LookPath("pulumi-language-yaml"); err != nil {
 			packageErr = fmt.Errorf("the YAML language host is neither beside %s nor on PATH: run scripts/install-pulumi.sh (%v)", pulumiBin, err)
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "pulumi-resource-sda"), ".")
-		cmd.Dir = filepath.Join(repoRoot, "provider")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			packageErr = fmt.Errorf("building the component package: %v\n%s", err, out)
 		}
 	})
 	if packageErr != nil {
@@ -137,6 +131,7 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 	env := []string{
 		simulator.StateDirEnv + "=" + simDir,
 		"PULUMI_BACKEND_URL=file://" + t.TempDir(),
+		"HTTPS_PROXY=" + startTalosAPI(t, simDir),
 	}
 	token := "root@pam!sda=" + randomHex(16)
 	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -294,6 +289,7 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 		simulator.StateDirEnv+"="+simDir,
 		"SDA_HOME="+t.TempDir(),
 		"SDA_PULUMI_BIN="+pulumiBin,
+		"HTTPS_PROXY="+startTalosAPI(t, simDir),
 		"PROXMOX_VE_ENDPOINT=https://pve.example.test:8006/",
 		"PROXMOX_VE_API_TOKEN=root@pam!edge="+randomHex(16),
 		"PROXMOX_VE_SSH_USERNAME=root",

@@ -28,7 +28,8 @@ func TestExplicitProviderAdoptsADeployedStack(t *testing.T) {
 			_, err = stacks.Deploy(ctx, c, stacks.DeployOptions{SSHPrivateKey: pulumiconfig.GetSecret(ctx, "sda:sshPrivateKey")})
 			return err
 		}
-		e.extraEnv = map[string]string{"PROXMOX_VE_SSH_USERNAME": "root", "PROXMOX_VE_SSH_AGENT": "true"}
+		e.extraEnv["PROXMOX_VE_SSH_USERNAME"] = "root"
+		e.extraEnv["PROXMOX_VE_SSH_AGENT"] = "true"
 		e.up(ctx)
 		dep, _ := deployment(t, e.open(ctx))
 		found := false
@@ -41,7 +42,9 @@ func TestExplicitProviderAdoptsADeployedStack(t *testing.T) {
 	})
 	t.Run("the next up adopts it and touches nothing it manages", func(t *testing.T) {
 		e.t = t
-		e.program, e.extraEnv = nil, nil
+		e.program = nil
+		delete(e.extraEnv, "PROXMOX_VE_SSH_USERNAME")
+		delete(e.extraEnv, "PROXMOX_VE_SSH_AGENT")
 		res := e.up(ctx)
 		for _, s := range res.Changed() {
 			if isCustom(s) && s.Type[:10] == "proxmoxve:" {
