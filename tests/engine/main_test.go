@@ -23,7 +23,8 @@ var (
 	// copies of the shipped stack files (testdata/stacks), so editing the
 	// repository's stack files does not change what the tests expect.
 	projectDir string
-	// pluginDir holds pulumi-sim under the four provider plugin names.
+	// pluginDir holds pulumi-sim under the four provider plugin names, and
+	// SDA's own plugin, pulumi-resource-sda, built from provider/.
 	pluginDir string
 	// pulumiBin is the CLI; empty when missing (skipReason says why).
 	pulumiBin  string
@@ -74,7 +75,10 @@ func run(m *testing.M) int {
 }
 
 // buildPlugins builds cmd/pulumi-sim once and links it under the provider
-// plugin names; it dispatches on its own name.
+// plugin names; it dispatches on its own name. It also builds
+// pulumi-resource-sda from provider/, so the tests run this checkout's
+// plugin and not one an earlier scripts/install-pulumi.sh left in .tools/bin
+// (automation.Open prefers the plugin on PATH to the one beside the CLI).
 func buildPlugins(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -84,6 +88,11 @@ func buildPlugins(dir string) error {
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the simulated providers: %v\n%s", err, out)
+	}
+	cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "pulumi-resource-sda"), ".")
+	cmd.Dir = filepath.Join(repoRoot, "provider")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the component package: %v\n%s", err, out)
 	}
 	for _, name := range []string{"proxmoxve", "talos", "kubernetes", "command"} {
 		if err := os.Symlink(bin, filepath.Join(dir, "pulumi-resource-"+name)); err != nil {

@@ -15,32 +15,29 @@ import (
 	"github.com/sda-platform/sda/internal/simulator"
 )
 
-// The component package (provider/, pulumi-resource-sda) is built once per
-// test run, and only when a test needs it.
+// The YAML language host is looked for once per test run, and only when a
+// test needs it.
 var (
 	packageOnce sync.Once
 	packageErr  error
 )
 
-// requirePackage builds pulumi-resource-sda into the plugin directory, where
-// the engine finds it on PATH as it finds the simulated providers, and checks
-// that the YAML language host is installed (scripts/install-pulumi.sh).
+// requirePackage checks that the YAML language host is installed
+// (scripts/install-pulumi.sh). The component package, pulumi-resource-sda,
+// is in the plugin directory (buildPlugins), where the engine finds it on
+// PATH as it finds the simulated providers.
 func requirePackage(t *testing.T) {
 	t.Helper()
 	requireEngine(t)
 	packageOnce.Do(func() {
-		// scripts/install-pulumi.sh puts the host beside the CLI.
+		// scripts/install-pulumi.sh puts the host beside the CLI, and a
+		// pulumi-resource-sda too: the plugin directory stays first, so
+		// the one built from this checkout wins.
 		if _, err := os.Stat(filepath.Join(filepath.Dir(pulumiBin), "pulumi-language-yaml")); err == nil {
-			os.Setenv("PATH", filepath.Dir(pulumiBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+			os.Setenv("PATH", pluginDir+string(os.PathListSeparator)+filepath.Dir(pulumiBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 		}
 		if _, err := exec.LookPath("pulumi-language-yaml"); err != nil {
 			packageErr = fmt.Errorf("the YAML language host is neither beside %s nor on PATH: run scripts/install-pulumi.sh (%v)", pulumiBin, err)
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "pulumi-resource-sda"), ".")
-		cmd.Dir = filepath.Join(repoRoot, "provider")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			packageErr = fmt.Errorf("building the component package: %v\n%s", err, out)
 		}
 	})
 	if packageErr != nil {
