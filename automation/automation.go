@@ -68,7 +68,11 @@ type Options struct {
 	// PulumiBin is the pulumi CLI (default: FindPulumi(ProjectDir)).
 	PulumiBin string
 	// Env is added to the engine's environment (PULUMI_CONFIG_PASSPHRASE,
-	// PATH for provider plugins, ...).
+	// PATH for provider plugins, ...). A PATH here replaces this process's
+	// for the engine. Either way Open puts the directory of the
+	// pulumi-resource-sda it finds (on that PATH, else beside the CLI, else
+	// in .tools/bin at or above ProjectDir) and the CLI's directory in front,
+	// and fails, saying what to run, when it finds none.
 	Env map[string]string
 	// Progress receives one readable line per resource step and every
 	// warning and error; nil discards it.
@@ -118,6 +122,9 @@ func FindPulumi(projectDir string) (string, error) {
 }
 
 // Open prepares the work directory and selects (or creates) the stack.
+// The engine needs SDA's provider plugin, pulumi-resource-sda, on its PATH:
+// Open finds it as Options.Env describes, and otherwise returns an error
+// saying to run scripts/install-pulumi.sh or to put the plugin on PATH.
 func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	if opts.Stack == "" {
 		return nil, errors.New("no stack name: pass one, e.g. --stack dev")
@@ -190,6 +197,15 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	}
 	cmd, err := pulumiCommand(bin)
 	if err != nil {
+		return nil, err
+	}
+	// pulumiCommand accepted bin, so it has an absolute form.
+	absBin, _ := filepath.Abs(bin)
+	base, ok := env["PATH"]
+	if !ok {
+		base = os.Getenv("PATH")
+	}
+	if env["PATH"], err = enginePath(base, filepath.Dir(absBin), projectDir); err != nil {
 		return nil, err
 	}
 

@@ -15,6 +15,8 @@ go build -o "$tmp/bin/pulumi-sim" ./cmd/pulumi-sim
 for p in proxmoxve talos kubernetes command; do ln -s pulumi-sim "$tmp/bin/pulumi-resource-$p"; done
 # the simulated talosctl and kubectl that local commands run, pct and pvesh that remote commands run
 for t in talosctl kubectl pct pvesh; do ln -s pulumi-sim "$tmp/bin/$t"; done
+# SDA's own plugin, which the stack needs beside the simulated ones
+(cd provider && go build -o "$tmp/bin/pulumi-resource-sda" .)
 go build -o "$tmp/bench-engine" ./bench/engine
 
 export PATH="$tmp/bin:$PATH"

@@ -2,7 +2,10 @@
 # Installs the pinned Pulumi CLI into $SDA_TOOLS_BIN (default: .tools/bin in the repo)
 # unless a pulumi of exactly that version is already there or on PATH, and the
 # YAML language host (pulumi-language-yaml) that runs `runtime: yaml` programs,
-# such as the component package's example in examples/yaml.
+# such as the component package's example in examples/yaml, and, on every run,
+# SDA's own provider plugin (pulumi-resource-sda) from this checkout's provider/.
+# The engine finds the plugin on PATH: put $SDA_TOOLS_BIN there for `pulumi up`;
+# the automation package (embedders) looks beside the CLI it uses.
 #
 # Real users install Pulumi the usual way (https://www.pulumi.com/docs/install/);
 # this route builds the CLI from its Go module, for machines that reach only the
@@ -27,6 +30,14 @@ install_yaml_host() {
   echo "$YAML_VERSION" >"$stamp"
 }
 install_yaml_host
+
+install_sda_plugin() {
+  # Built every time from the checkout, never skipped: go build relinks only
+  # what changed (seconds), and a stale plugin would run old code.
+  echo "building pulumi-resource-sda from $repo/provider into $bin (seconds when up to date, minutes cold)"
+  (cd "$repo/provider" && go build -o "$bin/pulumi-resource-sda" .)
+}
+install_sda_plugin
 
 if [ -x "$bin/pulumi" ] && have_version "$bin/pulumi"; then
   echo "pulumi $PULUMI_VERSION already at $bin/pulumi"; exit 0

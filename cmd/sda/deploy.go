@@ -24,6 +24,9 @@ const (
 	modulePath    = "github.com/sda-platform/sda"
 	deployPackage = modulePath + "/cmd/sda-deploy"
 	deployBinary  = "sda-deploy"
+	// pluginBinary is SDA's provider plugin (the provider/ module), which
+	// the engine looks for on PATH.
+	pluginBinary = "pulumi-resource-sda"
 	// deployEnv names a deploy binary to run instead of looking for one.
 	deployEnv = "SDA_DEPLOY"
 )
@@ -53,39 +56,116 @@ func init() {
 //     again;
 //  3. sda-deploy on PATH (`go install github.com/sda-platform/sda/cmd/sda-deploy@…`).
 //
+// In case 2 it also builds SDA's provider plugin, pulumi-resource-sda, from
+// the tree's provider/ module into the same directory, and returns that
+// directory as pluginDir: the engine finds the plugin on PATH, and runDeploy
+// puts pluginDir first there. In cases 1 and 3 pluginDir is empty and PATH
+// stays as it is (automation.Open then looks beside the pulumi CLI).
+//
 // It builds rather than `go run`s so that the exit code (2 for a usage
 // error) and signals reach the deploy program unchanged.
-func deployBinaryPath(stderr io.Writer) (string, error) {
+func deployBinaryPath(stderr io.Writer) (bin, pluginDir string, err error) {
 	if p := os.Getenv(deployEnv); p != "" {
-		return p, nil
+		return p, "", nil
 	}
 	if root, ok := moduleRoot(); ok {
 		cache, err := os.UserCacheDir()
 		if err != nil {
 			cache = os.TempDir()
 		}
-		sum := sha256.Sum256([]byte(root))
-		out := filepath.Join(cache, "sda", hex.EncodeToString(sum[:6]), deployBinary)
-		build := exec.Command("go", "build", "-o", out, deployPackage)
-		build.Dir = root
-		build.Stdout, build.Stderr = stderr, stderr
-		// An up-to-date binary takes well under a second; say why only
-		// when the build really runs.
-		slow := time.AfterFunc(2*time.Second, func() {
-			fmt.Fprintf(stderr, "sda: building %s (go build %s): the first build on a machine links the provider SDKs and takes minutes\n", deployBinary, deployPackage)
-		})
-		err = build.Run()
-		slow.Stop()
-		if err != nil {
-			return "", fmt.Errorf("building %s: %w", deployPackage, err)
+		dir := cacheDir(cache, root)
+		for _, b := range sourceBuilds(root, dir) {
+			if err := b.run(stderr); err != nil {
+				return "", "", err
+			}
 		}
-		return out, nil
+		return filepath.Join(dir, deployBinary), dir, nil
 	}
 	if p, err := exec.LookPath(deployBinary); err == nil {
-		return p, nil
+		return p, "", nil
 	}
-	return "", fmt.Errorf("the deploy commands are in %s: run sda inside a checkout of %s, put %s on PATH (go install %s@latest), or set %s to its path",
+	return "", "", fmt.Errorf("the deploy commands are in %s: run sda inside a checkout of %s, put %s on PATH (go install %s@latest), or set %s to its path",
 		deployBinary, modulePath, deployBinary, deployPackage, deployEnv)
+}
+
+// cacheDir is where the binaries built from the source tree at root go: one
+// directory per tree under the user cache directory.
+func cacheDir(cache, root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(cache, "sda", hex.EncodeToString(sum[:6]))
+}
+
+// goBuild is one `go build -o <out> <pkg>` run in dir.
+type goBuild struct {
+	dir, out, pkg string
+	// slow says what takes minutes the first time on a machine.
+	slow string
+}
+
+// sourceBuilds are the builds from the source tree at root into dir:
+// sda-deploy, then the provider plugin from the provider/ module (a module
+// of its own, so it builds in its directory).
+func sourceBuilds(root, dir string) []goBuild {
+	return []goBuild{
+		{dir: root, out: filepath.Join(dir, deployBinary), pkg: deployPackage,
+			slow: "the first build on a machine links the provider SDKs and takes minutes"},
+		{dir: filepath.Join(root, "provider"), out: filepath.Join(dir, pluginBinary), pkg: ".",
+			slow: "the first build on a machine links the Pulumi engine module and takes minutes"},
+	}
+}
+
+func (b goBuild) command() *exec.Cmd {
+	cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+	cmd.Dir = b.dir
+	return cmd
+}
+
+func (b goBuild) run(stderr io.Writer) error {
+	cmd := b.command()
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	name := filepath.Base(b.out)
+	// An up-to-date binary takes well under a second; say why only
+	// when the build really runs.
+	slow := time.AfterFunc(2*time.Second, func() {
+		fmt.Fprintf(stderr, "sda: building %s (go build %s in %s): %s\n", name, b.pkg, b.dir, b.slow)
+	})
+	err := cmd.Run()
+	slow.Stop()
+	if err != nil {
+		return fmt.Errorf("building %s (go build %s in %s): %w", name, b.pkg, b.dir, err)
+	}
+	return nil
+}
+
+// deployCommand is `<bin> <op> <args>`. With a pluginDir (sda-deploy and the
+// plugin were built from a source tree) the child's environment is environ
+// with pluginDir first on PATH; without one the child inherits this
+// process's environment unchanged.
+func deployCommand(bin, op string, args []string, pluginDir string, environ []string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{op}, args...)...)
+	if pluginDir != "" {
+		cmd.Env = prependPath(environ, pluginDir)
+	}
+	return cmd
+}
+
+// prependPath returns a copy of environ whose PATH starts with dir (a PATH
+// of dir alone when environ has none). Like os/exec, it takes the last PATH
+// when there are several, and leaves one.
+func prependPath(environ []string, dir string) []string {
+	out := make([]string, 0, len(environ)+1)
+	path, found := "", false
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path, found = v, true
+			continue
+		}
+		out = append(out, kv)
+	}
+	if found && path != "" {
+		dir += string(os.PathListSeparator) + path
+	}
+	return append(out, "PATH="+dir)
 }
 
 // moduleRoot finds the directory of SDA's go.mod at or above the working
@@ -119,12 +199,12 @@ func isModule(gomod string) bool {
 // runDeploy runs `sda-deploy <op> <args>` in the user's working directory
 // with this process's standard streams, and returns its exit code.
 func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
-	bin, err := deployBinaryPath(stderr)
+	bin, pluginDir, err := deployBinaryPath(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
 	}
-	cmd := exec.Command(bin, append([]string{op}, args...)...)
+	cmd := deployCommand(bin, op, args, pluginDir, os.Environ())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	// Ctrl-C reaches the child through the terminal's process group; this
 	// process ignores it and waits for the child to finish the steps in
