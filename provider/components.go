@@ -13,7 +13,7 @@ import (
 
 // Provider serves every SDA component under its Go component's token.
 func Provider() (p.Provider, error) {
-	return infer.NewProviderBuilder().
+	prov, err := infer.NewProviderBuilder().
 		WithNamespace("sda-platform").
 		WithDisplayName("SDA").
 		WithDescription("Talos Kubernetes on Proxmox VE: the SDA components (internal network, router, Talos nodes and clusters, overlay network).").
@@ -29,6 +29,17 @@ func Provider() (p.Provider, error) {
 		WithResources(infer.Resource(&TalosNodeVersion{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
+	if err != nil {
+		return prov, err
+	}
+	// The plugin takes no configuration, but the engine hands a package's
+	// default provider every stack key of its namespace, and SDA's stack
+	// keys are sda:* too: a changed sda:cluster.workers would show as an
+	// update of the provider. Nothing in them configures the plugin.
+	prov.DiffConfig = func(context.Context, p.DiffRequest) (p.DiffResponse, error) {
+		return p.DiffResponse{}, nil
+	}
+	return prov, nil
 }
 
 // Each component is exposed through a type of its own with the Go
