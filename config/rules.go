@@ -184,17 +184,35 @@ func (v *validator) versions(c Config) {
 	}
 	known := KnownTalosMinors()
 	if err := k8s.SupportedWith(talos); err != nil && !supportsAny(talos) {
-		v.add("sda:cluster.talosVersion", cl.TalosVersion, "Talos's machinery (v1.12) knows Talos %s to %s only: use a release of those, such as %s",
+		// Refused, not warned: without compatibility data nothing vouches
+		// for the Kubernetes version, and the check is what stops a cluster
+		// being created with a pair that Talos refuses to run.
+		v.add("sda:cluster.talosVersion", cl.TalosVersion,
+			"SDA's Talos machinery has compatibility data for Talos %s to %s only, so it cannot check sda:cluster.kubernetesVersion against it: use one of those releases, such as %s (a newer Talos needs SDA built with a newer github.com/siderolabs/talos/pkg/machinery)",
 			known[0], known[len(known)-1], DefaultTalosVersion)
 		return
 	} else if err != nil {
 		lo, hi := KubernetesRange(talos)
-		fix := fmt.Sprintf("%s: Talos %s supports Kubernetes %s to %s, e.g. v%s.0", err, cl.TalosVersion, lo, hi, hi)
+		age := "too old"
+		if !minorBelow(strings.TrimPrefix(cl.KubernetesVersion, "v"), hi) {
+			age = "too new"
+		}
+		fix := fmt.Sprintf("%s for Talos %s, which supports Kubernetes %s to %s: use one of those, such as v%s.0", age, cl.TalosVersion, lo, hi, hi)
 		if works := TalosFor(k8s); len(works) > 0 {
-			fix += fmt.Sprintf("; Kubernetes %s works with Talos %s", cl.KubernetesVersion, strings.Join(works, ", "))
+			fix += fmt.Sprintf(", or a Talos release that supports %s: %s", cl.KubernetesVersion, strings.Join(works, ", "))
 		}
 		v.add("sda:cluster.kubernetesVersion", cl.KubernetesVersion, "%s", fix)
 	}
+}
+
+// minorBelow reports whether version ("1.27.4") is of a lower major.minor
+// than bound ("1.35"): a refused version not below the highest supported
+// minor is too new (1.35.99 is, machinery's maximum being exclusive).
+func minorBelow(version, bound string) bool {
+	var vMajor, vMinor, bMajor, bMinor int
+	fmt.Sscanf(version, "%d.%d", &vMajor, &vMinor)
+	fmt.Sscanf(bound, "%d.%d", &bMajor, &bMinor)
+	return vMajor < bMajor || vMajor == bMajor && vMinor < bMinor
 }
 
 func talosVersion(v string) (*compatibility.TalosVersion, error) {
