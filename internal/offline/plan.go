@@ -218,12 +218,16 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 	if len(workers) > 0 {
 		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s together", strings.Join(workers, ", ")))
 	}
+	workerParallel := "one at a time"
+	if n := c.Cluster.Upgrade.WorkerParallelism; n > 1 {
+		workerParallel = fmt.Sprintf("%d at a time", n)
+	}
 	notes = append(notes,
 		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
 		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: control planes reboot one at a time, workers together, and the router; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
-		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes keep their Talos until upgraded (talosctl upgrade)",
+		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes are upgraded in place, rolling: control planes one at a time, then workers "+workerParallel+", each after a health check",
 		"sda:nodes.*.diskGiB may grow; shrinking it, or changing sda:nodes.diskInterface, is refused for existing VMs before anything changes (the Proxmox provider would fail half way)",
 	)
 	return notes

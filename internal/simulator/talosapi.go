@@ -54,10 +54,6 @@ const (
 	// (latency, failOnce with method "Upgrade", "Reset", ...) and in the
 	// call log (provider "talos-apid").
 	TokenTalosAPI = "talos:api:MachineService"
-	// TalosAPIAddrEnv names the environment variable a harness sets to the
-	// simulated Talos API's listen address (host:port), for code that
-	// builds its dialer with TalosAPIDialer.
-	TalosAPIAddrEnv = "SDA_SIM_TALOS_API"
 
 	apidPort = 50000
 )

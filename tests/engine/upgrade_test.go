@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sda-platform/sda/internal/simulator"
+)
+
+// upgradeReboots are the reboots Talos upgrades caused, from index from of
+// the reboot log on, in the order they started.
+func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []simulator.Reboot
+	for _, r := range st.Reboots[from:] {
+		if strings.HasPrefix(r.Cause, "talos upgrade") {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b simulator.Reboot) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+func rebootCount(t *testing.T, simDir string) int {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(st.Reboots)
+}
+
+func names(rs []simulator.Reboot) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// assertVersions checks the Talos version every configured machine runs,
+// as the simulated nodes report it.
+func assertVersions(t *testing.T, simDir, want string) {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Machines) == 0 {
+		t.Fatal("no configured machines")
+	}
+	for addr, m := range st.Machines {
+		if m.Version != want {
+			t.Errorf("%s (%s) runs %s, want %s", m.Hostname, addr, m.Version, want)
+		}
+	}
+}
+
+// TestProdRollingUpgrade changes prod's talosVersion and runs up, as a user
+// would, against nodes that are down for two seconds while they reboot into
+// the new release. The Talos API calls go over the wire (machinery's client
+// to the simulated apid, with mutual TLS from the cluster's CA). It must:
+//   - upgrade every node in place, control planes first and one at a time,
+//     then the workers one at a time, never two nodes down together;
+//   - leave every node on the new version, report it in the talosVersions
+//     output, replace no VM or secret, and preview idle afterwards;
+//   - on a node whose upgrade fails, stop the roll there with the node's
+//     name and Talos's message, and finish from that node on the next up,
+//     without upgrading the nodes already done again.
+func TestProdRollingUpgrade(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.cfg.Cluster.Upgrade.PollSeconds = 1
+	order := []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"}
+
+	t.Run("up", func(t *testing.T) {
+		e.t = t
+		e.up(ctx)
+		assertVersions(t, e.simDir, "v1.12.0")
+	})
+
+	t.Run("a new talosVersion rolls over the nodes in order", func(t *testing.T) {
+		e.t = t
+		e.writeFaults(simulator.Faults{RebootTime: "2s"})
+		mark := rebootCount(t, e.simDir)
+		e.cfg.Cluster.TalosVersion = "v1.12.1"
+		res := e.up(ctx)
+		// New VMs would boot the new image: the downloads are replaced;
+		// nothing else is.
+		assertNoReplacement(t, res, simulator.TokenDownload)
+		assertNoVMTouched(t, res)
+		rs := upgradeReboots(t, e.simDir, mark)
+		if got := names(rs); !slices.Equal(got, order) {
+			t.Fatalf("upgrade reboots %v, want %v", got, order)
+		}
+		for i, r := range rs {
+			for _, o := range rs[i+1:] {
+				if r.Overlaps(o) {
+					t.Errorf("%s and %s were down at the same time", r.Name, o.Name)
+				}
+			}
+		}
+		assertVersions(t, e.simDir, "v1.12.1")
+		versions, _ := res.Outputs["talosVersions"].Value.(map[string]any)
+		for _, n := range order {
+			if versions[n] != "v1.12.1" {
+				t.Errorf("talosVersions[%s] = %v, want v1.12.1 (output %v)", n, versions[n], res.Outputs["talosVersions"])
+			}
+		}
+		e.writeFaults(simulator.Faults{})
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a failed node stops the roll and the next up resumes from it", func(t *testing.T) {
+		e.t = t
+		// The second upgrade call of this roll (prod-cp2's) fails once, the
+		// way a node that cannot pull the installer fails.
+		calls := 0
+		for _, c := range e.calls(0) {
+			if c.Type == simulator.TokenTalosAPI && c.Method == "Upgrade" {
+				calls++
+			}
+		}
+		e.writeFaults(simulator.Faults{RebootTime: "1s", FailOnce: []simulator.FailOnce{
+			{Type: simulator.TokenTalosAPI, Method: "Upgrade", Ordinal: calls + 2}}})
+		mark := rebootCount(t, e.simDir)
+		e.cfg.Cluster.TalosVersion = "v1.12.2"
+		_, err := e.open(ctx).Up(ctx)
+		if err == nil {
+			t.Fatal("up succeeded although prod-cp2's upgrade failed")
+		}
+		for _, want := range []string{"prod-cp2", "10.20.0.12", "failed to pull image"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %q: %v", want, err)
+			}
+		}
+		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, []string{"prod-cp1"}) {
+			t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
+		}
+
+		res := e.up(ctx)
+		assertNoReplacement(t, res, simulator.TokenDownload)
+		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
+			t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
+		}
+		assertVersions(t, e.simDir, "v1.12.2")
+		e.writeFaults(simulator.Faults{})
+		e.assertNoChanges(ctx)
+	})
+}
