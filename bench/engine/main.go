@@ -145,7 +145,14 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if verbose {
 		progress = &stamped{w: os.Stderr, start: &start}
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The nodes' Talos API (the stack's TalosNodeVersion resources ask each
+	// node its version), reached as a proxy, as the engine tests do.
+	proxy, err := simulator.StartTalosAPI(ctx, simDir)
+	if err != nil {
+		return row{}, err
+	}
 	openStart := time.Now()
 	d, err := automation.Open(ctx, automation.Options{
 		ProjectDir: root, Stack: stack, Program: stacks.Program, Config: &cfg,
@@ -155,7 +162,7 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 			"sda:sshPrivateKey":  {Value: "bench-key", Secret: true},
 		},
 		Home:     filepath.Join(tmp, "home"),
-		Env:      map[string]string{simulator.StateDirEnv: simDir},
+		Env:      map[string]string{simulator.StateDirEnv: simDir, "HTTPS_PROXY": proxy},
 		Progress: progress,
 		Parallel: parallel,
 	})

@@ -61,6 +61,10 @@ type Upgrade struct {
 const (
 	DefaultTimeout = 15 * time.Minute
 	DefaultPoll    = 5 * time.Second
+	// ReturnPoll is how often the node is asked whether it is back on the
+	// new version: a Version call is cheap, and every second between its
+	// return and the check is a second the whole roll waits.
+	ReturnPoll = 250 * time.Millisecond
 )
 
 // Converge makes the node run u.Version and returns the version it runs.
@@ -118,7 +122,7 @@ func (u Upgrade) Converge(ctx context.Context) (string, error) {
 		if time.Now().After(deadline) {
 			return running, fmt.Errorf("%s did not come back on %s within %s after its upgrade: %w", who, u.Version, u.Timeout, last)
 		}
-		if err := sleep(ctx, u.Poll); err != nil {
+		if err := sleep(ctx, min(u.Poll, ReturnPoll)); err != nil {
 			return running, err
 		}
 	}
@@ -233,23 +237,44 @@ func upgrade(ctx context.Context, cfg *clientconfig.Config, addr, image string) 
 
 // Healthy checks the cluster through the Talos API: every declared node
 // answers with its version, and etcd, as a control plane reports it, has
-// exactly the declared control planes as members.
+// exactly the declared control planes as members. One connection, to the
+// first control plane that is up, asks every node (apid proxies the call),
+// as `talosctl -n <all nodes> version` does.
 func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) error {
-	var cps []string
+	var cps, all []string
 	for _, n := range cluster {
-		if _, err := Version(ctx, cfg, n.Address); err != nil {
-			return fmt.Errorf("%s (%s) does not answer: %w", n.Hostname, n.Address, err)
-		}
+		all = append(all, n.Address)
 		if n.ControlPlane {
 			cps = append(cps, n.Address)
 		}
 	}
+	if len(all) == 0 {
+		return nil
+	}
+	endpoint := all[0]
+	if len(cps) > 0 {
+		endpoint = cps[0]
+	}
+	c, err := connect(ctx, cfg, endpoint)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := c.Version(client.WithNodes(callCtx, all...))
+	if err != nil {
+		return fmt.Errorf("not every node answers: %w", err)
+	}
+	if len(resp.Messages) != len(all) {
+		return fmt.Errorf("%d of %d nodes answered", len(resp.Messages), len(all))
+	}
 	if len(cps) == 0 {
 		return nil
 	}
-	members, err := etcdMembers(ctx, cfg, cps[0])
+	members, err := etcdMembers(client.WithNode(callCtx, endpoint), c)
 	if err != nil {
-		return fmt.Errorf("listing etcd members on %s: %w", cps[0], err)
+		return fmt.Errorf("listing etcd members on %s: %w", endpoint, err)
 	}
 	sort.Strings(cps)
 	if !slices.Equal(members, cps) {
@@ -259,15 +284,8 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 }
 
 // etcdMembers lists the member addresses (from their peer URLs), sorted.
-func etcdMembers(ctx context.Context, cfg *clientconfig.Config, addr string) ([]string, error) {
-	c, err := connect(ctx, cfg, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := c.EtcdMemberList(callCtx, &machine.EtcdMemberListRequest{})
+func etcdMembers(ctx context.Context, c *client.Client) ([]string, error) {
+	resp, err := c.EtcdMemberList(ctx, &machine.EtcdMemberListRequest{})
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,18 @@ func TalosAPIDialer(listenAddr string) func(ctx context.Context, addr string) (n
 	}
 }
 
+// StartTalosAPI serves the simulated Talos API of dir on a loopback port
+// until ctx ends, and returns the proxy URL that reaches it: set it as
+// HTTPS_PROXY in the environment of the code under test.
+func StartTalosAPI(ctx context.Context, dir string) (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = ServeTalosAPI(ctx, dir, lis) }()
+	return "http://" + lis.Addr().String(), nil
+}
+
 // ServeTalosAPI serves the simulated Talos API of the simulation directory
 // dir on lis until ctx ends.
 func ServeTalosAPI(ctx context.Context, dir string, lis net.Listener) error {
