@@ -7,6 +7,7 @@ import (
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/client"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/cluster"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sda-platform/sda/components/membership"
 	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/internal/day2"
 )
 
 // TalosClusterArgs describes the cluster: plain values a program can fill
@@ -408,6 +410,19 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	if err != nil {
 		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
 	}
+	// Before the membership step removes anything (and in preview), refuse
+	// a removal of control planes that etcd cannot survive, from the live
+	// cluster's members.
+	var declaredCPs []string
+	for _, m := range controlPlanes {
+		declaredCPs = append(declaredCPs, m.Address)
+	}
+	quorumGuard, err := ctx.RegisterResourceHook(name+"-members-guard", func(a *pulumi.ResourceHookArgs) error {
+		return checkQuorum(ctx, name, a.NewInputs, declaredCPs, comp)
+	}, &pulumi.ResourceHookOptions{OnDryRun: true})
+	if err != nil {
+		return nil, err
+	}
 	membersCmd, err := local.NewCommand(ctx, name+"-members", &local.CommandArgs{
 		Create: pulumi.String(script),
 		Update: pulumi.String(script),
@@ -416,7 +431,8 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			membership.KubeconfigEnv:  pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput),
 		},
 		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap, kubeconfig}))
+	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap, kubeconfig}),
+		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{quorumGuard}}))
 	if err != nil {
 		return nil, err
 	}
@@ -431,9 +447,13 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	// Health of Talos and etcd, and of the Node objects (the provider runs
 	// the node-list check even with the Kubernetes checks skipped); the
 	// readiness checks need the CNI and run in OverlayNetwork.
+	// The control planes are read through the membership step's output:
+	// while a preview plans to change the members, it is unknown, and the
+	// check waits for the up instead of failing on today's members.
+	afterMembers := pulumi.All(cpOut, membersCmd.Stdout).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
 	health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
 		ClientConfiguration:  healthClientConfig(clientConfig),
-		ControlPlaneNodes:    cpOut,
+		ControlPlaneNodes:    afterMembers,
 		WorkerNodes:          workerOut,
 		Endpoints:            pulumi.ToStringArray(talosEndpoints),
 		SkipKubernetesChecks: pulumi.Bool(true),
@@ -566,4 +586,48 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 		versions[spec.Hostname] = v.RunningVersion
 	}
 	return versions.ToStringMapOutput(), nil
+}
+
+// checkQuorum refuses, before the membership step runs, a removal of control
+// planes that would lose etcd quorum (day2.CheckRemovals), asking the live
+// cluster through the Talos API with the step's own talosconfig. A cluster
+// that cannot be asked (no talosconfig yet, no control plane answering) is
+// not refused: the step itself will say what fails.
+func checkQuorum(ctx *pulumi.Context, name string, inputs resource.PropertyMap, declaredCPs []string, comp pulumi.Resource) error {
+	env := unsecret(inputs["environment"])
+	if !env.IsObject() {
+		return nil
+	}
+	tc := unsecret(env.ObjectValue()[resource.PropertyKey(membership.TalosconfigEnv)])
+	if !tc.IsString() {
+		return nil
+	}
+	cfg, err := day2.ParseTalosconfig(tc.StringValue())
+	if err != nil {
+		return nil
+	}
+	members, err := day2.LiveEtcdMembers(ctx.Context(), cfg, declaredCPs)
+	if err != nil {
+		_ = ctx.Log.Warn("could not check etcd quorum before removing control planes: "+err.Error(), &pulumi.LogArgs{Resource: comp})
+		return nil
+	}
+	if err := day2.CheckRemovals(members, declaredCPs); err != nil {
+		return fmt.Errorf("TalosCluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// unsecret is v's plain value: hooks see inputs as secrets or as (known)
+// output values.
+func unsecret(v resource.PropertyValue) resource.PropertyValue {
+	for {
+		switch {
+		case v.IsSecret():
+			v = v.SecretValue().Element
+		case v.IsOutput() && v.OutputValue().Known:
+			v = v.OutputValue().Element
+		default:
+			return v
+		}
+	}
 }

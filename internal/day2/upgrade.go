@@ -292,18 +292,25 @@ func etcdMembers(ctx context.Context, c *client.Client) ([]string, error) {
 	var out []string
 	for _, msg := range resp.Messages {
 		for _, m := range msg.Members {
-			for _, peer := range m.PeerUrls {
-				if u, err := url.Parse(peer); err == nil {
-					if host, _, err := net.SplitHostPort(u.Host); err == nil {
-						out = append(out, host)
-						break
-					}
-				}
+			if a := peerAddress(m.PeerUrls); a != "" {
+				out = append(out, a)
 			}
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// peerAddress is a member's address, from its first parseable peer URL.
+func peerAddress(peerURLs []string) string {
+	for _, peer := range peerURLs {
+		if u, err := url.Parse(peer); err == nil {
+			if host, _, err := net.SplitHostPort(u.Host); err == nil {
+				return host
+			}
+		}
+	}
+	return ""
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

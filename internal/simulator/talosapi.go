@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -644,7 +645,14 @@ func (tx *Tx) etcdClient(m *TalosMachine, now time.Time) (*TalosCluster, error) 
 // object's name, which outlives the machine), else its address.
 func (tx *Tx) memberName(c *TalosCluster, addr string) string {
 	if m := tx.State.Machines[addr]; m != nil && m.ClusterID == c.ID {
-		g, _ := tx.vmAt(addr)
+		// The name is the member's own, given when it joined (Talos names
+		// its etcd after the hostname): a stopped node keeps it.
+		var g *Guest
+		for _, cand := range tx.State.Guests {
+			if cand.Kind == "qemu" && slices.Contains(cand.Addresses, addr) {
+				g = cand
+			}
+		}
 		return nodeName(m, g)
 	}
 	for _, n := range c.Nodes {

@@ -76,7 +76,11 @@ func newEnv(t *testing.T, stack string) *env {
 		t.Fatal(err)
 	}
 	e.writeFaults(simulator.Faults{})
-	e.extraEnv = map[string]string{"HTTPS_PROXY": startTalosAPI(t, e.simDir)}
+	proxy := startTalosAPI(t, e.simDir)
+	e.extraEnv = map[string]string{"HTTPS_PROXY": proxy}
+	// The program runs in this process (an inline program): its hooks'
+	// Talos calls (the quorum check) go through the same proxy.
+	t.Setenv("HTTPS_PROXY", proxy)
 	return e
 }
 

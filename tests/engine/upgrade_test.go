@@ -154,3 +154,65 @@ func TestProdRollingUpgrade(t *testing.T) {
 		e.assertNoChanges(ctx)
 	})
 }
+
+// TestProdRefusedRemoval: prod-cp3 is down (its VM stopped) when the user
+// lowers controlPlanes from 3 to 1. The membership step would remove
+// prod-cp2 first, and etcd cannot remove a member while only one of the two
+// others answers: Talos's graceful leave would fail on the node, after the
+// reset call already returned. SDA refuses before anything changes, in
+// preview and in up, naming the node, the missing member and the fix; the
+// simulated systems are left exactly as they were.
+func TestProdRefusedRemoval(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.up(ctx)
+	var cp3 int
+	st, _ := simulator.ReadState(e.simDir)
+	for id, g := range st.Guests {
+		if g.Name == "prod-cp3" {
+			cp3 = id
+		}
+	}
+	if cp3 == 0 {
+		t.Fatal("no prod-cp3 guest")
+	}
+	stopGuest(t, e.simDir, cp3)
+	before, _ := simulator.ReadState(e.simDir)
+	mark := len(e.calls(0))
+
+	e.cfg.Cluster.ControlPlanes = 1
+	want := "removing control plane prod-cp2 (10.20.0.12) would lose etcd quorum: 1 of the 2 other members answer and etcd needs 2 (not answering: prod-cp3)"
+	if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("preview: want the refusal %q, got %v", want, err)
+	}
+	if _, err := e.open(ctx).Up(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("up: want the refusal %q, got %v", want, err)
+	}
+	if m := mutating(e.calls(mark)); len(m) > 0 {
+		for _, c := range m {
+			t.Errorf("the refused up changed %s (%s %s)", c.Name, c.Method, c.Type)
+		}
+	}
+	after, _ := simulator.ReadState(e.simDir)
+	if !slices.Equal(etcdOf(before), etcdOf(after)) || len(after.Guests) != len(before.Guests) {
+		t.Errorf("etcd members %v → %v, guests %d → %d", etcdOf(before), etcdOf(after), len(before.Guests), len(after.Guests))
+	}
+}
+
+func etcdOf(st *simulator.State) []string {
+	for _, c := range st.Clusters {
+		return c.EtcdMembers
+	}
+	return nil
+}
+
+// stopGuest stops a guest in the simulated Proxmox, as a crashed host would.
+func stopGuest(t *testing.T, simDir string, vmid int) {
+	t.Helper()
+	if err := (&simulator.Store{Dir: simDir}).Update(func(tx *simulator.Tx) error {
+		tx.State.Guests[vmid].Started = false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
