@@ -112,6 +112,14 @@ func StartTalosAPI(ctx context.Context, dir string) (string, error) {
 // ServeTalosAPI serves the simulated Talos API of the simulation directory
 // dir on lis until ctx ends.
 func ServeTalosAPI(ctx context.Context, dir string, lis net.Listener) error {
+	return ServeTalosAPIOf(ctx, func() string { return dir }, lis)
+}
+
+// ServeTalosAPIOf is ServeTalosAPI for a directory that changes: each call
+// works on dir()'s simulation. A test process that runs one simulation after
+// another keeps one listener, and so one HTTPS_PROXY: Go's HTTP proxy
+// settings are read from the environment once per process.
+func ServeTalosAPIOf(ctx context.Context, dir func() string, lis net.Listener) error {
 	api, err := newTalosAPI(dir)
 	if err != nil {
 		return err
@@ -137,7 +145,10 @@ func ServeTalosAPI(ctx context.Context, dir string, lis net.Listener) error {
 type talosAPI struct {
 	machine.UnimplementedMachineServiceServer
 
-	store *Store
+	// dir is the simulation directory a call works on (one directory for
+	// ServeTalosAPI; the directory of the moment for ServeTalosAPIOf).
+	dir    func() string
+	stores sync.Map // dir -> *Store, so in-process calls share its mutex
 	// maintenance is the self-signed certificate of a node in maintenance
 	// mode (no configuration): a client with a talosconfig does not trust it.
 	maintenance tls.Certificate
@@ -146,7 +157,14 @@ type talosAPI struct {
 	certs map[string]*tls.Certificate // by address and CA
 }
 
-func newTalosAPI(dir string) (*talosAPI, error) {
+// st is the store of the current simulation directory.
+func (a *talosAPI) st() *Store {
+	dir := a.dir()
+	s, _ := a.stores.LoadOrStore(dir, &Store{Dir: dir})
+	return s.(*Store)
+}
+
+func newTalosAPI(dir func() string) (*talosAPI, error) {
 	ca, err := x509.NewSelfSignedCertificateAuthority(x509.Organization("talos maintenance"))
 	if err != nil {
 		return nil, err
@@ -155,7 +173,7 @@ func newTalosAPI(dir string) (*talosAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &talosAPI{store: &Store{Dir: dir}, maintenance: crt, certs: map[string]*tls.Certificate{}}, nil
+	return &talosAPI{dir: dir, maintenance: crt, certs: map[string]*tls.Certificate{}}, nil
 }
 
 // apidCreds are the server's transport credentials: the dial preamble,
@@ -218,7 +236,7 @@ func (a *talosAPI) accept(target string) (*tls.Config, string, string, error) {
 	}
 	var cfg *tls.Config
 	var ca string
-	err = a.store.View(func(tx *Tx) error {
+	err = a.st().View(func(tx *Tx) error {
 		if port != strconv.Itoa(apidPort) {
 			if _, err := tx.vmAt(host); err != nil {
 				return err
@@ -373,19 +391,19 @@ func apiCall[M proto.Message](ctx context.Context, a *talosAPI, method string, w
 	one := func(target string) (M, error) {
 		start := time.Now()
 		var out M
-		err := a.store.before(ctx, TokenTalosAPI, method)
+		err := a.st().before(ctx, TokenTalosAPI, method)
 		var logged error
 		if err == nil {
-			txn := a.store.View
+			txn := a.st().View
 			if write {
-				txn = a.store.Update
+				txn = a.st().Update
 			}
 			err = txn(func(tx *Tx) error {
 				nc, err := a.target(tx, info, target)
 				if err != nil {
 					return err
 				}
-				if nc.faults, err = a.store.Faults(); err != nil {
+				if nc.faults, err = a.st().Faults(); err != nil {
 					return err
 				}
 				out, err = fn(nc)
@@ -405,7 +423,7 @@ func apiCall[M proto.Message](ctx context.Context, a *talosAPI, method string, w
 		} else if logged != nil {
 			c.Error = logged.Error()
 		}
-		_ = a.store.Log(c)
+		_ = a.st().Log(c)
 		return out, err
 	}
 	switch {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -76,34 +75,22 @@ func newEnv(t *testing.T, stack string) *env {
 		t.Fatal(err)
 	}
 	e.writeFaults(simulator.Faults{})
-	proxy := startTalosAPI(t, e.simDir)
-	e.extraEnv = map[string]string{"HTTPS_PROXY": proxy}
-	// The program runs in this process (an inline program): its hooks'
-	// Talos calls (the quorum check) go through the same proxy.
-	t.Setenv("HTTPS_PROXY", proxy)
+	e.extraEnv = map[string]string{"HTTPS_PROXY": startTalosAPI(t, e.simDir)}
 	return e
 }
 
-// startTalosAPI serves the simulation's Talos API (the nodes' apid) for the
-// test's life and returns the proxy URL that reaches it: code under test
-// uses Talos's own client, whose dialer honours HTTPS_PROXY as talosctl's
-// does, so the engine's environment gets HTTPS_PROXY and nothing else.
+// startTalosAPI points the nodes' Talos API (apid), served for the whole
+// run by TestMain, at simDir for the test's life, and returns the proxy URL
+// that reaches it: code under test uses Talos's own client, whose dialer
+// honours HTTPS_PROXY as talosctl's does, so the engine's environment gets
+// HTTPS_PROXY and nothing else. One server and one URL for the run: Go
+// reads proxy settings from the environment once per process, and inline
+// programs (their hooks) run in this one.
 func startTalosAPI(t *testing.T, simDir string) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- simulator.ServeTalosAPI(ctx, simDir, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("simulated Talos API: %v", err)
-		}
-	})
-	return "http://" + lis.Addr().String()
+	talosAPIDir.Store(simDir)
+	t.Cleanup(func() { talosAPIDir.Store("") })
+	return talosAPIProxy
 }
 
 // agentWaitScale shortens the Proxmox provider's waits for a guest agent

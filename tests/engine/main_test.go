@@ -6,10 +6,13 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sda-platform/sda/automation"
@@ -29,6 +32,10 @@ var (
 	// pulumiBin is the CLI; empty when missing (skipReason says why).
 	pulumiBin  string
 	skipReason string
+	// talosAPIProxy reaches the simulated Talos API of the simulation
+	// directory in talosAPIDir.
+	talosAPIProxy string
+	talosAPIDir   atomic.Value
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +78,20 @@ func run(m *testing.M) int {
 	os.Setenv("PULUMI_HOME", filepath.Join(tmp, "pulumi-home"))
 	os.Setenv("PULUMI_CONFIG_PASSPHRASE", "engine-test-passphrase")
 	os.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
+	// The nodes' Talos API for every test (startTalosAPI picks the
+	// simulation), also for programs running in this process.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = simulator.ServeTalosAPIOf(ctx, func() string { d, _ := talosAPIDir.Load().(string); return d }, lis)
+	}()
+	talosAPIProxy = "http://" + lis.Addr().String()
+	os.Setenv("HTTPS_PROXY", talosAPIProxy)
 	return m.Run()
 }
 

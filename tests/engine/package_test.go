@@ -271,6 +271,8 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 	}
 	build := exec.Command("go", "build", "-o", "edge", ".")
 	build.Dir = dir
+	// Not through the simulated nodes' proxy (TestMain sets it).
+	build.Env = append(os.Environ(), "HTTPS_PROXY=")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the program outside the repository: %v\n%s", err, out)
 	}

@@ -216,3 +216,40 @@ func stopGuest(t *testing.T, simDir string, vmid int) {
 		t.Fatal(err)
 	}
 }
+
+// TestProdFiveToThree grows prod to five control planes, then lowers it to
+// three: the two highest leave one at a time, each with a graceful reset
+// (etcd's leave runs under the simulated quorum rule, so a leave that
+// would break quorum fails the up) before its Node object and then its VM
+// are deleted, and etcd ends with exactly the three declared members.
+func TestProdFiveToThree(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.cfg.Cluster.ControlPlanes = 5
+	e.up(ctx)
+	st, _ := simulator.ReadState(e.simDir)
+	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-cp4", "prod-cp5", "prod-worker1", "prod-worker2", "prod-worker3"},
+		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.20.0.14", "10.20.0.15"})
+
+	e.cfg.Cluster.ControlPlanes = 3
+	mark := len(e.calls(0))
+	res := e.up(ctx)
+	assertNoReplacement(t, res)
+	st, _ = simulator.ReadState(e.simDir)
+	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"},
+		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13"})
+	e.assertRemovedBeforeDeleted(mark, "10.20.0.14", "prod-cp4-vm")
+	e.assertRemovedBeforeDeleted(mark, "10.20.0.15", "prod-cp5-vm")
+	// In order, one after the other (the step is one shell loop).
+	var resets []string
+	for _, c := range e.calls(mark) {
+		if c.Provider == "cli" && strings.Contains(c.Method, " reset --graceful=true") {
+			resets = append(resets, c.Method)
+		}
+	}
+	if len(resets) != 2 || !strings.Contains(resets[0], "-n 10.20.0.14 ") || !strings.Contains(resets[1], "-n 10.20.0.15 ") {
+		t.Errorf("want cp4 then cp5 reset, got %q", resets)
+	}
+	e.assertConsistent(e.open(ctx))
+	e.assertNoChanges(ctx)
+}
