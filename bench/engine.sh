@@ -11,16 +11,7 @@ cd "$repo"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-go build -o "$tmp/bin/pulumi-sim" ./cmd/pulumi-sim
-for p in proxmoxve talos kubernetes command; do ln -s pulumi-sim "$tmp/bin/pulumi-resource-$p"; done
-# the simulated talosctl and kubectl that local commands run, pct and pvesh that remote commands run
-for t in talosctl kubectl pct pvesh; do ln -s pulumi-sim "$tmp/bin/$t"; done
-# SDA's own plugin, which the stack needs beside the simulated ones
-(cd provider && go build -o "$tmp/bin/pulumi-resource-sda" .)
+source "$repo/bench/plugins.sh"
 go build -o "$tmp/bench-engine" ./bench/engine
 
-export PATH="$tmp/bin:$PATH"
-export PULUMI_HOME="$tmp/pulumi-home"
-export PULUMI_CONFIG_PASSPHRASE=bench
-export PULUMI_SKIP_UPDATE_CHECK=true
 "$tmp/bench-engine" -dir "$repo" "$@"
