@@ -418,7 +418,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		declaredCPs = append(declaredCPs, m.Address)
 	}
 	quorumGuard, err := ctx.RegisterResourceHook(name+"-members-guard", func(a *pulumi.ResourceHookArgs) error {
-		return checkQuorum(ctx, name, a.NewInputs, declaredCPs, comp)
+		return checkQuorum(ctx, name, a.OldInputs, a.NewInputs, declaredCPs, comp)
 	}, &pulumi.ResourceHookOptions{OnDryRun: true})
 	if err != nil {
 		return nil, err
@@ -427,8 +427,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		Create: pulumi.String(script),
 		Update: pulumi.String(script),
 		Environment: pulumi.StringMap{
-			membership.TalosconfigEnv: pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
-			membership.KubeconfigEnv:  pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput),
+			membership.TalosconfigEnv:   pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
+			membership.KubeconfigEnv:    pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput),
+			membership.ControlPlanesEnv: pulumi.String(strings.Join(declaredCPs, " ")),
 		},
 		AddPreviousOutputInEnv: pulumi.Bool(false),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap, kubeconfig}),
@@ -593,10 +594,22 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 // cluster through the Talos API with the step's own talosconfig. A cluster
 // that cannot be asked (no talosconfig yet, no control plane answering) is
 // not refused: the step itself will say what fails.
-func checkQuorum(ctx *pulumi.Context, name string, inputs resource.PropertyMap, declaredCPs []string, comp pulumi.Resource) error {
+func checkQuorum(ctx *pulumi.Context, name string, old, inputs resource.PropertyMap, declaredCPs []string, comp pulumi.Resource) error {
 	env := unsecret(inputs["environment"])
 	if !env.IsObject() {
 		return nil
+	}
+	// Ask the declared control planes, then those of the previous
+	// declaration (the leaving ones answer too).
+	endpoints := slices.Clone(declaredCPs)
+	if oldEnv := unsecret(old["environment"]); oldEnv.IsObject() {
+		if prev := unsecret(oldEnv.ObjectValue()[resource.PropertyKey(membership.ControlPlanesEnv)]); prev.IsString() {
+			for _, a := range strings.Fields(prev.StringValue()) {
+				if !slices.Contains(endpoints, a) {
+					endpoints = append(endpoints, a)
+				}
+			}
+		}
 	}
 	tc := unsecret(env.ObjectValue()[resource.PropertyKey(membership.TalosconfigEnv)])
 	if !tc.IsString() {
@@ -606,7 +619,7 @@ func checkQuorum(ctx *pulumi.Context, name string, inputs resource.PropertyMap, 
 	if err != nil {
 		return nil
 	}
-	members, err := day2.LiveEtcdMembers(ctx.Context(), cfg, declaredCPs)
+	members, err := day2.LiveEtcdMembers(ctx.Context(), cfg, endpoints)
 	if err != nil {
 		_ = ctx.Log.Warn("could not check etcd quorum before removing control planes: "+err.Error(), &pulumi.LogArgs{Resource: comp})
 		return nil

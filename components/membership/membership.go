@@ -44,6 +44,11 @@ type Member struct {
 const (
 	TalosconfigEnv = "SDA_TALOSCONFIG"
 	KubeconfigEnv  = "SDA_KUBECONFIG"
+	// ControlPlanesEnv lists the declared control planes' addresses. The
+	// script does not read it: it is there so that the next change's
+	// quorum check (before the step runs) can ask the control planes of
+	// the previous declaration too, including those about to leave.
+	ControlPlanesEnv = "SDA_CONTROL_PLANES"
 )
 
 // APIWait bounds the wait for the Kubernetes API after a bootstrap: the API
@@ -60,13 +65,17 @@ func Script(members []Member) (string, error) {
 		return "", fmt.Errorf("membership: no members declared")
 	}
 	cps := 0
-	var names []string
+	var names, cpAddrs []string
 	for _, m := range members {
 		if m.Name == "" || strings.ContainsAny(m.Name, " \t\n'\"$`\\") {
 			return "", fmt.Errorf("membership: node name %q is not a plain host name", m.Name)
 		}
 		if m.ControlPlane {
 			cps++
+			if m.Address == "" || strings.ContainsAny(m.Address, " \t\n'\"$`\\") {
+				return "", fmt.Errorf("membership: control plane %s: address %q is not a plain address", m.Name, m.Address)
+			}
+			cpAddrs = append(cpAddrs, m.Address)
 		}
 		names = append(names, m.Name)
 	}
@@ -97,6 +106,15 @@ until k get nodes -o name >/dev/null 2>&1; do
   fi
   sleep %[6]d
 done
+# A declared control plane that answers: it removes members whose node is
+# gone (talosctl etcd remove-member, as Talos's docs prescribe for a member
+# that cannot leave by itself).
+cp=
+for a in %[7]s; do
+  if t -n "$a" -e "$a" version >/dev/null 2>&1; then cp=$a; break; fi
+done
+# remove SELECTOR WHICH removes the undeclared nodes SELECTOR matches: WHICH
+# is "gone" (nodes that do not answer), "answering", or "all".
 remove() {
   # A failing listing must stop the script (set -e does not reach into a
   # for list), or nothing would be removed and nothing said.
@@ -108,15 +126,34 @@ remove() {
       echo "membership: node $n has no InternalIP; remove it by hand" >&2
       exit 1
     fi
-    echo "membership: removing $n ($ip)" >&2
-    t -n "$ip" -e "$ip" reset --graceful=true --reboot=false --wait=true --timeout=10m
+    if t -n "$ip" -e "$ip" version >/dev/null 2>&1; then
+      [ "$2" = gone ] && continue
+      echo "membership: removing $n ($ip)" >&2
+      t -n "$ip" -e "$ip" reset --graceful=true --reboot=false --wait=true --timeout=10m
+    else
+      [ "$2" = answering ] && continue
+      echo "membership: $n ($ip) does not answer; removing it without its help" >&2
+      case "$1" in '!'*) ;; *)
+        if [ -z "$cp" ]; then
+          echo "membership: no declared control plane answers; cannot remove $n from etcd" >&2
+          exit 1
+        fi
+        id=$(t -n "$cp" -e "$cp" etcd members | awk -v h="$n" 'NR > 1 && $3 == h { print $2 }')
+        if [ -n "$id" ]; then
+          t -n "$cp" -e "$cp" etcd remove-member "$id"
+        fi ;;
+      esac
+    fi
     k delete node "$n"
   done
 }
-# Workers first; control planes one at a time, so etcd loses one member at a time.
-remove '!node-role.kubernetes.io/control-plane'
-remove 'node-role.kubernetes.io/control-plane'
-`, TalosconfigEnv, KubeconfigEnv, strings.Join(names, " "), apiWaitTries, apiWaitTries*apiWaitInterval, apiWaitInterval)
+# Workers first; then control planes one at a time, those that are gone
+# first (removing a dead member keeps quorum that removing a live one while
+# a dead one stays may not), so etcd loses one member at a time.
+remove '!node-role.kubernetes.io/control-plane' all
+remove 'node-role.kubernetes.io/control-plane' gone
+remove 'node-role.kubernetes.io/control-plane' answering
+`, TalosconfigEnv, KubeconfigEnv, strings.Join(names, " "), apiWaitTries, apiWaitTries*apiWaitInterval, apiWaitInterval, strings.Join(cpAddrs, " "))
 	for _, n := range names {
 		fmt.Fprintf(&b, "echo %s\n", n)
 	}

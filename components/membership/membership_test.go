@@ -9,7 +9,9 @@ import (
 )
 
 // stubCLIs writes kubectl and talosctl stand-ins that serve the given nodes
-// ("name ip role" lines; ip "-" for a node without an InternalIP) and log every call to calls.log. They refuse
+// ("name ip role [down]" lines; ip "-" for a node without an InternalIP; a
+// node marked down does not answer talosctl) and log every call to
+// calls.log. They refuse
 // anything the script is not expected to run, so a changed invocation fails
 // the test instead of passing unseen.
 func stubCLIs(t *testing.T, nodes string) (dir string) {
@@ -46,7 +48,13 @@ esac
 d=$(dirname "$0")
 echo "talosctl $*" >> "$d/calls.log"
 [ "$1" = --talosconfig ] && grep -q TALOS "$2" || { echo "no talosconfig" >&2; exit 2; }
-[ "$7" = reset ] || { echo "unexpected talosctl $*" >&2; exit 2; }
+case "$7 $8" in
+"version "*) awk -v ip="$4" '$2==ip && $4=="down"{down=1} END{exit down}' "$d/nodes" || { echo "connection refused" >&2; exit 1; } ;;
+"etcd members") echo "NODE ID HOSTNAME PEER_URLS CLIENT_URLS LEARNER"; awk -v ip="$4" '$3=="cp"{print ip, "id-" $1, $1, "https://" $2 ":2380", "https://" $2 ":2379", "false"}' "$d/nodes" ;;
+"etcd remove-member") ;;
+"reset "*) ;;
+*) echo "unexpected talosctl $*" >&2; exit 2 ;;
+esac
 `)
 	return dir
 }
@@ -71,7 +79,7 @@ func calls(t *testing.T, dir string) []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		// Only what changes the cluster; the listing calls are plumbing.
-		if strings.Contains(l, " reset ") || strings.Contains(l, " delete ") {
+		if strings.Contains(l, " reset ") || strings.Contains(l, " delete ") || strings.Contains(l, " remove-member ") {
 			out = append(out, l[:strings.Index(l, " ")]+" "+l[strings.LastIndex(l, "config ")+7:])
 		}
 	}
@@ -118,7 +126,7 @@ func TestScriptRemovesOnlyUndeclaredNodes(t *testing.T) {
 
 // Scaling up, or a first deployment, changes nothing in the cluster.
 func TestScriptLeavesDeclaredNodesAlone(t *testing.T) {
-	script, err := Script([]Member{{Name: "d-cp1", ControlPlane: true}, {Name: "d-worker1"}, {Name: "d-worker2"}})
+	script, err := Script([]Member{{Name: "d-cp1", Address: "10.0.0.11", ControlPlane: true}, {Name: "d-worker1"}, {Name: "d-worker2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +142,7 @@ func TestScriptLeavesDeclaredNodesAlone(t *testing.T) {
 // A node without an InternalIP cannot be reset: the script stops with the
 // node's name rather than deleting it blindly.
 func TestScriptStopsOnANodeWithoutAddress(t *testing.T) {
-	script, _ := Script([]Member{{Name: "d-cp1", ControlPlane: true}})
+	script, _ := Script([]Member{{Name: "d-cp1", Address: "10.0.0.11", ControlPlane: true}})
 	bin := stubCLIs(t, "d-cp1 10.0.0.11 cp\nd-worker9 - w\n")
 	_, stderr, err := run(t, script, bin)
 	if err == nil || !strings.Contains(stderr, "node d-worker9 has no InternalIP") {
@@ -142,6 +150,33 @@ func TestScriptStopsOnANodeWithoutAddress(t *testing.T) {
 	}
 	if c := calls(t, bin); len(c) != 0 {
 		t.Errorf("the script changed the cluster: %v", c)
+	}
+}
+
+// A leaving node that does not answer cannot leave by itself: a dead
+// control plane is removed from etcd by its member ID through a declared
+// control plane that answers, before any live one leaves (that order keeps
+// quorum), and its Node object is deleted; a dead worker's Node object is
+// deleted.
+func TestScriptRemovesDeadNodesWithoutTheirHelp(t *testing.T) {
+	script, err := Script([]Member{{Name: "p-cp1", Address: "10.0.0.11", ControlPlane: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := stubCLIs(t, "p-cp1 10.0.0.11 cp\np-cp2 10.0.0.12 cp\np-cp3 10.0.0.13 cp down\np-worker1 10.0.0.21 w down\n")
+	if _, stderr, err := run(t, script, bin); err != nil {
+		t.Fatalf("script failed: %v\n%s", err, stderr)
+	}
+	got := strings.Join(calls(t, bin), "\n")
+	want := strings.Join([]string{
+		"kubectl --request-timeout=30s delete node p-worker1",
+		"talosctl -n 10.0.0.11 -e 10.0.0.11 etcd remove-member id-p-cp3",
+		"kubectl --request-timeout=30s delete node p-cp3",
+		"talosctl -n 10.0.0.12 -e 10.0.0.12 reset --graceful=true --reboot=false --wait=true --timeout=10m",
+		"kubectl --request-timeout=30s delete node p-cp2",
+	}, "\n")
+	if got != want {
+		t.Errorf("cluster changes:\n%s\nwant:\n%s", got, want)
 	}
 }
 

@@ -50,6 +50,7 @@ func TestCheckRemovals(t *testing.T) {
 		{"3 to 1 with the staying cp3 down", []EtcdMember{cp("1", true), cp("2", true), cp("3", false)}, []string{"10.0.0.11", "10.0.0.13"},
 			"removing control plane cp2 (10.0.0.12) would lose etcd quorum: 1 of the 2 other members answer and etcd needs 2 (not answering: cp3); bring them back first, or keep cp2 in sda:cluster.controlPlanes"},
 		{"a dead member leaving first keeps quorum", []EtcdMember{cp("1", true), cp("2", false), cp("3", true)}, []string{"10.0.0.11", "10.0.0.13"}, ""},
+		{"3 to 1 with the leaving cp3 down: cp3 goes first", []EtcdMember{cp("1", true), cp("2", true), cp("3", false)}, []string{"10.0.0.11"}, ""},
 		{"5 to 3 with two stayers down (cp4 leaves first)", []EtcdMember{cp("1", true), cp("2", false), cp("3", false), cp("4", true), cp("5", true)},
 			[]string{"10.0.0.11", "10.0.0.12", "10.0.0.13"}, "removing control plane cp4 (10.0.0.14) would lose etcd quorum: 2 of the 4 other members answer and etcd needs 3 (not answering: cp2, cp3)"},
 		{"every member", []EtcdMember{cp("1", true)}, []string{"10.0.0.21"},

@@ -23,8 +23,9 @@ type EtcdMember struct {
 // CheckRemovals refuses a removal of control planes that etcd cannot survive,
 // before anything is removed. members are etcd's members now; declared the
 // control-plane addresses the stack keeps. The members not declared leave one
-// at a time in hostname order (as the membership step removes them, with
-// `talosctl reset --graceful`), and etcd removes a member only while a quorum
+// at a time in the membership step's order: those that do not answer first
+// (removed by member ID), then the others in hostname order (`talosctl reset
+// --graceful`); and etcd removes a member only while a quorum
 // of the members that stay is started: removing one of n members needs
 // floor((n-1)/2)+1 of the other n-1 started (etcd's strict reconfiguration
 // check, which Talos's leave runs into). Removing every member is refused
@@ -44,7 +45,15 @@ func CheckRemovals(members []EtcdMember, declared []string) error {
 	if len(staying) == 0 {
 		return fmt.Errorf("removing every etcd member (%s) would leave no control plane to keep the cluster's state: keep at least one of them in sda:cluster.controlPlanes", names(leaving))
 	}
-	slices.SortFunc(leaving, func(a, b EtcdMember) int { return strings.Compare(a.Hostname, b.Hostname) })
+	slices.SortFunc(leaving, func(a, b EtcdMember) int {
+		if a.Started != b.Started {
+			if !a.Started {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Hostname, b.Hostname)
+	})
 	current := slices.Clone(members)
 	for _, m := range leaving {
 		others, started := 0, 0

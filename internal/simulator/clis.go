@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
@@ -79,8 +81,14 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 		return err
 	}
 	rest := fs.Args()
-	if len(rest) == 0 || rest[0] != "reset" {
-		return fmt.Errorf("simulated talosctl supports only reset, got %q", strings.Join(rest, " "))
+	if len(rest) == 0 {
+		return errors.New("simulated talosctl: no command")
+	}
+	switch {
+	case rest[0] == "version" || (len(rest) >= 2 && rest[0] == "etcd" && (rest[1] == "members" || rest[1] == "remove-member")):
+		return talosctlQuery(store, *cfgPath, *node, *endpoint, rest, stdout)
+	case rest[0] != "reset":
+		return fmt.Errorf("simulated talosctl supports reset, version, etcd members and etcd remove-member, got %q", strings.Join(rest, " "))
 	}
 	rs := flag.NewFlagSet("reset", flag.ContinueOnError)
 	rs.SetOutput(io.Discard)
@@ -118,6 +126,77 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 		}
 		_, err := fmt.Fprintf(stdout, "reset %s\n", *node)
 		return err
+	})
+}
+
+// talosctlQuery is `talosctl version`, `talosctl etcd members` and
+// `talosctl etcd remove-member <id>` against the node (-n, with -e the same
+// node), under the same rules as the simulated Talos API: the node must be
+// reachable from here; members are listed as talosctl prints them (talos
+// v1.12.0 cmd/talosctl/cmd/talos/etcd.go:205-262: a NODE column when the
+// reply names its node, IDs as etcdresource.FormatMemberID, "%016x"); a
+// removal by ID (etcd.go:168-186, ParseMemberID) goes through etcd's quorum
+// rule (removeEtcdMember).
+func talosctlQuery(store *Store, cfgPath, node, endpoint string, rest []string, stdout io.Writer) error {
+	if node == "" || endpoint != node {
+		return fmt.Errorf("simulated talosctl: give the node as both -n and -e (got -n %q -e %q)", node, endpoint)
+	}
+	cfg, err := clientconfig.Open(cfgPath)
+	if err != nil {
+		return fmt.Errorf("talosconfig: %w", err)
+	}
+	if cfg.Contexts[cfg.Context] == nil {
+		return fmt.Errorf("talosconfig: no current context")
+	}
+	write := len(rest) == 3 && rest[1] == "remove-member"
+	txn := store.View
+	if write {
+		txn = store.Update
+	}
+	return txn(func(tx *Tx) error {
+		now := time.Now()
+		if _, err := tx.talosReachable(node, now); err != nil {
+			return fmt.Errorf("rpc error: code = Unavailable desc = connection error: %w", err)
+		}
+		m := tx.State.Machines[node]
+		if m == nil {
+			return fmt.Errorf("rpc error: code = Unavailable desc = %s is in maintenance mode", node)
+		}
+		if rest[0] == "version" {
+			_, err := fmt.Fprintf(stdout, "Client:\n\tTag:         v1.12.0\nServer:\n\tNODE:        %s\n\tTag:         %s\n", node, m.Version)
+			return err
+		}
+		if m.Type == "worker" {
+			return fmt.Errorf("rpc error: code = Unimplemented desc = etcd is only available on control plane nodes")
+		}
+		c, err := tx.etcdClient(m, now)
+		if err != nil {
+			return err
+		}
+		if rest[1] == "members" {
+			w := tabwriter.NewWriter(stdout, 0, 0, 3, ' ', 0)
+			fmt.Fprintln(w, "NODE\tID\tHOSTNAME\tPEER URLS\tCLIENT URLS\tLEARNER")
+			for _, addr := range sortedMembers(c) {
+				fmt.Fprintf(w, "%s\t%016x\t%s\thttps://%s:2380\thttps://%s:2379\tfalse\n", node, etcdMemberID(addr), tx.memberName(c, addr), addr, addr)
+			}
+			return w.Flush()
+		}
+		if len(rest) != 3 {
+			return errors.New("simulated talosctl etcd remove-member: give one member ID")
+		}
+		id, err := strconv.ParseUint(rest[2], 16, 64)
+		if err != nil {
+			return fmt.Errorf("error parsing member ID: error parsing etcd member id: %w", err)
+		}
+		for _, addr := range c.EtcdMembers {
+			if etcdMemberID(addr) == id {
+				if err := tx.removeEtcdMember(c, addr, now); err != nil {
+					return fmt.Errorf("rpc error: code = Unknown desc = failed to remove member: %w", err)
+				}
+				return nil
+			}
+		}
+		return errors.New("rpc error: code = NotFound desc = etcdserver: member not found")
 	})
 }
 

@@ -155,33 +155,24 @@ func TestProdRollingUpgrade(t *testing.T) {
 	})
 }
 
-// TestProdRefusedRemoval: prod-cp3 is down (its VM stopped) when the user
-// lowers controlPlanes from 3 to 1. The membership step would remove
-// prod-cp2 first, and etcd cannot remove a member while only one of the two
-// others answers: Talos's graceful leave would fail on the node, after the
-// reset call already returned. SDA refuses before anything changes, in
-// preview and in up, naming the node, the missing member and the fix; the
-// simulated systems are left exactly as they were.
+// TestProdRefusedRemoval: prod-cp1 is down (its VM stopped) when the user
+// lowers controlPlanes from 3 to 1. prod-cp2 would leave first, and etcd
+// cannot remove a member while only one of the two others answers: Talos's
+// graceful leave would fail on the node. SDA refuses before anything
+// changes, in preview and in up, naming the node, the missing member and the
+// fix (it asks the control planes of the previous declaration, since the
+// one that stays does not answer); the simulated systems are left exactly as
+// they were.
 func TestProdRefusedRemoval(t *testing.T) {
 	e := newEnv(t, "prod")
 	ctx := testContext(t)
 	e.up(ctx)
-	var cp3 int
-	st, _ := simulator.ReadState(e.simDir)
-	for id, g := range st.Guests {
-		if g.Name == "prod-cp3" {
-			cp3 = id
-		}
-	}
-	if cp3 == 0 {
-		t.Fatal("no prod-cp3 guest")
-	}
-	stopGuest(t, e.simDir, cp3)
+	stopGuest(t, e.simDir, guestID(t, e.simDir, "prod-cp1"))
 	before, _ := simulator.ReadState(e.simDir)
 	mark := len(e.calls(0))
 
 	e.cfg.Cluster.ControlPlanes = 1
-	want := "removing control plane prod-cp2 (10.20.0.12) would lose etcd quorum: 1 of the 2 other members answer and etcd needs 2 (not answering: prod-cp3)"
+	want := "removing control plane prod-cp2 (10.20.0.12) would lose etcd quorum: 1 of the 2 other members answer and etcd needs 2 (not answering: prod-cp1)"
 	if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("preview: want the refusal %q, got %v", want, err)
 	}
@@ -197,6 +188,56 @@ func TestProdRefusedRemoval(t *testing.T) {
 	if !slices.Equal(etcdOf(before), etcdOf(after)) || len(after.Guests) != len(before.Guests) {
 		t.Errorf("etcd members %v → %v, guests %d → %d", etcdOf(before), etcdOf(after), len(before.Guests), len(after.Guests))
 	}
+}
+
+// TestProdRemovesADeadControlPlane: prod-cp3's VM is stopped for good and
+// the user lowers controlPlanes from 3 to 1. prod-cp3 cannot leave by
+// itself: the membership step removes it from etcd by its member ID through
+// prod-cp1 (talosctl etcd remove-member), first, which keeps quorum; then
+// prod-cp2 leaves gracefully. etcd ends with prod-cp1 alone, the Node
+// objects with the declared nodes, and both VMs are gone.
+func TestProdRemovesADeadControlPlane(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.up(ctx)
+	stopGuest(t, e.simDir, guestID(t, e.simDir, "prod-cp3"))
+	mark := len(e.calls(0))
+	e.cfg.Cluster.ControlPlanes = 1
+	res := e.up(ctx)
+	assertNoReplacement(t, res)
+	st, _ := simulator.ReadState(e.simDir)
+	e.assertMembers(st, []string{"prod-cp1", "prod-worker1", "prod-worker2", "prod-worker3"}, []string{"10.20.0.11"})
+	var steps []string
+	for _, c := range e.calls(mark) {
+		if c.Provider == "cli" && (strings.Contains(c.Method, " etcd remove-member ") || strings.Contains(c.Method, " reset ")) && c.Error == "" {
+			steps = append(steps, c.Method[strings.Index(c.Method, " -n "):])
+		}
+	}
+	if len(steps) != 2 || !strings.HasPrefix(steps[0], " -n 10.20.0.11 -e 10.20.0.11 etcd remove-member ") ||
+		!strings.HasPrefix(steps[1], " -n 10.20.0.12 -e 10.20.0.12 reset --graceful=true") {
+		t.Errorf("want prod-cp3 removed by ID through prod-cp1, then prod-cp2 reset; got %q", steps)
+	}
+	e.assertRemovedBeforeDeleted(mark, "10.20.0.12", "prod-cp2-vm")
+	if got := countGuests(t, e.simDir, "qemu"); got != 4 {
+		t.Errorf("%d VMs left, want 4", got)
+	}
+	e.assertConsistent(e.open(ctx))
+	e.assertNoChanges(ctx)
+}
+
+func guestID(t *testing.T, simDir, name string) int {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, g := range st.Guests {
+		if g.Name == name {
+			return id
+		}
+	}
+	t.Fatalf("no guest %s", name)
+	return 0
 }
 
 func etcdOf(st *simulator.State) []string {
