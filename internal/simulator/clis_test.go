@@ -121,7 +121,7 @@ func TestSimulatedCLIs(t *testing.T) {
 				t.Errorf("kubectl %v: exit %d %s", args, code, stderr)
 			}
 		}
-		if _, stderr, code := run("talosctl", "--talosconfig", talosconfig, "-n", f.cps[0], "-e", f.cps[0], "upgrade"); code == 0 || !strings.Contains(stderr, "only reset") {
+		if _, stderr, code := run("talosctl", "--talosconfig", talosconfig, "-n", f.cps[0], "-e", f.cps[0], "upgrade"); code == 0 || !strings.Contains(stderr, "supports reset, version, etcd members and etcd remove-member, got \"upgrade\"") {
 			t.Errorf("talosctl upgrade: exit %d %s", code, stderr)
 		}
 		calls, err := ReadCalls(dir)
