@@ -102,16 +102,9 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 	if rs.NArg() > 0 || !*wait {
 		return fmt.Errorf("simulated talosctl reset: unsupported arguments %q", strings.Join(rest, " "))
 	}
-	if *node == "" || *endpoint != *node {
-		return fmt.Errorf("simulated talosctl: give the node as both -n and -e (got -n %q -e %q)", *node, *endpoint)
-	}
-	cfg, err := clientconfig.Open(*cfgPath)
+	ctx, err := talosctlContext(*cfgPath, *node, *endpoint)
 	if err != nil {
-		return fmt.Errorf("talosconfig: %w", err)
-	}
-	ctx := cfg.Contexts[cfg.Context]
-	if ctx == nil {
-		return fmt.Errorf("talosconfig: no current context")
+		return err
 	}
 	faults, err := store.Faults()
 	if err != nil {
@@ -129,6 +122,24 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 	})
 }
 
+// talosctlContext checks what every simulated talosctl invocation needs:
+// the node given as both -n and -e (SDA's script talks to each node
+// directly), and a talosconfig with a current context, which it returns.
+func talosctlContext(cfgPath, node, endpoint string) (*clientconfig.Context, error) {
+	if node == "" || endpoint != node {
+		return nil, fmt.Errorf("simulated talosctl: give the node as both -n and -e (got -n %q -e %q)", node, endpoint)
+	}
+	cfg, err := clientconfig.Open(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("talosconfig: %w", err)
+	}
+	ctx := cfg.Contexts[cfg.Context]
+	if ctx == nil {
+		return nil, fmt.Errorf("talosconfig: no current context")
+	}
+	return ctx, nil
+}
+
 // talosctlQuery is `talosctl version`, `talosctl etcd members` and
 // `talosctl etcd remove-member <id>` against the node (-n, with -e the same
 // node), under the same rules as the simulated Talos API: the node must be
@@ -138,15 +149,8 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 // removal by ID (etcd.go:168-186, ParseMemberID) goes through etcd's quorum
 // rule (removeEtcdMember).
 func talosctlQuery(store *Store, cfgPath, node, endpoint string, rest []string, stdout io.Writer) error {
-	if node == "" || endpoint != node {
-		return fmt.Errorf("simulated talosctl: give the node as both -n and -e (got -n %q -e %q)", node, endpoint)
-	}
-	cfg, err := clientconfig.Open(cfgPath)
-	if err != nil {
-		return fmt.Errorf("talosconfig: %w", err)
-	}
-	if cfg.Contexts[cfg.Context] == nil {
-		return fmt.Errorf("talosconfig: no current context")
+	if _, err := talosctlContext(cfgPath, node, endpoint); err != nil {
+		return err
 	}
 	write := len(rest) == 3 && rest[1] == "remove-member"
 	txn := store.View
