@@ -76,33 +76,39 @@ func (a TalosNodeVersionArgs) upgrade(ctx context.Context) day2.Upgrade {
 	return u
 }
 
+// converge makes the node run the inputs' version (in preview: says it
+// will) and returns the state to record.
+func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun bool) (TalosNodeVersionState, error) {
+	state := TalosNodeVersionState{TalosNodeVersionArgs: in, RunningVersion: in.TalosVersion}
+	if dryRun {
+		return state, nil
+	}
+	running, err := in.upgrade(ctx).Converge(ctx)
+	if err != nil {
+		return TalosNodeVersionState{}, err
+	}
+	state.RunningVersion = running
+	return state, nil
+}
+
 // Create converges a new node: one booted from the image of the desired
 // version runs it already, and nothing happens.
 func (TalosNodeVersion) Create(ctx context.Context, req infer.CreateRequest[TalosNodeVersionArgs]) (infer.CreateResponse[TalosNodeVersionState], error) {
-	state := TalosNodeVersionState{TalosNodeVersionArgs: req.Inputs, RunningVersion: req.Inputs.TalosVersion}
-	if req.DryRun {
-		return infer.CreateResponse[TalosNodeVersionState]{ID: req.Inputs.Hostname, Output: state}, nil
-	}
-	running, err := req.Inputs.upgrade(ctx).Converge(ctx)
+	state, err := converge(ctx, req.Inputs, req.DryRun)
 	if err != nil {
+		// No ID: a failed create leaves nothing in the state.
 		return infer.CreateResponse[TalosNodeVersionState]{}, err
 	}
-	state.RunningVersion = running
 	return infer.CreateResponse[TalosNodeVersionState]{ID: req.Inputs.Hostname, Output: state}, nil
 }
 
 // Update converges the node to the new version. A failure leaves the old
 // state (the old version) in place, so the next `up` tries this node again.
 func (TalosNodeVersion) Update(ctx context.Context, req infer.UpdateRequest[TalosNodeVersionArgs, TalosNodeVersionState]) (infer.UpdateResponse[TalosNodeVersionState], error) {
-	state := TalosNodeVersionState{TalosNodeVersionArgs: req.Inputs, RunningVersion: req.Inputs.TalosVersion}
-	if req.DryRun {
-		return infer.UpdateResponse[TalosNodeVersionState]{Output: state}, nil
-	}
-	running, err := req.Inputs.upgrade(ctx).Converge(ctx)
+	state, err := converge(ctx, req.Inputs, req.DryRun)
 	if err != nil {
 		return infer.UpdateResponse[TalosNodeVersionState]{}, err
 	}
-	state.RunningVersion = running
 	return infer.UpdateResponse[TalosNodeVersionState]{Output: state}, nil
 }
 
