@@ -127,6 +127,19 @@ type Faults struct {
 	// upstream default timeout). The simulation waits only for a reboot in
 	// progress that ends within it; other failures fail at once.
 	TalosRetryTime string `json:"talosRetryTime,omitempty"`
+	// ComponentRestartTime is how long a Kubernetes component (a static
+	// pod, the kubelet) is down after a configuration changes its image (a
+	// Go duration; default 0).
+	ComponentRestartTime string `json:"componentRestartTime,omitempty"`
+}
+
+// ComponentRestart is how long a Kubernetes component restarts for.
+func (f Faults) ComponentRestart() time.Duration {
+	d, err := time.ParseDuration(f.ComponentRestartTime)
+	if err != nil {
+		return 0
+	}
+	return d
 }
 
 // AgentWait is the simulated duration of a real wait of d for the guest agent.
@@ -251,6 +264,27 @@ type Reboot struct {
 // Overlaps reports whether two reboots had their guests down at the same time.
 func (r Reboot) Overlaps(o Reboot) bool { return r.Start.Before(o.End) && o.Start.Before(r.End) }
 
+// ComponentChange is a configuration apply that changed the image of one
+// of a machine's Kubernetes components: the component restarts on the new
+// image and is back at Ready.
+type ComponentChange struct {
+	Address   string `json:"address"`
+	Hostname  string `json:"hostname"`
+	Component string `json:"component"` // kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet
+	From      string `json:"from"`
+	To        string `json:"to"`
+	// Cause is the apply that changed it: "talos apply" (the provider's
+	// ConfigurationApply) or "talos-apid ApplyConfiguration".
+	Cause string    `json:"cause"`
+	Start time.Time `json:"start"`
+	Ready time.Time `json:"ready"`
+}
+
+// Overlaps reports whether two components were restarting at the same time.
+func (c ComponentChange) Overlaps(o ComponentChange) bool {
+	return c.Start.Before(o.Ready) && o.Start.Before(c.Ready)
+}
+
 // TalosMachine is what a Talos node knows after a configuration apply.
 type TalosMachine struct {
 	Address   string `json:"address"`
@@ -281,6 +315,9 @@ type TalosMachine struct {
 	// first configuration the version it booted (see bootVersion); an
 	// upgrade through the Talos API changes it; applies do not.
 	Version string `json:"version,omitempty"`
+	// Config is the machine configuration the node runs (YAML), from the
+	// last apply that took effect (not a staged one).
+	Config string `json:"config,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -331,6 +368,9 @@ type State struct {
 	Clusters map[string]*TalosCluster `json:"clusters"` // by cluster ID
 	Secrets  map[string]string        `json:"secrets"`  // id -> bundle JSON
 	Reboots  []Reboot                 `json:"reboots,omitempty"`
+	// ComponentChanges log every change of a Kubernetes component's image,
+	// in the order applied.
+	ComponentChanges []ComponentChange `json:"componentChanges,omitempty"`
 	// NetworkReloads counts the network reloads (ifreload) per Proxmox
 	// node: the bridge resource reloads after every create, update, delete.
 	NetworkReloads map[string]int `json:"networkReloads,omitempty"`

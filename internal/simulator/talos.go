@@ -519,9 +519,13 @@ func rebootField(oldText, newText string) string {
 	return changed[0]
 }
 
-// appliedConfig is the configuration last applied to the node at address
-// (by any ConfigurationApply object).
+// appliedConfig is the configuration the node at address runs: the last
+// one that took effect (Talos API or ConfigurationApply), else the last a
+// ConfigurationApply object applied.
 func (tx *Tx) appliedConfig(address string) string {
+	if m := tx.State.Machines[address]; m != nil && m.Config != "" {
+		return m.Config
+	}
 	for _, obj := range tx.State.Objects {
 		if obj.Type == TokenApply && str(obj.Inputs, "node") == address {
 			if text := str(obj.Outputs, "machineConfiguration"); text != "" {
@@ -552,18 +556,7 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	}
 	cc, _ := v["clientConfiguration"].(map[string]any)
 	prev := tx.State.Machines[node]
-	linkMTU := 0
-	{
-		doc := v1alpha1Doc(p.text)
-		for i := range list(doc, "machine.network.interfaces") {
-			mac := str(doc, fmt.Sprintf("machine.network.interfaces[%d].deviceSelector.hardwareAddr", i))
-			mtu := num(doc, fmt.Sprintf("machine.network.interfaces[%d].mtu", i))
-			nic := g.nicOf(node)
-			if mtu > 0 && nic < len(g.MACs) && (mac == "" || strings.EqualFold(mac, g.MACs[nic]) || strings.Contains(mac, "*")) {
-				linkMTU = mtu
-			}
-		}
-	}
+	linkMTU := g.linkMTU(node, p.text)
 	// A NIC sending frames above its segment's MTU: the first connection
 	// that carries a full-size frame (the TLS handshake) stalls.
 	if prev == nil {
@@ -576,10 +569,49 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	if prev != nil && !caMatches(cc, prev.OSCA) {
 		return nil, retried(fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node))
 	}
+	mode := str(v, "applyMode")
+	if mode == "" {
+		mode = "auto"
+	}
+	faults, err := s.Store.Faults()
+	if err != nil {
+		return nil, err
+	}
+	resolved, err := tx.applyTo(node, g, p, mode, linkMTU, "talos apply", faults, now)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"machineConfiguration": p.text, "resolvedApplyMode": resolved}, nil
+}
+
+// linkMTU is the MTU a configuration sets on the link of the VM's NIC
+// that carries address (0: unset).
+func (g *Guest) linkMTU(address, text string) int {
+	linkMTU := 0
+	doc := v1alpha1Doc(text)
+	for i := range list(doc, "machine.network.interfaces") {
+		mac := str(doc, fmt.Sprintf("machine.network.interfaces[%d].deviceSelector.hardwareAddr", i))
+		mtu := num(doc, fmt.Sprintf("machine.network.interfaces[%d].mtu", i))
+		nic := g.nicOf(address)
+		if mtu > 0 && nic < len(g.MACs) && (mac == "" || strings.EqualFold(mac, g.MACs[nic]) || strings.Contains(mac, "*")) {
+			linkMTU = mtu
+		}
+	}
+	return linkMTU
+}
+
+// applyTo is machined's side of an apply, wherever it comes from (the
+// provider's ConfigurationApply, the Talos API's ApplyConfiguration): the
+// mode decides, from the fields that changed (rebootField), whether the
+// node takes the configuration now, at the next boot, or after a reboot.
+// It returns the mode that took effect. cause names the caller in the
+// reboot and component logs.
+func (tx *Tx) applyTo(node string, g *Guest, p patched, mode string, linkMTU int, cause string, faults Faults, now time.Time) (string, error) {
+	prev := tx.State.Machines[node]
 	cfg, text := p.cfg, p.text
 	typ := cfg.Machine().Type().String()
 	if prev != nil && prev.Type != typ {
-		return nil, fmt.Errorf("rpc error: code = InvalidArgument desc = machine type can't be changed from %s to %s", prev.Type, typ)
+		return "", fmt.Errorf("rpc error: code = InvalidArgument desc = machine type can't be changed from %s to %s", prev.Type, typ)
 	}
 	// In cloud mode (nocloud) the install disk is neither required nor
 	// matched against the machine's disks at apply time.
@@ -593,13 +625,11 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 			unmatched = append(unmatched, "hardwareAddr "+mac)
 		}
 	}
-	mode := str(v, "applyMode")
-	if mode == "" {
-		mode = "auto"
-	}
+	running := ""
 	field := ""
 	if prev != nil {
-		field = rebootField(tx.appliedConfig(node), text)
+		running = tx.appliedConfig(node)
+		field = rebootField(running, text)
 	}
 	resolved := mode
 	if mode == "staged_if_needing_reboot" {
@@ -609,18 +639,17 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 			resolved = "staged"
 		}
 	}
-	outs := map[string]any{"machineConfiguration": text, "resolvedApplyMode": resolved}
 	reboot := false
 	switch resolved {
 	case "no_reboot":
 		if field != "" {
-			return nil, fmt.Errorf("rpc error: code = InvalidArgument desc = this config change can't be applied in immediate mode\ndiff: %s", field)
+			return "", fmt.Errorf("rpc error: code = InvalidArgument desc = this config change can't be applied in immediate mode\ndiff: %s", field)
 		}
 	case "staged":
 		// Persisted for the next boot; the running machine is unchanged.
 		if prev != nil {
 			prev.Applies++
-			return outs, nil
+			return resolved, nil
 		}
 	case "reboot":
 		reboot = prev != nil
@@ -633,7 +662,7 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	ca := cfg.Machine().Security().IssuingCA()
 	m := &TalosMachine{Address: node, VMID: g.VMID, Type: typ, ClusterID: cfg.Cluster().ID(), Cluster: cfg.Cluster().Name(),
 		Hostname: str(doc, "machine.network.hostname"), CNI: "flannel", Endpoint: cfg.Cluster().Endpoint().String(),
-		UnmatchedLinks: unmatched, LinkMTU: linkMTU}
+		UnmatchedLinks: unmatched, LinkMTU: linkMTU, Config: text}
 	if ca != nil {
 		m.OSCA = string(ca.Crt)
 	}
@@ -652,18 +681,66 @@ func apply(s *Server, tx *Tx, v map[string]any, p patched) (map[string]any, erro
 	}
 	m.Applies++
 	tx.State.Machines[node] = m
+	if running != "" {
+		tx.componentChanges(m, nodeName(m, g), running, text, cause, faults, now)
+	}
 	if reboot {
-		faults, err := s.Store.Faults()
-		if err != nil {
-			return nil, err
-		}
 		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
-			Cause: "talos apply: " + field, Start: now, End: now.Add(faults.RebootDuration())})
+			Cause: cause + ": " + field, Start: now, End: now.Add(faults.RebootDuration())})
 	}
 	if c := tx.State.Clusters[m.ClusterID]; c != nil {
 		tx.join(c, m, g)
 	}
-	return outs, nil
+	return resolved, nil
+}
+
+// componentImages are where a v1alpha1 configuration names the image of
+// each Kubernetes component Talos runs: the control plane's static pods,
+// kube-proxy (a DaemonSet Talos renders from the control planes'
+// configuration) and the kubelet (every node).
+var componentImages = []struct{ component, path string }{
+	{"kube-apiserver", "cluster.apiServer.image"},
+	{"kube-controller-manager", "cluster.controllerManager.image"},
+	{"kube-scheduler", "cluster.scheduler.image"},
+	{"kube-proxy", "cluster.proxy.image"},
+	{"kubelet", "machine.kubelet.image"},
+}
+
+// componentImage is the image a running configuration gives a component
+// ("" when it has none: a worker has no control-plane components).
+func componentImage(m *TalosMachine, doc map[string]any, component string) string {
+	if m.Type != "controlplane" && component != "kubelet" {
+		return ""
+	}
+	for _, c := range componentImages {
+		if c.component == component {
+			return str(doc, c.path)
+		}
+	}
+	return ""
+}
+
+// componentChanges logs the components whose image an apply changed: each
+// restarts on its new image (talos v1.12: the static pod controllers
+// rewrite a changed pod's manifest and the kubelet restarts it; a changed
+// kubelet image restarts the kubelet service), and is back after the
+// simulation's component restart time.
+func (tx *Tx) componentChanges(m *TalosMachine, node, oldText, newText, cause string, faults Faults, now time.Time) {
+	o, n := v1alpha1Doc(oldText), v1alpha1Doc(newText)
+	for _, c := range componentImages {
+		from, to := componentImage(m, o, c.component), componentImage(m, n, c.component)
+		if from == to || to == "" {
+			continue
+		}
+		ready := now.Add(faults.ComponentRestart())
+		if c.component == "kube-proxy" {
+			// A DaemonSet's image, rendered into a manifest: nothing on
+			// this node restarts.
+			ready = now
+		}
+		tx.State.ComponentChanges = append(tx.State.ComponentChanges, ComponentChange{Address: m.Address, Hostname: node,
+			Component: c.component, From: from, To: to, Cause: cause, Start: now, Ready: ready})
+	}
 }
 
 // nodeName is the Kubernetes node name of a machine: its configured

@@ -335,6 +335,8 @@ var methodRoles = map[string]role.Set{
 	"EtcdLeaveCluster":      role.MakeSet(role.Admin),
 	"EtcdRemoveMemberByID":  role.MakeSet(role.Admin),
 	"EtcdForfeitLeadership": role.MakeSet(role.Admin),
+	"ApplyConfiguration":    role.MakeSet(role.Admin),
+	"Containers":            role.MakeSet(role.Admin, role.Operator, role.Reader),
 }
 
 // nodeCall is one node's part of a call: the target machine, in a locked
