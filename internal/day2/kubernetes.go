@@ -1,0 +1,420 @@
+package day2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	"github.com/siderolabs/talos/pkg/machinery/compatibility"
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
+	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
+	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
+	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
+)
+
+// A Kubernetes upgrade on Talos is a change of the components' images in
+// each node's machine configuration. Applied all at once (as every node's
+// configuration apply would do it), every API server restarts together and
+// kubelets may run ahead of the API servers, which the version skew policy
+// forbids. KubernetesUpgrade rolls it the way `talosctl upgrade-k8s` does
+// (talos v1.12 pkg/cluster/kubernetes/talos_managed.go Upgrade): the API
+// server on each control plane in turn, then the controller manager, then
+// the scheduler, then kube-proxy's image, then the kubelet node by node,
+// control planes first; each step patches only that image into the node's
+// running configuration and applies it with mode NO_REBOOT
+// (pkg/cluster/kubernetes/patch.go patchNodeConfig).
+
+// Component is a Kubernetes component whose image Talos's configuration sets.
+type Component string
+
+// The components, in upgrade-k8s's order.
+const (
+	APIServer         Component = "kube-apiserver"
+	ControllerManager Component = "kube-controller-manager"
+	Scheduler         Component = "kube-scheduler"
+	Proxy             Component = "kube-proxy"
+	Kubelet           Component = "kubelet"
+)
+
+var rollOrder = []Component{APIServer, ControllerManager, Scheduler, Proxy, Kubelet}
+
+// MachineConfig is a node's configuration as the Talos provider's
+// ConfigurationApply builds it: the role's generated configuration with the
+// node's patches applied by Talos's configpatcher
+// (terraform-provider-talos v0.10.1 talos_machine_configuration_apply_resource.go).
+func MachineConfig(base string, patches []string) (config.Provider, error) {
+	cfg, err := configloader.NewFromBytes([]byte(base))
+	if err != nil {
+		return nil, fmt.Errorf("machine configuration: %w", err)
+	}
+	if len(patches) == 0 {
+		return cfg, nil
+	}
+	loaded, err := configpatcher.LoadPatches(patches)
+	if err != nil {
+		return nil, fmt.Errorf("config patch: %w", err)
+	}
+	out, err := configpatcher.Apply(configpatcher.WithConfig(cfg), loaded)
+	if err != nil {
+		return nil, fmt.Errorf("config patch: %w", err)
+	}
+	return out.Config()
+}
+
+// Images are the component images a configuration sets. A worker has only
+// the kubelet; a component whose configuration names no image is absent.
+func Images(cfg config.Provider) map[Component]string {
+	raw := cfg.RawV1Alpha1()
+	out := map[Component]string{}
+	if raw == nil {
+		return out
+	}
+	set := func(c Component, image string) {
+		if image != "" {
+			out[c] = image
+		}
+	}
+	if m := raw.MachineConfig; m != nil && m.MachineKubelet != nil {
+		set(Kubelet, m.MachineKubelet.KubeletImage)
+	}
+	if !cfg.Machine().Type().IsControlPlane() || raw.ClusterConfig == nil {
+		return out
+	}
+	cl := raw.ClusterConfig
+	if cl.APIServerConfig != nil {
+		set(APIServer, cl.APIServerConfig.ContainerImage)
+	}
+	if cl.ControllerManagerConfig != nil {
+		set(ControllerManager, cl.ControllerManagerConfig.ContainerImage)
+	}
+	if cl.SchedulerConfig != nil {
+		set(Scheduler, cl.SchedulerConfig.ContainerImage)
+	}
+	if cl.ProxyConfig != nil {
+		set(Proxy, cl.ProxyConfig.ContainerImage)
+	}
+	return out
+}
+
+// withImages is cfg with the given component images set (upgrade-k8s's
+// patchers: stdpatches.WithKubeAPIServerImage, …, the kubelet patcher).
+func withImages(cfg config.Provider, images map[Component]string) (config.Provider, error) {
+	return cfg.PatchV1Alpha1(func(c *v1alpha1.Config) error {
+		for comp, image := range images {
+			switch comp {
+			case Kubelet:
+				if c.MachineConfig.MachineKubelet == nil {
+					c.MachineConfig.MachineKubelet = &v1alpha1.KubeletConfig{}
+				}
+				c.MachineConfig.MachineKubelet.KubeletImage = image
+			case APIServer:
+				if c.ClusterConfig.APIServerConfig == nil {
+					c.ClusterConfig.APIServerConfig = &v1alpha1.APIServerConfig{}
+				}
+				c.ClusterConfig.APIServerConfig.ContainerImage = image
+			case ControllerManager:
+				if c.ClusterConfig.ControllerManagerConfig == nil {
+					c.ClusterConfig.ControllerManagerConfig = &v1alpha1.ControllerManagerConfig{}
+				}
+				c.ClusterConfig.ControllerManagerConfig.ContainerImage = image
+			case Scheduler:
+				if c.ClusterConfig.SchedulerConfig == nil {
+					c.ClusterConfig.SchedulerConfig = &v1alpha1.SchedulerConfig{}
+				}
+				c.ClusterConfig.SchedulerConfig.ContainerImage = image
+			case Proxy:
+				if c.ClusterConfig.ProxyConfig == nil {
+					c.ClusterConfig.ProxyConfig = &v1alpha1.ProxyConfig{}
+				}
+				c.ClusterConfig.ProxyConfig.ContainerImage = image
+			}
+		}
+		return nil
+	})
+}
+
+// NodeChange is one node's configuration before (as it runs) and after the
+// change, both as ConfigurationApply builds them (MachineConfig).
+type NodeChange struct {
+	Node     Node
+	Old, New config.Provider
+}
+
+// Step is one image change on one node.
+type Step struct {
+	Node      Node
+	Component Component
+	From, To  string
+}
+
+func (s Step) String() string {
+	return fmt.Sprintf("%s on %s (%s): %s -> %s", s.Component, s.Node.Hostname, s.Node.Address, ImageTag(s.From), ImageTag(s.To))
+}
+
+// PlanKubernetes is the order of the image changes from each node's old to
+// its new configuration: each control-plane component on every control
+// plane in turn (so no controller manager or scheduler runs ahead of an
+// API server), kube-proxy's image on the control planes, then the kubelet
+// on every node, control planes first. nodes are in declaration order.
+func PlanKubernetes(nodes []NodeChange) []Step {
+	var steps []Step
+	for _, comp := range rollOrder {
+		pass := func(controlPlanes bool) {
+			for _, n := range nodes {
+				if n.Node.ControlPlane != controlPlanes {
+					continue
+				}
+				from, to := Images(n.Old)[comp], Images(n.New)[comp]
+				if to != "" && from != to {
+					steps = append(steps, Step{Node: n.Node, Component: comp, From: from, To: to})
+				}
+			}
+		}
+		pass(true)
+		if comp == Kubelet {
+			pass(false)
+		}
+	}
+	return steps
+}
+
+// CheckKubernetesPath refuses the version changes upgrade-k8s refuses
+// (siderolabs/go-kubernetes kubernetes/upgrade Path.IsSupported): within a
+// minor release, or to the next minor release. A downgrade within the
+// minor release is allowed; across one it is not.
+func CheckKubernetesPath(from, to string) error {
+	f, err := minorOf(from)
+	if err != nil {
+		return err
+	}
+	t, err := minorOf(to)
+	if err != nil {
+		return err
+	}
+	if t == f || t == f+1 {
+		return nil
+	}
+	next := fmt.Sprintf("v1.%d", f+1)
+	if t < f {
+		return fmt.Errorf("kubernetesVersion %s -> %s is a downgrade across minor releases, which Kubernetes does not support: go back to %s (or v1.%d.x)", from, to, from, f)
+	}
+	return fmt.Errorf("kubernetesVersion %s -> %s skips a minor release, and Kubernetes upgrades one minor release at a time: set kubernetesVersion to a %s.x release, run up, then go on to %s", from, to, next, to)
+}
+
+func minorOf(v string) (int, error) {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &major, &minor); err != nil || major != 1 {
+		return 0, fmt.Errorf("kubernetes version %q: want v1.X.Y", v)
+	}
+	return minor, nil
+}
+
+// KubernetesUpgrade rolls a Kubernetes version change over the running
+// nodes (see the package's comment on the order).
+type KubernetesUpgrade struct {
+	// From and To are the Kubernetes versions (vX.Y.Z) before and after.
+	From, To string
+	// Nodes are the nodes that ran before the change and still do, with
+	// their configurations; nodes being added get the new version from
+	// their first configuration.
+	Nodes []NodeChange
+	// Cluster is every declared node: the health gates check them all.
+	Cluster     []Node
+	Talosconfig string
+	Timeout     time.Duration
+	Poll        time.Duration
+	Log         func(string)
+}
+
+// Roll checks the change (upgrade path; the version every node's Talos
+// supports, with machinery's compatibility data) and performs each step of
+// PlanKubernetes: with the cluster healthy, it applies the node's running
+// configuration with the component's new image (and the images of its
+// steps already done) in mode NO_REBOOT, then waits until the node runs the
+// component on the new image. A step whose component already runs the new
+// image (a resumed roll) is skipped. Errors name the step and carry
+// Talos's message.
+func (k KubernetesUpgrade) Roll(ctx context.Context) error {
+	if k.Timeout == 0 {
+		k.Timeout = DefaultTimeout
+	}
+	if k.Poll == 0 {
+		k.Poll = DefaultPoll
+	}
+	steps := PlanKubernetes(k.Nodes)
+	if len(steps) == 0 {
+		return nil
+	}
+	if k.From != k.To {
+		if err := CheckKubernetesPath(k.From, k.To); err != nil {
+			return err
+		}
+	}
+	cfg, err := ParseTalosconfig(k.Talosconfig)
+	if err != nil {
+		return err
+	}
+	if err := k.checkTalosSupports(ctx, cfg); err != nil {
+		return err
+	}
+	gate := Upgrade{Cluster: k.Cluster, Timeout: k.Timeout, Poll: k.Poll}
+
+	// done are each node's components already on their new image.
+	done := map[string]map[Component]string{}
+	byAddr := map[string]NodeChange{}
+	for _, n := range k.Nodes {
+		done[n.Node.Address] = map[Component]string{}
+		byAddr[n.Node.Address] = n
+	}
+	for _, s := range steps {
+		who := s.String()
+		if s.Component != Proxy {
+			if image, err := runningImage(ctx, cfg, s.Node.Address, s.Component); err == nil && image == s.To {
+				k.log("%s: already done", who)
+				done[s.Node.Address][s.Component] = s.To
+				continue
+			}
+		}
+		if err := gate.waitHealthy(ctx, cfg, "before updating "+who); err != nil {
+			return err
+		}
+		k.log("updating %s", who)
+		images := map[Component]string{s.Component: s.To}
+		for c, image := range done[s.Node.Address] {
+			images[c] = image
+		}
+		staged, err := withImages(byAddr[s.Node.Address].Old, images)
+		if err != nil {
+			return fmt.Errorf("updating %s: %w", who, err)
+		}
+		if err := applyNoReboot(ctx, cfg, s.Node.Address, staged); err != nil {
+			return fmt.Errorf("updating %s: %w", who, err)
+		}
+		done[s.Node.Address][s.Component] = s.To
+		// kube-proxy is a DaemonSet Talos renders from the configuration:
+		// there is no container on this node to wait for.
+		if s.Component == Proxy {
+			continue
+		}
+		if err := k.waitRunning(ctx, cfg, s); err != nil {
+			return err
+		}
+	}
+	return gate.waitHealthy(ctx, cfg, "after the Kubernetes upgrade to "+k.To)
+}
+
+func (k KubernetesUpgrade) log(format string, args ...any) {
+	if k.Log != nil {
+		k.Log(fmt.Sprintf(format, args...))
+	}
+}
+
+// checkTalosSupports refuses a version the Talos release of any node does
+// not support (upgrade-k8s's VerifyVersionCompatibility), asking each node
+// which release it runs: Talos is upgraded first, Kubernetes after.
+func (k KubernetesUpgrade) checkTalosSupports(ctx context.Context, cfg *clientconfig.Config) error {
+	want, err := compatibility.ParseKubernetesVersion(strings.TrimPrefix(k.To, "v"))
+	if err != nil {
+		return fmt.Errorf("kubernetesVersion %s: %w", k.To, err)
+	}
+	for _, n := range k.Cluster {
+		v, err := Version(ctx, cfg, n.Address)
+		if err != nil {
+			return fmt.Errorf("reading the Talos version of %s (%s) before upgrading Kubernetes: %w", n.Hostname, n.Address, err)
+		}
+		tv, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: v})
+		if err != nil {
+			return fmt.Errorf("%s (%s) runs Talos %q: %w", n.Hostname, n.Address, v, err)
+		}
+		if err := want.SupportedWith(tv); err != nil {
+			return fmt.Errorf("%s (%s) runs Talos %s, which does not support Kubernetes %s (%v): upgrade Talos first (talosVersion), then Kubernetes", n.Hostname, n.Address, v, k.To, err)
+		}
+	}
+	return nil
+}
+
+// waitRunning waits until the node runs the step's component on its new
+// image: the static pod's container (`talosctl containers -k`) or the
+// kubelet service's (`talosctl containers`).
+func (k KubernetesUpgrade) waitRunning(ctx context.Context, cfg *clientconfig.Config, s Step) error {
+	deadline := time.Now().Add(k.Timeout)
+	for {
+		image, err := runningImage(ctx, cfg, s.Node.Address, s.Component)
+		if err == nil && image == s.To {
+			k.log("%s: running", s)
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("it runs %q", image)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not come back on the new image within %s: %w", s, k.Timeout, err)
+		}
+		if err := sleep(ctx, min(k.Poll, ReturnPoll)); err != nil {
+			return err
+		}
+	}
+}
+
+// errNotRunning is a component with no running container.
+var errNotRunning = errors.New("not running")
+
+// runningImage is the image of the component's running container on the
+// node, asked of the node itself.
+func runningImage(ctx context.Context, cfg *clientconfig.Config, addr string, comp Component) (string, error) {
+	c, err := connect(ctx, cfg, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ns, driver, running := constants.K8sContainerdNamespace, common.ContainerDriver_CRI, "CONTAINER_RUNNING"
+	if comp == Kubelet {
+		ns, driver, running = constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD, "RUNNING"
+	}
+	resp, err := c.Containers(callCtx, ns, driver)
+	if err != nil {
+		return "", err
+	}
+	for _, msg := range resp.Messages {
+		for _, ct := range msg.Containers {
+			name := ct.Name
+			if comp == Kubelet {
+				name = ct.Id
+			}
+			if name == string(comp) && ct.Status == running {
+				return ct.Image, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: %w", comp, errNotRunning)
+}
+
+// applyNoReboot applies a configuration that must take effect without a
+// reboot; Talos refuses it otherwise, with the fields at fault.
+func applyNoReboot(ctx context.Context, cfg *clientconfig.Config, addr string, mc config.Provider) error {
+	data, err := mc.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+	if err != nil {
+		return err
+	}
+	c, err := connect(ctx, cfg, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	_, err = c.ApplyConfiguration(callCtx, &machine.ApplyConfigurationRequest{
+		Data: data,
+		Mode: machine.ApplyConfigurationRequest_NO_REBOOT,
+	})
+	return err
+}
