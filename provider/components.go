@@ -26,7 +26,7 @@ func Provider() (p.Provider, error) {
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
 		).
-		WithResources(infer.Resource(&TalosNodeVersion{})).
+		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
 	if err != nil {

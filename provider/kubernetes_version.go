@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	p "github.com/pulumi/pulumi-go-provider"
+	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"github.com/sda-platform/sda/internal/day2"
+)
+
+// KubernetesVersion is the Kubernetes release a cluster runs. TalosCluster
+// registers one per cluster, before every node's configuration apply: an
+// update with a new version rolls it over the running nodes in
+// `talosctl upgrade-k8s`'s order through the Talos API (internal/day2
+// KubernetesUpgrade), so the configuration applies that follow find every
+// component already on its new image and restart nothing. Without it they
+// would apply the new images on every node at once.
+type KubernetesVersion struct{}
+
+// KubernetesVersionArgs are the version and what the roll needs: each
+// node's configuration as its ConfigurationApply builds it (the role's
+// generated configuration and the node's patches), and the credentials.
+type KubernetesVersionArgs struct {
+	ClusterName       string `pulumi:"clusterName"`
+	KubernetesVersion string `pulumi:"kubernetesVersion"`
+	// ControlPlaneConfiguration and WorkerConfiguration are the roles'
+	// generated machine configurations (secret).
+	ControlPlaneConfiguration string `pulumi:"controlPlaneConfiguration" provider:"secret"`
+	WorkerConfiguration       string `pulumi:"workerConfiguration,optional" provider:"secret"`
+	// Nodes are the declared nodes with their own patches.
+	Nodes       []KubernetesVersionNode `pulumi:"nodes"`
+	Talosconfig string                  `pulumi:"talosconfig" provider:"secret"`
+	// TimeoutSeconds bounds each wait (default 900); PollSeconds is the
+	// interval between health checks (default 5).
+	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
+	PollSeconds    int `pulumi:"pollSeconds,optional"`
+}
+
+// KubernetesVersionNode is one declared node and its own machine-config
+// patches, applied after its role's configuration.
+type KubernetesVersionNode struct {
+	Hostname      string   `pulumi:"hostname"`
+	Address       string   `pulumi:"address"`
+	ControlPlane  bool     `pulumi:"controlPlane,optional"`
+	ConfigPatches []string `pulumi:"configPatches,optional"`
+}
+
+// KubernetesVersionState is what the last create or update recorded: the
+// configurations it describes are what the nodes run, the old side of the
+// next roll.
+type KubernetesVersionState struct {
+	KubernetesVersionArgs
+}
+
+func (r *KubernetesVersion) Annotate(a infer.Annotator) {
+	a.SetToken("index", "KubernetesVersion")
+	a.Describe(r, "The Kubernetes release a Talos cluster runs: a change rolls over the running nodes as talosctl upgrade-k8s does (each control-plane component over the control planes in turn, then the kubelets node by node), through the Talos API, gated on the cluster's health.")
+}
+
+// Check refuses, before anything changes (and in preview), a version change
+// Kubernetes does not support (a skipped minor release, a downgrade across
+// one) and a version change in the same run as a change of the nodes: the
+// roll's health gates compare the running cluster with the declared one.
+func (KubernetesVersion) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckResponse[KubernetesVersionArgs], error) {
+	in, failures, err := infer.DefaultCheck[KubernetesVersionArgs](ctx, req.NewInputs)
+	if err != nil || len(failures) > 0 || req.OldInputs.Len() == 0 {
+		return infer.CheckResponse[KubernetesVersionArgs]{Inputs: in, Failures: failures}, err
+	}
+	old, _, err := infer.DefaultCheck[KubernetesVersionArgs](ctx, req.OldInputs)
+	if err != nil || old.KubernetesVersion == "" || old.KubernetesVersion == in.KubernetesVersion {
+		return infer.CheckResponse[KubernetesVersionArgs]{Inputs: in}, nil
+	}
+	if err := day2.CheckKubernetesPath(old.KubernetesVersion, in.KubernetesVersion); err != nil {
+		failures = append(failures, p.CheckFailure{Property: "kubernetesVersion", Reason: fmt.Sprintf("TalosCluster %s: %v", in.ClusterName, err)})
+	}
+	if added, removed := nodeChanges(old.Nodes, in.Nodes); len(added)+len(removed) > 0 {
+		failures = append(failures, p.CheckFailure{Property: "kubernetesVersion", Reason: fmt.Sprintf(
+			"TalosCluster %s: kubernetesVersion changes (%s -> %s) in the same run as the nodes (adding [%s], removing [%s]): the roll checks the cluster's health against the nodes that run; change one, run up, then the other (keep kubernetesVersion %s for now)",
+			in.ClusterName, old.KubernetesVersion, in.KubernetesVersion, strings.Join(added, " "), strings.Join(removed, " "), old.KubernetesVersion)})
+	}
+	return infer.CheckResponse[KubernetesVersionArgs]{Inputs: in, Failures: failures}, nil
+}
+
+// nodeChanges are the hostnames added and removed between two declarations.
+func nodeChanges(old, now []KubernetesVersionNode) (added, removed []string) {
+	has := func(list []KubernetesVersionNode, n KubernetesVersionNode) bool {
+		return slices.ContainsFunc(list, func(o KubernetesVersionNode) bool { return o.Address == n.Address })
+	}
+	for _, n := range now {
+		if !has(old, n) {
+			added = append(added, n.Hostname)
+		}
+	}
+	for _, n := range old {
+		if !has(now, n) {
+			removed = append(removed, n.Hostname)
+		}
+	}
+	return added, removed
+}
+
+// Create records the version: a new cluster's nodes get it from their first
+// configuration.
+func (KubernetesVersion) Create(_ context.Context, req infer.CreateRequest[KubernetesVersionArgs]) (infer.CreateResponse[KubernetesVersionState], error) {
+	return infer.CreateResponse[KubernetesVersionState]{ID: req.Inputs.ClusterName,
+		Output: KubernetesVersionState{KubernetesVersionArgs: req.Inputs}}, nil
+}
+
+// Update rolls the image changes from the recorded configurations to the
+// new ones (none when only other settings changed). A failure leaves the
+// old state, so the next `up` resumes: steps whose component already runs
+// its new image are skipped.
+func (KubernetesVersion) Update(ctx context.Context, req infer.UpdateRequest[KubernetesVersionArgs, KubernetesVersionState]) (infer.UpdateResponse[KubernetesVersionState], error) {
+	out := infer.UpdateResponse[KubernetesVersionState]{Output: KubernetesVersionState{KubernetesVersionArgs: req.Inputs}}
+	if req.DryRun {
+		return out, nil
+	}
+	roll, err := rollOf(ctx, req.State.KubernetesVersionArgs, req.Inputs)
+	if err != nil {
+		return infer.UpdateResponse[KubernetesVersionState]{}, fmt.Errorf("TalosCluster %s: %w", req.Inputs.ClusterName, err)
+	}
+	if err := roll.Roll(ctx); err != nil {
+		return infer.UpdateResponse[KubernetesVersionState]{}, fmt.Errorf("TalosCluster %s: Kubernetes %s -> %s: %w",
+			req.Inputs.ClusterName, req.State.KubernetesVersion, req.Inputs.KubernetesVersion, err)
+	}
+	return out, nil
+}
+
+// rollOf pairs each node that runs in both declarations with its old and
+// new configuration.
+func rollOf(ctx context.Context, old, now KubernetesVersionArgs) (day2.KubernetesUpgrade, error) {
+	k := day2.KubernetesUpgrade{
+		From: old.KubernetesVersion, To: now.KubernetesVersion,
+		Talosconfig: now.Talosconfig,
+		Timeout:     time.Duration(now.TimeoutSeconds) * time.Second,
+		Poll:        time.Duration(now.PollSeconds) * time.Second,
+		Log:         func(line string) { p.GetLogger(ctx).InfoStatus(line) },
+	}
+	for _, n := range now.Nodes {
+		i := slices.IndexFunc(old.Nodes, func(o KubernetesVersionNode) bool { return o.Address == n.Address })
+		if i < 0 {
+			continue
+		}
+		node := day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane}
+		k.Cluster = append(k.Cluster, node)
+		o, err := day2.MachineConfig(old.roleConfig(n.ControlPlane), old.Nodes[i].ConfigPatches)
+		if err != nil {
+			return k, fmt.Errorf("%s's recorded configuration: %w", n.Hostname, err)
+		}
+		c, err := day2.MachineConfig(now.roleConfig(n.ControlPlane), n.ConfigPatches)
+		if err != nil {
+			return k, fmt.Errorf("%s's configuration: %w", n.Hostname, err)
+		}
+		k.Nodes = append(k.Nodes, day2.NodeChange{Node: node, Old: o, New: c})
+	}
+	return k, nil
+}
+
+func (a KubernetesVersionArgs) roleConfig(controlPlane bool) string {
+	if controlPlane {
+		return a.ControlPlaneConfiguration
+	}
+	return a.WorkerConfiguration
+}
+
+// Diff updates on a new version and whenever a node's configuration
+// changes, so the state keeps describing what the nodes run (the update is
+// then a no-op roll). The credentials and the timeouts are only what the
+// next roll uses.
+func (KubernetesVersion) Diff(_ context.Context, req infer.DiffRequest[KubernetesVersionArgs, KubernetesVersionState]) (infer.DiffResponse, error) {
+	diff := map[string]p.PropertyDiff{}
+	o, n := req.State.KubernetesVersionArgs, req.Inputs
+	if o.KubernetesVersion != n.KubernetesVersion {
+		diff["kubernetesVersion"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	if o.ControlPlaneConfiguration != n.ControlPlaneConfiguration {
+		diff["controlPlaneConfiguration"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	if o.WorkerConfiguration != n.WorkerConfiguration {
+		diff["workerConfiguration"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	if !slices.EqualFunc(o.Nodes, n.Nodes, func(a, b KubernetesVersionNode) bool {
+		return a.Hostname == b.Hostname && a.Address == b.Address && a.ControlPlane == b.ControlPlane && slices.Equal(a.ConfigPatches, b.ConfigPatches)
+	}) {
+		diff["nodes"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	if o.ClusterName != n.ClusterName {
+		diff["clusterName"] = p.PropertyDiff{Kind: p.UpdateReplace, InputDiff: true}
+	}
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff}, nil
+}
+
+// Delete forgets the version: the cluster goes with its nodes.
+func (KubernetesVersion) Delete(context.Context, infer.DeleteRequest[KubernetesVersionState]) (infer.DeleteResponse, error) {
+	return infer.DeleteResponse{}, nil
+}
