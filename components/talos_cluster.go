@@ -308,23 +308,49 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		return args.Bridge
 	}
 
+	ordered := append(append([]TalosNodeSpec{}, controlPlanes...), workers...)
+	nodePatches := map[string]pulumi.StringArrayOutput{}
+	for _, m := range ordered {
+		patchNode := talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address, ControlPlane: m.Role == RoleControlPlane}
+		nodePatches[m.Hostname] = schematicID.ApplyT(func(id string) []string {
+			pc := patchCluster
+			pc.InstallerImage = talospatch.InstallerImage(id, args.TalosVersion)
+			return talospatch.Contents(talospatch.NodePatches(pc, patchNode))
+		}).(pulumi.StringArrayOutput)
+	}
+	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
+		ClusterName: pulumi.String(args.ClusterName),
+		ClientConfiguration: client.GetConfigurationClientConfigurationArgs{
+			CaCertificate:     clientConfig.CaCertificate(),
+			ClientCertificate: clientConfig.ClientCertificate(),
+			ClientKey:         clientConfig.ClientKey(),
+		},
+		// Talos API endpoints are node addresses, never the VIP.
+		Endpoints: pulumi.ToStringArray(talosEndpoints),
+		Nodes:     pulumi.ToStringArray(allAddresses),
+	}, parent).TalosConfig()
+
+	// Every configuration apply waits for the Kubernetes version: a new
+	// version is rolled over the running nodes first, component by
+	// component, and the applies then find every image in place.
+	k8sVersion, err := kubernetesVersion(ctx, name, ordered, args, configs, nodePatches, talosconfig, comp)
+	if err != nil {
+		return nil, err
+	}
+	applyAfter := append(slices.Clip(args.ApplyAfter), k8sVersion)
+
 	var cpAddrs, workerAddrs []pulumi.StringInput
 	// Control-plane VMs form a chain, so the Proxmox provider never reboots
 	// two of them at once (it updates them in parallel otherwise).
 	var previousControlPlane []pulumi.Resource
 	var firstControlPlane *TalosNode
-	for _, m := range append(append([]TalosNodeSpec{}, controlPlanes...), workers...) {
+	for _, m := range ordered {
 		m := m
 		var vmAfter []pulumi.Resource
 		if m.Role == RoleControlPlane {
 			vmAfter = previousControlPlane
 		}
-		patchNode := talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address, ControlPlane: m.Role == RoleControlPlane}
-		patches := schematicID.ApplyT(func(id string) []string {
-			pc := patchCluster
-			pc.InstallerImage = talospatch.InstallerImage(id, args.TalosVersion)
-			return talospatch.Contents(talospatch.NodePatches(pc, patchNode))
-		}).(pulumi.StringArrayOutput)
+		patches := nodePatches[m.Hostname]
 		node, err := NewTalosNode(ctx, nodeResourceName(name, m.Hostname), &TalosNodeArgs{
 			Node:                 m,
 			Network:              args.Network,
@@ -336,7 +362,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			ClientConfiguration:  clientConfig,
 			MachineConfiguration: configs[m.Role],
 			ConfigPatches:        patches,
-			ApplyAfter:           args.ApplyAfter,
+			ApplyAfter:           applyAfter,
 			WaitFor:              args.WaitFor,
 			VMAfter:              vmAfter,
 		}, parent)
@@ -384,18 +410,6 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 
 	cpOut := pulumi.StringArray(cpAddrs).ToStringArrayOutput()
 	workerOut := pulumi.StringArray(workerAddrs).ToStringArrayOutput()
-	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
-		ClusterName: pulumi.String(args.ClusterName),
-		ClientConfiguration: client.GetConfigurationClientConfigurationArgs{
-			CaCertificate:     clientConfig.CaCertificate(),
-			ClientCertificate: clientConfig.ClientCertificate(),
-			ClientKey:         clientConfig.ClientKey(),
-		},
-		// Talos API endpoints are node addresses, never the VIP.
-		Endpoints: pulumi.ToStringArray(talosEndpoints),
-		Nodes:     pulumi.ToStringArray(allAddresses),
-	}, parent).TalosConfig()
-
 	// The cluster's members are made to match the declared nodes before
 	// anything checks its health: the health check compares them exactly,
 	// and Pulumi deletes removed nodes' VMs only after the checks have run
@@ -587,6 +601,49 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 		versions[spec.Hostname] = v.RunningVersion
 	}
 	return versions.ToStringMapOutput(), nil
+}
+
+// KubernetesVersionType is the Kubernetes release a cluster runs, a custom
+// resource served by SDA's plugin: its update rolls a new version over the
+// running nodes in `talosctl upgrade-k8s`'s order (internal/day2).
+const KubernetesVersionType = "sda:index:KubernetesVersion"
+
+type kubernetesVersionResource struct{ pulumi.CustomResourceState }
+
+// kubernetesVersion registers the cluster's KubernetesVersion with what its
+// roll needs: each node's configuration as its apply builds it (the role's
+// configuration and the node's patches) and the talosconfig.
+func kubernetesVersion(ctx *pulumi.Context, name string, specs []TalosNodeSpec, args *TalosClusterArgs,
+	configs map[string]pulumi.StringOutput, patches map[string]pulumi.StringArrayOutput,
+	talosconfig pulumi.StringOutput, parent pulumi.Resource) (pulumi.Resource, error) {
+	up := TalosUpgradeArgs{}
+	if args.Upgrade != nil {
+		up = *args.Upgrade
+	}
+	nodes := pulumi.Array{}
+	for _, n := range specs {
+		nodes = append(nodes, pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
+			"controlPlane": pulumi.Bool(n.Role == RoleControlPlane), "configPatches": patches[n.Hostname]})
+	}
+	in := pulumi.Map{
+		"clusterName":               pulumi.String(args.ClusterName),
+		"kubernetesVersion":         pulumi.String("v" + strings.TrimPrefix(args.KubernetesVersion, "v")),
+		"controlPlaneConfiguration": pulumi.ToSecret(configs[RoleControlPlane]),
+		"nodes":                     nodes,
+		"talosconfig":               pulumi.ToSecret(talosconfig),
+		"timeoutSeconds":            pulumi.Int(up.TimeoutSeconds),
+		"pollSeconds":               pulumi.Int(up.PollSeconds),
+	}
+	if c, ok := configs[RoleWorker]; ok {
+		in["workerConfiguration"] = pulumi.ToSecret(c)
+	}
+	var v kubernetesVersionResource
+	err := ctx.RegisterResource(KubernetesVersionType, name+"-kubernetes", in, &v, pulumi.Parent(parent),
+		pulumi.AdditionalSecretOutputs([]string{"controlPlaneConfiguration", "workerConfiguration", "talosconfig"}))
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // checkQuorum refuses, before the membership step runs, a removal of control

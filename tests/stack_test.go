@@ -36,6 +36,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 2,
 			"sda:index:TalosNodeVersion":                          2,
+			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Network/networkBridge:NetworkBridge":       1,
 			"proxmoxve:Download/file:File":                        2, // LXC template + Talos image
@@ -56,6 +57,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
+			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Download/file:File":                        4, // template + an image per node
 			"proxmoxve:CT/container:Container":                    1,
@@ -77,6 +79,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
+			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Network/networkVlan:NetworkVlan":           3, // one per Proxmox node
 			"proxmoxve:Network/networkBridge:NetworkBridge":       3, // its only port the VLAN

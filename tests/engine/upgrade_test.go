@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
 )
 
@@ -293,4 +294,161 @@ func TestProdFiveToThree(t *testing.T) {
 	}
 	e.assertConsistent(e.open(ctx))
 	e.assertNoChanges(ctx)
+}
+
+// componentChanges are the image changes of Kubernetes components from
+// index from of the simulation's log on.
+func componentChanges(t *testing.T, simDir string, from int) []simulator.ComponentChange {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.ComponentChanges[from:]
+}
+
+// k8sRollOrder is upgrade-k8s's order over prod's nodes: each control-plane
+// component over the control planes in turn, kube-proxy's image on the
+// control planes, then the kubelets, control planes first.
+func k8sRollOrder() []string {
+	cps := []string{"prod-cp1", "prod-cp2", "prod-cp3"}
+	var out []string
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"} {
+		for _, n := range cps {
+			out = append(out, c+"@"+n)
+		}
+	}
+	for _, n := range append(cps, "prod-worker1", "prod-worker2", "prod-worker3") {
+		out = append(out, "kubelet@"+n)
+	}
+	return out
+}
+
+func changeNames(cs []simulator.ComponentChange) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Component+"@"+c.Hostname)
+	}
+	return out
+}
+
+// assertComponentImages checks that every component of every configured
+// machine runs the image of Kubernetes version want, as the simulated
+// nodes' running configurations name them.
+func assertComponentImages(t *testing.T, simDir, want string) {
+	t.Helper()
+	st, err := simulator.ReadState(simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Machines {
+		for _, line := range strings.Split(m.Config, "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "image: ") && (strings.Contains(line, "/kube-") || strings.Contains(line, "/kubelet:")) &&
+				!strings.HasSuffix(line, ":"+want) {
+				t.Errorf("%s runs %s, want %s", m.Hostname, line, want)
+			}
+		}
+	}
+}
+
+// TestProdKubernetesUpgrade changes prod's kubernetesVersion by a patch
+// release and runs up, against components that take 300 ms to restart on a
+// new image. It must:
+//   - roll the change over the running nodes through the Talos API in
+//     upgrade-k8s's order (every API server, one at a time, before any
+//     controller manager; the kubelets last, node by node), never two
+//     components restarting at once, and leave the configuration applies
+//     nothing to change;
+//   - leave every component on the new release, replace nothing, and
+//     preview idle afterwards;
+//   - refuse, before anything changes, a version change together with a
+//     change of the nodes;
+//   - on a step that fails, stop the roll there naming the component and
+//     node, and finish on the next up without repeating a step.
+func TestProdKubernetesUpgrade(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.cfg.Cluster.Upgrade.PollSeconds = 1
+	e.up(ctx)
+	from := config.WithDefaults(e.cfg).Cluster.KubernetesVersion
+	order := k8sRollOrder()
+
+	t.Run("a new kubernetesVersion rolls component by component", func(t *testing.T) {
+		e.t = t
+		e.writeFaults(simulator.Faults{ComponentRestartTime: "300ms"})
+		mark := len(componentChanges(t, e.simDir, 0))
+		e.cfg.Cluster.KubernetesVersion = "v1.35.1"
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		assertNoVMTouched(t, res)
+		cs := componentChanges(t, e.simDir, mark)
+		if got := changeNames(cs); !slices.Equal(got, order) {
+			t.Fatalf("component changes\n %v\nwant\n %v", got, order)
+		}
+		for i, c := range cs {
+			if c.Cause != "talos-apid ApplyConfiguration" || !strings.HasSuffix(c.From, ":"+from) || !strings.HasSuffix(c.To, ":v1.35.1") {
+				t.Errorf("%s@%s: %s -> %s by %q, want %s -> v1.35.1 by the roll's ApplyConfiguration", c.Component, c.Hostname, c.From, c.To, c.Cause, from)
+			}
+			for _, o := range cs[i+1:] {
+				if c.Overlaps(o) {
+					t.Errorf("%s@%s and %s@%s restarted at the same time", c.Component, c.Hostname, o.Component, o.Hostname)
+				}
+			}
+		}
+		assertComponentImages(t, e.simDir, "v1.35.1")
+		e.writeFaults(simulator.Faults{})
+		e.assertConsistent(e.open(ctx))
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a version change with a node change is refused before anything changes", func(t *testing.T) {
+		e.t = t
+		mark := len(e.calls(0))
+		e.cfg.Cluster.KubernetesVersion = "v1.35.2"
+		e.cfg.Cluster.Workers = 2
+		want := "kubernetesVersion changes (v1.35.1 -> v1.35.2) in the same run as the nodes (adding [], removing [prod-worker3])"
+		if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("preview: want the refusal %q, got %v", want, err)
+		}
+		if m := mutating(e.calls(mark)); len(m) > 0 {
+			t.Errorf("the refused preview changed %d things, first %s (%s)", len(m), m[0].Name, m[0].Method)
+		}
+		e.cfg.Cluster.Workers = 3
+	})
+
+	t.Run("a failed step stops the roll and the next up resumes from it", func(t *testing.T) {
+		e.t = t
+		applies := 0
+		for _, c := range e.calls(0) {
+			if c.Type == simulator.TokenTalosAPI && c.Method == "ApplyConfiguration" {
+				applies++
+			}
+		}
+		// The fourth apply of this roll: kube-controller-manager on prod-cp1.
+		e.writeFaults(simulator.Faults{FailOnce: []simulator.FailOnce{
+			{Type: simulator.TokenTalosAPI, Method: "ApplyConfiguration", Ordinal: applies + 4}}})
+		mark := len(componentChanges(t, e.simDir, 0))
+		e.cfg.Cluster.KubernetesVersion = "v1.35.2"
+		_, err := e.open(ctx).Up(ctx)
+		if err == nil {
+			t.Fatal("up succeeded although an apply failed")
+		}
+		for _, want := range []string{"kube-controller-manager on prod-cp1 (10.20.0.11)", "v1.35.1 -> v1.35.2"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %q: %v", want, err)
+			}
+		}
+		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order[:3]) {
+			t.Errorf("before the failure, changed %v, want %v", got, order[:3])
+		}
+		e.writeFaults(simulator.Faults{})
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order) {
+			t.Errorf("over both ups the components changed\n %v\nwant each once, in order\n %v", got, order)
+		}
+		assertComponentImages(t, e.simDir, "v1.35.2")
+		e.assertNoChanges(ctx)
+	})
 }
