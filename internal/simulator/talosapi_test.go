@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/siderolabs/crypto/x509"
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -384,4 +386,105 @@ func TestTalosAPIThroughHTTPSProxy(t *testing.T) {
 	t.Cleanup(func() { c2.Close() })
 	_, err = c2.Version(ctxTimeout(t))
 	wantCode(t, err, codes.Unavailable, "dial tcp "+f.cps[0]+":50000: connect: no route to host")
+}
+
+// containerImages are the running containers' images on node, by name
+// (the static pods in k8s.io, the kubelet in system).
+func containerImages(t *testing.T, c *client.Client, node string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, q := range []struct {
+		ns     string
+		driver common.ContainerDriver
+	}{{constants.K8sContainerdNamespace, common.ContainerDriver_CRI}, {constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD}} {
+		resp, err := c.Containers(client.WithNode(ctxTimeout(t), node), q.ns, q.driver)
+		noErr(t, err)
+		for _, ct := range resp.Messages[0].Containers {
+			name := ct.Name
+			if name == "" {
+				name = ct.Id
+			}
+			out[name] = ct.Image
+		}
+	}
+	return out
+}
+
+// swapTag is text with every image tag from replaced by to on the lines
+// naming component's image.
+func swapTag(text, component, from, to string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "image: ") && strings.Contains(line, "/"+component+":") {
+			line = strings.Replace(line, ":"+from, ":"+to, 1)
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// ApplyConfiguration through the Talos API changes the node's running
+// configuration as the provider's apply does: NO_REBOOT takes a new
+// component image (the component restarts: it is not listed while it
+// does, then runs the new image), refuses a change that needs a reboot and
+// an invalid configuration without changing anything; Containers lists the
+// static pods on a control plane, the kubelet everywhere.
+func TestTalosAPIApplyConfiguration(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	f.faults(Faults{ComponentRestartTime: "400ms"})
+	cp, w := f.cps[0], f.workers[0]
+	c := f.client(f.cc, cp)
+	before := f.state().Machines[cp].Config
+	k8s := "v" + constants.DefaultKubernetesVersion
+
+	images := containerImages(t, c, cp)
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"} {
+		if !strings.HasSuffix(images[name], ":"+k8s) {
+			t.Errorf("control plane runs %s %q, want the %s image of its configuration", name, images[name], k8s)
+		}
+	}
+	if wi := containerImages(t, c, w); len(wi) != 1 || !strings.HasSuffix(wi["kubelet"], ":"+k8s) {
+		t.Errorf("the worker runs %v, want only the kubelet", wi)
+	}
+
+	apply := func(node, text string, mode machine.ApplyConfigurationRequest_Mode) (*machine.ApplyConfigurationResponse, error) {
+		return c.ApplyConfiguration(client.WithNode(ctxTimeout(t), node), &machine.ApplyConfigurationRequest{Data: []byte(text), Mode: mode})
+	}
+	_, err := apply(cp, before+"\nmachine: {env: {http_proxy: http://proxy.lan:3128}}\n", machine.ApplyConfigurationRequest_NO_REBOOT)
+	wantCode(t, err, codes.InvalidArgument, "configuration validation failed")
+	_, err = apply(cp, strings.Replace(before, "machine:\n", "machine:\n    env:\n        http_proxy: http://proxy.lan:3128\n", 1), machine.ApplyConfigurationRequest_NO_REBOOT)
+	wantCode(t, err, codes.InvalidArgument, "this config change can't be applied in immediate mode\ndiff: machine.env")
+	_, err = apply(cp, before, machine.ApplyConfigurationRequest_TRY)
+	wantCode(t, err, codes.Unimplemented, "not simulated")
+	if st := f.state(); st.Machines[cp].Config != before || len(st.ComponentChanges) != 0 || len(st.Reboots) != 0 {
+		t.Fatalf("refused applies changed the node: %d component changes, %d reboots", len(st.ComponentChanges), len(st.Reboots))
+	}
+
+	next := swapTag(before, "kube-apiserver", k8s, "v1.35.9")
+	resp, err := apply(cp, next, machine.ApplyConfigurationRequest_NO_REBOOT)
+	noErr(t, err)
+	if m := resp.Messages[0]; m.Mode != machine.ApplyConfigurationRequest_NO_REBOOT || m.ModeDetails != "Applied configuration without a reboot" {
+		t.Errorf("reply %v", m)
+	}
+	st := f.state()
+	if len(st.ComponentChanges) != 1 || len(st.Reboots) != 0 {
+		t.Fatalf("component changes %+v, reboots %+v", st.ComponentChanges, st.Reboots)
+	}
+	ch := st.ComponentChanges[0]
+	if ch.Component != "kube-apiserver" || ch.Address != cp || !strings.HasSuffix(ch.To, ":v1.35.9") || ch.Cause != "talos-apid ApplyConfiguration" {
+		t.Errorf("change %+v", ch)
+	}
+	if _, ok := containerImages(t, c, cp)["kube-apiserver"]; ok {
+		t.Error("kube-apiserver is listed while it restarts")
+	}
+	time.Sleep(time.Until(ch.Ready) + 20*time.Millisecond)
+	if got := containerImages(t, c, cp)["kube-apiserver"]; !strings.HasSuffix(got, ":v1.35.9") {
+		t.Errorf("after its restart kube-apiserver runs %q, want v1.35.9", got)
+	}
+	if got := containerImages(t, c, cp)["kube-scheduler"]; !strings.HasSuffix(got, ":"+k8s) {
+		t.Errorf("kube-scheduler runs %q, want it untouched", got)
+	}
+
+	_, err = c.Containers(client.WithNode(ctxTimeout(t), cp), "moby", common.ContainerDriver_CONTAINERD)
+	wantCode(t, err, codes.Unimplemented, "not simulated")
 }
