@@ -228,6 +228,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes are upgraded in place, rolling: control planes one at a time, then workers "+workerParallel+", each after a health check",
+		"sda:cluster.kubernetesVersion: rolled over the running nodes as talosctl upgrade-k8s does, nothing reboots: kube-apiserver, then kube-controller-manager, then kube-scheduler on each control plane in turn, kube-proxy's image, then the kubelet node by node; one minor release at a time, and not in the same up as a change of the nodes",
 		"sda:nodes.*.diskGiB may grow; shrinking it, or changing sda:nodes.diskInterface, is refused for existing VMs before anything changes (the Proxmox provider would fail half way)",
 	)
 	return notes
