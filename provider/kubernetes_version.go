@@ -9,6 +9,7 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/siderolabs/talos/pkg/machinery/config"
 
 	"github.com/sda-platform/sda/internal/day2"
 )
@@ -51,8 +52,9 @@ type KubernetesVersionNode struct {
 }
 
 // KubernetesVersionState is what the last create or update recorded: the
-// configurations it describes are what the nodes run, the old side of the
-// next roll.
+// version and the roles' configurations the nodes run, the old side of the
+// next roll. (Its node list and credentials may be older: a run that only
+// adds or removes nodes is no update of this resource.)
 type KubernetesVersionState struct {
 	KubernetesVersionArgs
 }
@@ -66,6 +68,8 @@ func (r *KubernetesVersion) Annotate(a infer.Annotator) {
 // Kubernetes does not support (a skipped minor release, a downgrade across
 // one) and a version change in the same run as a change of the nodes: the
 // roll's health gates compare the running cluster with the declared one.
+// The old inputs are the last run's, even when that run did not update
+// this resource (the engine records a resource's new inputs either way).
 func (KubernetesVersion) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckResponse[KubernetesVersionArgs], error) {
 	in, failures, err := infer.DefaultCheck[KubernetesVersionArgs](ctx, req.NewInputs)
 	if err != nil || len(failures) > 0 || req.OldInputs.Len() == 0 {
@@ -131,8 +135,10 @@ func (KubernetesVersion) Update(ctx context.Context, req infer.UpdateRequest[Kub
 	return out, nil
 }
 
-// rollOf pairs each node that runs in both declarations with its old and
-// new configuration.
+// rollOf pairs each declared node with its configuration as it runs (the
+// recorded role configuration with the node's patches) and as declared
+// now. A role with no recorded configuration (the first workers, added
+// since) runs the recorded control planes' kubelet image.
 func rollOf(ctx context.Context, old, now KubernetesVersionArgs) (day2.KubernetesUpgrade, error) {
 	k := day2.KubernetesUpgrade{
 		From: old.KubernetesVersion, To: now.KubernetesVersion,
@@ -141,20 +147,25 @@ func rollOf(ctx context.Context, old, now KubernetesVersionArgs) (day2.Kubernete
 		Poll:        time.Duration(now.PollSeconds) * time.Second,
 		Log:         func(line string) { p.GetLogger(ctx).InfoStatus(line) },
 	}
+	oldCP, err := day2.MachineConfig(old.ControlPlaneConfiguration, nil)
+	if err != nil {
+		return k, fmt.Errorf("the recorded control-plane configuration: %w", err)
+	}
 	for _, n := range now.Nodes {
-		i := slices.IndexFunc(old.Nodes, func(o KubernetesVersionNode) bool { return o.Address == n.Address })
-		if i < 0 {
-			continue
-		}
 		node := day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane}
 		k.Cluster = append(k.Cluster, node)
-		o, err := day2.MachineConfig(old.roleConfig(n.ControlPlane), old.Nodes[i].ConfigPatches)
-		if err != nil {
-			return k, fmt.Errorf("%s's recorded configuration: %w", n.Hostname, err)
-		}
 		c, err := day2.MachineConfig(now.roleConfig(n.ControlPlane), n.ConfigPatches)
 		if err != nil {
 			return k, fmt.Errorf("%s's configuration: %w", n.Hostname, err)
+		}
+		var o config.Provider
+		if base := old.roleConfig(n.ControlPlane); base != "" {
+			o, err = day2.MachineConfig(base, n.ConfigPatches)
+		} else {
+			o, err = day2.WithImages(c, map[day2.Component]string{day2.Kubelet: day2.Images(oldCP)[day2.Kubelet]})
+		}
+		if err != nil {
+			return k, fmt.Errorf("%s's running configuration: %w", n.Hostname, err)
 		}
 		k.Nodes = append(k.Nodes, day2.NodeChange{Node: node, Old: o, New: c})
 	}
@@ -168,10 +179,11 @@ func (a KubernetesVersionArgs) roleConfig(controlPlane bool) string {
 	return a.WorkerConfiguration
 }
 
-// Diff updates on a new version and whenever a node's configuration
-// changes, so the state keeps describing what the nodes run (the update is
-// then a no-op roll). The credentials and the timeouts are only what the
-// next roll uses.
+// Diff updates on a new version and on a new configuration of a role, so
+// the state keeps describing what the nodes run (the update then rolls
+// only images that changed: usually none). The nodes, the credentials and
+// the timeouts are only what the next roll uses: adding or removing a
+// node is no change of this resource.
 func (KubernetesVersion) Diff(_ context.Context, req infer.DiffRequest[KubernetesVersionArgs, KubernetesVersionState]) (infer.DiffResponse, error) {
 	diff := map[string]p.PropertyDiff{}
 	o, n := req.State.KubernetesVersionArgs, req.Inputs
@@ -181,13 +193,10 @@ func (KubernetesVersion) Diff(_ context.Context, req infer.DiffRequest[Kubernete
 	if o.ControlPlaneConfiguration != n.ControlPlaneConfiguration {
 		diff["controlPlaneConfiguration"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 	}
-	if o.WorkerConfiguration != n.WorkerConfiguration {
+	// A worker role appearing or going (the first worker added, the last
+	// removed) is scaling.
+	if o.WorkerConfiguration != n.WorkerConfiguration && o.WorkerConfiguration != "" && n.WorkerConfiguration != "" {
 		diff["workerConfiguration"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
-	}
-	if !slices.EqualFunc(o.Nodes, n.Nodes, func(a, b KubernetesVersionNode) bool {
-		return a.Hostname == b.Hostname && a.Address == b.Address && a.ControlPlane == b.ControlPlane && slices.Equal(a.ConfigPatches, b.ConfigPatches)
-	}) {
-		diff["nodes"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 	}
 	if o.ClusterName != n.ClusterName {
 		diff["clusterName"] = p.PropertyDiff{Kind: p.UpdateReplace, InputDiff: true}

@@ -103,9 +103,9 @@ func Images(cfg config.Provider) map[Component]string {
 	return out
 }
 
-// withImages is cfg with the given component images set (upgrade-k8s's
+// WithImages is cfg with the given component images set (upgrade-k8s's
 // patchers: stdpatches.WithKubeAPIServerImage, …, the kubelet patcher).
-func withImages(cfg config.Provider, images map[Component]string) (config.Provider, error) {
+func WithImages(cfg config.Provider, images map[Component]string) (config.Provider, error) {
 	return cfg.PatchV1Alpha1(func(c *v1alpha1.Config) error {
 		for comp, image := range images {
 			switch comp {
@@ -290,7 +290,7 @@ func (k KubernetesUpgrade) Roll(ctx context.Context) error {
 		for c, image := range done[s.Node.Address] {
 			images[c] = image
 		}
-		staged, err := withImages(byAddr[s.Node.Address].Old, images)
+		staged, err := WithImages(byAddr[s.Node.Address].Old, images)
 		if err != nil {
 			return fmt.Errorf("updating %s: %w", who, err)
 		}

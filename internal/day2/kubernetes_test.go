@@ -75,7 +75,7 @@ func TestPlanKubernetesOrder(t *testing.T) {
 
 	// Patching every new image into the old configuration gives the new
 	// configuration: images are all a patch release changes.
-	staged, err := withImages(nodes[0].Old, Images(nodes[0].New))
+	staged, err := WithImages(nodes[0].Old, Images(nodes[0].New))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestPlanKubernetesOrder(t *testing.T) {
 		t.Errorf("old configuration with the new images differs from the new configuration")
 	}
 	// One image patched in leaves the others on the old release.
-	one, err := withImages(nodes[0].Old, map[Component]string{APIServer: Images(nodes[0].New)[APIServer]})
+	one, err := WithImages(nodes[0].Old, map[Component]string{APIServer: Images(nodes[0].New)[APIServer]})
 	if err != nil {
 		t.Fatal(err)
 	}
