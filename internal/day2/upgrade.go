@@ -22,9 +22,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
 )
 
 // Node is one declared node of the cluster.
@@ -236,7 +238,7 @@ func upgrade(ctx context.Context, cfg *clientconfig.Config, addr, image string) 
 }
 
 // Healthy checks the cluster through the Talos API: every declared node
-// answers with its version, and etcd, as a control plane reports it, has
+// answers with its version and runs its kubelet, and etcd, as a control plane reports it, has
 // exactly the declared control planes as members. One connection, to the
 // first control plane that is up, asks every node (apid proxies the call),
 // as `talosctl -n <all nodes> version` does.
@@ -269,6 +271,9 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 	if len(resp.Messages) != len(all) {
 		return fmt.Errorf("%d of %d nodes answered", len(resp.Messages), len(all))
 	}
+	if err := kubeletsRun(callCtx, c, all); err != nil {
+		return err
+	}
 	if len(cps) == 0 {
 		return nil
 	}
@@ -279,6 +284,34 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 	sort.Strings(cps)
 	if !slices.Equal(members, cps) {
 		return fmt.Errorf("etcd members are %v, want the control planes %v", members, cps)
+	}
+	return nil
+}
+
+// kubeletsRun checks that the kubelet service runs on every node (`talosctl
+// -n <all nodes> containers`, Talos's system namespace): a node that
+// answers but has no kubelet is not back in Kubernetes.
+func kubeletsRun(ctx context.Context, c *client.Client, nodes []string) error {
+	resp, err := c.Containers(client.WithNodes(ctx, nodes...), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
+	if err != nil {
+		return fmt.Errorf("listing the kubelet on every node: %w", err)
+	}
+	running := map[string]bool{}
+	for _, msg := range resp.Messages {
+		for _, ct := range msg.Containers {
+			if ct.Id == string(Kubelet) && ct.Status == "RUNNING" {
+				running[msg.GetMetadata().GetHostname()] = true
+			}
+		}
+	}
+	var missing []string
+	for _, n := range nodes {
+		if !running[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the kubelet does not run on %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
