@@ -3,6 +3,9 @@
 # Talos v1.12.0 to v1.12.1 under the real Pulumi engine, against the
 # simulated providers with each node down for -reboot (default 10 s) while
 # it reboots, compared with the sequential minimum (nodes × reboot).
+# With -what kubernetes: the `up` that moves prod from Kubernetes v1.35.0 to
+# v1.35.1, each component down for -restart (default 2 s) while it restarts
+# on its new image, against component restarts × restart.
 # Prints the Markdown table of docs/benchmarks.md. Extra arguments go to the
 # Go program (bench/upgrade), e.g. -runs 2 -reboot 20s.
 set -euo pipefail
