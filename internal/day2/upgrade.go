@@ -5,10 +5,12 @@
 // the next node waits until the upgraded one is back on the new version and
 // the cluster is healthy again.
 //
-// The component package's TalosNodeVersion resource (provider/) calls it
-// from Pulumi's create and update; the order between nodes (control planes
-// one at a time, then workers) is the engine's, from the resources'
-// dependencies (components.TalosCluster).
+// The component package's TalosNodeVersion resource (provider/) calls
+// Upgrade.Converge from Pulumi's create and update; the order between nodes
+// (control planes one at a time, then workers) is the engine's, from the
+// resources' dependencies (components.TalosCluster). Its KubernetesVersion
+// resource calls KubernetesUpgrade.Roll, which orders its steps itself
+// (kubernetes.go).
 package day2
 
 import (
