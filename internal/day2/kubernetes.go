@@ -9,6 +9,7 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	"github.com/siderolabs/talos/pkg/machinery/client"
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
 	"github.com/siderolabs/talos/pkg/machinery/compatibility"
 	"github.com/siderolabs/talos/pkg/machinery/config"
@@ -369,33 +370,31 @@ var errNotRunning = errors.New("not running")
 // runningImage is the image of the component's running container on the
 // node, asked of the node itself.
 func runningImage(ctx context.Context, cfg *clientconfig.Config, addr string, comp Component) (string, error) {
-	c, err := connect(ctx, cfg, addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	ns, driver, running := constants.K8sContainerdNamespace, common.ContainerDriver_CRI, "CONTAINER_RUNNING"
 	if comp == Kubelet {
 		ns, driver, running = constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD, "RUNNING"
 	}
-	resp, err := c.Containers(callCtx, ns, driver)
-	if err != nil {
-		return "", err
-	}
-	for _, msg := range resp.Messages {
-		for _, ct := range msg.Containers {
-			name := ct.Name
-			if comp == Kubelet {
-				name = ct.Id
-			}
-			if name == string(comp) && ct.Status == running {
-				return ct.Image, nil
+	image := ""
+	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Containers(ctx, ns, driver)
+		if err != nil {
+			return err
+		}
+		for _, msg := range resp.Messages {
+			for _, ct := range msg.Containers {
+				name := ct.Name
+				if comp == Kubelet {
+					name = ct.Id
+				}
+				if name == string(comp) && ct.Status == running {
+					image = ct.Image
+					return nil
+				}
 			}
 		}
-	}
-	return "", fmt.Errorf("%s: %w", comp, errNotRunning)
+		return fmt.Errorf("%s: %w", comp, errNotRunning)
+	})
+	return image, err
 }
 
 // applyNoReboot applies a configuration that must take effect without a
@@ -405,16 +404,11 @@ func applyNoReboot(ctx context.Context, cfg *clientconfig.Config, addr string, m
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx, cfg, addr)
-	if err != nil {
+	return onNode(ctx, cfg, addr, 2*time.Minute, func(ctx context.Context, c *client.Client) error {
+		_, err := c.ApplyConfiguration(ctx, &machine.ApplyConfigurationRequest{
+			Data: data,
+			Mode: machine.ApplyConfigurationRequest_NO_REBOOT,
+		})
 		return err
-	}
-	defer c.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	_, err = c.ApplyConfiguration(callCtx, &machine.ApplyConfigurationRequest{
-		Data: data,
-		Mode: machine.ApplyConfigurationRequest_NO_REBOOT,
 	})
-	return err
 }

@@ -202,46 +202,49 @@ func connect(ctx context.Context, cfg *clientconfig.Config, addr string) (*clien
 	return client.New(ctx, client.WithConfig(cfg), client.WithEndpoints(addr))
 }
 
-// Version is the Talos version a node runs, asked of the node itself.
-func Version(ctx context.Context, cfg *clientconfig.Config, addr string) (string, error) {
+// onNode runs call, within timeout, with a client whose only endpoint is
+// addr.
+func onNode(ctx context.Context, cfg *clientconfig.Config, addr string, timeout time.Duration, call func(context.Context, *client.Client) error) error {
 	c, err := connect(ctx, cfg, addr)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer c.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := c.Version(callCtx)
-	if err != nil {
-		return "", err
-	}
-	if len(resp.Messages) == 0 || resp.Messages[0].Version == nil {
-		return "", fmt.Errorf("%s answered Version with no version", addr)
-	}
-	return resp.Messages[0].Version.Tag, nil
+	return call(callCtx, c)
+}
+
+// Version is the Talos version a node runs, asked of the node itself.
+func Version(ctx context.Context, cfg *clientconfig.Config, addr string) (string, error) {
+	var tag string
+	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Version(ctx)
+		if err != nil {
+			return err
+		}
+		if len(resp.Messages) == 0 || resp.Messages[0].Version == nil {
+			return fmt.Errorf("%s answered Version with no version", addr)
+		}
+		tag = resp.Messages[0].Version.Tag
+		return nil
+	})
+	return tag, err
 }
 
 // upgrade asks the node to install image and reboot into it, keeping its
 // data (etcd, the kubelet's state): `talosctl upgrade --preserve`. Without
 // force, Talos itself refuses a control plane whose etcd would lose quorum.
 func upgrade(ctx context.Context, cfg *clientconfig.Config, addr, image string) error {
-	c, err := connect(ctx, cfg, addr)
-	if err != nil {
+	return onNode(ctx, cfg, addr, 2*time.Minute, func(ctx context.Context, c *client.Client) error {
+		_, err := c.UpgradeWithOptions(ctx, client.WithUpgradeImage(image), client.WithUpgradePreserve(true))
 		return err
-	}
-	defer c.Close()
-	callCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	_, err = c.UpgradeWithOptions(callCtx,
-		client.WithUpgradeImage(image),
-		client.WithUpgradePreserve(true),
-	)
-	return err
+	})
 }
 
 // Healthy checks the cluster through the Talos API: every declared node
-// answers with its version and runs its kubelet, and etcd, as a control plane reports it, has
-// exactly the declared control planes as members. One connection, to the
+// answers with its version and runs its kubelet, and etcd, as a control
+// plane reports it, has exactly the declared control planes as members. One connection, to the
 // first control plane that is up, asks every node (apid proxies the call),
 // as `talosctl -n <all nodes> version` does.
 func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) error {
