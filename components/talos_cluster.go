@@ -76,7 +76,8 @@ type TalosClusterArgs struct {
 	// Go programs only; WaitFor is the same for every language.
 	ApplyAfter []pulumi.Resource
 	// Upgrade sets how a change of TalosVersion or Extensions rolls over the
-	// running nodes (see TalosNodeVersionType).
+	// running nodes (see TalosNodeVersionType); its timeouts also bound the
+	// steps of a KubernetesVersion roll (see KubernetesVersionType).
 	Upgrade *TalosUpgradeArgs `pulumi:"upgrade,optional"`
 
 	// WaitFor are values every configuration apply waits for, such as
