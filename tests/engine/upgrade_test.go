@@ -457,3 +457,56 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		e.assertNoChanges(ctx)
 	})
 }
+
+// TestDevKubernetesSkippedMinorRefused: dev runs Kubernetes v1.33.4 and the
+// user sets v1.35.0. Kubernetes upgrades one minor release at a time (as
+// upgrade-k8s allows), so preview and up refuse it before anything changes,
+// naming the release to go to first. v1.34.x is refused while the nodes
+// run a Talos that does not support it, and accepted once they do.
+func TestDevKubernetesSkippedMinorRefused(t *testing.T) {
+	e := newEnv(t, "dev")
+	ctx := testContext(t)
+	e.cfg.Cluster.KubernetesVersion = "v1.33.4"
+	e.up(ctx)
+	mark := len(e.calls(0))
+	e.cfg.Cluster.KubernetesVersion = "v1.35.0"
+	want := "kubernetesVersion v1.33.4 -> v1.35.0 skips a minor release, and Kubernetes upgrades one minor release at a time: set kubernetesVersion to a v1.34.x release"
+	if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("preview: want the refusal %q, got %v", want, err)
+	}
+	if _, err := e.open(ctx).Up(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("up: want the refusal %q, got %v", want, err)
+	}
+	if m := mutating(e.calls(mark)); len(m) > 0 {
+		t.Errorf("the refused up changed %d things, first %s (%s %s)", len(m), m[0].Name, m[0].Method, m[0].Type)
+	}
+	assertComponentImages(t, e.simDir, "v1.33.4")
+
+	// The roll also asks each node which Talos it runs: one still on an
+	// older release than declared (its upgrade not done) is refused too.
+	setTalosVersions(t, e.simDir, "v1.9.5")
+	e.cfg.Cluster.KubernetesVersion = "v1.34.2"
+	want = "runs Talos v1.9.5, which does not support Kubernetes v1.34.2"
+	if _, err := e.open(ctx).Up(ctx); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "upgrade Talos first") {
+		t.Fatalf("up: want the refusal %q, got %v", want, err)
+	}
+	assertComponentImages(t, e.simDir, "v1.33.4")
+
+	setTalosVersions(t, e.simDir, "v1.12.0")
+	e.up(ctx)
+	assertComponentImages(t, e.simDir, "v1.34.2")
+}
+
+// setTalosVersions makes every simulated node run version, as nodes would
+// that someone upgraded or rolled back by hand.
+func setTalosVersions(t *testing.T, simDir, version string) {
+	t.Helper()
+	if err := (&simulator.Store{Dir: simDir}).Update(func(tx *simulator.Tx) error {
+		for _, m := range tx.State.Machines {
+			m.Version = version
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
