@@ -72,34 +72,18 @@ func MachineConfig(base string, patches []string) (config.Provider, error) {
 // Images are the component images a configuration sets. A worker has only
 // the kubelet; a component whose configuration names no image is absent.
 func Images(cfg config.Provider) map[Component]string {
-	raw := cfg.RawV1Alpha1()
 	out := map[Component]string{}
+	raw := cfg.RawV1Alpha1()
 	if raw == nil {
 		return out
 	}
-	set := func(c Component, image string) {
-		if image != "" {
-			out[c] = image
+	for _, comp := range rollOrder {
+		if comp != Kubelet && !cfg.Machine().Type().IsControlPlane() {
+			continue
 		}
-	}
-	if m := raw.MachineConfig; m != nil && m.MachineKubelet != nil {
-		set(Kubelet, m.MachineKubelet.KubeletImage)
-	}
-	if !cfg.Machine().Type().IsControlPlane() || raw.ClusterConfig == nil {
-		return out
-	}
-	cl := raw.ClusterConfig
-	if cl.APIServerConfig != nil {
-		set(APIServer, cl.APIServerConfig.ContainerImage)
-	}
-	if cl.ControllerManagerConfig != nil {
-		set(ControllerManager, cl.ControllerManagerConfig.ContainerImage)
-	}
-	if cl.SchedulerConfig != nil {
-		set(Scheduler, cl.SchedulerConfig.ContainerImage)
-	}
-	if cl.ProxyConfig != nil {
-		set(Proxy, cl.ProxyConfig.ContainerImage)
+		if f := imageField(raw, comp, false); f != nil && *f != "" {
+			out[comp] = *f
+		}
 	}
 	return out
 }
@@ -109,36 +93,60 @@ func Images(cfg config.Provider) map[Component]string {
 func WithImages(cfg config.Provider, images map[Component]string) (config.Provider, error) {
 	return cfg.PatchV1Alpha1(func(c *v1alpha1.Config) error {
 		for comp, image := range images {
-			switch comp {
-			case Kubelet:
-				if c.MachineConfig.MachineKubelet == nil {
-					c.MachineConfig.MachineKubelet = &v1alpha1.KubeletConfig{}
-				}
-				c.MachineConfig.MachineKubelet.KubeletImage = image
-			case APIServer:
-				if c.ClusterConfig.APIServerConfig == nil {
-					c.ClusterConfig.APIServerConfig = &v1alpha1.APIServerConfig{}
-				}
-				c.ClusterConfig.APIServerConfig.ContainerImage = image
-			case ControllerManager:
-				if c.ClusterConfig.ControllerManagerConfig == nil {
-					c.ClusterConfig.ControllerManagerConfig = &v1alpha1.ControllerManagerConfig{}
-				}
-				c.ClusterConfig.ControllerManagerConfig.ContainerImage = image
-			case Scheduler:
-				if c.ClusterConfig.SchedulerConfig == nil {
-					c.ClusterConfig.SchedulerConfig = &v1alpha1.SchedulerConfig{}
-				}
-				c.ClusterConfig.SchedulerConfig.ContainerImage = image
-			case Proxy:
-				if c.ClusterConfig.ProxyConfig == nil {
-					c.ClusterConfig.ProxyConfig = &v1alpha1.ProxyConfig{}
-				}
-				c.ClusterConfig.ProxyConfig.ContainerImage = image
+			f := imageField(c, comp, true)
+			if f == nil {
+				return fmt.Errorf("the configuration has no section for %s's image", comp)
 			}
+			*f = image
 		}
 		return nil
 	})
+}
+
+// imageField is the field of c that names comp's image. With create, a
+// missing section on the way is added; without, it is nil.
+func imageField(c *v1alpha1.Config, comp Component, create bool) *string {
+	if comp == Kubelet {
+		if c.MachineConfig == nil {
+			return nil
+		}
+		if k := section(&c.MachineConfig.MachineKubelet, create); k != nil {
+			return &k.KubeletImage
+		}
+		return nil
+	}
+	cl := c.ClusterConfig
+	if cl == nil {
+		return nil
+	}
+	var image *string
+	switch comp {
+	case APIServer:
+		if s := section(&cl.APIServerConfig, create); s != nil {
+			image = &s.ContainerImage
+		}
+	case ControllerManager:
+		if s := section(&cl.ControllerManagerConfig, create); s != nil {
+			image = &s.ContainerImage
+		}
+	case Scheduler:
+		if s := section(&cl.SchedulerConfig, create); s != nil {
+			image = &s.ContainerImage
+		}
+	case Proxy:
+		if s := section(&cl.ProxyConfig, create); s != nil {
+			image = &s.ContainerImage
+		}
+	}
+	return image
+}
+
+// section is *p, made first when it is nil and create is set.
+func section[T any](p **T, create bool) *T {
+	if *p == nil && create {
+		*p = new(T)
+	}
+	return *p
 }
 
 // NodeChange is one node's configuration before (as it runs) and after the
@@ -165,14 +173,18 @@ func (s Step) String() string {
 // API server), kube-proxy's image on the control planes, then the kubelet
 // on every node, control planes first. nodes are in declaration order.
 func PlanKubernetes(nodes []NodeChange) []Step {
+	olds, news := make([]map[Component]string, len(nodes)), make([]map[Component]string, len(nodes))
+	for i, n := range nodes {
+		olds[i], news[i] = Images(n.Old), Images(n.New)
+	}
 	var steps []Step
 	for _, comp := range rollOrder {
 		pass := func(controlPlanes bool) {
-			for _, n := range nodes {
+			for i, n := range nodes {
 				if n.Node.ControlPlane != controlPlanes {
 					continue
 				}
-				from, to := Images(n.Old)[comp], Images(n.New)[comp]
+				from, to := olds[i][comp], news[i][comp]
 				if to != "" && from != to {
 					steps = append(steps, Step{Node: n.Node, Component: comp, From: from, To: to})
 				}
