@@ -382,10 +382,7 @@ var errNotRunning = errors.New("not running")
 // runningImage is the image of the component's running container on the
 // node, asked of the node itself.
 func runningImage(ctx context.Context, cfg *clientconfig.Config, addr string, comp Component) (string, error) {
-	ns, driver, running := constants.K8sContainerdNamespace, common.ContainerDriver_CRI, "CONTAINER_RUNNING"
-	if comp == Kubelet {
-		ns, driver, running = constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD, "RUNNING"
-	}
+	ns, driver := containersOf(comp)
 	image := ""
 	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) error {
 		resp, err := c.Containers(ctx, ns, driver)
@@ -393,20 +390,37 @@ func runningImage(ctx context.Context, cfg *clientconfig.Config, addr string, co
 			return err
 		}
 		for _, msg := range resp.Messages {
-			for _, ct := range msg.Containers {
-				name := ct.Name
-				if comp == Kubelet {
-					name = ct.Id
-				}
-				if name == string(comp) && ct.Status == running {
-					image = ct.Image
-					return nil
-				}
+			if img, ok := runningIn(msg.Containers, comp); ok {
+				image = img
+				return nil
 			}
 		}
 		return fmt.Errorf("%s: %w", comp, errNotRunning)
 	})
 	return image, err
+}
+
+// containersOf is where Talos lists comp's container: the static pods are
+// CRI containers in k8s.io (`talosctl containers -k`), the kubelet a
+// containerd container in Talos's system namespace (`talosctl containers`).
+func containersOf(comp Component) (string, common.ContainerDriver) {
+	if comp == Kubelet {
+		return constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD
+	}
+	return constants.K8sContainerdNamespace, common.ContainerDriver_CRI
+}
+
+// runningIn is the image of comp's container among cs, if it runs: a static
+// pod's container by name in state CONTAINER_RUNNING (CRI), the kubelet by
+// ID in state RUNNING (containerd).
+func runningIn(cs []*machine.ContainerInfo, comp Component) (string, bool) {
+	for _, ct := range cs {
+		if comp == Kubelet && ct.Id == string(Kubelet) && ct.Status == "RUNNING" ||
+			comp != Kubelet && ct.Name == string(comp) && ct.Status == "CONTAINER_RUNNING" {
+			return ct.Image, true
+		}
+	}
+	return "", false
 }
 
 // applyNoReboot applies a configuration that must take effect without a

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	talosmachine "github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
@@ -114,6 +115,37 @@ func TestCheckKubernetesPath(t *testing.T) {
 		err := CheckKubernetesPath(bad.from, bad.to)
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s -> %s: got %v, want an error saying %q", bad.from, bad.to, err, bad.want)
+		}
+	}
+}
+
+// A component runs when Talos lists its container running: a static pod's
+// by name in CRI's state CONTAINER_RUNNING, the kubelet's by ID in
+// containerd's state RUNNING; a stopped container or another name is not it.
+func TestRunningIn(t *testing.T) {
+	cri := []*talosmachine.ContainerInfo{
+		{Name: "kube-apiserver", Image: "registry.k8s.io/kube-apiserver:v1.35.0", Status: "CONTAINER_EXITED"},
+		{Name: "kube-apiserver", Image: "registry.k8s.io/kube-apiserver:v1.35.1", Status: "CONTAINER_RUNNING"},
+		{Name: "kube-scheduler", Image: "registry.k8s.io/kube-scheduler:v1.35.0", Status: "CONTAINER_CREATED"},
+	}
+	system := []*talosmachine.ContainerInfo{
+		{Id: "apid", Image: "ghcr.io/siderolabs/apid", Status: "RUNNING"},
+		{Id: "kubelet", Image: "ghcr.io/siderolabs/kubelet:v1.35.1", Status: "RUNNING"},
+	}
+	for _, c := range []struct {
+		cs    []*talosmachine.ContainerInfo
+		comp  Component
+		image string
+		ok    bool
+	}{
+		{cri, APIServer, "registry.k8s.io/kube-apiserver:v1.35.1", true},
+		{cri, Scheduler, "", false},
+		{cri, ControllerManager, "", false},
+		{system, Kubelet, "ghcr.io/siderolabs/kubelet:v1.35.1", true},
+		{cri, Kubelet, "", false},
+	} {
+		if image, ok := runningIn(c.cs, c.comp); image != c.image || ok != c.ok {
+			t.Errorf("%s: got %q %t, want %q %t", c.comp, image, ok, c.image, c.ok)
 		}
 	}
 }

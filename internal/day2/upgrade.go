@@ -24,11 +24,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
-	"github.com/siderolabs/talos/pkg/machinery/constants"
 )
 
 // Node is one declared node of the cluster.
@@ -244,9 +242,9 @@ func upgrade(ctx context.Context, cfg *clientconfig.Config, addr, image string) 
 
 // Healthy checks the cluster through the Talos API: every declared node
 // answers with its version and runs its kubelet, and etcd, as a control
-// plane reports it, has exactly the declared control planes as members. One connection, to the
-// first control plane that is up, asks every node (apid proxies the call),
-// as `talosctl -n <all nodes> version` does.
+// plane reports it, has exactly the declared control planes as members.
+// One connection, to the first control plane that is up, asks every node
+// (apid proxies the call), as `talosctl -n <all nodes> version` does.
 func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) error {
 	var cps, all []string
 	for _, n := range cluster {
@@ -297,16 +295,15 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 // -n <all nodes> containers`, Talos's system namespace): a node that
 // answers but has no kubelet is not back in Kubernetes.
 func kubeletsRun(ctx context.Context, c *client.Client, nodes []string) error {
-	resp, err := c.Containers(client.WithNodes(ctx, nodes...), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
+	ns, driver := containersOf(Kubelet)
+	resp, err := c.Containers(client.WithNodes(ctx, nodes...), ns, driver)
 	if err != nil {
 		return fmt.Errorf("listing the kubelet on every node: %w", err)
 	}
 	running := map[string]bool{}
 	for _, msg := range resp.Messages {
-		for _, ct := range msg.Containers {
-			if ct.Id == string(Kubelet) && ct.Status == "RUNNING" {
-				running[msg.GetMetadata().GetHostname()] = true
-			}
+		if _, ok := runningIn(msg.Containers, Kubelet); ok {
+			running[msg.GetMetadata().GetHostname()] = true
 		}
 	}
 	var missing []string
