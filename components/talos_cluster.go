@@ -534,6 +534,20 @@ type talosNodeVersion struct {
 	RunningVersion pulumi.StringOutput `pulumi:"runningVersion"`
 }
 
+// upgradeSettings are args.Upgrade, or the zero settings (the defaults).
+func (args *TalosClusterArgs) upgradeSettings() TalosUpgradeArgs {
+	if args.Upgrade == nil {
+		return TalosUpgradeArgs{}
+	}
+	return *args.Upgrade
+}
+
+// nodeInput is a declared node as the plugin's resources take it.
+func nodeInput(n TalosNodeSpec) pulumi.Map {
+	return pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
+		"controlPlane": pulumi.Bool(n.Role == RoleControlPlane)}
+}
+
 // nodeVersions registers each node's TalosNodeVersion, chained so that the
 // engine rolls a version change: control planes one at a time in order,
 // then the workers, WorkerParallelism at a time, each after every control
@@ -544,10 +558,7 @@ type talosNodeVersion struct {
 // nodes and specs are in the same order: control planes, then workers.
 func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []TalosNodeSpec, args *TalosClusterArgs, schematicID pulumi.StringOutput,
 	talosconfig pulumi.StringOutput, after []pulumi.Resource) (pulumi.StringMapOutput, error) {
-	up := TalosUpgradeArgs{}
-	if args.Upgrade != nil {
-		up = *args.Upgrade
-	}
+	up := args.upgradeSettings()
 	parallel := up.WorkerParallelism
 	if parallel < 1 {
 		parallel = 1
@@ -557,8 +568,7 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 	}).(pulumi.StringOutput)
 	peers := pulumi.Array{}
 	for _, n := range specs {
-		peers = append(peers, pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
-			"controlPlane": pulumi.Bool(n.Role == RoleControlPlane)})
+		peers = append(peers, nodeInput(n))
 	}
 	versions := pulumi.StringMap{}
 	var lastControlPlane pulumi.Resource
@@ -617,14 +627,12 @@ type kubernetesVersionResource struct{ pulumi.CustomResourceState }
 func kubernetesVersion(ctx *pulumi.Context, name string, specs []TalosNodeSpec, args *TalosClusterArgs,
 	configs map[string]pulumi.StringOutput, patches map[string]pulumi.StringArrayOutput,
 	talosconfig pulumi.StringOutput, parent pulumi.Resource) (pulumi.Resource, error) {
-	up := TalosUpgradeArgs{}
-	if args.Upgrade != nil {
-		up = *args.Upgrade
-	}
+	up := args.upgradeSettings()
 	nodes := pulumi.Array{}
 	for _, n := range specs {
-		nodes = append(nodes, pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
-			"controlPlane": pulumi.Bool(n.Role == RoleControlPlane), "configPatches": patches[n.Hostname]})
+		node := nodeInput(n)
+		node["configPatches"] = patches[n.Hostname]
+		nodes = append(nodes, node)
 	}
 	in := pulumi.Map{
 		"clusterName":               pulumi.String(args.ClusterName),
