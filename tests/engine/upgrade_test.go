@@ -9,14 +9,21 @@ import (
 	"github.com/sda-platform/sda/internal/simulator"
 )
 
-// upgradeReboots are the reboots Talos upgrades caused, from index from of
-// the reboot log on, in the order they started.
-func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
+// readSim is the simulation's state.
+func readSim(t *testing.T, simDir string) *simulator.State {
 	t.Helper()
 	st, err := simulator.ReadState(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// upgradeReboots are the reboots Talos upgrades caused, from index from of
+// the reboot log on, in the order they started.
+func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
+	t.Helper()
+	st := readSim(t, simDir)
 	var out []simulator.Reboot
 	for _, r := range st.Reboots[from:] {
 		if strings.HasPrefix(r.Cause, "talos upgrade") {
@@ -29,11 +36,7 @@ func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
 
 func rebootCount(t *testing.T, simDir string) int {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(st.Reboots)
+	return len(readSim(t, simDir).Reboots)
 }
 
 func names(rs []simulator.Reboot) []string {
@@ -48,10 +51,7 @@ func names(rs []simulator.Reboot) []string {
 // as the simulated nodes report it.
 func assertVersions(t *testing.T, simDir, want string) {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := readSim(t, simDir)
 	if len(st.Machines) == 0 {
 		t.Fatal("no configured machines")
 	}
@@ -228,10 +228,7 @@ func TestProdRemovesADeadControlPlane(t *testing.T) {
 
 func guestID(t *testing.T, simDir, name string) int {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := readSim(t, simDir)
 	for id, g := range st.Guests {
 		if g.Name == name {
 			return id
@@ -305,11 +302,7 @@ func TestProdFiveToThree(t *testing.T) {
 // index from of the simulation's log on.
 func componentChanges(t *testing.T, simDir string, from int) []simulator.ComponentChange {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.ComponentChanges[from:]
+	return readSim(t, simDir).ComponentChanges[from:]
 }
 
 // k8sRollOrder is upgrade-k8s's order over prod's nodes: each control-plane
@@ -342,10 +335,7 @@ func changeNames(cs []simulator.ComponentChange) []string {
 // nodes' running configurations name them.
 func assertComponentImages(t *testing.T, simDir, want string) {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := readSim(t, simDir)
 	for _, m := range st.Machines {
 		for _, line := range strings.Split(m.Config, "\n") {
 			line = strings.TrimSpace(line)
