@@ -19,6 +19,18 @@ func readSim(t *testing.T, simDir string) *simulator.State {
 	return st
 }
 
+// talosAPICalls counts the calls of method to the simulated Talos API so
+// far: a failOnce ordinal counts them over the simulation's life.
+func (e *env) talosAPICalls(method string) int {
+	n := 0
+	for _, c := range e.calls(0) {
+		if c.Type == simulator.TokenTalosAPI && c.Method == method {
+			n++
+		}
+	}
+	return n
+}
+
 // upgradeReboots are the reboots Talos upgrades caused, from index from of
 // the reboot log on, in the order they started.
 func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
@@ -122,12 +134,7 @@ func TestProdRollingUpgrade(t *testing.T) {
 		e.t = t
 		// The second upgrade call of this roll (prod-cp2's) fails once, the
 		// way a node that cannot pull the installer fails.
-		calls := 0
-		for _, c := range e.calls(0) {
-			if c.Type == simulator.TokenTalosAPI && c.Method == "Upgrade" {
-				calls++
-			}
-		}
+		calls := e.talosAPICalls("Upgrade")
 		e.writeFaults(simulator.Faults{RebootTime: "1s", FailOnce: []simulator.FailOnce{
 			{Type: simulator.TokenTalosAPI, Method: "Upgrade", Ordinal: calls + 2}}})
 		mark := rebootCount(t, e.simDir)
@@ -414,12 +421,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 
 	t.Run("a failed step stops the roll and the next up resumes from it", func(t *testing.T) {
 		e.t = t
-		applies := 0
-		for _, c := range e.calls(0) {
-			if c.Type == simulator.TokenTalosAPI && c.Method == "ApplyConfiguration" {
-				applies++
-			}
-		}
+		applies := e.talosAPICalls("ApplyConfiguration")
 		// The fourth apply of this roll: kube-controller-manager on prod-cp1.
 		e.writeFaults(simulator.Faults{FailOnce: []simulator.FailOnce{
 			{Type: simulator.TokenTalosAPI, Method: "ApplyConfiguration", Ordinal: applies + 4}}})
