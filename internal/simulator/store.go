@@ -131,6 +131,31 @@ type Faults struct {
 	// pod, the kubelet) is down after a configuration changes its image (a
 	// Go duration; default 0).
 	ComponentRestartTime string `json:"componentRestartTime,omitempty"`
+	// EtcdStartTime is how long a control plane's etcd member takes, after
+	// its machine boots, to start and answer health checks (a Go duration;
+	// default 0). Until then the etcd service is not healthy (ServiceList)
+	// and Talos refuses to upgrade another control plane
+	// (validateForUpgrade); the member still counts for quorum.
+	EtcdStartTime string `json:"etcdStartTime,omitempty"`
+	// FatalRebootDelay is how long machined waits, after a sequence failed,
+	// before it reboots the node (a Go duration; default 10s, machined's
+	// "rebooting in 10 seconds").
+	FatalRebootDelay string `json:"fatalRebootDelay,omitempty"`
+}
+
+// EtcdStart is the configured EtcdStartTime (0 when unset or invalid).
+func (f Faults) EtcdStart() time.Duration {
+	d, _ := time.ParseDuration(f.EtcdStartTime)
+	return d
+}
+
+// FatalReboot is the configured FatalRebootDelay (10s when unset or invalid).
+func (f Faults) FatalReboot() time.Duration {
+	d, err := time.ParseDuration(f.FatalRebootDelay)
+	if err != nil {
+		return 10 * time.Second
+	}
+	return d
 }
 
 // ComponentRestart is how long a Kubernetes component restarts for.
@@ -233,6 +258,9 @@ type Guest struct {
 	// not the boot partition, so the VM boots it again. Empty: the
 	// version of the image the VM was created from.
 	TalosVersion string `json:"talosVersion,omitempty"`
+	// TalosSchematic is the Image Factory schematic of the installer an
+	// upgrade installed (kept with TalosVersion). Empty: the image's.
+	TalosSchematic string `json:"talosSchematic,omitempty"`
 }
 
 // StoredFile is a file on a datastore (a downloaded image or template).
@@ -280,6 +308,24 @@ type ComponentChange struct {
 	Ready time.Time `json:"ready"`
 }
 
+// TalosEvent is one event machined published on a node's event stream
+// (talos v1.12.0 v1alpha1_controller.go: a SequenceEvent, PhaseEvent or
+// TaskEvent per start and stop, and a SequenceEvent with an error when a
+// sequence fails), with the actor ID of the request that started it.
+type TalosEvent struct {
+	Address string    `json:"address"`
+	ID      string    `json:"id"`
+	ActorID string    `json:"actorId,omitempty"`
+	Time    time.Time `json:"time"`
+	// Kind is "sequence", "phase" or "task"; Name the sequence, phase or
+	// task; Action "start", "stop" or "noop".
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	// Error is a failed sequence's message (SequenceEvent.error).
+	Error string `json:"error,omitempty"`
+}
+
 // Overlaps reports whether two components were restarting at the same time.
 func (c ComponentChange) Overlaps(o ComponentChange) bool {
 	return c.Start.Before(o.Ready) && o.Start.Before(c.Ready)
@@ -315,6 +361,11 @@ type TalosMachine struct {
 	// first configuration the version it booted (see bootVersion); an
 	// upgrade through the Talos API changes it; applies do not.
 	Version string `json:"version,omitempty"`
+	// Schematic is the Image Factory schematic ID of the image the machine
+	// runs ("" for an image not built by the factory): Image Factory adds
+	// it to every image as the virtual extension "schematic" (see
+	// extensionStatuses); set like Version.
+	Schematic string `json:"schematic,omitempty"`
 	// Config is the machine configuration the node runs (YAML), from the
 	// last apply that took effect (not a staged one).
 	Config string `json:"config,omitempty"`
@@ -371,6 +422,9 @@ type State struct {
 	// ComponentChanges log every change of a Kubernetes component's image,
 	// in the order applied.
 	ComponentChanges []ComponentChange `json:"componentChanges,omitempty"`
+	// TalosEvents are the events machined published on each node's event
+	// stream (the Talos API's Events), in order.
+	TalosEvents []TalosEvent `json:"talosEvents,omitempty"`
 	// NetworkReloads counts the network reloads (ifreload) per Proxmox
 	// node: the bridge resource reloads after every create, update, delete.
 	NetworkReloads map[string]int `json:"networkReloads,omitempty"`

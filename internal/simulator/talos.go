@@ -674,10 +674,10 @@ func (tx *Tx) applyTo(node string, g *Guest, p patched, mode string, linkMTU int
 	m.ConfigHash = hex.EncodeToString(sum[:8])
 	if prev != nil {
 		m.Applies = prev.Applies
-		m.Version = prev.Version
+		m.Version, m.Schematic = prev.Version, prev.Schematic
 	}
 	if m.Version == "" {
-		m.Version = tx.bootVersion(g, doc)
+		m.Version, m.Schematic = tx.bootVersion(g, doc)
 	}
 	m.Applies++
 	tx.State.Machines[node] = m

@@ -11,13 +11,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	cosi "github.com/cosi-project/runtime/api/v1alpha1"
 	"github.com/distribution/reference"
 	"github.com/google/uuid"
 	"github.com/siderolabs/crypto/x509"
@@ -126,6 +126,7 @@ func ServeTalosAPIOf(ctx context.Context, dir func() string, lis net.Listener) e
 	}
 	srv := grpc.NewServer(grpc.Creds(&apidCreds{api: api}))
 	machine.RegisterMachineServiceServer(srv, api)
+	cosi.RegisterStateServer(srv, &cosiState{api: api})
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -330,6 +331,9 @@ func (a *talosAPI) serverCert(tx *Tx, m *TalosMachine, g *Guest) (*tls.Certifica
 var methodRoles = map[string]role.Set{
 	"Version":               role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"Upgrade":               role.MakeSet(role.Admin),
+	"Events":                role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"ServiceList":           role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"COSI.List":             role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"Reset":                 role.MakeSet(role.Admin),
 	"EtcdMemberList":        role.MakeSet(role.Admin, role.Operator, role.Reader, role.EtcdBackup),
 	"EtcdLeaveCluster":      role.MakeSet(role.Admin),
@@ -546,77 +550,6 @@ func imageTag(ref string) string {
 	return ""
 }
 
-// Upgrade is machined's Upgrade (talos v1.12.0 v1alpha1_server.go:486-576):
-// the installer image must be a valid reference (install.PullAndValidate-
-// InstallerImage → image.Pull: reference.ParseDockerRef); a control plane,
-// unless force, must pass etcd's ValidateForUpgrade (internal/pkg/etcd/
-// etcd.go:95-121); then the upgrade sequence runs after the reply: drain,
-// install, reboot (v1alpha1_sequencer.go:423-475; a staged upgrade reboots
-// at once too and installs at boot, :368-390). The node is down for the
-// reboot time and comes back running the installer image's tag.
-func (a *talosAPI) Upgrade(ctx context.Context, in *machine.UpgradeRequest) (*machine.UpgradeResponse, error) {
-	msgs, err := apiCall(ctx, a, "Upgrade", true, func(nc *nodeCall) (*machine.Upgrade, error) {
-		image := in.GetImage()
-		named, err := reference.ParseDockerRef(image)
-		if err != nil {
-			return nil, fmt.Errorf("error validating installer image %q: failed to parse image reference %q: %w", image, image, err)
-		}
-		version := imageTag(named.String())
-		if version == "" || !strings.HasPrefix(version, "v") {
-			return nil, status.Errorf(codes.InvalidArgument, "simulation: the Talos version of installer image %q is its tag, which must be a version (vX.Y.Z)", image)
-		}
-		if nc.m.Type != "worker" && !in.GetForce() {
-			if err := nc.tx.validateForUpgrade(nc.m, nc.now); err != nil {
-				return nil, err
-			}
-		}
-		g := nc.g
-		nc.tx.State.Reboots = append(nc.tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
-			Cause: "talos upgrade: " + named.String(), Start: nc.now, End: nc.now.Add(nc.faults.RebootDuration())})
-		nc.m.Version = version
-		g.TalosVersion = version
-		return &machine.Upgrade{Ack: "Upgrade request received", ActorId: uuid.New().String()}, nil
-	}, func(err error) error {
-		// The transient failure of an upgrade call: the installer image
-		// cannot be pulled (image.Pull, "failed to pull image %q: %w").
-		return fmt.Errorf("error validating installer image %q: failed to pull image %q: %w", in.GetImage(), in.GetImage(), err)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &machine.UpgradeResponse{Messages: msgs}, nil
-}
-
-// validateForUpgrade is etcd's ValidateForUpgrade as machined runs it for a
-// control plane: an etcd client on the control planes (none before
-// bootstrap), two members refuse (an upgrade would lose quorum), and every
-// member must be started and answer (validateMemberHealth).
-func (tx *Tx) validateForUpgrade(m *TalosMachine, now time.Time) error {
-	c := tx.State.Clusters[m.ClusterID]
-	if c == nil || len(c.EtcdMembers) == 0 {
-		return errors.New("failed to create etcd client: no controlplane endpoints discovered yet")
-	}
-	if tx.etcdLeader(c, now) == "" {
-		return errors.New("failed to acquire upgrade mutex: etcdserver: no leader")
-	}
-	members := sortedMembers(c)
-	if len(members) == 2 {
-		return fmt.Errorf("error validating etcd for upgrade: etcd member count(%d) is insufficient to maintain quorum if upgrade commences", len(members))
-	}
-	for _, addr := range members {
-		if tx.etcdUp(c, addr, now) {
-			continue
-		}
-		why := "its machine is not configured into the cluster"
-		if _, err := tx.talosUp(addr, now); err != nil {
-			why = err.Error()
-		}
-		return fmt.Errorf("error validating etcd for upgrade: etcd member %016x is not healthy; all members must be healthy to perform an upgrade: context deadline exceeded (%s: %s)",
-			etcdMemberID(addr), addr, why)
-	}
-	return nil
-}
-
 // Reset is machined's Reset (talos v1.12.0 v1alpha1_server.go:607-705):
 // it replies with an actor ID at once and runs the reset sequence after
 // (v1alpha1_sequencer.go:258-341): graceful: cordon and drain, a control
@@ -824,37 +757,4 @@ func (a *talosAPI) EtcdForfeitLeadership(ctx context.Context, _ *machine.EtcdFor
 		return nil, err
 	}
 	return &machine.EtcdForfeitLeadershipResponse{Messages: msgs}, nil
-}
-
-// versionInURL finds the Talos version in an image URL (Image Factory
-// .../image/<schematic>/v1.12.0/nocloud-amd64.raw.zst, GitHub releases
-// .../download/v1.12.0/...).
-var versionInURL = regexp.MustCompile(`/(v\d+\.\d+\.\d+[^/]*)/`)
-
-// bootVersion is the Talos version a VM boots before any upgrade through
-// the API: what an upgrade installed on its disk (Guest.TalosVersion);
-// else the version in the URL of the image its disk was imported from;
-// else the tag of the installer image in its configuration
-// (machine.install.image); else the simulation's default (v1.12.0).
-func (tx *Tx) bootVersion(g *Guest, doc map[string]any) string {
-	if g.TalosVersion != "" {
-		return g.TalosVersion
-	}
-	for _, obj := range tx.State.Objects {
-		if obj.Type != TokenVM || obj.ID != strconv.Itoa(g.VMID) {
-			continue
-		}
-		for i := range list(obj.Inputs, "disks") {
-			id := str(obj.Inputs, fmt.Sprintf("disks[%d].fileId", i))
-			if f := tx.State.Files[tx.fileKey(g.Node, id)]; id != "" && f != nil {
-				if m := versionInURL.FindStringSubmatch(f.URL); m != nil {
-					return m[1]
-				}
-			}
-		}
-	}
-	if tag := imageTag(str(doc, "machine.install.image")); strings.HasPrefix(tag, "v") {
-		return tag
-	}
-	return defaultTalosContract
 }
