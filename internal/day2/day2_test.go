@@ -68,3 +68,53 @@ func TestCheckRemovals(t *testing.T) {
 		})
 	}
 }
+
+// Talos's installer refuses, after draining the node, a host its release
+// cannot upgrade from (machinery's compatibility data: 1.12 accepts hosts
+// from 1.10 on and refuses downgrades past its bound); Upgradeable says so
+// first, with Talos's own message.
+func TestUpgradeable(t *testing.T) {
+	for _, tc := range []struct{ running, target, refused string }{
+		{"v1.11.5", "v1.12.1", ""},
+		{"v1.10.0", "v1.12.0", ""},
+		{"v1.12.0", "v1.12.0", ""}, // an installer change at the same version
+		{"v1.9.5", "v1.12.1", "host version 1.9.5 is too old to upgrade to Talos 1.12.1"},
+		{"v1.12.0", "not-a-version", "Short version cannot contain"},
+	} {
+		err := Upgradeable(tc.running, tc.target)
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%s → %s refused: %v", tc.running, tc.target, err)
+		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
+			t.Errorf("%s → %s: got %v, want %q", tc.running, tc.target, err, tc.refused)
+		}
+	}
+}
+
+// A node is done when it runs the version and, for an Image Factory
+// installer, the installer's schematic: an extension change at the same
+// version is not done until the node reports the new schematic.
+func TestRunningSatisfies(t *testing.T) {
+	const a = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+	const b = "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515"
+	if got := SchematicOf("factory.talos.dev/nocloud-installer/" + b + ":v1.12.0"); got != b {
+		t.Fatalf("SchematicOf = %q, want %q", got, b)
+	}
+	if got := SchematicOf("ghcr.io/siderolabs/installer:v1.12.0"); got != "" {
+		t.Fatalf("a vanilla installer has no schematic, got %q", got)
+	}
+	for _, tc := range []struct {
+		running, want Running
+		done          bool
+	}{
+		{Running{"v1.12.0", a}, Running{"v1.12.0", a}, true},
+		{Running{"v1.12.0", a}, Running{"v1.12.0", b}, false},
+		{Running{"v1.12.0", ""}, Running{"v1.12.0", b}, false},
+		{Running{"v1.12.0", a}, Running{"v1.12.1", a}, false},
+		{Running{"v1.12.0", a}, Running{"v1.12.0", ""}, true},
+	} {
+		if got := tc.running.Satisfies(tc.want); got != tc.done {
+			t.Errorf("%v satisfies %v = %v, want %v", tc.running, tc.want, got, tc.done)
+		}
+	}
+}

@@ -19,14 +19,18 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/cosi-project/runtime/pkg/safe"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	"github.com/siderolabs/talos/pkg/machinery/compatibility"
+	"github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 )
 
 // Node is one declared node of the cluster.
@@ -69,13 +73,17 @@ const (
 	ReturnPoll = 250 * time.Millisecond
 )
 
-// Converge makes the node run u.Version and returns the version it runs.
-// A node already on it is left alone (no health check: a cluster being
-// created is not healthy yet, and a resumed roll skips the nodes it did).
-// Otherwise: the cluster must be healthy; the node is upgraded in place
-// (data preserved); it must come back reporting the new version; and the
-// cluster must be healthy again. Errors name the node and carry Talos's
-// message.
+// Converge makes the node run u.Version from u.Image's schematic and
+// returns the version it runs. A node already on both is left alone (no
+// health check: a cluster being created is not healthy yet, and a resumed
+// roll skips the nodes it did); a node on the version but from another
+// schematic (other extensions) is upgraded like any other. Otherwise:
+// Talos must accept the upgrade from the running version (the installer's
+// preflight rule, checked here before anything changes); the cluster must
+// be healthy; the node is upgraded in place (data preserved) while its
+// upgrade sequence is watched, so a failure stops the roll with Talos's
+// message at once; it must come back on the new version and schematic;
+// and the cluster must be healthy again. Errors name the node.
 func (u Upgrade) Converge(ctx context.Context) (string, error) {
 	if u.Timeout == 0 {
 		u.Timeout = DefaultTimeout
@@ -91,48 +99,86 @@ func (u Upgrade) Converge(ctx context.Context) (string, error) {
 		return "", err
 	}
 	who := fmt.Sprintf("%s (%s)", u.Node.Hostname, u.Node.Address)
+	want := Running{Version: u.Version, Schematic: SchematicOf(u.Image)}
 
-	running, err := Version(ctx, cfg, u.Node.Address)
+	running, err := NodeRunning(ctx, cfg, u.Node.Address)
 	if err != nil {
 		return "", fmt.Errorf("reading the Talos version of %s: %w", who, err)
 	}
-	if running == u.Version {
-		return running, nil
+	if running.Satisfies(want) {
+		return running.Version, nil
+	}
+	if err := Upgradeable(running.Version, u.Version); err != nil {
+		return running.Version, fmt.Errorf("%s runs Talos %s and cannot be upgraded to %s: %w (Talos's installer refuses it after draining the node); upgrade it to a release in between first", who, running.Version, u.Version, err)
 	}
 
 	u.log("%s runs %s; upgrading to %s with %s", who, running, u.Version, u.Image)
 	if err := u.waitHealthy(ctx, cfg, "before upgrading "+who); err != nil {
-		return running, err
+		return running.Version, err
 	}
-	if err := upgrade(ctx, cfg, u.Node.Address, u.Image); err != nil {
-		return running, fmt.Errorf("upgrading %s from %s to %s: %w", who, running, u.Version, err)
+	actor, err := u.upgrade(ctx, cfg, who)
+	if err != nil {
+		return running.Version, fmt.Errorf("upgrading %s from %s to %s: %w", who, running.Version, u.Version, err)
 	}
-	// The node answers on its old version until it reboots: wait for the
-	// new one, not merely for an answer.
-	deadline := time.Now().Add(u.Timeout)
-	var last error
-	for {
-		v, err := Version(ctx, cfg, u.Node.Address)
-		if err == nil && v == u.Version {
-			running = v
-			break
-		}
-		if err == nil {
-			err = fmt.Errorf("still runs %s", v)
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return running, fmt.Errorf("%s did not come back on %s within %s after its upgrade: %w", who, u.Version, u.Timeout, last)
-		}
-		if err := sleep(ctx, min(u.Poll, ReturnPoll)); err != nil {
-			return running, err
-		}
+	running, err = u.waitBack(ctx, cfg, who, actor, want)
+	if err != nil {
+		return running.Version, err
 	}
 	u.log("%s runs %s", who, running)
 	if err := u.waitHealthy(ctx, cfg, "after upgrading "+who); err != nil {
-		return running, err
+		return running.Version, err
 	}
-	return running, nil
+	return running.Version, nil
+}
+
+// Running is what a node runs: its Talos version and the Image Factory
+// schematic of its image ("" for an image the factory did not build).
+type Running struct {
+	Version   string
+	Schematic string
+}
+
+func (r Running) String() string {
+	if r.Schematic == "" {
+		return r.Version
+	}
+	return fmt.Sprintf("%s (schematic %.12s…)", r.Version, r.Schematic)
+}
+
+// Satisfies reports whether a node running r runs want: the same version,
+// and the same schematic when want names one.
+func (r Running) Satisfies(want Running) bool {
+	return r.Version == want.Version && (want.Schematic == "" || r.Schematic == want.Schematic)
+}
+
+// Upgradeable is the check Talos's installer makes in its preflight
+// (cmd/installer/pkg/install/preflight.go in Talos v1.12.0): the target
+// release must accept the running one (machinery's compatibility data:
+// Talos 1.12 upgrades hosts from 1.10 on). It fails the upgrade sequence
+// only after the node was drained, so SDA checks it first.
+func Upgradeable(running, target string) error {
+	host, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: running})
+	if err != nil {
+		return err
+	}
+	to, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: target})
+	if err != nil {
+		return err
+	}
+	return to.UpgradeableFrom(host)
+}
+
+// factorySchematic is an Image Factory schematic ID in an installer
+// reference: ".../installer/<id>:<version>" (talospatch.InstallerImage).
+var factorySchematic = regexp.MustCompile(`/([0-9a-f]{64})(?:[:@]|$)`)
+
+// SchematicOf is the Image Factory schematic of an installer image ("" for
+// an installer the factory did not build).
+func SchematicOf(image string) string {
+	if m := factorySchematic.FindStringSubmatch(image); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 func (u Upgrade) check() error {
@@ -216,33 +262,168 @@ func onNode(ctx context.Context, cfg *clientconfig.Config, addr string, timeout 
 // Version is the Talos version a node runs, asked of the node itself.
 func Version(ctx context.Context, cfg *clientconfig.Config, addr string) (string, error) {
 	var tag string
-	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) error {
-		resp, err := c.Version(ctx)
-		if err != nil {
-			return err
-		}
-		if len(resp.Messages) == 0 || resp.Messages[0].Version == nil {
-			return fmt.Errorf("%s answered Version with no version", addr)
-		}
-		tag = resp.Messages[0].Version.Tag
-		return nil
+	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) (err error) {
+		tag, err = versionOf(ctx, c, addr)
+		return err
 	})
 	return tag, err
 }
 
-// upgrade asks the node to install image and reboot into it, keeping its
-// data (etcd, the kubelet's state): `talosctl upgrade --preserve`. Without
-// force, Talos itself refuses a control plane whose etcd would lose quorum.
-func upgrade(ctx context.Context, cfg *clientconfig.Config, addr, image string) error {
-	return onNode(ctx, cfg, addr, 2*time.Minute, func(ctx context.Context, c *client.Client) error {
-		_, err := c.UpgradeWithOptions(ctx, client.WithUpgradeImage(image), client.WithUpgradePreserve(true))
-		return err
+// versionOf is the version the client's endpoint reports.
+func versionOf(ctx context.Context, c *client.Client, addr string) (string, error) {
+	resp, err := c.Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(resp.Messages) == 0 || resp.Messages[0].Version == nil {
+		return "", fmt.Errorf("%s answered Version with no version", addr)
+	}
+	return resp.Messages[0].Version.Tag, nil
+}
+
+// NodeRunning is what a node runs, asked of the node itself: its version
+// (Version) and its schematic, the version of the virtual extension
+// "schematic" that Image Factory adds to every image it builds (`talosctl
+// get extensions`; Omni reads it the same way).
+func NodeRunning(ctx context.Context, cfg *clientconfig.Config, addr string) (Running, error) {
+	var r Running
+	err := onNode(ctx, cfg, addr, 30*time.Second, func(ctx context.Context, c *client.Client) (err error) {
+		if r.Version, err = versionOf(ctx, c, addr); err != nil {
+			return err
+		}
+		exts, err := safe.StateListAll[*runtime.ExtensionStatus](ctx, c.COSI)
+		if err != nil {
+			return fmt.Errorf("listing the extensions of %s: %w", addr, err)
+		}
+		for ext := range exts.All() {
+			if ext.TypedSpec().Metadata.Name == "schematic" {
+				r.Schematic = ext.TypedSpec().Metadata.Version
+			}
+		}
+		return nil
 	})
+	return r, err
+}
+
+// UpgradeCallTimeout bounds the Upgrade call: Talos pulls the installer
+// inside it, retrying for up to 20 minutes (image.PullTimeout in Talos
+// v1.12.0), before it answers.
+const UpgradeCallTimeout = 21 * time.Minute
+
+// upgrade asks the node to install u.Image and reboot into it, keeping its
+// data (etcd, the kubelet's state): `talosctl upgrade --preserve`. Without
+// force, Talos itself refuses a control plane while any etcd member is not
+// healthy. It returns the actor ID that tags the upgrade sequence's events.
+func (u Upgrade) upgrade(ctx context.Context, cfg *clientconfig.Config, who string) (string, error) {
+	u.log("%s pulls %s (Talos pulls the installer inside the Upgrade call)", who, u.Image)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		start := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(30 * time.Second):
+				u.log("%s is still pulling %s (%s)", who, u.Image, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	var actor string
+	err := onNode(ctx, cfg, u.Node.Address, UpgradeCallTimeout, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.UpgradeWithOptions(ctx, client.WithUpgradeImage(u.Image), client.WithUpgradePreserve(true))
+		if err != nil {
+			return err
+		}
+		if len(resp.Messages) > 0 {
+			actor = resp.Messages[0].ActorId
+		}
+		return nil
+	})
+	return actor, err
+}
+
+// waitBack waits until the node runs want after its upgrade. The node
+// answers on its old release until it reboots, so it waits for want, not
+// for an answer. Meanwhile it watches the upgrade sequence's events: Talos
+// answers the Upgrade call before draining and installing, and a sequence
+// that fails after that (the installer's preflight, a failing installer)
+// is only published as an event before the node reboots back into its old
+// release, so the event is the only word of it (`talosctl upgrade --wait`
+// stops on it the same way).
+func (u Upgrade) waitBack(ctx context.Context, cfg *clientconfig.Config, who, actor string, want Running) (Running, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.Timeout)
+	defer cancel()
+	failed := make(chan string, 1)
+	if actor != "" {
+		go watchSequence(ctx, cfg, u.Node.Address, actor, failed)
+	}
+	var last error
+	var running Running
+	for {
+		select {
+		case msg := <-failed:
+			return running, fmt.Errorf("upgrading %s to %s: Talos's upgrade sequence failed: %s; the node reboots back into its running release (its console or `talosctl dmesg` has the installer's reason)", who, u.Version, msg)
+		default:
+		}
+		r, err := NodeRunning(ctx, cfg, u.Node.Address)
+		if err == nil && r.Satisfies(want) {
+			return r, nil
+		}
+		if err == nil {
+			running, err = r, fmt.Errorf("still runs %s", r)
+		}
+		last = err
+		if sleep(ctx, min(u.Poll, ReturnPoll)) != nil {
+			return running, fmt.Errorf("%s did not come back on %s within %s after its upgrade: %w", who, want, u.Timeout, last)
+		}
+	}
+}
+
+// watchSequence sends on failed the error of the sequence tagged actor when
+// the node publishes it. The stream ends when the node reboots; it is
+// opened again (all buffered events, filtered by actor) until ctx ends.
+func watchSequence(ctx context.Context, cfg *clientconfig.Config, addr, actor string, failed chan<- string) {
+	for ctx.Err() == nil {
+		if msg := sequenceError(ctx, cfg, addr, actor); msg != "" {
+			failed <- msg
+			return
+		}
+		_ = sleep(ctx, ReturnPoll)
+	}
+}
+
+// sequenceError reads the node's events of actor until the stream ends and
+// returns the message of a SequenceEvent with an error ("" if none).
+func sequenceError(ctx context.Context, cfg *clientconfig.Config, addr, actor string) string {
+	c, err := connect(ctx, cfg, addr)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	stream, err := c.Events(ctx, client.WithTailEvents(-1), client.WithActorID(actor))
+	if err != nil {
+		return ""
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return ""
+		}
+		ev, err := client.UnmarshalEvent(msg)
+		if err != nil { // the first, empty event, and kinds SDA does not read
+			continue
+		}
+		if se, ok := ev.Payload.(*machine.SequenceEvent); ok && se.GetError().GetMessage() != "" {
+			return se.GetError().GetMessage()
+		}
+	}
 }
 
 // Healthy checks the cluster through the Talos API: every declared node
-// answers with its version and runs its kubelet, and etcd, as a control
-// plane reports it, has exactly the declared control planes as members.
+// answers with its version and runs its kubelet, etcd runs healthy on
+// every control plane, and etcd, as a control plane reports it, has
+// exactly the declared control planes as members.
 // One connection, to the first control plane that is up, asks every node
 // (apid proxies the call), as `talosctl -n <all nodes> version` does.
 func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) error {
@@ -280,6 +461,9 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 	if len(cps) == 0 {
 		return nil
 	}
+	if err := etcdHealthy(callCtx, c, cps); err != nil {
+		return err
+	}
 	members, err := etcdMembers(client.WithNode(callCtx, endpoint), c)
 	if err != nil {
 		return fmt.Errorf("listing etcd members on %s: %w", endpoint, err)
@@ -314,6 +498,38 @@ func kubeletsRun(ctx context.Context, c *client.Client, nodes []string) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("the kubelet does not run on %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// etcdHealthy checks that etcd runs and passes its health check on every
+// control plane (`talosctl health`'s "etcd to be healthy": the etcd
+// service's state and health, pkg/cluster/check/service.go in Talos
+// v1.12.0). A member that is listed but still starting is not enough:
+// Talos refuses to upgrade a control plane until every member is healthy.
+func etcdHealthy(ctx context.Context, c *client.Client, cps []string) error {
+	infos, err := c.ServiceInfo(client.WithNodes(ctx, cps...), "etcd")
+	if err != nil {
+		return fmt.Errorf("reading etcd's service on the control planes: %w", err)
+	}
+	healthy := map[string]bool{}
+	var problems []string
+	for _, info := range infos {
+		node := info.Metadata.GetHostname()
+		svc := info.Service
+		if svc.GetState() == "Running" && svc.GetHealth().GetHealthy() {
+			healthy[node] = true
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("%s: etcd is %s, not healthy: %s", node, svc.GetState(), svc.GetHealth().GetLastMessage()))
+	}
+	for _, cp := range cps {
+		if !healthy[cp] && !slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, cp+":") }) {
+			problems = append(problems, cp+": no etcd service")
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("etcd is not healthy on every control plane: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
