@@ -101,9 +101,9 @@ func (u Upgrade) Converge(ctx context.Context) (string, error) {
 	who := fmt.Sprintf("%s (%s)", u.Node.Hostname, u.Node.Address)
 	want := Running{Version: u.Version, Schematic: SchematicOf(u.Image)}
 
-	running, err := NodeRunning(ctx, cfg, u.Node.Address)
+	running, err := u.waitRunning(ctx, cfg)
 	if err != nil {
-		return "", fmt.Errorf("reading the Talos version of %s: %w", who, err)
+		return "", fmt.Errorf("reading the Talos version of %s (waited %s): %w", who, u.Timeout, err)
 	}
 	if running.Satisfies(want) {
 		return running.Version, nil
@@ -129,6 +129,22 @@ func (u Upgrade) Converge(ctx context.Context) (string, error) {
 		return running.Version, err
 	}
 	return running.Version, nil
+}
+
+// waitRunning reads what the node runs, waiting up to the timeout for it
+// to answer: a node may be rebooting when a roll resumes (Talos reboots a
+// node whose upgrade sequence failed back into its release).
+func (u Upgrade) waitRunning(ctx context.Context, cfg *clientconfig.Config) (Running, error) {
+	deadline := time.Now().Add(u.Timeout)
+	for {
+		r, err := NodeRunning(ctx, cfg, u.Node.Address)
+		if err == nil || time.Now().After(deadline) {
+			return r, err
+		}
+		if err := sleep(ctx, min(u.Poll, ReturnPoll)); err != nil {
+			return r, err
+		}
+	}
 }
 
 // Running is what a node runs: its Talos version and the Image Factory

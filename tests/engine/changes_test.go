@@ -169,8 +169,33 @@ func TestProdChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Nodes are down a second per reboot and etcd answers health
+		// checks a second after a control plane boots: the roll must wait
+		// for both (Talos refuses a control plane's upgrade otherwise).
+		e.writeFaults(simulator.Faults{RebootTime: "1s", EtcdStartTime: "1s"})
+		mark := rebootCount(t, e.simDir)
 		res := e.up(ctx)
+		e.writeFaults(simulator.Faults{})
 		assertNoVMTouched(t, res)
+		// The version stays; the running nodes are upgraded to the new
+		// installer all the same, one at a time in the roll's order.
+		order := []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"}
+		rs := upgradeReboots(t, e.simDir, mark)
+		if got := names(rs); !slices.Equal(got, order) {
+			t.Errorf("upgrade reboots %v, want each node once in order %v", got, order)
+		}
+		for i, r := range rs {
+			for _, o := range rs[i+1:] {
+				if r.Overlaps(o) {
+					t.Errorf("%s and %s were down at the same time", r.Name, o.Name)
+				}
+			}
+		}
+		for addr, m := range readSim(t, e.simDir).Machines {
+			if m.Schematic != want || m.Version != "v1.12.0" {
+				t.Errorf("%s (%s) runs %s from schematic %s, want v1.12.0 from %s", m.Hostname, addr, m.Version, m.Schematic, want)
+			}
+		}
 		if s := stepsOf(res, simulator.TokenSchematic); len(s) != 1 || s[0].Op != "update" {
 			t.Errorf("the schematic should be updated in place:%s", describe(s))
 		}

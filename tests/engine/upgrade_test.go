@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
@@ -158,6 +159,53 @@ func TestProdRollingUpgrade(t *testing.T) {
 			t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
 		}
 		assertVersions(t, e.simDir, "v1.12.2")
+		e.writeFaults(simulator.Faults{})
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a failed upgrade sequence stops the roll within seconds and the next up resumes", func(t *testing.T) {
+		e.t = t
+		// prod-cp2's installer fails after Talos answered the Upgrade call
+		// and drained the node: Talos publishes the failure on the node's
+		// event stream and reboots it back into its release.
+		calls := e.talosAPICalls("Upgrade")
+		e.writeFaults(simulator.Faults{RebootTime: "1s", FatalRebootDelay: "2s", FailOnce: []simulator.FailOnce{
+			{Type: simulator.TokenTalosAPI, Method: "UpgradeSequence", Ordinal: calls + 2}}})
+		mark := rebootCount(t, e.simDir)
+		e.cfg.Cluster.TalosVersion = "v1.12.3"
+		_, err := e.open(ctx).Up(ctx)
+		if err == nil {
+			t.Fatal("up succeeded although prod-cp2's upgrade sequence failed")
+		}
+		for _, want := range []string{"prod-cp2", "10.20.0.12", "upgrade sequence failed", `task "upgrade" failed: exit code 1`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %q: %v", want, err)
+			}
+		}
+		// Stopped on the event, not after the 15-minute wait: the failure
+		// came before the node's reboot back into its release ended.
+		var failedAt time.Time
+		for _, c := range e.calls(0) {
+			if c.Type == simulator.TokenTalosAPI && c.Method == "Upgrade" && c.Name == "10.20.0.12" && c.Error != "" {
+				failedAt = c.Time
+			}
+		}
+		if failedAt.IsZero() {
+			t.Fatal("no failed Upgrade call of prod-cp2 in the call log")
+		}
+		if d := time.Since(failedAt); d > 20*time.Second {
+			t.Errorf("up stopped %s after the sequence failed, want seconds", d)
+		}
+		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, []string{"prod-cp1"}) {
+			t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
+		}
+
+		res := e.up(ctx)
+		assertNoReplacement(t, res, simulator.TokenDownload)
+		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
+			t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
+		}
+		assertVersions(t, e.simDir, "v1.12.3")
 		e.writeFaults(simulator.Faults{})
 		e.assertNoChanges(ctx)
 	})
