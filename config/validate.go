@@ -225,6 +225,17 @@ func (v *validator) network(c Config) (internalOK, externalOK bool) {
 			v.add("sda:network.external.gateway", gw, "must differ from sda:network.external.routerAddress")
 		}
 	}
+	// The plan parses these; their place in the network is checked there,
+	// their syntax here, so a typo is a problem, not a panic.
+	for _, a := range []struct{ key, value string }{
+		{"sda:cluster.vip", c.Cluster.VIP},
+		{"sda:network.internal.dhcpStart", nw.Internal.DHCPStart},
+		{"sda:network.internal.dhcpEnd", nw.Internal.DHCPEnd},
+	} {
+		if ip, err := netip.ParseAddr(a.value); a.value != "" && (err != nil || !ip.Is4()) {
+			v.add(a.key, a.value, "use an IPv4 address inside sda:network.internal.cidr")
+		}
+	}
 	if len(nw.DNSServers) == 0 {
 		v.add("sda:network.dnsServers", "[]", "list at least one upstream DNS server, e.g. [1.1.1.1]")
 	}
