@@ -1,9 +1,9 @@
 // Package day2 changes a running Talos cluster through the Talos API, with
 // Talos's own client (machinery), the way `talosctl upgrade` does, gated on
 // the cluster's health: a node is upgraded only when every declared node
-// answers and etcd has exactly the declared control planes as members, and
-// the next node waits until the upgraded one is back on the new version and
-// the cluster is healthy again.
+// answers, etcd is healthy on every control plane and has exactly the
+// declared control planes as members, and the next node waits until the
+// upgraded one is back on the new version and the cluster is healthy again.
 //
 // The component package's TalosNodeVersion resource (provider/) calls
 // Upgrade.Converge from Pulumi's create and update; the order between nodes
@@ -528,19 +528,17 @@ func etcdHealthy(ctx context.Context, c *client.Client, cps []string) error {
 	if err != nil {
 		return fmt.Errorf("reading etcd's service on the control planes: %w", err)
 	}
-	healthy := map[string]bool{}
+	seen := map[string]bool{}
 	var problems []string
 	for _, info := range infos {
-		node := info.Metadata.GetHostname()
-		svc := info.Service
-		if svc.GetState() == "Running" && svc.GetHealth().GetHealthy() {
-			healthy[node] = true
-			continue
+		node, svc := info.Metadata.GetHostname(), info.Service
+		seen[node] = true
+		if svc.GetState() != "Running" || !svc.GetHealth().GetHealthy() {
+			problems = append(problems, fmt.Sprintf("%s: etcd is %s, not healthy: %s", node, svc.GetState(), svc.GetHealth().GetLastMessage()))
 		}
-		problems = append(problems, fmt.Sprintf("%s: etcd is %s, not healthy: %s", node, svc.GetState(), svc.GetHealth().GetLastMessage()))
 	}
 	for _, cp := range cps {
-		if !healthy[cp] && !slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, cp+":") }) {
+		if !seen[cp] {
 			problems = append(problems, cp+": no etcd service")
 		}
 	}
