@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
@@ -275,13 +276,9 @@ func (v *validator) exposure(c Config, p Plan) {
 	for i, f := range c.Network.PortForwards {
 		key := fmt.Sprintf("sda:network.portForwards[%d]", i)
 		if what, ok := ManagementPorts[f.TargetPort]; ok {
-			open := len(f.AllowFrom) == 0
-			for _, a := range f.AllowFrom {
-				if pr, err := netip.ParsePrefix(a); err == nil && pr.Bits() == 0 {
-					open = true
-				}
-			}
-			if open {
+			// By coverage, not by spelling: 0.0.0.0/1 and 128.0.0.0/1
+			// together are everyone too.
+			if len(f.AllowFrom) == 0 || AddressesCovered(parsePrefixes(f.AllowFrom)) == 1<<32 {
 				v.add(key+".allowFrom", strings.Join(f.AllowFrom, ","), "forward %q publishes port %d, %s: list the admin networks that may use it, e.g. allowFrom: [%s]",
 					f.Name, f.TargetPort, what, exampleAdmin(c))
 			}
@@ -300,6 +297,44 @@ func (v *validator) exposure(c Config, p Plan) {
 			v.add(fmt.Sprintf("sda:network.adminCidrs[%d]", i), s, "overlaps the internal network %s: admin CIDRs are sources on the external side (internal hosts reach the nodes directly); use the external network of your workstation, such as %s", p.Internal, exampleAdmin(c))
 		}
 	}
+}
+
+// parsePrefixes parses the IPv4 prefixes among ss (others are reported by
+// the syntax checks).
+func parsePrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is4() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// AddressesCovered is how many IPv4 addresses the prefixes cover together,
+// overlaps counted once (1<<32: every address).
+func AddressesCovered(prefixes []netip.Prefix) uint64 {
+	type span struct{ first, last uint64 }
+	var spans []span
+	for _, p := range prefixes {
+		first := uint64(ipv4Uint(p.Addr()))
+		spans = append(spans, span{first, first + 1<<(32-p.Bits()) - 1})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].first < spans[j].first })
+	var total, next uint64 // next: the first address not yet counted
+	for _, s := range spans {
+		if s.last < next {
+			continue
+		}
+		total += s.last - max(s.first, next) + 1
+		next = s.last + 1
+	}
+	return total
+}
+
+func ipv4Uint(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 func exampleAdmin(c Config) string {

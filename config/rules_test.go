@@ -154,6 +154,12 @@ func TestExposureRules(t *testing.T) {
 		{"etcd peer port with allowFrom 0.0.0.0/0",
 			fwd(PortForward{Name: "etcd", Port: 2380, Target: "lab-cp1", AllowFrom: []string{"0.0.0.0/0"}}),
 			"sda:network.portForwards[0].allowFrom", "0.0.0.0/0", []string{"etcd's peer API"}},
+		{"etcd client port with two /1s, which together are everyone",
+			fwd(PortForward{Name: "etcd", Port: 2379, Target: "lab-cp1", AllowFrom: []string{"0.0.0.0/1", "128.0.0.0/1"}}),
+			"sda:network.portForwards[0].allowFrom", "0.0.0.0/1,128.0.0.0/1", []string{"etcd's client API"}},
+		{"Kubernetes API with overlapping halves and a /2 that cover everyone",
+			fwd(PortForward{Name: "api", Port: 6443, Target: "lab-cp1", AllowFrom: []string{"0.0.0.0/2", "0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/2"}}),
+			"sda:network.portForwards[0].allowFrom", "0.0.0.0/2,0.0.0.0/1,128.0.0.0/2,192.0.0.0/2", []string{"Kubernetes API"}},
 		{"kubelet of a worker",
 			fwd(PortForward{Name: "kubelet", Port: 10250, Target: "lab-worker2"}),
 			"sda:network.portForwards[0].allowFrom", "", []string{"kubelet"}},
@@ -181,6 +187,28 @@ func TestExposureRules(t *testing.T) {
 	}
 	if _, _, err := Resolve(c); err != nil {
 		t.Errorf("restricted management forward refused: %v", err)
+	}
+}
+
+// AddressesCovered counts each address once, however the prefixes overlap
+// or are spelled: the exposure rule refuses any set that covers all 2^32.
+func TestAddressesCovered(t *testing.T) {
+	for _, tc := range []struct {
+		prefixes []string
+		want     uint64
+	}{
+		{nil, 0},
+		{[]string{"0.0.0.0/0"}, 1 << 32},
+		{[]string{"0.0.0.0/1", "128.0.0.0/1"}, 1 << 32},
+		{[]string{"128.0.0.0/1", "0.0.0.0/2", "64.0.0.0/2"}, 1 << 32},
+		{[]string{"0.0.0.0/1", "128.0.0.0/2"}, 3 << 30},
+		{[]string{"192.168.1.0/24", "192.168.1.128/25", "192.168.1.7/32"}, 256},
+		{[]string{"10.0.0.0/8", "192.168.1.0/24"}, 1<<24 + 256},
+		{[]string{"255.255.255.255/32", "0.0.0.0/32"}, 2},
+	} {
+		if got := AddressesCovered(parsePrefixes(tc.prefixes)); got != tc.want {
+			t.Errorf("%v cover %d addresses, want %d", tc.prefixes, got, tc.want)
+		}
 	}
 }
 
@@ -248,6 +276,12 @@ func TestWarnings(t *testing.T) {
 				c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "lab-worker1"}}
 			},
 			[]string{"sda:network.external.routerAddress"}, "web"},
+		{"a management forward admitting more than the external network",
+			func(c *Config) {
+				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.PortForwards = []PortForward{{Name: "api", Port: 6443, Target: "lab-cp1", AllowFrom: []string{"192.168.1.0/24", "172.16.0.0/23"}}}
+			},
+			[]string{"sda:network.portForwards[0].allowFrom"}, "together admit 768 addresses, more than the external network 192.168.1.0/24 holds, to the Kubernetes API"},
 		{"allowFrom inside the internal network",
 			func(c *Config) {
 				c.Network.AdminCIDRs = []string{"192.168.1.5/32"}

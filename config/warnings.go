@@ -49,6 +49,12 @@ func Warnings(c Config, p Plan) []Warning {
 			"port-forwards (%s) are published on an address DHCP may change, and it is not in the API server's certificate: give the router a static address", strings.Join(names, ", "))
 	}
 	for i, f := range nw.PortForwards {
+		what, management := ManagementPorts[f.TargetPort]
+		if covered := AddressesCovered(parsePrefixes(f.AllowFrom)); management && p.External.IsValid() &&
+			covered > 1<<(32-p.External.Bits()) {
+			add(fmt.Sprintf("sda:network.portForwards[%d].allowFrom", i), strings.Join(f.AllowFrom, ","),
+				"together admit %d addresses, more than the external network %s holds, to %s: list the admins' own networks", covered, p.External, what)
+		}
 		for j, s := range f.AllowFrom {
 			a, err := netip.ParsePrefix(s)
 			if err == nil && a.Overlaps(p.Internal) {
