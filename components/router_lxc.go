@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/grammar"
 )
 
 // RouterSSH is how configuration reaches the container: SSH to the Proxmox
@@ -355,8 +356,17 @@ func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spe
 	if s.LeaseTime == "" {
 		s.LeaseTime = routerfiles.DefaultLeaseTime
 	}
-	if args.Domain == "" {
-		return s, fmt.Errorf("Domain is required: the internal DNS domain, such as lab.internal")
+	// Names reach dnsmasq's configuration, nftables comments and shell
+	// commands: they must be DNS names (the same allow-list the stack
+	// configuration uses), never text that could start a new line.
+	if !grammar.Domain(args.Domain) {
+		return s, fmt.Errorf("Domain = %q is not a DNS domain: write lowercase labels joined by dots, such as lab.internal", args.Domain)
+	}
+	if !grammar.DNSLabel(args.Hostname) {
+		return s, fmt.Errorf("Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as router", args.Hostname)
+	}
+	if !grammar.LeaseTime(s.LeaseTime) {
+		return s, fmt.Errorf("DHCPLeaseTime = %q is not a dnsmasq lease time: write seconds, a number with s, m, h, d or w (such as 12h), or infinite", args.DHCPLeaseTime)
 	}
 	in, err := parsePrefix("InternalAddress", args.InternalAddress, "the router's internal address with its prefix length, such as 10.10.0.1/24")
 	if err != nil {
@@ -395,8 +405,8 @@ func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spe
 	seen := map[string]bool{}
 	for i, h := range args.Hosts {
 		field := fmt.Sprintf("Hosts[%d]", i)
-		if h.Name == "" {
-			return s, fmt.Errorf("%s.Name is required: the host's short name, a DNS label", field)
+		if !grammar.DNSLabel(h.Name) {
+			return s, fmt.Errorf("%s.Name = %q is not a DNS label: write the host's short name in lowercase letters, digits and inner hyphens, such as lab-cp1", field, h.Name)
 		}
 		if seen[h.Name] {
 			return s, fmt.Errorf("host %q is listed twice (%s): give every host its own name", h.Name, field)
@@ -423,8 +433,8 @@ func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spe
 			fw.TargetPort = fw.Port
 		}
 		switch {
-		case f.Name == "":
-			return s, fmt.Errorf("%s.Name is required: it labels the forward's firewall rules", field)
+		case !grammar.DNSLabel(f.Name):
+			return s, fmt.Errorf("%s.Name = %q is not a DNS label: it labels the forward's firewall rules; write lowercase letters, digits and inner hyphens, such as https", field, f.Name)
 		case fw.Protocol != "tcp" && fw.Protocol != "udp":
 			return s, fmt.Errorf("%s.Protocol = %q: use tcp or udp", field, f.Protocol)
 		case fw.Port < 1 || fw.Port > 65535:

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sda-platform/sda/components/membership"
 	"github.com/sda-platform/sda/components/talospatch"
+	"github.com/sda-platform/sda/grammar"
 	"github.com/sda-platform/sda/internal/day2"
 )
 
@@ -144,7 +146,15 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		return nil, fmt.Errorf("TalosCluster %s: args are required", name)
 	}
 	var controlPlanes, workers []TalosNodeSpec
-	for _, n := range args.Nodes {
+	for i, n := range args.Nodes {
+		// Host names become Talos hostnames, DNS records and arguments of
+		// the membership script: the stack configuration's allow-list.
+		if !grammar.DNSLabel(n.Hostname) {
+			return nil, fmt.Errorf("TalosCluster %s: Nodes[%d].Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab-cp1", name, i, n.Hostname)
+		}
+		if a, err := netip.ParseAddr(n.Address); err != nil || !a.Is4() {
+			return nil, fmt.Errorf("TalosCluster %s: Nodes[%d].Address = %q is not an IPv4 address: write one such as 10.10.0.11", name, i, n.Address)
+		}
 		switch n.Role {
 		case RoleControlPlane:
 			controlPlanes = append(controlPlanes, n)
@@ -157,6 +167,8 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	switch {
 	case args.ClusterName == "" || args.TalosVersion == "" || args.KubernetesVersion == "":
 		return nil, fmt.Errorf("TalosCluster %s: ClusterName, TalosVersion and KubernetesVersion are required", name)
+	case !grammar.DNSLabel(args.ClusterName):
+		return nil, fmt.Errorf("TalosCluster %s: ClusterName = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab", name, args.ClusterName)
 	case len(controlPlanes) == 0:
 		return nil, fmt.Errorf("TalosCluster %s: at least one control-plane node is required", name)
 	case args.Bridge == nil && args.Bridges == nil:

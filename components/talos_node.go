@@ -10,6 +10,7 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/guestchange"
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Talos machine roles (TalosNodeSpec.Role).
@@ -132,6 +133,9 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	m := args.Node
 	if m.Role != RoleControlPlane && m.Role != RoleWorker {
 		return nil, fmt.Errorf("TalosNode %s: role %q: use %q or %q", name, m.Role, RoleControlPlane, RoleWorker)
+	}
+	if !grammar.DNSLabel(m.Hostname) {
+		return nil, fmt.Errorf("TalosNode %s: Node.Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab-cp1", name, m.Hostname)
 	}
 	if _, err := netip.ParseAddr(m.Address); err != nil {
 		return nil, fmt.Errorf("TalosNode %s: address %q: %w", name, m.Address, err)

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Problem is one thing wrong with a configuration: the key, the offending
@@ -36,10 +38,8 @@ func (e *Error) Error() string {
 }
 
 var (
-	versionRE  = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	bridgeRE   = regexp.MustCompile(`^vmbr\d{1,4}$`)
-	domainRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	versionRE = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
+	bridgeRE  = regexp.MustCompile(`^vmbr\d{1,4}$`)
 )
 
 // Resolve applies defaults, validates, and derives the plan: the one entry
@@ -86,7 +86,7 @@ func (v *validator) cluster(c Config) {
 	switch {
 	case cl.Name == "":
 		v.add("sda:cluster.name", "", "required: set a DNS label such as \"homelab\" (pulumi config set --path cluster.name homelab)")
-	case len(cl.Name) > 40 || !dnsLabelRE.MatchString(cl.Name):
+	case len(cl.Name) > 40 || !grammar.DNSLabel(cl.Name):
 		v.add("sda:cluster.name", cl.Name, "use lowercase letters, digits and '-', at most 40 characters; it prefixes every hostname")
 	}
 	if !versionRE.MatchString(cl.TalosVersion) {
@@ -194,7 +194,7 @@ func (v *validator) network(c Config) (internalOK, externalOK bool) {
 	} else if nw.Internal.Bridge == nw.External.Bridge {
 		v.add("sda:network.internal.bridge", nw.Internal.Bridge, "must differ from sda:network.external.bridge: the internal network is isolated")
 	}
-	if !domainRE.MatchString(nw.Internal.Domain) {
+	if !grammar.Domain(nw.Internal.Domain) {
 		v.add("sda:network.internal.domain", nw.Internal.Domain, "use a DNS domain such as sda.internal")
 	}
 	if nw.External.VLAN < 0 || nw.External.VLAN > 4094 {
@@ -252,7 +252,7 @@ func (v *validator) network(c Config) (internalOK, externalOK bool) {
 	ports := map[string]string{}
 	for i, f := range nw.PortForwards {
 		key := fmt.Sprintf("sda:network.portForwards[%d]", i)
-		if !dnsLabelRE.MatchString(f.Name) {
+		if !grammar.DNSLabel(f.Name) {
 			v.add(key+".name", f.Name, "name each port-forward with lowercase letters, digits and '-'")
 		}
 		if f.Protocol != "tcp" && f.Protocol != "udp" {
@@ -307,7 +307,7 @@ func (v *validator) nodes(c Config) {
 
 func (v *validator) router(c Config) {
 	r := c.Router
-	if !dnsLabelRE.MatchString(r.Hostname) {
+	if !grammar.DNSLabel(r.Hostname) {
 		v.add("sda:router.hostname", r.Hostname, "use lowercase letters, digits and '-'")
 	}
 	if r.Cores < 1 {

@@ -380,7 +380,20 @@ func TestRouterLXCRefusesBadArgs(t *testing.T) {
 			`Hosts[0].Address = "dev-cp1" is not an IPv4 address: write one of the internal network 10.10.0.0/24, such as 10.10.0.1`},
 		{"bad MAC", with(func(a *components.RouterLXCArgs) { a.Hosts[0].MAC = "02:00" }),
 			`Hosts[0].MAC = "02:00" is not a MAC address`},
-		{"no domain", with(func(a *components.RouterLXCArgs) { a.Domain = "" }), `Domain is required`},
+		{"no domain", with(func(a *components.RouterLXCArgs) { a.Domain = "" }), `Domain = "" is not a DNS domain`},
+		// A newline would start a dnsmasq line of its own (dhcp-script=
+		// runs a program as root); dnsmasq --test accepts it.
+		{"domain with a newline", with(func(a *components.RouterLXCArgs) { a.Domain = "lab.internal\ndhcp-script=/tmp/x" }),
+			`Domain = "lab.internal\ndhcp-script=/tmp/x" is not a DNS domain: write lowercase labels joined by dots`},
+		{"host name with a ';'", with(func(a *components.RouterLXCArgs) { a.Hosts[0].Name = "dev-cp1;reboot" }),
+			`Hosts[0].Name = "dev-cp1;reboot" is not a DNS label`},
+		{"router host name with a space", with(func(a *components.RouterLXCArgs) { a.Hostname = "my router" }),
+			`Hostname = "my router" is not a DNS label`},
+		{"lease time with a newline", with(func(a *components.RouterLXCArgs) { a.DHCPLeaseTime = "12h\nport=0" }),
+			`DHCPLeaseTime = "12h\nport=0" is not a dnsmasq lease time`},
+		{"forward name with a quote", with(func(a *components.RouterLXCArgs) {
+			a.Forwards = []components.RouterForwardArgs{{Name: `x" accept`, Port: 443, Target: "10.10.0.21"}}
+		}), `Forwards[0].Name = "x\" accept" is not a DNS label`},
 		{"DHCP range reversed", with(func(a *components.RouterLXCArgs) { a.DHCPStart, a.DHCPEnd = a.DHCPEnd, a.DHCPStart }),
 			`DHCPEnd 10.10.0.192 is before DHCPStart 10.10.0.254: swap them`},
 		{"upstream DNS by name", with(func(a *components.RouterLXCArgs) { a.UpstreamDNS = []string{"dns.google"} }),
@@ -479,6 +492,56 @@ func TestTalosNodeAlone(t *testing.T) {
 			apply := m.named(t, "lab-worker1-config").Inputs
 			if apply["node"].StringValue() != w.Address.String() || apply["endpoint"].StringValue() != w.Address.String() {
 				t.Errorf("configuration apply must target the node's own address: %v", apply)
+			}
+		})
+	}
+}
+
+// TalosNode and TalosCluster refuse host names and cluster names that are
+// not DNS labels (the stack configuration's allow-list), before registering
+// anything: a ';' in a hostname would otherwise reach the membership script.
+func TestTalosComponentsRefuseHostileNames(t *testing.T) {
+	cp := components.TalosNodeSpec{Hostname: "lab-cp1", Role: components.RoleControlPlane, Address: "10.10.0.11"}
+	for _, tc := range []struct {
+		name string
+		new  func(ctx *pulumi.Context) error
+		want string
+	}{
+		{"node hostname with a ';'", func(ctx *pulumi.Context) error {
+			n := cp
+			n.Hostname = "lab-cp1;reboot"
+			_, err := components.NewTalosNode(ctx, "lab-cp1", &components.TalosNodeArgs{Node: n})
+			return err
+		}, `Node.Hostname = "lab-cp1;reboot" is not a DNS label`},
+		{"cluster node hostname with a newline", func(ctx *pulumi.Context) error {
+			n := cp
+			n.Hostname = "lab-cp1\nreboot"
+			_, err := components.NewTalosCluster(ctx, "lab", &components.TalosClusterArgs{ClusterName: "lab",
+				TalosVersion: "v1.12.0", KubernetesVersion: "v1.35.0", Nodes: []components.TalosNodeSpec{n}})
+			return err
+		}, `Nodes[0].Hostname = "lab-cp1\nreboot" is not a DNS label`},
+		{"cluster node address not IPv4", func(ctx *pulumi.Context) error {
+			n := cp
+			n.Address = "10.10.0.11; reboot"
+			_, err := components.NewTalosCluster(ctx, "lab", &components.TalosClusterArgs{ClusterName: "lab",
+				TalosVersion: "v1.12.0", KubernetesVersion: "v1.35.0", Nodes: []components.TalosNodeSpec{n}})
+			return err
+		}, `Nodes[0].Address = "10.10.0.11; reboot" is not an IPv4 address`},
+		{"cluster name with upper case", func(ctx *pulumi.Context) error {
+			_, err := components.NewTalosCluster(ctx, "lab", &components.TalosClusterArgs{ClusterName: "Lab",
+				TalosVersion: "v1.12.0", KubernetesVersion: "v1.35.0", Nodes: []components.TalosNodeSpec{cp}})
+			return err
+		}, `ClusterName = "Lab" is not a DNS label`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := run(t, "unit", tc.new)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one saying %s", err, tc.want)
+			}
+			for _, r := range m.res {
+				if r.Type != "pulumi:pulumi:Stack" {
+					t.Errorf("registered %s %s", r.Type, r.Name)
+				}
 			}
 		})
 	}

@@ -24,8 +24,11 @@ package membership
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Member is a node the stack declares.
@@ -67,15 +70,16 @@ func Script(members []Member) (string, error) {
 	cps := 0
 	var names, cpAddrs []string
 	for _, m := range members {
-		if m.Name == "" || strings.ContainsAny(m.Name, " \t\n'\"$`\\") {
-			return "", fmt.Errorf("membership: node name %q is not a plain host name", m.Name)
+		// Allow-list, then quote: names are DNS labels, addresses IPv4.
+		if !grammar.DNSLabel(m.Name) {
+			return "", fmt.Errorf("membership: node name %q is not a DNS label (lowercase letters, digits and inner hyphens)", m.Name)
 		}
 		if m.ControlPlane {
 			cps++
-			if m.Address == "" || strings.ContainsAny(m.Address, " \t\n'\"$`\\") {
-				return "", fmt.Errorf("membership: control plane %s: address %q is not a plain address", m.Name, m.Address)
+			if a, err := netip.ParseAddr(m.Address); err != nil || !a.Is4() {
+				return "", fmt.Errorf("membership: control plane %s: address %q is not an IPv4 address", m.Name, m.Address)
 			}
-			cpAddrs = append(cpAddrs, m.Address)
+			cpAddrs = append(cpAddrs, grammar.ShellQuote(m.Address))
 		}
 		names = append(names, m.Name)
 	}
@@ -95,7 +99,7 @@ printf '%%s' "$%[1]s" > "$dir/talosconfig"
 printf '%%s' "$%[2]s" > "$dir/kubeconfig"
 k() { kubectl --kubeconfig "$dir/kubeconfig" --request-timeout=30s "$@"; }
 t() { talosctl --talosconfig "$dir/talosconfig" "$@"; }
-declared=' %[3]s '
+declared=%[3]s
 tries=0
 until k get nodes -o name >/dev/null 2>&1; do
   tries=$((tries + 1))
@@ -153,9 +157,9 @@ remove() {
 remove '!node-role.kubernetes.io/control-plane' all
 remove 'node-role.kubernetes.io/control-plane' gone
 remove 'node-role.kubernetes.io/control-plane' answering
-`, TalosconfigEnv, KubeconfigEnv, strings.Join(names, " "), apiWaitTries, apiWaitTries*apiWaitInterval, apiWaitInterval, strings.Join(cpAddrs, " "))
+`, TalosconfigEnv, KubeconfigEnv, grammar.ShellQuote(" "+strings.Join(names, " ")+" "), apiWaitTries, apiWaitTries*apiWaitInterval, apiWaitInterval, strings.Join(cpAddrs, " "))
 	for _, n := range names {
-		fmt.Fprintf(&b, "echo %s\n", n)
+		fmt.Fprintf(&b, "echo %s\n", grammar.ShellQuote(n))
 	}
 	return b.String(), nil
 }

@@ -193,3 +193,28 @@ func TestScriptRefusesBadMembers(t *testing.T) {
 		})
 	}
 }
+
+// Names and addresses reach a shell: only DNS labels and IPv4 addresses are
+// accepted (a ';' or a newline would end the command), and what is accepted
+// is quoted.
+func TestScriptRefusesHostileNames(t *testing.T) {
+	for _, members := range [][]Member{
+		{{Name: "cp1;reboot", Address: "10.0.0.11", ControlPlane: true}},
+		{{Name: "cp1", Address: "10.0.0.11", ControlPlane: true}, {Name: "w1\nreboot"}},
+		{{Name: "cp1", Address: "10.0.0.11 ; reboot", ControlPlane: true}},
+		{{Name: "cp1", Address: "$(reboot)", ControlPlane: true}},
+	} {
+		if _, err := Script(members); err == nil {
+			t.Errorf("%+v was accepted", members)
+		}
+	}
+	script, err := Script([]Member{{Name: "lab-cp1", Address: "10.0.0.11", ControlPlane: true}, {Name: "lab-worker1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"declared=' lab-cp1 lab-worker1 '\n", "for a in '10.0.0.11'; do", "echo 'lab-cp1'\n"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("the script lacks %q", want)
+		}
+	}
+}
