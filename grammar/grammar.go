@@ -45,8 +45,8 @@ func LeaseTime(s string) bool {
 	return leaseTimeRE.MatchString(s)
 }
 
-// ShellQuote quotes s as one POSIX shell word: single quotes, with each
-// single quote written as '\''.
+// ShellQuote quotes s as one POSIX shell word: in single quotes, each
+// single quote of s closing the quotes, escaped, and reopening them.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
