@@ -282,6 +282,19 @@ func TestWarnings(t *testing.T) {
 				c.Network.PortForwards = []PortForward{{Name: "api", Port: 6443, Target: "lab-cp1", AllowFrom: []string{"192.168.1.0/24", "172.16.0.0/23"}}}
 			},
 			[]string{"sda:network.portForwards[0].allowFrom"}, "together admit 768 addresses, more than the external network 192.168.1.0/24 holds, to the Kubernetes API"},
+		{"VXLAN peers on the external network",
+			func(c *Config) {
+				*c = threeNodes(ModeVXLAN)
+				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Proxmox.Nodes[1].ClusterAddress = "192.168.1.12"
+			},
+			[]string{"sda:proxmox.nodes[].clusterAddress"}, "VXLAN peers on the external network 192.168.1.0/24: VXLAN has no authentication, so any host there can send UDP 4789 with VNI 4242"},
+		{"VXLAN peers on a network of their own",
+			func(c *Config) {
+				*c = threeNodes(ModeVXLAN)
+				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+			},
+			nil, ""},
 		{"allowFrom inside the internal network",
 			func(c *Config) {
 				c.Network.AdminCIDRs = []string{"192.168.1.5/32"}

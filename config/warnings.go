@@ -63,6 +63,19 @@ func Warnings(c Config, p Plan) []Warning {
 			}
 		}
 	}
+	if x := p.Network.VXLAN; x != nil && p.External.IsValid() {
+		var exposed []string
+		for _, peer := range x.Peers {
+			if p.External.Contains(peer.Address) {
+				exposed = append(exposed, fmt.Sprintf("%s %s", peer.Node, peer.Address))
+			}
+		}
+		if len(exposed) > 0 {
+			add("sda:proxmox.nodes[].clusterAddress", strings.Join(exposed, ", "),
+				"VXLAN peers on the external network %s: VXLAN has no authentication, so any host there can send UDP 4789 with VNI %d and inject frames into the internal network, past the router's firewall; put the peers on a separate Proxmox cluster network (clusterAddress) or drop UDP 4789 on every Proxmox host except from the peers (README, \"Choosing an internal network mode\")",
+				p.External, x.VNI)
+		}
+	}
 	return append(out, rebootWarnings(c)...)
 }
 

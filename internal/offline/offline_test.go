@@ -65,7 +65,7 @@ func TestPlanOutput(t *testing.T) {
 		{"prod", []string{
 			"Stack prod", "cilium 1.18.4 (kube-proxy replacement)",
 			"192.168.1.60/24", "10.20.0.1/24 on vprod (the SDN VNet's bridge)", "prod.sda.internal",
-			"Internal network  VXLAN zone zprod, VNet vprod (VNI 4242, bridge vprod), peers pve1=192.168.1.11 pve2=192.168.1.12 pve3=192.168.1.13, MTU 1450 (underlay 1500)",
+			"Internal network  VXLAN zone zprod, VNet vprod (VNI 4242, bridge vprod), peers pve1=172.16.100.11 pve2=172.16.100.12 pve3=172.16.100.13, MTU 1450 (underlay 1500)",
 			"VIP               10.20.0.10", "https://10.20.0.10:6443", "10.20.0.11, 10.20.0.12, 10.20.0.13",
 			"prod-cp1      pve1     9011", "prod-cp2      pve2     9012", "prod-cp3      pve3     9013",
 			"prod-worker1  pve2     9021", "prod-worker2  pve3     9022", "prod-worker3  pve1     9023",
@@ -166,8 +166,8 @@ func TestDiagram(t *testing.T) {
 		t.Error("dev diagram does not say its bridge is local to the node")
 	}
 	for _, w := range []string{`vip(("VIP 10.20.0.10`, "vip -.- vm_prod_cp1",
-		"internal VXLAN VNet vprod", "SDN zone zprod · VNI 4242 · MTU 1450<br/>peers 192.168.1.11, 192.168.1.12, 192.168.1.13",
-		`subgraph pve_pve2["Proxmox node pve2 · VXLAN peer 192.168.1.12"]`, "Cilium 1.18.4", `forward kube-api tcp/6443 → 10.20.0.10:6443"| vip`} {
+		"internal VXLAN VNet vprod", "SDN zone zprod · VNI 4242 · MTU 1450<br/>peers 172.16.100.11, 172.16.100.12, 172.16.100.13",
+		`subgraph pve_pve2["Proxmox node pve2 · VXLAN peer 172.16.100.12"]`, "Cilium 1.18.4", `forward kube-api tcp/6443 → 10.20.0.10:6443"| vip`} {
 		if !strings.Contains(prod, w) {
 			t.Errorf("prod diagram lacks %q", w)
 		}

@@ -69,7 +69,7 @@ func newEnv(t *testing.T, stack string) *env {
 		}}
 	var nodes []simulator.WorldNode
 	for _, n := range config.WithDefaults(c).Proxmox.Nodes {
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost})
+		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress})
 	}
 	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		t.Fatal(err)
