@@ -110,16 +110,28 @@ func talosctl(store *Store, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return store.Update(func(tx *Tx) error {
+	// A sequence that fails on the node (a refused etcd leave) still
+	// changed it (cordoned, a reboot coming): the state is saved and
+	// talosctl --wait reports the failure.
+	var failed error
+	err = store.Update(func(tx *Tx) error {
 		if _, err := tx.talosReachable(*node, time.Now()); err != nil {
 			return fmt.Errorf("rpc error: code = Unavailable desc = connection error: %w", err)
 		}
-		if err := tx.reset(*node, map[string]any{"caCertificate": ctx.CA}, *graceful, *reboot, faults.RebootDuration()); err != nil {
+		if _, err := tx.configured(*node, map[string]any{"caCertificate": ctx.CA}); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintf(stdout, "reset %s\n", *node)
-		return err
+		failed = tx.reset(*node, map[string]any{"caCertificate": ctx.CA}, *graceful, *reboot, faults)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if failed != nil {
+		return failed
+	}
+	_, err = fmt.Fprintf(stdout, "reset %s\n", *node)
+	return err
 }
 
 // talosctlContext checks what every simulated talosctl invocation needs:

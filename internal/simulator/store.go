@@ -254,13 +254,15 @@ type Guest struct {
 	DiskInterface string   `json:"diskInterface,omitempty"`
 	Started       bool     `json:"started"`
 	// TalosVersion is the Talos version installed on the VM's disk by an
-	// upgrade through the Talos API: a reset wipes STATE and EPHEMERAL,
-	// not the boot partition, so the VM boots it again. Empty: the
-	// version of the image the VM was created from.
+	// upgrade through the Talos API (a reset wipes it with the rest of the
+	// disk). Empty: the version of the image the VM was created from.
 	TalosVersion string `json:"talosVersion,omitempty"`
 	// TalosSchematic is the Image Factory schematic of the installer an
 	// upgrade installed (kept with TalosVersion). Empty: the image's.
 	TalosSchematic string `json:"talosSchematic,omitempty"`
+	// DiskWiped is true once a Talos reset wiped the VM's whole system
+	// disk: it has nothing to boot until it is recreated.
+	DiskWiped bool `json:"diskWiped,omitempty"`
 }
 
 // StoredFile is a file on a datastore (a downloaded image or template).

@@ -371,6 +371,9 @@ func (tx *Tx) vmAt(address string) (*Guest, error) {
 			if !g.Started {
 				return nil, fmt.Errorf("dial tcp %s:50000: connect: no route to host (VM %d is stopped)", address, g.VMID)
 			}
+			if g.DiskWiped {
+				return nil, fmt.Errorf("dial tcp %s:50000: connect: no route to host (VM %d has nothing to boot: a Talos reset wiped its whole system disk)", address, g.VMID)
+			}
 			return g, nil
 		}
 	}
@@ -814,7 +817,7 @@ func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.reset(str(v, "node"), cc, graceful, reboot, faults.RebootDuration()); err != nil {
+	if err := tx.reset(str(v, "node"), cc, graceful, reboot, faults); err != nil {
 		return fmt.Errorf("Error resetting machine: %w", err)
 	}
 	return nil
@@ -823,21 +826,27 @@ func resetOnDestroy(s *Server, tx *Tx, obj *Object) error {
 // reset is Talos's MachineService.Reset as `talosctl reset` and the
 // configuration apply's onDestroy send it: the node must be reachable from
 // Pulumi's machine and accept the client's CA; then resetMachine.
-func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, rebootTime time.Duration) error {
+func (tx *Tx) reset(node string, cc map[string]any, graceful, reboot bool, f Faults) error {
 	m, err := tx.configured(node, cc)
 	if err != nil {
 		return err
 	}
-	return tx.resetMachine(m, graceful, reboot, rebootTime)
+	return tx.resetMachine(m, graceful, reboot, f)
 }
 
-// resetMachine is Talos's reset sequence on a configured machine: a
-// graceful reset cordons the node and makes a control plane leave etcd
-// (refused when the remaining members would lose quorum, see
-// removeEtcdMember), then the machine is wiped back to maintenance mode
-// and halts, or reboots. The Node object stays: deleting it is the
-// Kubernetes API's business.
-func (tx *Tx) resetMachine(m *TalosMachine, graceful, reboot bool, rebootTime time.Duration) error {
+// resetMachine is Talos's reset sequence on a configured machine (talos
+// v1.12.0 v1alpha1_sequencer.go:258-341): a graceful reset cordons and
+// drains the node, stops its pods and kubelet, then makes a control plane
+// leave etcd (refused when the remaining members would lose quorum, see
+// removeEtcdMember). A refused leave fails the sequence: machined reboots
+// the node FatalRebootDelay later (internal/app/machined/main.go:100-151),
+// and it boots configured again, its STATE untouched (the wipe comes after
+// the leave). Otherwise the whole system disk is wiped (mode ALL without a
+// partition list: resetMachine's default) and the machine halts, or
+// reboots into nothing bootable: the boot partition went with the rest,
+// so a reset VM never comes back on its own (wipedDisk). The Node object
+// stays: deleting it is the Kubernetes API's business.
+func (tx *Tx) resetMachine(m *TalosMachine, graceful, reboot bool, f Faults) error {
 	now := time.Now()
 	node := m.Address
 	g, err := tx.vmAt(node)
@@ -852,14 +861,18 @@ func (tx *Tx) resetMachine(m *TalosMachine, graceful, reboot bool, rebootTime ti
 		}
 		if m.Type == "controlplane" && slices.Contains(c.EtcdMembers, node) {
 			if err := tx.removeEtcdMember(c, node, now); err != nil {
+				start := now.Add(f.FatalReboot())
+				tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
+					Cause: `fatal sequencer error in "reset" sequence`, Start: start, End: start.Add(f.RebootDuration())})
 				return fmt.Errorf("failed to leave cluster: %w", err)
 			}
 		}
 	}
 	delete(tx.State.Machines, node)
+	g.TalosVersion, g.TalosSchematic, g.DiskWiped = "", "", true
 	if reboot {
 		tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
-			Cause: "talos reset", Start: now, End: now.Add(rebootTime)})
+			Cause: "talos reset", Start: now, End: now.Add(f.RebootDuration())})
 	} else {
 		g.Started = false // halted
 	}

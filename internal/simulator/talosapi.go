@@ -562,7 +562,7 @@ func (a *talosAPI) Reset(ctx context.Context, in *machine.ResetRequest) (*machin
 		if in.GetMode() != machine.ResetRequest_ALL || len(in.GetSystemPartitionsToWipe()) > 0 || len(in.GetUserDisksToWipe()) > 0 {
 			return nil, status.Error(codes.Unimplemented, "simulation: only the default reset (mode ALL, no partition or disk list) is simulated")
 		}
-		if err := nc.tx.resetMachine(nc.m, in.GetGraceful(), in.GetReboot(), nc.faults.RebootDuration()); err != nil {
+		if err := nc.tx.resetMachine(nc.m, in.GetGraceful(), in.GetReboot(), nc.faults); err != nil {
 			nc.log = fmt.Errorf("reset failed: %w", err)
 		}
 		return &machine.Reset{ActorId: uuid.New().String()}, nil

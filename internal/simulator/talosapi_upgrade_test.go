@@ -197,3 +197,40 @@ func TestTalosAPIEtcdHealth(t *testing.T) {
 	_, err = c.Upgrade(client.WithNode(ctxTimeout(t), f.cps[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
 	noErr(t, err)
 }
+
+// A reset wipes the whole system disk (mode ALL, no partition list): with
+// reboot the VM has nothing left to boot and never answers again. A
+// graceful reset whose etcd leave is refused fails the sequence: the node
+// reboots FatalRebootDelay later and comes back configured.
+func TestTalosAPIResetSequence(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	f.faults(Faults{RebootTime: "200ms", FatalRebootDelay: "300ms"})
+	c := f.client(f.cc, f.cps[0])
+	w := f.workers[0]
+	noErr(t, c.Reset(client.WithNode(ctxTimeout(t), w), true, true))
+	st := f.state()
+	r := st.Reboots[len(st.Reboots)-1]
+	if r.Cause != "talos reset" || st.Machines[w] != nil {
+		t.Fatalf("reboot %+v, machine %+v", r, st.Machines[w])
+	}
+	time.Sleep(time.Until(r.End) + 50*time.Millisecond)
+	_, err := versionOf(t, c, w)
+	wantCode(t, err, codes.Unavailable, "nothing to boot: a Talos reset wiped its whole system disk")
+
+	// The last etcd member cannot leave: the reset fails on the node, which
+	// reboots and is back, configured, afterwards.
+	cp := f.cps[0]
+	noErr(t, c.Reset(client.WithNode(ctxTimeout(t), cp), true, false))
+	st = f.state()
+	r = st.Reboots[len(st.Reboots)-1]
+	if r.Cause != `fatal sequencer error in "reset" sequence` || st.Machines[cp] == nil {
+		t.Fatalf("after the refused leave: reboot %+v, machine %v", r, st.Machines[cp] != nil)
+	}
+	if d := r.Start.Sub(time.Now()); d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("the node reboots %s from now, want within the fatal reboot delay", d)
+	}
+	time.Sleep(time.Until(r.End) + 50*time.Millisecond)
+	if _, err := versionOf(t, c, cp); err != nil {
+		t.Fatalf("the control plane is not back after its failed reset: %v", err)
+	}
+}
