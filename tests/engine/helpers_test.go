@@ -67,11 +67,7 @@ func newEnv(t *testing.T, stack string) *env {
 			"proxmoxve:apiToken": "root@pam!sda=" + randomHex(16),
 			"sda:sshPrivateKey":  "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n",
 		}}
-	var nodes []simulator.WorldNode
-	for _, n := range config.WithDefaults(c).Proxmox.Nodes {
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress})
-	}
-	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
+	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(e.worldNodes()...)); err != nil {
 		t.Fatal(err)
 	}
 	e.writeFaults(simulator.Faults{})

@@ -47,6 +47,19 @@ func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
 	return out
 }
 
+// assertOneAtATime fails when two of the reboots overlap: a roll must
+// never have two of its nodes down together.
+func assertOneAtATime(t *testing.T, rs []simulator.Reboot) {
+	t.Helper()
+	for i, r := range rs {
+		for _, o := range rs[i+1:] {
+			if r.Overlaps(o) {
+				t.Errorf("%s and %s were down at the same time", r.Name, o.Name)
+			}
+		}
+	}
+}
+
 func rebootCount(t *testing.T, simDir string) int {
 	t.Helper()
 	return len(readSim(t, simDir).Reboots)
@@ -112,13 +125,7 @@ func TestProdRollingUpgrade(t *testing.T) {
 		if got := names(rs); !slices.Equal(got, order) {
 			t.Fatalf("upgrade reboots %v, want %v", got, order)
 		}
-		for i, r := range rs {
-			for _, o := range rs[i+1:] {
-				if r.Overlaps(o) {
-					t.Errorf("%s and %s were down at the same time", r.Name, o.Name)
-				}
-			}
-		}
+		assertOneAtATime(t, rs)
 		assertVersions(t, e.simDir, "v1.12.1")
 		versions, _ := res.Outputs["talosVersions"].Value.(map[string]any)
 		for _, n := range order {
