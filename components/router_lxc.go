@@ -77,6 +77,10 @@ type RouterLXCArgs struct {
 	// AdminCIDRs (external side) may reach the Talos API of every host and
 	// the Kubernetes API of every control plane and of KubernetesAPIAddresses.
 	AdminCIDRs []string `pulumi:"adminCidrs,optional"`
+	// TalosAPICIDRs, when set, replace AdminCIDRs for the Talos API (50000):
+	// a node in maintenance mode accepts an unauthenticated configuration
+	// there, so narrow it to the machine that runs Pulumi (a /32).
+	TalosAPICIDRs []string `pulumi:"talosApiCidrs,optional"`
 	// KubernetesAPIAddresses serve the Kubernetes API without being a
 	// host's own address: the control planes' shared VIP.
 	KubernetesAPIAddresses []string `pulumi:"kubernetesApiAddresses,optional"`
@@ -398,6 +402,13 @@ func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spe
 			return s, err
 		}
 		s.AdminCIDRs = append(s.AdminCIDRs, p)
+	}
+	for i, c := range args.TalosAPICIDRs {
+		p, err := parsePrefix(fmt.Sprintf("TalosAPICIDRs[%d]", i), c, "the deployer's address, such as 192.168.1.5/32")
+		if err != nil {
+			return s, err
+		}
+		s.TalosAPICIDRs = append(s.TalosAPICIDRs, p)
 	}
 	if s.KubernetesAPI, err = parseAddrs("KubernetesAPIAddresses", args.KubernetesAPIAddresses, "the VIP, such as 10.10.0.10"); err != nil {
 		return s, err

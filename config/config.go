@@ -126,6 +126,10 @@ type Network struct {
 	// AdminCIDRs may reach the Talos API (50000) on the nodes and the
 	// Kubernetes API (6443) through the router. Empty means nobody may.
 	AdminCIDRs []string `json:"adminCidrs"`
+	// TalosAPICIDRs, when set, are who may reach the Talos API (50000)
+	// instead of AdminCIDRs: a node in maintenance mode accepts an
+	// unauthenticated configuration there, so narrow it to the deployer.
+	TalosAPICIDRs []string `json:"talosApiCidrs,omitempty"`
 	// PortForwards publish internal services on the router's external address.
 	PortForwards []PortForward `json:"portForwards"`
 }

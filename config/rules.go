@@ -292,6 +292,11 @@ func (v *validator) exposure(c Config, p Plan) {
 			}
 		}
 	}
+	for i, s := range c.Network.TalosAPICIDRs {
+		if a, err := netip.ParsePrefix(s); err == nil && a.Overlaps(p.Internal) {
+			v.add(fmt.Sprintf("sda:network.talosApiCidrs[%d]", i), s, "overlaps the internal network %s: list the external address of the machine that runs Pulumi, such as %s", p.Internal, exampleAdmin(c))
+		}
+	}
 	for i, s := range c.Network.AdminCIDRs {
 		if a, err := netip.ParsePrefix(s); err == nil && a.Overlaps(p.Internal) {
 			v.add(fmt.Sprintf("sda:network.adminCidrs[%d]", i), s, "overlaps the internal network %s: admin CIDRs are sources on the external side (internal hosts reach the nodes directly); use the external network of your workstation, such as %s", p.Internal, exampleAdmin(c))

@@ -172,6 +172,9 @@ func TestExposureRules(t *testing.T) {
 		{"forward to the router's external address",
 			fwd(PortForward{Name: "web", Port: 80, Target: "192.168.1.50"}),
 			"sda:network.portForwards[0].target", "192.168.1.50", []string{"inside the internal network"}},
+		{"Talos API CIDR inside the internal network",
+			func(c *Config) { c.Network.TalosAPICIDRs = []string{"10.10.0.5/32"} },
+			"sda:network.talosApiCidrs[0]", "10.10.0.5/32", []string{"overlaps the internal network 10.10.0.0/24"}},
 		{"admin CIDR inside the internal network",
 			func(c *Config) { c.Network.AdminCIDRs = []string{"10.10.0.64/26"} },
 			"sda:network.adminCidrs[0]", "10.10.0.64/26", []string{"overlaps the internal network 10.10.0.0/24", "192.168.1.0/24"}},
@@ -264,14 +267,27 @@ func TestWarnings(t *testing.T) {
 		keys   []string
 		reason string
 	}{
-		{"admins listed, nothing else", func(c *Config) { c.Network.AdminCIDRs = []string{"192.168.1.0/24"} }, nil, ""},
+		{"admins listed, the Talos API narrowed to the deployer", func(c *Config) {
+			c.Network.AdminCIDRs, c.Network.TalosAPICIDRs = []string{"192.168.1.0/24"}, []string{"192.168.1.5/32"}
+		}, nil, ""},
+		{"the Talos API open to the admins' network (maintenance mode)",
+			func(c *Config) { c.Network.AdminCIDRs = []string{"192.168.1.0/24"} },
+			[]string{"sda:network.adminCidrs"}, "256 addresses may reach the Talos API (50000), and a node in maintenance mode"},
+		{"talosApiCidrs wider than one address",
+			func(c *Config) {
+				c.Network.AdminCIDRs, c.Network.TalosAPICIDRs = []string{"192.168.1.0/24"}, []string{"192.168.1.4/30"}
+			},
+			[]string{"sda:network.talosApiCidrs"}, "4 addresses may reach the Talos API"},
 		{"no admin CIDR", func(c *Config) {}, []string{"sda:network.adminCidrs"}, "unless Pulumi runs on the internal network"},
 		{"admin CIDR wider than the external network",
-			func(c *Config) { c.Network.AdminCIDRs = []string{"192.168.0.0/16"} },
+			func(c *Config) {
+				c.Network.AdminCIDRs, c.Network.TalosAPICIDRs = []string{"192.168.0.0/16"}, []string{"192.168.1.5/32"}
+			},
 			[]string{"sda:network.adminCidrs[0]"}, "wider than the external network 192.168.1.0/24"},
 		{"port-forward on a DHCP address",
 			func(c *Config) {
 				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.TalosAPICIDRs = []string{"192.168.1.5/32"}
 				c.Network.External = External{CIDR: "192.168.1.0/24", RouterAddress: "dhcp"}
 				c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "lab-worker1"}}
 			},
@@ -279,6 +295,7 @@ func TestWarnings(t *testing.T) {
 		{"a management forward admitting more than the external network",
 			func(c *Config) {
 				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.TalosAPICIDRs = []string{"192.168.1.5/32"}
 				c.Network.PortForwards = []PortForward{{Name: "api", Port: 6443, Target: "lab-cp1", AllowFrom: []string{"192.168.1.0/24", "172.16.0.0/23"}}}
 			},
 			[]string{"sda:network.portForwards[0].allowFrom"}, "together admit 768 addresses, more than the external network 192.168.1.0/24 holds, to the Kubernetes API"},
@@ -286,6 +303,7 @@ func TestWarnings(t *testing.T) {
 			func(c *Config) {
 				*c = threeNodes(ModeVXLAN)
 				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.TalosAPICIDRs = []string{"192.168.1.5/32"}
 				c.Proxmox.Nodes[1].ClusterAddress = "192.168.1.12"
 			},
 			[]string{"sda:proxmox.nodes[].clusterAddress"}, "VXLAN peers on the external network 192.168.1.0/24: VXLAN has no authentication, so any host there can send UDP 4789 with VNI 4242"},
@@ -293,11 +311,13 @@ func TestWarnings(t *testing.T) {
 			func(c *Config) {
 				*c = threeNodes(ModeVXLAN)
 				c.Network.AdminCIDRs = []string{"192.168.1.0/24"}
+				c.Network.TalosAPICIDRs = []string{"192.168.1.5/32"}
 			},
 			nil, ""},
 		{"allowFrom inside the internal network",
 			func(c *Config) {
 				c.Network.AdminCIDRs = []string{"192.168.1.5/32"}
+				c.Network.TalosAPICIDRs = []string{"192.168.1.5/32"}
 				c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "lab-worker1", AllowFrom: []string{"10.10.0.0/25"}}}
 			},
 			[]string{"sda:network.portForwards[0].allowFrom[0]"}, "external sources only"},

@@ -249,6 +249,11 @@ func (v *validator) network(c Config) (internalOK, externalOK bool) {
 			v.add(fmt.Sprintf("sda:network.adminCidrs[%d]", i), s, "use an IPv4 CIDR such as 192.168.1.0/24 (a single host is /32)")
 		}
 	}
+	for i, s := range nw.TalosAPICIDRs {
+		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() {
+			v.add(fmt.Sprintf("sda:network.talosApiCidrs[%d]", i), s, "use an IPv4 CIDR: the address of the machine that runs Pulumi, such as 192.168.1.5/32")
+		}
+	}
 	ports := map[string]string{}
 	for i, f := range nw.PortForwards {
 		key := fmt.Sprintf("sda:network.portForwards[%d]", i)

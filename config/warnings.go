@@ -40,6 +40,14 @@ func Warnings(c Config, p Plan) []Warning {
 				"is wider than the external network %s: every address in it may reach the Talos and Kubernetes APIs; narrow it to the admins' own networks", p.External)
 		}
 	}
+	talosKey, talosSources := "sda:network.adminCidrs", nw.AdminCIDRs
+	if len(nw.TalosAPICIDRs) > 0 {
+		talosKey, talosSources = "sda:network.talosApiCidrs", nw.TalosAPICIDRs
+	}
+	if n := AddressesCovered(parsePrefixes(talosSources)); n > 1 {
+		add(talosKey, strings.Join(talosSources, ","),
+			"%d addresses may reach the Talos API (50000), and a node in maintenance mode (its first boot, or after a reset) accepts an unauthenticated machine configuration there from any of them: set sda:network.talosApiCidrs to the address of the machine that runs Pulumi (a /32); the admins keep the Kubernetes API", n)
+	}
 	if !p.RouterExternal.IsValid() && len(nw.PortForwards) > 0 {
 		var names []string
 		for _, f := range nw.PortForwards {

@@ -184,6 +184,7 @@ func routerLXCArgs(c config.Config, plan config.Plan) (*components.RouterLXCArgs
 		DHCPStart:         plan.DHCPStart.String(),
 		DHCPEnd:           plan.DHCPEnd.String(),
 		AdminCIDRs:        c.Network.AdminCIDRs,
+		TalosAPICIDRs:     c.Network.TalosAPICIDRs,
 		SSH:               components.RouterSSH{Host: plan.SSHHost(plan.RouterNode), User: c.Proxmox.SSHUser},
 	}
 	if plan.VIP.IsValid() {

@@ -188,6 +188,9 @@ func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 	for _, p := range spec.AdminCIDRs {
 		args.AdminCIDRs = append(args.AdminCIDRs, p.String())
 	}
+	for _, p := range spec.TalosAPICIDRs {
+		args.TalosAPICIDRs = append(args.TalosAPICIDRs, p.String())
+	}
 	for _, a := range spec.KubernetesAPI {
 		args.KubernetesAPIAddresses = append(args.KubernetesAPIAddresses, a.String())
 	}

@@ -474,7 +474,7 @@ func hasNamed(m *mocks, name string) bool {
 // prodVLANNetwork is prod's network section on VLAN 42 of eno1.
 const prodVLANNetwork = `{"external":{"bridge":"vmbr0","cidr":"192.168.1.0/24","routerAddress":"192.168.1.60","gateway":"192.168.1.1"},` +
 	`"internal":{"bridge":"vmbr2","mode":"vlan","vlan":{"uplink":"eno1","id":42},"cidr":"10.20.0.0/24","domain":"prod.sda.internal"},` +
-	`"adminCidrs":["192.168.1.0/24"],` +
+	`"adminCidrs":["192.168.1.0/24"],"talosApiCidrs":["192.168.1.5/32"],` +
 	`"portForwards":[{"name":"kube-api","port":6443,"target":"vip","targetPort":6443,"allowFrom":["192.168.1.0/24"]},` +
 	`{"name":"https","port":443,"target":"prod-worker1","targetPort":30443}]}`
 

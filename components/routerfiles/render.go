@@ -108,7 +108,14 @@ func renderNftables(s Spec) string {
 	w("delete table inet %s", TableName)
 	w("table inet %s {", TableName)
 
-	writeSet(&b, "admin", "admin CIDRs: may reach the Talos and Kubernetes APIs", true, prefixElements(s.AdminCIDRs))
+	talosSources := "admin"
+	if len(s.TalosAPICIDRs) > 0 {
+		talosSources = "talos_admin"
+		writeSet(&b, "admin", "admin CIDRs: may reach the Kubernetes API", true, prefixElements(s.AdminCIDRs))
+		writeSet(&b, talosSources, "Talos API CIDRs: may reach the Talos API (narrower than the admins: maintenance mode takes configurations from anyone)", true, prefixElements(s.TalosAPICIDRs))
+	} else {
+		writeSet(&b, "admin", "admin CIDRs: may reach the Talos and Kubernetes APIs", true, prefixElements(s.AdminCIDRs))
+	}
 	writeSet(&b, TalosAPISet, fmt.Sprintf("Talos API (tcp %d): every node, added by the node's own file", TalosAPIPort), false, nil)
 	writeSet(&b, KubernetesAPISet, fmt.Sprintf("Kubernetes API (tcp %d): the VIP here, each control plane by its own file", KubernetesAPIPort), false, addrElements(s.KubernetesAPI))
 
@@ -144,7 +151,7 @@ func renderNftables(s Spec) string {
 	w("\t\t# The internal network may reach anything outside.")
 	w("\t\tiifname %s oifname %s ip saddr %s accept", in, ext, s.Internal.Masked())
 	w("\t\t# From outside, admins only: the Talos API on the nodes, the Kubernetes API.")
-	w("\t\tiifname %s oifname %s ip saddr @admin ip daddr @talos_api tcp dport %d accept", ext, in, TalosAPIPort)
+	w("\t\tiifname %s oifname %s ip saddr @%s ip daddr @talos_api tcp dport %d accept", ext, in, talosSources, TalosAPIPort)
 	w("\t\tiifname %s oifname %s ip saddr @admin ip daddr @kubernetes_api tcp dport %d accept", ext, in, KubernetesAPIPort)
 	if len(forwards) > 0 {
 		w("\t\t# Port-forwards, DNAT'ed in prerouting: each only to its own target and port.")

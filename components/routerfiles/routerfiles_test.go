@@ -118,6 +118,22 @@ func TestRender(t *testing.T) {
 			},
 		},
 		{
+			// Maintenance mode takes a configuration from anyone who reaches
+			// 50000: the Talos API gets its own, narrower source set, the
+			// admins keep the Kubernetes API.
+			name: "Talos API narrowed to the deployer",
+			mod: func(c *config.Config) {
+				c.Network.TalosAPICIDRs = []string{"198.51.100.7/32"}
+			},
+			nft: []string{
+				"	set admin {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 198.51.100.0/24 }\n\t}",
+				"	set talos_admin {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 198.51.100.7/32 }\n\t}",
+				"		iifname \"eth0\" oifname \"eth1\" ip saddr @talos_admin ip daddr @talos_api tcp dport 50000 accept",
+				"		iifname \"eth0\" oifname \"eth1\" ip saddr @admin ip daddr @kubernetes_api tcp dport 6443 accept",
+			},
+			not: []string{"ip saddr @admin ip daddr @talos_api"},
+		},
+		{
 			name: "custom domain and DHCP range",
 			mod: func(c *config.Config) {
 				c.Network.Internal.Domain = "lab.example"

@@ -121,6 +121,11 @@ type Spec struct {
 	// AdminCIDRs may reach TalosAPIPort on every host and KubernetesAPIPort
 	// on every control-plane host and on KubernetesAPI.
 	AdminCIDRs []netip.Prefix
+	// TalosAPICIDRs, when set, replace AdminCIDRs for TalosAPIPort: a node
+	// in maintenance mode (first boot) accepts an unauthenticated machine
+	// configuration there, so the Talos API can be narrowed to the
+	// deployer while the admins keep the Kubernetes API.
+	TalosAPICIDRs []netip.Prefix
 	// KubernetesAPI are Kubernetes API addresses that are not a host's own:
 	// the VIP.
 	KubernetesAPI []netip.Addr

@@ -79,6 +79,9 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	row("Talos API", strings.Join(p.TalosEndpoints(), ", "))
 	row("DHCP range", fmt.Sprintf("%s - %s", p.DHCPStart, p.DHCPEnd))
 	row("Admin CIDRs", orNone(strings.Join(c.Network.AdminCIDRs, ", ")))
+	if len(c.Network.TalosAPICIDRs) > 0 {
+		row("Talos API CIDRs", strings.Join(c.Network.TalosAPICIDRs, ", "))
+	}
 	row("Pod network", cl.PodCIDR)
 	row("Service network", cl.ServiceCIDR)
 	if err := tw.Flush(); err != nil {

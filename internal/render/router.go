@@ -51,6 +51,9 @@ func RouterSpec(c config.Config, p config.Plan) (routerfiles.Spec, error) {
 	if s.AdminCIDRs, err = parseRouterPrefixes(c.Network.AdminCIDRs, "sda:network.adminCidrs"); err != nil {
 		return routerfiles.Spec{}, err
 	}
+	if s.TalosAPICIDRs, err = parseRouterPrefixes(c.Network.TalosAPICIDRs, "sda:network.talosApiCidrs"); err != nil {
+		return routerfiles.Spec{}, err
+	}
 	for i, f := range c.Network.PortForwards {
 		key := fmt.Sprintf("sda:network.portForwards[%d]", i)
 		target, err := config.ForwardTarget(p, f.Target)

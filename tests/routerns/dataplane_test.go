@@ -40,6 +40,7 @@ func labStack(t *testing.T, stack string, mod func(*config.Config)) (config.Conf
 	c.Network.External.Gateway = extHost
 	c.Network.DNSServers = []string{extHost}
 	c.Network.AdminCIDRs = []string{adminCIDR}
+	c.Network.TalosAPICIDRs = []string{adminSrc + "/32"}
 	for i := range c.Network.PortForwards { // restricted forwards: to the admins
 		if len(c.Network.PortForwards[i].AllowFrom) > 0 {
 			c.Network.PortForwards[i].AllowFrom = []string{adminCIDR}

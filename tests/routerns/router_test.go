@@ -26,7 +26,8 @@ const (
 	extHost   = "203.0.113.1"    // the external gateway, the upstream DNS address, the NAT observer
 	routerExt = "203.0.113.2"    // the router's static external address
 	adminCIDR = "203.0.113.8/29" // sda:network.adminCidrs
-	adminSrc  = "203.0.113.10"   // an admin: inside adminCIDR
+	adminSrc  = "203.0.113.10"   // an admin, the machine that runs Pulumi: inside adminCIDR, the only sda:network.talosApiCidrs
+	colleague = "203.0.113.11"   // another admin: inside adminCIDR, not in talosApiCidrs
 	outsider  = "203.0.113.100"  // anyone else
 	dhcpMAC   = "02:00:00:00:53:01"
 
@@ -52,6 +53,7 @@ func testStack(t *testing.T, mod func(*config.Config)) (config.Config, config.Pl
 	c.Network.External.Gateway = extHost
 	c.Network.DNSServers = []string{extHost}
 	c.Network.AdminCIDRs = []string{adminCIDR}
+	c.Network.TalosAPICIDRs = []string{adminSrc + "/32"}
 	c.Network.PortForwards = []config.PortForward{
 		{Name: "web", Port: 8443, Target: node, TargetPort: 30443},
 		{Name: "restricted", Port: 2222, Target: node, TargetPort: 30022, AllowFrom: []string{adminSrc + "/32"}},
@@ -124,7 +126,7 @@ func (n *testNet) configureRouter(t *testing.T, p config.Plan) {
 	t.Helper()
 	l := n.lab
 	extBits := p.External.Bits()
-	for _, a := range []string{extHost, adminSrc, outsider} {
+	for _, a := range []string{extHost, adminSrc, colleague, outsider} {
 		l.ip(t, "-n", n.ext, "addr", "add", fmt.Sprintf("%s/%d", a, extBits), "dev", "eth0")
 	}
 	l.ip(t, "-n", n.ext, "link", "set", "eth0", "up")
@@ -432,6 +434,10 @@ func TestRouter(t *testing.T) {
 			{"admin to the Talos API of a node", adminSrc, at(nodeAddr, 50000), "peer=" + adminSrc},
 			{"admin to the Kubernetes API", adminSrc, at(p.KubernetesAPIAddress(), 6443), "peer=" + adminSrc},
 			{"admin to another port of a node", adminSrc, at(nodeAddr, 22), "timeout"},
+			// Maintenance mode takes a configuration from anyone on 50000:
+			// only the deployer reaches it; the other admins get 6443.
+			{"another admin to the Kubernetes API", colleague, at(p.KubernetesAPIAddress(), 6443), "peer=" + colleague},
+			{"another admin to the Talos API", colleague, at(nodeAddr, 50000), "timeout"},
 			{"outsider to the Talos API", outsider, at(nodeAddr, 50000), "timeout"},
 			{"outsider to the Kubernetes API", outsider, at(p.KubernetesAPIAddress(), 6443), "timeout"},
 			{"outsider to a forward's target port, directly", outsider, at(nodeAddr, 30443), "timeout"},
