@@ -73,17 +73,21 @@ func talosKinds() ([]*kind, []*invoke) {
 	return kinds, invokes
 }
 
+// schematicDoc is the part of an Image Factory schematic the simulation
+// reads: its official system extensions.
+type schematicDoc struct {
+	Customization struct {
+		SystemExtensions struct {
+			OfficialExtensions []string `yaml:"officialExtensions"`
+		} `yaml:"systemExtensions"`
+	} `yaml:"customization"`
+}
+
 // postSchematic is POST /schematics to the simulated Image Factory: it
 // checks the schematic, and returns and records its ID, computed as the
 // real factory does (talospatch.SchematicID).
 func postSchematic(tx *Tx, text string) (string, error) {
-	var doc struct {
-		Customization struct {
-			SystemExtensions struct {
-				OfficialExtensions []string `yaml:"officialExtensions"`
-			} `yaml:"systemExtensions"`
-		} `yaml:"customization"`
-	}
+	var doc schematicDoc
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {

@@ -239,6 +239,27 @@ func (a *talosAPI) ServiceList(ctx context.Context, _ *emptypb.Empty) (*machine.
 	return &machine.ServiceListResponse{Messages: msgs}, nil
 }
 
+// streamTarget is apid's routing for a streaming call, which reaches one
+// node: the caller's roles must admit method; "nodes" metadata is refused
+// with many; the target is the "node" metadata, or "" for the endpoint.
+func (a *talosAPI) streamTarget(ctx context.Context, method string, many error) (apidInfo, string, error) {
+	info, roles, err := a.caller(ctx)
+	if err != nil {
+		return info, "", err
+	}
+	if !roles.IncludesAny(methodRoles[method]) {
+		return info, "", status.Error(codes.PermissionDenied, "not authorized")
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if _, ok := md["nodes"]; ok {
+		return info, "", many
+	}
+	if node := md["node"]; len(node) == 1 {
+		return info, node[0], nil
+	}
+	return info, "", nil
+}
+
 // eventsPoll is how often an event stream looks for new events.
 const eventsPoll = 100 * time.Millisecond
 
@@ -252,20 +273,9 @@ const eventsPoll = 100 * time.Millisecond
 // or the "node" metadata.
 func (a *talosAPI) Events(in *machine.EventsRequest, srv grpc.ServerStreamingServer[machine.Event]) error {
 	ctx := srv.Context()
-	info, roles, err := a.caller(ctx)
+	info, target, err := a.streamTarget(ctx, "Events", status.Error(codes.Unimplemented, "simulation: events of several nodes in one stream are not simulated"))
 	if err != nil {
 		return err
-	}
-	if !roles.IncludesAny(methodRoles["Events"]) {
-		return status.Error(codes.PermissionDenied, "not authorized")
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if _, many := md["nodes"]; many {
-		return status.Error(codes.Unimplemented, "simulation: events of several nodes in one stream are not simulated")
-	}
-	target := ""
-	if node := md["node"]; len(node) == 1 {
-		target = node[0]
 	}
 	_ = a.st().Log(Call{Time: time.Now(), Provider: "talos-apid", Method: "Events", Type: TokenTalosAPI, Name: target})
 	if err := srv.Send(&machine.Event{}); err != nil {
@@ -385,24 +395,13 @@ type cosiState struct {
 func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[cosi.ListResponse]) error {
 	ctx := srv.Context()
 	a := s.api
-	info, roles, err := a.caller(ctx)
+	info, target, err := a.streamTarget(ctx, "COSI.List", status.Error(codes.InvalidArgument, "one-2-many proxying is not supported for COSI methods"))
 	if err != nil {
 		return err
-	}
-	if !roles.IncludesAny(methodRoles["COSI.List"]) {
-		return status.Error(codes.PermissionDenied, "not authorized")
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if _, many := md["nodes"]; many {
-		return status.Error(codes.InvalidArgument, "one-2-many proxying is not supported for COSI methods")
 	}
 	if req.GetNamespace() != talosruntime.NamespaceName || req.GetType() != talosruntime.ExtensionStatusType {
 		return status.Errorf(codes.Unimplemented, "simulation: only %s in namespace %s are simulated, not %s in %s",
 			talosruntime.ExtensionStatusType, talosruntime.NamespaceName, req.GetType(), req.GetNamespace())
-	}
-	target := ""
-	if node := md["node"]; len(node) == 1 {
-		target = node[0]
 	}
 	var exts []extensions.Metadata
 	err = a.st().View(func(tx *Tx) error {
@@ -451,13 +450,7 @@ func (tx *Tx) extensionStatuses(m *TalosMachine) []extensions.Metadata {
 	if m.Schematic == "" {
 		return nil
 	}
-	var s struct {
-		Customization struct {
-			SystemExtensions struct {
-				OfficialExtensions []string `yaml:"officialExtensions"`
-			} `yaml:"systemExtensions"`
-		} `yaml:"customization"`
-	}
+	var s schematicDoc
 	_ = yaml.Unmarshal([]byte(tx.State.Schematics[m.Schematic]), &s)
 	var out []extensions.Metadata
 	for _, name := range s.Customization.SystemExtensions.OfficialExtensions {
