@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -156,18 +157,7 @@ func TestProdRollingUpgrade(t *testing.T) {
 				t.Errorf("the error does not name %q: %v", want, err)
 			}
 		}
-		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, []string{"prod-cp1"}) {
-			t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
-		}
-
-		res := e.up(ctx)
-		assertNoReplacement(t, res, simulator.TokenDownload)
-		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
-			t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
-		}
-		assertVersions(t, e.simDir, "v1.12.2")
-		e.writeFaults(simulator.Faults{})
-		e.assertNoChanges(ctx)
+		e.assertRollResumes(ctx, mark, order, "v1.12.2")
 	})
 
 	t.Run("a failed upgrade sequence stops the roll within seconds and the next up resumes", func(t *testing.T) {
@@ -203,19 +193,29 @@ func TestProdRollingUpgrade(t *testing.T) {
 		if d := time.Since(failedAt); d > 20*time.Second {
 			t.Errorf("up stopped %s after the sequence failed, want seconds", d)
 		}
-		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, []string{"prod-cp1"}) {
-			t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
-		}
-
-		res := e.up(ctx)
-		assertNoReplacement(t, res, simulator.TokenDownload)
-		if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
-			t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
-		}
-		assertVersions(t, e.simDir, "v1.12.3")
-		e.writeFaults(simulator.Faults{})
-		e.assertNoChanges(ctx)
+		e.assertRollResumes(ctx, mark, order, "v1.12.3")
 	})
+}
+
+// assertRollResumes checks a roll that stopped at prod-cp2: before the
+// failure only prod-cp1 was upgraded (reboots from index mark on); the next
+// up replaces nothing but the images and upgrades the rest, so that over
+// both ups each node was upgraded once, in order; every node then runs
+// version, and with the faults cleared a preview is idle.
+func (e *env) assertRollResumes(ctx context.Context, mark int, order []string, version string) {
+	t := e.t
+	t.Helper()
+	if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, []string{"prod-cp1"}) {
+		t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
+	}
+	res := e.up(ctx)
+	assertNoReplacement(t, res, simulator.TokenDownload)
+	if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
+		t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
+	}
+	assertVersions(t, e.simDir, version)
+	e.writeFaults(simulator.Faults{})
+	e.assertNoChanges(ctx)
 }
 
 // TestProdRefusedRemoval: prod-cp1 is down (its VM stopped) when the user
