@@ -126,8 +126,9 @@ func (tx *Tx) runUpgradeSequence(nc *nodeCall, image, version, actor string, ins
 	}
 	tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
 		Cause: "talos upgrade: " + image, Start: now, End: now.Add(nc.faults.RebootDuration())})
+	schematic := schematicOfImage(image)
 	m.Version, g.TalosVersion = version, version
-	m.Schematic, g.TalosSchematic = schematicOfImage(image), schematicOfImage(image)
+	m.Schematic, g.TalosSchematic = schematic, schematic
 	return nil
 }
 
