@@ -224,7 +224,9 @@ type Router struct {
 	MemoryMiB   int    `json:"memoryMiB"`
 	DiskGiB     int    `json:"diskGiB"`
 	TemplateURL string `json:"templateUrl"`
-	// TemplateChecksum is the template's SHA-256, checked by Proxmox on download.
+	// TemplateChecksum is the template's SHA-256, SHA-384 or SHA-512 (hex;
+	// the algorithm follows from its length), checked by Proxmox on
+	// download. Required with a TemplateURL of one's own.
 	TemplateChecksum string `json:"templateChecksum,omitempty"`
 }
 
@@ -236,12 +238,15 @@ const (
 	// Talos's own defaults for the pod and service networks.
 	DefaultPodCIDR           = "10.244.0.0/16"
 	DefaultServiceCIDR       = "10.96.0.0/12"
-	DefaultRouterTemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
-	QemuGuestAgentExtension  = "siderolabs/qemu-guest-agent"
-	CNIFlannel               = "flannel"
-	CNICilium                = "cilium"
-	DiskSCSI                 = "scsi"
-	DiskVirtIO               = "virtio"
+	DefaultRouterTemplateURL = "https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+	// DefaultRouterTemplateChecksum is the SHA-512 of DefaultRouterTemplateURL
+	// as Proxmox's appliance index (`pveam available`, signed) lists it.
+	DefaultRouterTemplateChecksum = "39f6d06e082d6a418438483da4f76092ebd0370a91bad30b82ab6d0f442234d63fe27a15569895e34d6d1e5ca50319f62637f7fb96b98dbde4f6103cf05bff6d"
+	QemuGuestAgentExtension       = "siderolabs/qemu-guest-agent"
+	CNIFlannel                    = "flannel"
+	CNICilium                     = "cilium"
+	DiskSCSI                      = "scsi"
+	DiskVirtIO                    = "virtio"
 )
 
 // WithDefaults returns c with every unset field given its default.
@@ -308,6 +313,11 @@ func WithDefaults(c Config) Config {
 	defInt(&r.Cores, 1)
 	defInt(&r.MemoryMiB, 256)
 	defInt(&r.DiskGiB, 4)
+	// The default template comes with its checksum; a template of one's
+	// own needs one too (validate says so).
+	if r.TemplateURL == "" || r.TemplateURL == DefaultRouterTemplateURL {
+		def(&r.TemplateChecksum, DefaultRouterTemplateChecksum)
+	}
 	def(&r.TemplateURL, DefaultRouterTemplateURL)
 	if r.VMID == 0 {
 		r.VMID = px.VMIDBase + nw.Internal.RouterOffset

@@ -236,6 +236,16 @@ func TestInvalidConfigurations(t *testing.T) {
 			c.Network.PortForwards = []PortForward{{Name: "a", Port: 80, Target: "lab-worker1"}, {Name: "b", Port: 80, Target: "lab-worker2"}}
 		}, "sda:network.portForwards[1].port", "80", "already forwarded"},
 		{"admin CIDR", func(c *Config) { c.Network.AdminCIDRs = []string{"everyone"} }, "sda:network.adminCidrs[0]", "everyone", "IPv4 CIDR"},
+		{"router template over http", func(c *Config) {
+			c.Router.TemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+		}, "sda:router.templateUrl", "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst", "https://"},
+		{"own router template without checksum", func(c *Config) {
+			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
+		}, "sda:router.templateChecksum", "", "SHA-512"},
+		{"router template checksum is MD5", func(c *Config) {
+			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
+			c.Router.TemplateChecksum = "d41d8cd98f00b204e9800998ecf8427e"
+		}, "sda:router.templateChecksum", "d41d8cd98f00b204e9800998ecf8427e", "MD5 and SHA-1 are not accepted"},
 		{"no guest agent extension", func(c *Config) { c.Cluster.Extensions = []string{"siderolabs/iscsi-tools"} }, "sda:cluster.extensions", "siderolabs/iscsi-tools", "qemu-guest-agent"},
 	}
 	for _, tc := range cases {
@@ -254,6 +264,26 @@ func TestInvalidConfigurations(t *testing.T) {
 			}
 			t.Fatalf("no problem {%s = %q: ...%s...} in:\n%v", tc.key, tc.value, tc.fix, err)
 		})
+	}
+}
+
+// The default router template comes with its SHA-512, so a stack that
+// names no template needs no checksum; the default URL given explicitly
+// gets the same checksum.
+func TestDefaultRouterTemplateIsVerified(t *testing.T) {
+	for _, url := range []string{"", DefaultRouterTemplateURL} {
+		c := valid()
+		c.Router.TemplateURL = url
+		r := WithDefaults(c).Router
+		if r.TemplateURL != DefaultRouterTemplateURL || r.TemplateChecksum != DefaultRouterTemplateChecksum {
+			t.Errorf("templateUrl %q: defaults to %q with checksum %q", url, r.TemplateURL, r.TemplateChecksum)
+		}
+		if _, _, err := Resolve(c); err != nil {
+			t.Errorf("templateUrl %q: %v", url, err)
+		}
+	}
+	if !strings.HasPrefix(DefaultRouterTemplateURL, "https://") || len(DefaultRouterTemplateChecksum) != 128 {
+		t.Errorf("default template %s with a %d-digit checksum: want https and a SHA-512", DefaultRouterTemplateURL, len(DefaultRouterTemplateChecksum))
 	}
 }
 

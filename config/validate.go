@@ -324,8 +324,13 @@ func (v *validator) router(c Config) {
 	if r.DiskGiB < 1 {
 		v.add("sda:router.diskGiB", r.DiskGiB, "use at least 1 GiB")
 	}
-	if !strings.HasPrefix(r.TemplateURL, "http://") && !strings.HasPrefix(r.TemplateURL, "https://") {
-		v.add("sda:router.templateUrl", r.TemplateURL, "use the http(s) URL of a Debian or Alpine LXC template")
+	// The template is the firewall's whole operating system: it travels
+	// over https and Proxmox checks its digest before using it.
+	if !grammar.TemplateURL(r.TemplateURL) {
+		v.add("sda:router.templateUrl", r.TemplateURL, "use the https:// URL of a Debian LXC template (.tar.zst, .tar.xz, .tar.gz), such as %s", DefaultRouterTemplateURL)
+	}
+	if _, ok := grammar.ChecksumAlgorithm(r.TemplateChecksum); !ok {
+		v.add("sda:router.templateChecksum", r.TemplateChecksum, "give the template's SHA-256, SHA-384 or SHA-512 in hex (from the signed index: `pveam available` on a Proxmox node, or the publisher's SHA512SUMS); MD5 and SHA-1 are not accepted")
 	}
 }
 

@@ -9,6 +9,8 @@
 package grammar
 
 import (
+	"net/url"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -49,4 +51,44 @@ func LeaseTime(s string) bool {
 // single quote of s closing the quotes, escaped, and reopening them.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// templateFileRE is a Proxmox LXC template volume name: pve-storage accepts
+// .tar, .tar.gz, .tar.xz, .tar.zst and .tar.bz2 (src/PVE/Storage.pm), and
+// the name becomes part of an API path and a volume ID, so only letters,
+// digits, dots, '_', '+' and '-'.
+var templateFileRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*\.tar(\.(gz|xz|zst|bz2))?$`)
+
+// TemplateURL reports whether s is an https:// URL of an LXC template: a
+// host, no credentials, no query or fragment, no space or control
+// character, and a path that ends in a template file name. Plain http is
+// refused: the template is the router's whole operating system.
+func TemplateURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, " \t\r\n\x00") {
+		return false
+	}
+	return templateFileRE.MatchString(path.Base(u.Path))
+}
+
+// ChecksumAlgorithm names the SHA-2 digest whose hex form s is, by its
+// length (sha256, sha384 or sha512), the algorithms Proxmox's download-url
+// verifies. MD5 and SHA-1 (32 and 40 digits) are refused: they no longer
+// stop a forged file.
+func ChecksumAlgorithm(s string) (string, bool) {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return "", false
+		}
+	}
+	switch len(s) {
+	case 64:
+		return "sha256", true
+	case 96:
+		return "sha384", true
+	case 128:
+		return "sha512", true
+	}
+	return "", false
 }

@@ -54,3 +54,51 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// Only an https URL that names a template file passes; http, credentials,
+// queries and a path that is not a template are refused.
+func TestTemplateURL(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst": true,
+		"https://mirror.example/lxc/alpine-3.20-default_20240908_amd64.tar.xz":               true,
+		"https://mirror.example/rootfs.tar":                                                  true,
+		"http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst":  false,
+		"https://user:pw@mirror.example/debian.tar.zst":                                      false,
+		"https://mirror.example/debian.tar.zst?x=1":                                          false,
+		"https://mirror.example/debian.tar.zst#x":                                            false,
+		"https://mirror.example/debian.iso":                                                  false,
+		"https://mirror.example/debian.tgz":                                                  false,
+		"https:///debian.tar.zst":                                                            false,
+		"https://mirror.example/a b.tar.zst":                                                 false,
+		"https://mirror.example/x.tar.zst\n":                                                 false,
+		"ftp://mirror.example/x.tar.zst":                                                     false,
+		"":                                                                                   false,
+	} {
+		if got := TemplateURL(s); got != want {
+			t.Errorf("TemplateURL(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// The algorithm follows from the digest's length; MD5, SHA-1 and
+// anything not hex are refused.
+func TestChecksumAlgorithm(t *testing.T) {
+	for _, tc := range []struct {
+		s, algo string
+		ok      bool
+	}{
+		{strings.Repeat("a", 64), "sha256", true},
+		{strings.Repeat("B", 96), "sha384", true},
+		{strings.Repeat("0", 128), "sha512", true},
+		{strings.Repeat("a", 32), "", false},
+		{strings.Repeat("a", 40), "", false},
+		{strings.Repeat("g", 64), "", false},
+		{strings.Repeat("a", 63) + "\n", "", false},
+		{"", "", false},
+	} {
+		algo, ok := ChecksumAlgorithm(tc.s)
+		if algo != tc.algo || ok != tc.ok {
+			t.Errorf("ChecksumAlgorithm(%q) = %q, %v; want %q, %v", tc.s, algo, ok, tc.algo, tc.ok)
+		}
+	}
+}
