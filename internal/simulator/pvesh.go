@@ -16,20 +16,34 @@ import (
 // inferred where marked in docs/simulation.md). Every other invocation is
 // refused, so a script that starts using something new fails here.
 //
+//	pvesh get /cluster/sdn/zones [--pending 1|--running 1] [--output-format json]
 //	pvesh get /cluster/sdn/zones/Z                 exit 0 iff Z exists (prints it as JSON)
 //	pvesh create /cluster/sdn/zones --zone Z --type vxlan --peers a,b,c [--mtu M]
 //	pvesh set /cluster/sdn/zones/Z [--peers a,b,c] [--mtu M]
+//	pvesh get /cluster/sdn/vnets [--pending 1|--running 1] [--output-format json]
 //	pvesh get /cluster/sdn/vnets/V
 //	pvesh create /cluster/sdn/vnets --vnet V --zone Z --tag VNI
 //	pvesh set /cluster/sdn/vnets/V [--zone Z] [--tag VNI]
 //	pvesh set /cluster/sdn                         apply: running := edited; every node reloads
 //	pvesh delete /cluster/sdn/vnets/V
 //	pvesh delete /cluster/sdn/zones/Z              refused while a VNet uses Z
+//	pvesh get /nodes/N/sdn/zones/Z/content [--output-format json]   the VNets of Z on node N, with status
 //
 // Create, set and delete change the edited configuration (State.SDN); only
 // the apply changes what exists on the nodes (State.SDNRunning: a bridge
 // named after each VNet on every node whose cluster address is a peer of
 // the VNet's zone).
+//
+// The apply is upstream's (pve-network, branch stable-bookworm at 2e32df1,
+// src/PVE/API2/Network/SDN.pm:106-145; master at ecf98c5, SDN.pm:261-330):
+// it commits the whole edited configuration, whoever edited it
+// (commit_config, src/PVE/Network/SDN.pm:141 at 2e32df1), bumping its
+// version, then reloads the network of every cluster node, where a failure
+// is only warned about (`warn $@`), and exits 0. A node listed in
+// Faults.SDNReloadFails fails its reload: it keeps the SDN version it last
+// reloaded with (State.SDNNodeVersions), and its zone content reports the
+// VNet "pending" as upstream's does. (The data plane, vnetOn in network.go,
+// does not read that version yet: such a node still gets the bridge there.)
 func pvesh(store *Store, node string, args []string, stdout io.Writer) error {
 	if node == "" {
 		return fmt.Errorf("simulated pvesh runs on a Proxmox node: %s is not set", NodeEnv)
@@ -43,10 +57,19 @@ func pvesh(store *Store, node string, args []string, stdout io.Writer) error {
 		return err
 	}
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(parts) < 2 || parts[0] != "cluster" || parts[1] != "sdn" {
-		return fmt.Errorf("simulated pvesh supports only /cluster/sdn, got %s %s", verb, path)
+	nodeContent := len(parts) == 6 && parts[0] == "nodes" && parts[2] == "sdn" && parts[3] == "zones" && parts[5] == "content"
+	if !nodeContent && (len(parts) < 2 || parts[0] != "cluster" || parts[1] != "sdn") {
+		return fmt.Errorf("simulated pvesh supports only /cluster/sdn and /nodes/N/sdn/zones/Z/content, got %s %s", verb, path)
 	}
 	allow := func(keys ...string) error {
+		if verb == "get" {
+			// pvesh's own option (PVE/CLI/pvesh.pm, standard output
+			// options); SDA's scripts read JSON only.
+			if f, ok := opts["output-format"]; ok && f != "json" {
+				return fmt.Errorf("simulated pvesh: only --output-format json is simulated, got %q", f)
+			}
+			keys = append(keys, "output-format")
+		}
 		for k := range opts {
 			if !slices.Contains(keys, k) {
 				return fmt.Errorf("simulated pvesh: %s %s: option --%s is not simulated (allowed: %s)", verb, path, k, strings.Join(keys, ", "))
@@ -54,18 +77,57 @@ func pvesh(store *Store, node string, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
+	faults, err := store.Faults()
+	if err != nil {
+		return err
+	}
 	return store.Update(func(tx *Tx) error {
 		sdn := &tx.State.SDN
 		switch {
+		case nodeContent && verb == "get":
+			if err := allow(); err != nil {
+				return err
+			}
+			n, zone := parts[1], parts[4]
+			if !slices.ContainsFunc(tx.World.Nodes, func(w WorldNode) bool { return w.Name == n }) {
+				return fmt.Errorf("simulated pvesh: no node %q in the simulated cluster", n)
+			}
+			if !sdnID(zone) {
+				return fmt.Errorf("400 Parameter verification failed.\nzone: invalid format - invalid sdn zone ID '%s'", zone)
+			}
+			return printJSON(stdout, tx.sdnZoneContent(n, zone))
 		case verb == "set" && len(parts) == 2:
 			if err := allow(); err != nil {
 				return err
 			}
+			// commit_config: the whole edited configuration becomes the
+			// running one, everyone's pending edits with SDA's.
 			tx.State.SDNRunning = sdn.clone()
+			tx.State.SDNVersion++
 			for _, n := range tx.World.Nodes {
+				fmt.Fprintf(stdout, "%s: reloading network config\n", n.Name)
+				if slices.Contains(faults.SDNReloadFails, n.Name) {
+					// Upstream warns and goes on with the next node.
+					fmt.Fprintf(stdout, "warning: simulated: the network reload of %s failed (faults: sdnReloadFails)\n", n.Name)
+					continue
+				}
 				tx.State.NetworkReloads[n.Name]++
+				tx.State.SDNNodeVersions[n.Name] = tx.State.SDNVersion
 			}
 			return nil
+		case verb == "get" && len(parts) == 3 && (parts[2] == "zones" || parts[2] == "vnets"):
+			if err := allow("pending", "running"); err != nil {
+				return err
+			}
+			pending, err := pveBool(opts, "pending")
+			if err != nil {
+				return err
+			}
+			running, err := pveBool(opts, "running")
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, sdnListing(tx.State.SDN, tx.State.SDNRunning, parts[2], pending, running))
 		case len(parts) == 3 && parts[2] == "zones" && verb == "create":
 			if err := allow("zone", "type", "peers", "mtu"); err != nil {
 				return err
@@ -179,6 +241,174 @@ func pvesh(store *Store, node string, args []string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("simulated pvesh: %s %s is not simulated", verb, path)
 	})
+}
+
+// sdnObjects is one kind of SDN object (zones or vnets) as pve-network's
+// section configuration holds them: ID, then key and value.
+type sdnObjects map[string]map[string]any
+
+func sdnObjectsOf(c SDNConfig, kind string) sdnObjects {
+	out := sdnObjects{}
+	if kind == "zones" {
+		for id, z := range c.Zones {
+			o := map[string]any{"type": z.Type, "peers": strings.Join(z.Peers, ",")}
+			if z.MTU != 0 {
+				o["mtu"] = z.MTU
+			}
+			out[id] = o
+		}
+		return out
+	}
+	for id, v := range c.VNets {
+		out[id] = map[string]any{"type": "vnet", "zone": v.Zone, "tag": v.Tag}
+	}
+	return out
+}
+
+// sdnListing is `pvesh get /cluster/sdn/zones|vnets`: the edited objects,
+// the running ones with running, or with pending what pending_config
+// makes of both. Each is named by "zone" or "vnet" (pve-network
+// src/PVE/API2/Network/SDN/Zones.pm:38 and Vnets.pm:47 at 2e32df1), in ID
+// order.
+func sdnListing(edited, running SDNConfig, kind string, pending, showRunning bool) []map[string]any {
+	objs := sdnObjectsOf(edited, kind)
+	switch {
+	case pending:
+		objs = pendingConfig(sdnObjectsOf(running, kind), objs)
+	case showRunning:
+		objs = sdnObjectsOf(running, kind)
+	}
+	idKey := "zone"
+	if kind == "vnets" {
+		idKey = "vnet"
+	}
+	out := []map[string]any{}
+	for _, id := range slices.Sorted(maps.Keys(objs)) {
+		o := objs[id]
+		o[idKey] = id
+		out = append(out, o)
+	}
+	return out
+}
+
+// pendingConfig is pve-network's pending_config (src/PVE/Network/SDN.pm:
+// 85-140 at 2e32df1, :133-188 at ecf98c5): every running and every edited
+// object. A running object shows its running values; one the edit removed
+// has state "deleted", one whose values differ "changed" (a removed key
+// pending as "deleted"); an object only edited is "new", with its values
+// under "pending" (but type and vnet); an edited value that differs from
+// the running one is under "pending" too. An unchanged object has neither
+// state nor pending.
+func pendingConfig(running, edited sdnObjects) sdnObjects {
+	out := sdnObjects{}
+	get := func(id string) map[string]any {
+		if out[id] == nil {
+			out[id] = map[string]any{}
+		}
+		return out[id]
+	}
+	setPending := func(o map[string]any, k string, v any) {
+		p, _ := o["pending"].(map[string]any)
+		if p == nil {
+			p = map[string]any{}
+			o["pending"] = p
+		}
+		p[k] = v
+	}
+	same := func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+	for id, r := range running {
+		o := get(id)
+		e, inEdited := edited[id]
+		for k, v := range r {
+			o[k] = v
+			ev, ok := e[k]
+			switch {
+			case !inEdited:
+				o["state"] = "deleted"
+			case !ok:
+				setPending(o, k, "deleted")
+				o["state"] = "changed"
+			case !same(v, ev):
+				o["state"] = "changed"
+			}
+		}
+	}
+	for id, e := range edited {
+		o := get(id)
+		r, inRunning := running[id]
+		for k, v := range e {
+			rv, ok := r[k]
+			if k == "type" || k == "vnet" {
+				o[k] = v
+			} else if !ok || !same(rv, v) {
+				setPending(o, k, v)
+			}
+			if !inRunning {
+				o["state"] = "new"
+			} else if !ok {
+				o["state"] = "changed"
+			}
+		}
+	}
+	for _, o := range out {
+		if _, ok := o["state"]; ok && o["pending"] == nil {
+			o["pending"] = map[string]any{}
+		}
+	}
+	return out
+}
+
+// sdnZoneContent is `pvesh get /nodes/N/sdn/zones/Z/content`: the VNets
+// of zone Z in the running configuration as node N has them (pve-network
+// src/PVE/API2/Network/SDN/Zones/Content.pm:73-82 and
+// PVE::Network::SDN::Zones::status, src/PVE/Network/SDN/Zones.pm:227-300,
+// at 2e32df1). Nothing before the first apply; "pending" on a node whose
+// generated configuration is older than the running one (its reload
+// failed); "error" where the simulation has no bridge for the VNet (a node
+// that is not a peer of the zone; upstream's message for a VNet that
+// ifquery does not know, Zones/Plugin.pm:219-220); else "available".
+func (tx *Tx) sdnZoneContent(node, zone string) []map[string]any {
+	out := []map[string]any{}
+	if tx.State.SDNVersion == 0 {
+		return out
+	}
+	var errConfig string
+	switch local := tx.State.SDNNodeVersions[node]; {
+	case local == 0:
+		errConfig = "local sdn network configuration is not yet generated, please reload"
+	case local < tx.State.SDNVersion:
+		errConfig = "local sdn network configuration is too old, please reload"
+	}
+	running := tx.State.SDNRunning
+	for _, id := range slices.Sorted(maps.Keys(running.VNets)) {
+		if v := running.VNets[id]; v.Zone != zone || running.Zones[zone] == nil {
+			continue
+		}
+		item := map[string]any{"vnet": id, "status": "available"}
+		if errConfig != "" {
+			item["status"], item["statusmsg"] = "pending", errConfig
+		} else if _, ok := tx.vnetOn(node, id); !ok {
+			item["status"], item["statusmsg"] = "error", "vnet is not generated. Please check the 'reload network' task log."
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+// pveBool reads a boolean option as Proxmox's JSON schema does (absent is
+// false).
+func pveBool(opts map[string]string, key string) (bool, error) {
+	v, ok := opts[key]
+	if !ok {
+		return false, nil
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("400 Parameter verification failed.\n%s: type check ('boolean') failed - got '%s'", key, v)
 }
 
 // sdnID is pve-network's SDN ID format: a letter, then letters and

@@ -1,34 +1,59 @@
 package simulator
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sda-platform/sda/components/sdn"
 )
 
-// sdnScript is the idempotent create/update script of a VXLAN zone and
-// VNet, in the forms the product's command uses.
-func sdnScript(peers string, mtu, tag int) string {
-	return fmt.Sprintf(`set -eu
-if pvesh get /cluster/sdn/zones/zprod >/dev/null 2>&1; then
-  pvesh set /cluster/sdn/zones/zprod --peers %[1]s --mtu %[2]d
-else
-  pvesh create /cluster/sdn/zones --zone zprod --type vxlan --peers %[1]s --mtu %[2]d
-fi
-if pvesh get /cluster/sdn/vnets/vprod >/dev/null 2>&1; then
-  pvesh set /cluster/sdn/vnets/vprod --zone zprod --tag %[3]d
-else
-  pvesh create /cluster/sdn/vnets --vnet vprod --zone zprod --tag %[3]d
-fi
-pvesh set /cluster/sdn
-`, peers, mtu, tag)
+// pveshWorld is four Proxmox nodes, pveN at 192.0.2.1N.
+func pveshWorld() World {
+	return DefaultWorld(WorldNode{Name: "pve1", SSHHost: "192.0.2.11"}, WorldNode{Name: "pve2", SSHHost: "192.0.2.12"},
+		WorldNode{Name: "pve3", SSHHost: "192.0.2.13"}, WorldNode{Name: "pve4", SSHHost: "192.0.2.14"})
 }
 
-const sdnDelete = `set -eu
-if pvesh get /cluster/sdn/vnets/vprod >/dev/null 2>&1; then pvesh delete /cluster/sdn/vnets/vprod; fi
-if pvesh get /cluster/sdn/zones/zprod >/dev/null 2>&1; then pvesh delete /cluster/sdn/zones/zprod; fi
-pvesh set /cluster/sdn
-`
+// sdaVXLAN is SDA's zone zprod with VNet vprod on the nodes whose
+// addresses (192.0.2.1N, pveN) are the peers.
+func sdaVXLAN(peers string, mtu, tag int) sdn.VXLAN {
+	x := sdn.VXLAN{Zone: "zprod", VNet: "vprod", VNI: tag, Peers: strings.Split(peers, ","), MTU: mtu, ReadyTimeout: 1}
+	for _, p := range x.Peers {
+		x.Nodes = append(x.Nodes, "pve"+p[len(p)-1:])
+	}
+	if err := x.Validate(); err != nil {
+		panic(err)
+	}
+	return x
+}
+
+// sdnScript is the product's create/update script of SDA's VXLAN zone and
+// VNet (components/sdn).
+func sdnScript(peers string, mtu, tag int) string { return sdn.ApplyScript(sdaVXLAN(peers, mtu, tag)) }
+
+// sdnDelete is the product's delete script.
+var sdnDelete = sdn.DeleteScript(sdaVXLAN("192.0.2.11", 1450, 1))
+
+// runScripts runs scripts in turn as remote commands on pve1 and returns
+// the first error.
+func runScripts(t *testing.T, s *Server, scripts ...string) error {
+	t.Helper()
+	for i, sc := range scripts {
+		if _, _, err := create(t, s, TokenRemoteCommand, fmt.Sprintf("sdn%d", i), map[string]any{"connection": map[string]any{"host": "192.0.2.11"}, "create": sc}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPvesh runs the simulated pvesh on node and returns what it printed.
+func runPvesh(t *testing.T, s *Server, node string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := pvesh(s.Store, node, args, &out)
+	return out.String(), err
+}
 
 // TestPvesh checks the simulated pvesh, through remote command scripts as
 // the product runs it: the SDN forms, the edited vs the applied
@@ -59,21 +84,19 @@ func TestPvesh(t *testing.T) {
 		{"a zone a VNet uses cannot be deleted", []string{sdnScript(peers3, 1450, 7), "pvesh delete /cluster/sdn/zones/zprod"}, "vnet 'vprod' uses it", nil},
 		{"the delete script removes VNet, zone and, applied, the bridges", []string{sdnScript(peers3, 1450, 7), sdnDelete}, "",
 			map[string]bool{"pve1": false, "pve2": false}},
-		{"other paths are refused", []string{"pvesh get /nodes/pve1/network"}, "simulated pvesh supports only /cluster/sdn", nil},
+		{"a stack node that is not a peer has no VNet: the apply fails naming it", []string{sdn.ApplyScript(sdn.VXLAN{Zone: "zprod", VNet: "vprod", VNI: 7,
+			Peers: []string{"192.0.2.11"}, MTU: 1450, Nodes: []string{"pve1", "pve2"}, ReadyTimeout: 1})},
+			"  pve2: error (vnet is not generated. Please check the 'reload network' task log.)", map[string]bool{"pve1": true, "pve2": false}},
+		{"other paths are refused", []string{"pvesh get /nodes/pve1/network"}, "simulated pvesh supports only /cluster/sdn and /nodes/N/sdn/zones/Z/content", nil},
 		{"other zone types are refused", []string{"pvesh create /cluster/sdn/zones --zone z1 --type vlan --bridge vmbr0"}, "option --bridge is not simulated", nil},
 		{"other options are refused", []string{sdnScript(peers3, 1450, 7), "pvesh set /cluster/sdn/vnets/vprod --alias x"}, "option --alias is not simulated", nil},
+		{"other output formats are refused", []string{"pvesh get /cluster/sdn/zones --output-format yaml"}, "only --output-format json is simulated", nil},
 		{"other verbs are refused", []string{"pvesh ls /cluster/sdn/zones"}, "is not simulated", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.rule, func(t *testing.T) {
-			s := newTestServer(t, "command", DefaultWorld(WorldNode{Name: "pve1", SSHHost: "192.0.2.11"}, WorldNode{Name: "pve2", SSHHost: "192.0.2.12"},
-				WorldNode{Name: "pve3", SSHHost: "192.0.2.13"}, WorldNode{Name: "pve4", SSHHost: "192.0.2.14"}))
-			var err error
-			for i, sc := range c.scripts {
-				if _, _, err = create(t, s, TokenRemoteCommand, fmt.Sprintf("sdn%d", i), map[string]any{"connection": map[string]any{"host": "192.0.2.11"}, "create": sc}); err != nil {
-					break
-				}
-			}
+			s := newTestServer(t, "command", pveshWorld())
+			err := runScripts(t, s, c.scripts...)
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("want success, got %v", err)
@@ -90,6 +113,172 @@ func TestPvesh(t *testing.T) {
 			}))
 		})
 	}
+}
+
+// TestPveshPendingListing: `--pending 1` lists every object as upstream's
+// pending_config does: new, changed (the edited value under pending, the
+// running one on top), deleted, and unchanged objects without a state.
+func TestPveshPendingListing(t *testing.T) {
+	s := newTestServer(t, "command", pveshWorld())
+	list := func(kind string) string {
+		t.Helper()
+		out, err := runPvesh(t, s, "pve1", "get", "/cluster/sdn/"+kind, "--pending", "1", "--output-format", "json")
+		noErr(t, err)
+		return strings.TrimSpace(out)
+	}
+	step := func(args ...string) {
+		t.Helper()
+		_, err := runPvesh(t, s, "pve1", args...)
+		noErr(t, err)
+	}
+	expect := func(what, got, want string) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+		}
+	}
+	expect("nothing configured", list("zones")+list("vnets"), "[][]")
+	step("create", "/cluster/sdn/zones", "--zone", "za", "--type", "vxlan", "--peers", "192.0.2.11", "--mtu", "1450")
+	step("create", "/cluster/sdn/vnets", "--vnet", "va", "--zone", "za", "--tag", "5")
+	expect("new zone", list("zones"), `[{"pending":{"mtu":1450,"peers":"192.0.2.11"},"state":"new","type":"vxlan","zone":"za"}]`)
+	expect("new vnet", list("vnets"), `[{"pending":{"tag":5,"zone":"za"},"state":"new","type":"vnet","vnet":"va"}]`)
+	step("set", "/cluster/sdn")
+	expect("applied zone", list("zones"), `[{"mtu":1450,"peers":"192.0.2.11","type":"vxlan","zone":"za"}]`)
+	expect("applied vnet", list("vnets"), `[{"tag":5,"type":"vnet","vnet":"va","zone":"za"}]`)
+	step("set", "/cluster/sdn/zones/za", "--mtu", "1400")
+	step("delete", "/cluster/sdn/vnets/va")
+	expect("changed zone", list("zones"), `[{"mtu":1450,"peers":"192.0.2.11","pending":{"mtu":1400},"state":"changed","type":"vxlan","zone":"za"}]`)
+	expect("deleted vnet", list("vnets"), `[{"pending":{},"state":"deleted","tag":5,"type":"vnet","vnet":"va","zone":"za"}]`)
+	out, err := runPvesh(t, s, "pve1", "get", "/cluster/sdn/zones", "--pending", "maybe")
+	if err == nil || !strings.Contains(err.Error(), "pending: type check ('boolean') failed") {
+		t.Errorf("--pending maybe: %q, %v", out, err)
+	}
+}
+
+// TestPveshApplyCommitsEveryPendingEdit: `pvesh set /cluster/sdn` applies
+// what anyone edited, not only what the caller did.
+func TestPveshApplyCommitsEveryPendingEdit(t *testing.T) {
+	s := newTestServer(t, "command", pveshWorld())
+	noErr(t, runScripts(t, s, "pvesh create /cluster/sdn/zones --zone zother --type vxlan --peers 192.0.2.13,192.0.2.14"+
+		" && pvesh create /cluster/sdn/vnets --vnet vother --zone zother --tag 99"))
+	_, err := runPvesh(t, s, "pve1", "set", "/cluster/sdn")
+	noErr(t, err)
+	noErr(t, s.Store.Update(func(tx *Tx) error {
+		if tx.State.SDNRunning.VNets["vother"] == nil || tx.State.SDNRunning.Zones["zother"] == nil {
+			t.Errorf("the apply left someone else's pending zone and VNet out: running %+v", tx.State.SDNRunning)
+		}
+		if !tx.bridgeExists("pve4", "vother") {
+			t.Errorf("the other VNet's bridge is not on pve4")
+		}
+		return nil
+	}))
+}
+
+// TestPveshReloadFailure: a node whose network reload fails is only
+// warned about; the apply exits 0, and that node's zone content reports
+// the VNet pending until a later apply reloads it.
+func TestPveshReloadFailure(t *testing.T) {
+	s := newTestServer(t, "command", pveshWorld())
+	noErr(t, WriteFaults(s.Store.Dir, Faults{SDNReloadFails: []string{"pve2"}}))
+	const setup = "pvesh create /cluster/sdn/zones --zone zprod --type vxlan --peers 192.0.2.11,192.0.2.12" +
+		" && pvesh create /cluster/sdn/vnets --vnet vprod --zone zprod --tag 7 && pvesh set /cluster/sdn"
+	noErr(t, runScripts(t, s, setup))
+	content := func(node string) string {
+		t.Helper()
+		out, err := runPvesh(t, s, node, "get", "/nodes/"+node+"/sdn/zones/zprod/content", "--output-format", "json")
+		noErr(t, err)
+		return strings.TrimSpace(out)
+	}
+	want := map[string]string{
+		"pve1": `[{"status":"available","vnet":"vprod"}]`,
+		"pve2": `[{"status":"pending","statusmsg":"local sdn network configuration is not yet generated, please reload","vnet":"vprod"}]`,
+	}
+	for node, w := range want {
+		if got := content(node); got != w {
+			t.Errorf("content on %s after its reload failed:\n got %s\nwant %s", node, got, w)
+		}
+	}
+	st, err := ReadState(s.Store.Dir)
+	noErr(t, err)
+	if st.NetworkReloads["pve2"] != 0 || st.NetworkReloads["pve1"] != 1 {
+		t.Errorf("network reloads %v: want pve1 once, pve2 never", st.NetworkReloads)
+	}
+	// The node recovers, reloads at the next apply; then fails again.
+	noErr(t, WriteFaults(s.Store.Dir, Faults{}))
+	_, err = runPvesh(t, s, "pve1", "set", "/cluster/sdn")
+	noErr(t, err)
+	if got := content("pve2"); got != want["pve1"] {
+		t.Errorf("content on pve2 after a good reload: %s", got)
+	}
+	noErr(t, WriteFaults(s.Store.Dir, Faults{SDNReloadFails: []string{"pve2"}}))
+	out, err := runPvesh(t, s, "pve1", "set", "/cluster/sdn")
+	noErr(t, err)
+	if !strings.Contains(out, "network reload of pve2 failed") {
+		t.Errorf("the apply does not warn about pve2: %q", out)
+	}
+	if got := content("pve2"); !strings.Contains(got, "local sdn network configuration is too old, please reload") {
+		t.Errorf("content on pve2 after a failed reload: %s", got)
+	}
+	if _, err := runPvesh(t, s, "pve1", "get", "/nodes/pve9/sdn/zones/zprod/content"); err == nil {
+		t.Errorf("content of a node that does not exist: no error")
+	}
+}
+
+// TestSDNScriptsApplySafely runs the product's scripts against the
+// simulated pvesh: they refuse while someone else's SDN edit is pending,
+// and the apply fails naming a node without the VNet.
+func TestSDNScriptsApplySafely(t *testing.T) {
+	const peers3 = "192.0.2.11,192.0.2.12,192.0.2.13"
+	const foreignZone = "pvesh create /cluster/sdn/zones --zone zother --type vxlan --peers 192.0.2.14"
+	t.Run("a foreign pending zone: the apply refuses and applies nothing", func(t *testing.T) {
+		s := newTestServer(t, "command", pveshWorld())
+		noErr(t, runScripts(t, s, foreignZone))
+		err := runScripts(t, s, sdnScript(peers3, 1450, 7))
+		if err == nil || !strings.Contains(err.Error(), "  zone zother: new\n") || !strings.Contains(err.Error(), "not changing SDN zone zprod and VNet vprod") {
+			t.Fatalf("want a refusal naming zone zother, got %v", err)
+		}
+		st, err := ReadState(s.Store.Dir)
+		noErr(t, err)
+		if st.SDN.Zones["zprod"] != nil || len(st.SDNRunning.Zones) != 0 || st.SDNVersion != 0 {
+			t.Errorf("the refused apply edited or applied SDN: edited %+v, running %+v", st.SDN, st.SDNRunning)
+		}
+	})
+	t.Run("a foreign pending VNet change: the delete refuses and removes nothing", func(t *testing.T) {
+		s := newTestServer(t, "command", pveshWorld())
+		noErr(t, runScripts(t, s, sdnScript(peers3, 1450, 7),
+			"pvesh create /cluster/sdn/zones --zone zother --type vxlan --peers 192.0.2.14 && pvesh create /cluster/sdn/vnets --vnet vother --zone zother --tag 8 && pvesh set /cluster/sdn",
+			"pvesh set /cluster/sdn/vnets/vother --tag 9"))
+		err := runScripts(t, s, sdnDelete)
+		if err == nil || !strings.Contains(err.Error(), "  vnet vother (zone zother): changed\n") || !strings.Contains(err.Error(), "not removing SDN zone zprod") {
+			t.Fatalf("want a refusal naming vnet vother, got %v", err)
+		}
+		st, err := ReadState(s.Store.Dir)
+		noErr(t, err)
+		if st.SDN.VNets["vprod"] == nil || st.SDNRunning.VNets["vprod"] == nil || st.SDNRunning.VNets["vother"].Tag != 8 {
+			t.Errorf("the refused delete edited or applied SDN: edited %+v, running %+v", st.SDN, st.SDNRunning)
+		}
+	})
+	t.Run("SDA's own pending zone (a run that stopped halfway) does not stop the apply", func(t *testing.T) {
+		s := newTestServer(t, "command", pveshWorld())
+		noErr(t, runScripts(t, s, "pvesh create /cluster/sdn/zones --zone zprod --type vxlan --peers 192.0.2.11", sdnScript(peers3, 1450, 7)))
+	})
+	t.Run("a node whose reload failed: the apply fails naming it", func(t *testing.T) {
+		s := newTestServer(t, "command", pveshWorld())
+		noErr(t, WriteFaults(s.Store.Dir, Faults{SDNReloadFails: []string{"pve2"}}))
+		err := runScripts(t, s, sdnScript(peers3, 1450, 7))
+		want := "SDA: SDN VNet vprod is not available 1 s after applying SDN on:\n  pve2: pending (local sdn network configuration is not yet generated, please reload)\n"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want an error containing %q, got %v", want, err)
+		}
+		_, listed, _ := strings.Cut(err.Error(), "after applying SDN on:\n")
+		listed, _, _ = strings.Cut(listed, "\nApplying SDN")
+		if listed != "  pve2: pending (local sdn network configuration is not yet generated, please reload)" {
+			t.Errorf("the error lists other nodes than pve2: %q", listed)
+		}
+		// Fixed, the next run succeeds.
+		noErr(t, WriteFaults(s.Store.Dir, Faults{}))
+		noErr(t, runScripts(t, s, sdnScript(peers3, 1450, 7)))
+	})
 }
 
 // A delete script runs with the stored connection when the command is

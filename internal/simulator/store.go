@@ -141,6 +141,11 @@ type Faults struct {
 	// before it reboots the node (a Go duration; default 10s, machined's
 	// "rebooting in 10 seconds").
 	FatalRebootDelay string `json:"fatalRebootDelay,omitempty"`
+	// SDNReloadFails are Proxmox nodes whose network reload fails when
+	// `pvesh set /cluster/sdn` applies SDN (ifupdown2 missing, the node
+	// offline): the apply only warns and exits 0, and the node keeps its
+	// older SDN network configuration (pvesh.go).
+	SDNReloadFails []string `json:"sdnReloadFails,omitempty"`
 }
 
 // EtcdStart is the configured EtcdStartTime (0 when unset or invalid).
@@ -441,6 +446,11 @@ type State struct {
 	// SDN is Proxmox SDN's edited configuration, SDNRunning the applied one.
 	SDN        SDNConfig `json:"sdn"`
 	SDNRunning SDNConfig `json:"sdnRunning"`
+	// SDNVersion counts the applies of SDN (the running configuration's
+	// version); SDNNodeVersions is, per node, the version its network last
+	// reloaded with (older on a node whose reload failed).
+	SDNVersion      int            `json:"sdnVersion,omitempty"`
+	SDNNodeVersions map[string]int `json:"sdnNodeVersions,omitempty"`
 }
 
 func (s *State) init() {
@@ -479,6 +489,9 @@ func (s *State) init() {
 	}
 	s.SDN.init()
 	s.SDNRunning.init()
+	if s.SDNNodeVersions == nil {
+		s.SDNNodeVersions = map[string]int{}
+	}
 }
 
 // objectKey identifies an object by the resource that made it and its ID:
