@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ import (
 type ConfigValue struct {
 	Value  string
 	Secret bool
+	// Path treats the key as a property path into a structured value
+	// (`pulumi config set --path`), e.g. "sda:proxmox.nodes[0].sshHostKey".
+	Path bool
 }
 
 // Options select the stack and where the engine keeps its files.
@@ -214,16 +218,37 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening stack %s: %w", opts.Stack, err)
 	}
-	if len(opts.ConfigValues) > 0 {
-		cm := auto.ConfigMap{}
-		for k, v := range opts.ConfigValues {
-			cm[k] = auto.ConfigValue{Value: v.Value, Secret: v.Secret}
-		}
-		if err := stack.SetAllConfig(ctx, cm); err != nil {
-			return nil, fmt.Errorf("setting configuration: %w", err)
-		}
+	if err := setConfig(ctx, stack, opts.ConfigValues); err != nil {
+		return nil, err
 	}
 	return &Deployment{opts: opts, project: project, workDir: workDir, stack: stack}, nil
+}
+
+// setConfig sets values on the stack: the plain keys at once, then each
+// property path into them (one CLI call per path).
+func setConfig(ctx context.Context, stack auto.Stack, values map[string]ConfigValue) error {
+	plain := auto.ConfigMap{}
+	var paths []string
+	for k, v := range values {
+		if v.Path {
+			paths = append(paths, k)
+		} else {
+			plain[k] = auto.ConfigValue{Value: v.Value, Secret: v.Secret}
+		}
+	}
+	if len(plain) > 0 {
+		if err := stack.SetAllConfig(ctx, plain); err != nil {
+			return fmt.Errorf("setting configuration: %w", err)
+		}
+	}
+	slices.Sort(paths)
+	for _, k := range paths {
+		v := values[k]
+		if err := stack.SetConfigWithOptions(ctx, k, auto.ConfigValue{Value: v.Value, Secret: v.Secret}, &auto.ConfigOptions{Path: true}); err != nil {
+			return fmt.Errorf("setting configuration %s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // pulumiCommand wraps the CLI at bin. The Automation API wants a root with

@@ -104,6 +104,7 @@ func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkA
 		}
 	}
 	var vxlan sdn.VXLAN
+	var conn remote.ConnectionArgs
 	switch mode {
 	case NetworkModeBridge, NetworkModeExisting:
 		if args.Bridge == "" {
@@ -118,8 +119,12 @@ func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkA
 			return nil, fmt.Errorf("InternalNetwork %s: vxlan mode needs VXLAN and SSH.Host", name)
 		}
 		x := args.VXLAN
-		vxlan = sdn.VXLAN{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU}
+		vxlan = sdn.VXLAN{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU, Nodes: args.ProxmoxNodes}
 		if err := vxlan.Validate(); err != nil {
+			return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
+		}
+		var err error
+		if conn, err = args.SSH.connection(ctx, "SSH"); err != nil {
 			return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
 		}
 	default:
@@ -178,10 +183,6 @@ func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkA
 			comp.perNode[node] = br.Name
 		}
 	case NetworkModeVXLAN:
-		conn := remote.ConnectionArgs{Host: pulumi.String(args.SSH.Host), User: pulumi.String(args.SSH.User)}
-		if args.SSH.PrivateKey != nil {
-			conn.PrivateKey = pulumi.ToSecret(args.SSH.PrivateKey).(pulumi.StringOutput)
-		}
 		// SDN configuration is cluster-wide: one command on one node
 		// creates the zone and VNet, and applying it makes the VNet's
 		// bridge on every node. Its scripts are idempotent, so a changed

@@ -26,6 +26,38 @@ type RouterSSH struct {
 	User string `pulumi:"user,optional"`
 	// PrivateKey is optional (secret); without it the SSH agent is used.
 	PrivateKey pulumi.StringInput `pulumi:"privateKey,optional" provider:"secret"`
+	// HostKey pins the host's SSH key ("ssh-ed25519 AAAA…", the line of its
+	// /etc/ssh/ssh_host_ed25519_key.pub; ed25519 or ECDSA): a host that
+	// cannot prove it holds that key gets no script. Required unless
+	// InsecureIgnoreHostKey is set.
+	HostKey string `pulumi:"hostKey,optional"`
+	// InsecureIgnoreHostKey connects without checking the host key: whoever
+	// answers on Host receives the root scripts. Warned about on every run.
+	InsecureIgnoreHostKey bool `pulumi:"insecureIgnoreHostKey,optional"`
+}
+
+// connection is the SSH connection to a Proxmox host, host-key pinned.
+// field names the argument in errors (SSH, for RouterLXC).
+func (s RouterSSH) connection(ctx *pulumi.Context, field string) (remote.ConnectionArgs, error) {
+	conn := remote.ConnectionArgs{Host: pulumi.String(s.Host), User: pulumi.String(s.User)}
+	if s.PrivateKey != nil {
+		conn.PrivateKey = pulumi.ToSecret(s.PrivateKey).(pulumi.StringOutput)
+	}
+	switch {
+	case s.HostKey != "":
+		key, err := grammar.SSHHostKey(s.HostKey)
+		if err != nil {
+			return conn, fmt.Errorf("%s.HostKey %v", field, err)
+		}
+		conn.HostKey = pulumi.String(key)
+	case s.InsecureIgnoreHostKey:
+		if err := ctx.Log.Warn(fmt.Sprintf("%s.InsecureIgnoreHostKey: SSH to %s accepts any host key; whoever answers there receives the root scripts: pin its key in %s.HostKey", field, s.Host, field), nil); err != nil {
+			return conn, err
+		}
+	default:
+		return conn, fmt.Errorf("%s.HostKey is empty: pin the SSH host key of %s (the line of its /etc/ssh/ssh_host_ed25519_key.pub, checked on its console), or set %s.InsecureIgnoreHostKey to connect unverified", field, s.Host, field)
+	}
+	return conn, nil
 }
 
 // RouterLXCArgs describes the router container and what it routes. Every
@@ -44,9 +76,12 @@ type RouterLXCArgs struct {
 	Datastore string `pulumi:"datastore"`
 	// TemplateDatastore receives the downloaded LXC template (content vztmpl).
 	TemplateDatastore string `pulumi:"templateDatastore"`
-	TemplateURL       string `pulumi:"templateUrl"`
-	// TemplateChecksum is the template's SHA-256; empty skips the check.
-	TemplateChecksum string `pulumi:"templateChecksum,optional"`
+	// TemplateURL is the https:// URL of the Debian LXC template.
+	TemplateURL string `pulumi:"templateUrl"`
+	// TemplateChecksum is the template's SHA-256, SHA-384 or SHA-512 in hex
+	// (the algorithm follows from its length); Proxmox checks it before the
+	// template is used.
+	TemplateChecksum string `pulumi:"templateChecksum"`
 
 	ExternalBridge string `pulumi:"externalBridge"`
 	// ExternalVLAN tags the external NIC; 0 leaves it untagged.
@@ -177,6 +212,10 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	if args == nil || args.ProxmoxNode == "" || args.VMID == 0 || args.SSH.Host == "" {
 		return nil, fmt.Errorf("RouterLXC %s: ProxmoxNode, VMID and SSH.Host are required", name)
 	}
+	conn, err := args.SSH.connection(ctx, "SSH")
+	if err != nil {
+		return nil, fmt.Errorf("RouterLXC %s: %w", name, err)
+	}
 	// Everything is parsed and rendered before anything is registered: a
 	// wrong address fails the program, not the container half-way.
 	layout := routerfiles.DebianLayout()
@@ -191,21 +230,7 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	}
 	parent := pulumi.Parent(comp)
 
-	templateArgs := &download.FileArgs{
-		NodeName:    pulumi.String(args.ProxmoxNode),
-		DatastoreId: pulumi.String(args.TemplateDatastore),
-		ContentType: pulumi.String("vztmpl"),
-		Url:         pulumi.String(args.TemplateURL),
-		// A file name of our own: a template already on the datastore (put
-		// there by hand or by another stack) is neither adopted nor deleted.
-		FileName:  pulumi.String(name + "-" + path.Base(args.TemplateURL)),
-		Overwrite: pulumi.Bool(false),
-	}
-	if args.TemplateChecksum != "" {
-		templateArgs.Checksum = pulumi.String(args.TemplateChecksum)
-		templateArgs.ChecksumAlgorithm = pulumi.String("sha256")
-	}
-	template, err := download.NewFile(ctx, name+"-template", templateArgs, parent)
+	template, err := routerTemplate(ctx, name, args, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -274,10 +299,6 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		return nil, err
 	}
 
-	conn := remote.ConnectionArgs{Host: pulumi.String(args.SSH.Host), User: pulumi.String(args.SSH.User)}
-	if args.SSH.PrivateKey != nil {
-		conn.PrivateKey = pulumi.ToSecret(args.SSH.PrivateKey).(pulumi.StringOutput)
-	}
 	// The container's VM ID comes from the container resource, so both
 	// commands wait for it to exist and run again if it is ever replaced.
 	vmid := container.VmId
@@ -344,6 +365,34 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	return comp, nil
 }
 
+// routerTemplate downloads the LXC template to the template datastore,
+// verified by Proxmox against args.TemplateChecksum.
+//
+// The file name is the component's own, so a template already on the
+// datastore (put there by hand or by another stack) is neither adopted nor
+// deleted. The resource is named after the file: a new template is a new
+// resource (and a new router, whose template it is), while a new URL or
+// checksum for the same file (http becoming https, a checksum added) is
+// ignored, because Proxmox would replace the file in place, which it
+// refuses for a name that exists, and replace the router with it. The
+// alias keeps the name routers created before this rule had.
+func routerTemplate(ctx *pulumi.Context, name string, args *RouterLXCArgs, parent pulumi.ResourceOption) (*download.File, error) {
+	algorithm, _ := grammar.ChecksumAlgorithm(args.TemplateChecksum)
+	fileName := name + "-" + path.Base(args.TemplateURL)
+	return download.NewFile(ctx, name+"-template-"+path.Base(args.TemplateURL), &download.FileArgs{
+		NodeName:          pulumi.String(args.ProxmoxNode),
+		DatastoreId:       pulumi.String(args.TemplateDatastore),
+		ContentType:       pulumi.String("vztmpl"),
+		Url:               pulumi.String(args.TemplateURL),
+		FileName:          pulumi.String(fileName),
+		Overwrite:         pulumi.Bool(false),
+		Checksum:          pulumi.String(args.TemplateChecksum),
+		ChecksumAlgorithm: pulumi.String(algorithm),
+	}, parent,
+		pulumi.IgnoreChanges([]string{"url", "checksum", "checksumAlgorithm"}),
+		pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name + "-template")}}))
+}
+
 // routerSpec parses args into what routerfiles renders. Every error names
 // the field, the value and what to write instead.
 func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spec, error) {
@@ -368,6 +417,12 @@ func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spe
 	}
 	if !grammar.DNSLabel(args.Hostname) {
 		return s, fmt.Errorf("Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as router", args.Hostname)
+	}
+	if !grammar.TemplateURL(args.TemplateURL) {
+		return s, fmt.Errorf("TemplateURL = %q is not the https:// URL of an LXC template: write one such as https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst (plain http lets anyone on the path replace the router's system)", args.TemplateURL)
+	}
+	if _, ok := grammar.ChecksumAlgorithm(args.TemplateChecksum); !ok {
+		return s, fmt.Errorf("TemplateChecksum = %q is not a SHA-256, SHA-384 or SHA-512 in hex: give the template's digest (pveam available on a Proxmox node lists it, or the publisher's SHA512SUMS); MD5 and SHA-1 are not accepted", args.TemplateChecksum)
 	}
 	if !grammar.LeaseTime(s.LeaseTime) {
 		return s, fmt.Errorf("DHCPLeaseTime = %q is not a dnsmasq lease time: write seconds, a number with s, m, h, d or w (such as 12h), or infinite", args.DHCPLeaseTime)

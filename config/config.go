@@ -103,6 +103,9 @@ type Proxmox struct {
 	SharedImageDatastore bool `json:"sharedImageDatastore"`
 	// SSHUser is the user for `pct` commands on the Proxmox hosts.
 	SSHUser string `json:"sshUser"`
+	// InsecureIgnoreHostKeys connects to nodes without a pinned host key,
+	// accepting whatever answers on their address. Warned about on every run.
+	InsecureIgnoreHostKeys bool `json:"insecureIgnoreHostKeys,omitempty"`
 }
 
 // ProxmoxNode is one Proxmox VE node.
@@ -115,6 +118,11 @@ type ProxmoxNode struct {
 	// ClusterAddress is the node's IPv4 address on the Proxmox cluster
 	// network, its VXLAN peer address (mode vxlan); defaults to SSHHost.
 	ClusterAddress string `json:"clusterAddress,omitempty"`
+	// SSHHostKey pins the node's SSH host key ("ssh-ed25519 AAAA…", as in
+	// /etc/ssh/ssh_host_ed25519_key.pub): every SSH connection to SSHHost
+	// is refused unless the node proves it holds that key. `sda trust`
+	// fetches it for confirmation.
+	SSHHostKey string `json:"sshHostKey,omitempty"`
 }
 
 // Network describes both sides of the router.

@@ -68,14 +68,14 @@ func TestPlanProxmoxNodes(t *testing.T) {
 		sshOf, want2 string
 	}{
 		{"router and one control plane on the first node", 1, 0,
-			[]NodePlan{{"pve1", "192.0.2.11"}}, "pve1", "192.0.2.11"},
+			[]NodePlan{{Name: "pve1", SSHHost: "192.0.2.11"}}, "pve1", "192.0.2.11"},
 		// Workers start on the second node; an unset sshHost is the name.
 		{"one worker beside", 1, 1,
-			[]NodePlan{{"pve1", "192.0.2.11"}, {"pve2", "pve2"}}, "pve2", "pve2"},
+			[]NodePlan{{Name: "pve1", SSHHost: "192.0.2.11"}, {Name: "pve2", SSHHost: "pve2"}}, "pve2", "pve2"},
 		{"three control planes, configuration order", 3, 0,
-			[]NodePlan{{"pve1", "192.0.2.11"}, {"pve2", "pve2"}, {"pve3", "pve3.lan"}}, "pve3", "pve3.lan"},
+			[]NodePlan{{Name: "pve1", SSHHost: "192.0.2.11"}, {Name: "pve2", SSHHost: "pve2"}, {Name: "pve3", SSHHost: "pve3.lan"}}, "pve3", "pve3.lan"},
 		// A node outside the plan is reached by its name.
-		{"unused node", 1, 0, []NodePlan{{"pve1", "192.0.2.11"}}, "pve4", "pve4"},
+		{"unused node", 1, 0, []NodePlan{{Name: "pve1", SSHHost: "192.0.2.11"}}, "pve4", "pve4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
@@ -284,6 +284,54 @@ func TestDefaultRouterTemplateIsVerified(t *testing.T) {
 	}
 	if !strings.HasPrefix(DefaultRouterTemplateURL, "https://") || len(DefaultRouterTemplateChecksum) != 128 {
 		t.Errorf("default template %s with a %d-digit checksum: want https and a SHA-512", DefaultRouterTemplateURL, len(DefaultRouterTemplateChecksum))
+	}
+}
+
+// A pinned host key must be one ed25519 or ECDSA key; every node the
+// stack reaches without one is named by HostKeyProblems (not by Resolve,
+// so `sda plan` still works), unless the opt-out is set, which warns.
+func TestHostKeyPins(t *testing.T) {
+	const ed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGl0b6hT3cVx1Za8zvJqZfC2rXcP8Dq9xYH5cWb5rHkD"
+	c := valid()
+	c.Proxmox.Nodes = []ProxmoxNode{{Name: "pve", SSHHost: "192.0.2.10"}, {Name: "spare"}}
+	c.Cluster.Workers = 0 // everything on pve: spare is not used
+	rc, p, err := Resolve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := HostKeyProblems(rc, p)
+	if len(problems) != 1 || problems[0].Key != "sda:proxmox.nodes[0].sshHostKey" || !strings.Contains(problems[0].Fix, "sda trust --stack") ||
+		!strings.Contains(problems[0].Fix, "192.0.2.10") {
+		t.Errorf("unpinned used node: %v; want one problem naming nodes[0] (not the unused spare), its address and sda trust", problems)
+	}
+
+	c.Proxmox.Nodes[0].SSHHostKey = ed + " root@pve"
+	rc, p, err = Resolve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems := HostKeyProblems(rc, p); len(problems) != 0 || p.SSHHostKey("pve") != ed {
+		t.Errorf("pinned: problems %v, plan key %q; want none and the key without its comment", problems, p.SSHHostKey("pve"))
+	}
+
+	c.Proxmox.Nodes[0].SSHHostKey = "ssh-rsa AAAAB3NzaC1yc2E"
+	_, _, err = Resolve(c)
+	if err == nil || !strings.Contains(err.Error(), "sda:proxmox.nodes[0].sshHostKey") {
+		t.Errorf("a malformed pin: %v; want a problem naming the key", err)
+	}
+
+	c.Proxmox.Nodes[0].SSHHostKey = ""
+	c.Proxmox.InsecureIgnoreHostKeys = true
+	rc, p, err = Resolve(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, w := range Warnings(rc, p) {
+		warned = warned || w.Key == "sda:proxmox.insecureIgnoreHostKeys"
+	}
+	if problems := HostKeyProblems(rc, p); len(problems) != 0 || !warned {
+		t.Errorf("opt-out: problems %v, warned %v; want no problem and a warning", problems, warned)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Role is a Talos machine type.
@@ -39,6 +41,9 @@ type NodePlan struct {
 	// SSH) and where the provider imports disks: sda:proxmox.nodes[].sshHost,
 	// the node's name when that is not set.
 	SSHHost string
+	// SSHHostKey is the node's pinned host key in canonical form, empty
+	// when not pinned.
+	SSHHostKey string
 }
 
 // Plan is every address, placement and ID the stack deploys, derived from
@@ -113,12 +118,25 @@ func (p Plan) ProxmoxNodesUsed() []string {
 // SSHHost is the SSH address of a node in ProxmoxNodes, the node's name for
 // any other node.
 func (p Plan) SSHHost(node string) string {
-	for _, n := range p.ProxmoxNodes {
-		if n.Name == node {
-			return n.SSHHost
-		}
+	if n, ok := p.proxmoxNode(node); ok {
+		return n.SSHHost
 	}
 	return node
+}
+
+// SSHHostKey is the pinned host key of a node in ProxmoxNodes ("" if none).
+func (p Plan) SSHHostKey(node string) string {
+	n, _ := p.proxmoxNode(node)
+	return n.SSHHostKey
+}
+
+func (p Plan) proxmoxNode(name string) (NodePlan, bool) {
+	for _, n := range p.ProxmoxNodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NodePlan{}, false
 }
 
 // proxmoxNodesUsed lists, in configuration order, the Proxmox nodes that
@@ -136,7 +154,8 @@ func proxmoxNodesUsed(c Config, p Plan) []NodePlan {
 			if host == "" {
 				host = n.Name
 			}
-			out = append(out, NodePlan{Name: n.Name, SSHHost: host})
+			key, _ := grammar.SSHHostKey(n.SSHHostKey)
+			out = append(out, NodePlan{Name: n.Name, SSHHost: host, SSHHostKey: key})
 		}
 	}
 	return out

@@ -144,6 +144,11 @@ func (v *validator) proxmox(c Config) {
 			v.add(key, n.Name, "each Proxmox node may be listed once")
 		}
 		seen[n.Name] = true
+		if n.SSHHostKey != "" {
+			if _, err := grammar.SSHHostKey(n.SSHHostKey); err != nil {
+				v.add(fmt.Sprintf("sda:proxmox.nodes[%d].sshHostKey", i), n.SSHHostKey, "%v; `sda trust --stack <stack>` fetches and pins it", err)
+			}
+		}
 	}
 	if px.VMIDBase < 100 || px.VMIDBase > 999_000_000 {
 		v.add("sda:proxmox.vmIdBase", px.VMIDBase, "use a number from 100 to 999000000; Proxmox VM IDs start at 100")
@@ -439,4 +444,30 @@ func ForwardTarget(p Plan, target string) (netip.Addr, error) {
 
 func lastAddr(p netip.Prefix) netip.Addr {
 	return hostAt(p, hostCount(p)-1)
+}
+
+// HostKeyProblems names each Proxmox node the stack reaches over SSH
+// (every node in the plan: `pct` for the router, pvesh for SDN, the
+// provider's disk import) whose host key is not pinned, unless
+// sda:proxmox.insecureIgnoreHostKeys opts out. Without a pin whoever
+// answers on the node's address receives SDA's root scripts. It is apart
+// from Resolve so that `sda plan` still plans a stack not yet pinned; the
+// program and Deploy refuse to register anything while it reports one.
+func HostKeyProblems(c Config, p Plan) []Problem {
+	if c.Proxmox.InsecureIgnoreHostKeys {
+		return nil
+	}
+	var out []Problem
+	for i, n := range c.Proxmox.Nodes {
+		if n.SSHHostKey != "" {
+			continue
+		}
+		for _, used := range p.ProxmoxNodes {
+			if used.Name == n.Name {
+				out = append(out, Problem{Key: fmt.Sprintf("sda:proxmox.nodes[%d].sshHostKey", i), Value: "",
+					Fix: fmt.Sprintf("pin the SSH host key of %s (%s): run `sda trust --stack <stack>` and compare the fingerprints with the node's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), or set sda:proxmox.insecureIgnoreHostKeys to true to connect unverified", n.Name, used.SSHHost)})
+			}
+		}
+	}
+	return out
 }

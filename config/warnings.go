@@ -28,6 +28,10 @@ func Warnings(c Config, p Plan) []Warning {
 	add := func(key, value, format string, args ...any) {
 		out = append(out, Warning{Key: key, Value: value, Reason: fmt.Sprintf(format, args...)})
 	}
+	if c.Proxmox.InsecureIgnoreHostKeys {
+		add("sda:proxmox.insecureIgnoreHostKeys", "true",
+			"SSH to the Proxmox nodes accepts any host key: whoever answers on a node's address receives SDA's root scripts (router firewall, SDN) and can report them applied; pin the keys with `sda trust --stack <stack>` and remove this setting")
+	}
 	nw := c.Network
 	if len(nw.AdminCIDRs) == 0 {
 		add("sda:network.adminCidrs", "[]",

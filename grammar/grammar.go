@@ -5,14 +5,18 @@
 // other accepts too. Check first, then quote: ShellQuote is the one way a
 // value enters a shell command.
 //
-// It is pure and imports nothing of SDA or Pulumi.
+// It is pure and imports nothing of SDA or Pulumi (x/crypto/ssh parses
+// host keys).
 package grammar
 
 import (
+	"fmt"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 )
 
 var (
@@ -91,4 +95,29 @@ func ChecksumAlgorithm(s string) (string, bool) {
 		return "sha512", true
 	}
 	return "", false
+}
+
+// SSHHostKey checks a pinned SSH host key, written as in a node's
+// /etc/ssh/ssh_host_ed25519_key.pub ("ssh-ed25519 AAAA… comment"), and
+// returns it in its canonical one-line form (type and key, no comment).
+//
+// Only ed25519 and ECDSA keys can be pinned. pulumi-command v1.1.0 offers
+// the server nothing but the pinned key's own type as host-key algorithm
+// (provider/pkg/provider/remote/connection.go, SShConfig:
+// HostKeyAlgorithms = []string{publicKey.Type()}), and for an RSA key that
+// is ssh-rsa (SHA-1 signatures), which OpenSSH 8.8 and later (Proxmox VE 8
+// ships 9.2) refuse by default: an RSA pin would fail every connection.
+func SSHHostKey(s string) (string, error) {
+	if strings.ContainsAny(strings.TrimRight(s, "\n"), "\n\r\x00") {
+		return "", fmt.Errorf("is more than one line: give one key")
+	}
+	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(s))
+	if err != nil || len(options) > 0 || len(strings.TrimSpace(string(rest))) > 0 {
+		return "", fmt.Errorf("is not an SSH public key: write the line of the node's /etc/ssh/ssh_host_ed25519_key.pub, such as \"ssh-ed25519 AAAAC3Nz…\"")
+	}
+	switch key.Type() {
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
+		return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
+	}
+	return "", fmt.Errorf("is an %s key, which cannot be pinned: the SSH client offers only the pinned key's own algorithm, and OpenSSH 8.8 and later refuse %s: pin the node's ed25519 key (/etc/ssh/ssh_host_ed25519_key.pub)", key.Type(), key.Type())
 }

@@ -1,9 +1,16 @@
 package grammar
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Hostile strings (a newline that would start a new dnsmasq line, a ';'
@@ -99,6 +106,44 @@ func TestChecksumAlgorithm(t *testing.T) {
 		algo, ok := ChecksumAlgorithm(tc.s)
 		if algo != tc.algo || ok != tc.ok {
 			t.Errorf("ChecksumAlgorithm(%q) = %q, %v; want %q, %v", tc.s, algo, ok, tc.algo, tc.ok)
+		}
+	}
+}
+
+func authorizedKey(t *testing.T, pub any) string {
+	t.Helper()
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
+
+// ed25519 and ECDSA keys pin, with their comment dropped; RSA is refused
+// with the reason, and so is anything that is not exactly one key.
+func TestSSHHostKey(t *testing.T) {
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ed, ecd, rs := authorizedKey(t, edPub), authorizedKey(t, &ec.PublicKey), authorizedKey(t, &rsaKey.PublicKey)
+	for _, tc := range []struct {
+		in, want, refusal string
+	}{
+		{ed, ed, ""},
+		{ed + " root@pve\n", ed, ""},
+		{ecd, ecd, ""},
+		{rs, "", "OpenSSH 8.8"},
+		{ed + "\n" + ecd, "", "more than one line"},
+		{`command="reboot" ` + ed, "", "not an SSH public key"},
+		{"ssh-ed25519 notbase64", "", "not an SSH public key"},
+		{"", "", "not an SSH public key"},
+	} {
+		got, err := SSHHostKey(tc.in)
+		switch {
+		case tc.refusal == "" && (err != nil || got != tc.want):
+			t.Errorf("SSHHostKey(%.40q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		case tc.refusal != "" && (err == nil || !strings.Contains(err.Error(), tc.refusal)):
+			t.Errorf("SSHHostKey(%.40q) = %q, %v; want a refusal about %q", tc.in, got, err, tc.refusal)
 		}
 	}
 }

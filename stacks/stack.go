@@ -40,7 +40,9 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	if problems := render.CheckPatches(resolved, plan); len(problems) > 0 {
+	// An unpinned host key is refused here, before the provider is
+	// registered, as Deploy refuses it for embedders.
+	if problems := append(config.HostKeyProblems(resolved, plan), render.CheckPatches(resolved, plan)...); len(problems) > 0 {
 		return &config.Error{Problems: problems}
 	}
 	for _, w := range config.Warnings(resolved, plan) {
@@ -82,6 +84,9 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	c, plan, err := config.Resolve(c)
 	if err != nil {
 		return nil, err
+	}
+	if problems := config.HostKeyProblems(c, plan); len(problems) > 0 {
+		return nil, &config.Error{Problems: problems}
 	}
 	routerArgs, err := routerLXCArgs(c, plan)
 	if err != nil {
@@ -185,7 +190,7 @@ func routerLXCArgs(c config.Config, plan config.Plan) (*components.RouterLXCArgs
 		DHCPEnd:           plan.DHCPEnd.String(),
 		AdminCIDRs:        c.Network.AdminCIDRs,
 		TalosAPICIDRs:     c.Network.TalosAPICIDRs,
-		SSH:               components.RouterSSH{Host: plan.SSHHost(plan.RouterNode), User: c.Proxmox.SSHUser},
+		SSH:               proxmoxSSH(c, plan, plan.RouterNode),
 	}
 	if plan.VIP.IsValid() {
 		args.KubernetesAPIAddresses = []string{plan.VIP.String()}
@@ -274,9 +279,18 @@ func internalNetworkArgs(c config.Config, plan config.Plan, key pulumi.StringInp
 			x.Peers = append(x.Peers, p.Address.String())
 		}
 		args.VXLAN = x
-		args.SSH = &components.ProxmoxSSH{Host: plan.SSHHost(n.Nodes[0]), User: c.Proxmox.SSHUser, PrivateKey: key}
+		ssh := proxmoxSSH(c, plan, n.Nodes[0])
+		ssh.PrivateKey = key
+		args.SSH = &ssh
 	}
 	return args
+}
+
+// proxmoxSSH is the SSH connection to a Proxmox node, with its pinned host
+// key (or the stack's deliberate opt-out).
+func proxmoxSSH(c config.Config, plan config.Plan, node string) components.ProxmoxSSH {
+	return components.ProxmoxSSH{Host: plan.SSHHost(node), User: c.Proxmox.SSHUser,
+		HostKey: plan.SSHHostKey(node), InsecureIgnoreHostKey: c.Proxmox.InsecureIgnoreHostKeys}
 }
 
 // secretConfig reads an optional secret key; nil when it is not set.

@@ -116,13 +116,13 @@ func TestInternalNetworkModes(t *testing.T) {
 		}
 	})
 	t.Run("vxlan", func(t *testing.T) {
-		x := sdn.VXLAN{Zone: "zlab", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1", "10.0.0.2"}, MTU: 1450}
+		x := sdn.VXLAN{Zone: "zlab", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1", "10.0.0.2"}, MTU: 1450, Nodes: []string{"a", "b"}}
 		var bridge string
 		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
 			n, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
 				Bridge: "vlab", ProxmoxNodes: []string{"a", "b"}, Mode: components.NetworkModeVXLAN,
 				VXLAN: &components.InternalVXLANArgs{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU},
-				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1", User: "root"},
+				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1", User: "root", HostKey: testHostKey(t, "a")},
 			})
 			if err != nil {
 				return err
@@ -155,7 +155,7 @@ func TestInternalNetworkModes(t *testing.T) {
 			_, err := components.NewInternalNetwork(ctx, "lab-net", &components.InternalNetworkArgs{
 				ProxmoxNodes: []string{"a"}, Mode: components.NetworkModeVXLAN,
 				VXLAN: &components.InternalVXLANArgs{Zone: "z;rm", VNet: "vlab", VNI: 7, Peers: []string{"10.0.0.1"}, MTU: 1450},
-				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1"},
+				SSH:   &components.ProxmoxSSH{Host: "10.0.0.1", HostKey: testHostKey(t, "a")},
 			})
 			return err
 		})
@@ -173,11 +173,12 @@ func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 	args := &components.RouterLXCArgs{
 		ProxmoxNode: "pve", VMID: 8001, Hostname: spec.RouterName, Cores: 1, MemoryMiB: 256, DiskGiB: 4,
 		Datastore: "local-lvm", TemplateDatastore: "local", TemplateURL: config.DefaultRouterTemplateURL,
-		ExternalBridge: "vmbr0", ExternalAddress: "dhcp", ExternalGateway: "192.168.1.1",
+		TemplateChecksum: config.DefaultRouterTemplateChecksum,
+		ExternalBridge:   "vmbr0", ExternalAddress: "dhcp", ExternalGateway: "192.168.1.1",
 		InternalBridge:  pulumi.String("vmbr1"),
 		InternalAddress: fmt.Sprintf("%s/%d", spec.RouterInternal, spec.Internal.Bits()),
 		Domain:          spec.Domain, DHCPStart: spec.DHCPStart.String(), DHCPEnd: spec.DHCPEnd.String(), DHCPLeaseTime: spec.LeaseTime,
-		SSH: components.RouterSSH{Host: "192.168.1.10", User: "root"},
+		SSH: components.RouterSSH{Host: "192.168.1.10", User: "root", HostKey: testHostKey(t, "pve")},
 	}
 	if spec.RouterExternal.IsValid() {
 		args.ExternalAddress = fmt.Sprintf("%s/%d", spec.RouterExternal, spec.External.Bits())
@@ -229,9 +230,17 @@ func TestRouterLXCAlone(t *testing.T) {
 	}
 	m := registerWith(spec)
 
-	tmpl := m.named(t, "lab-router-template")
-	if tmpl.Inputs["contentType"].StringValue() != "vztmpl" || tmpl.Inputs["url"].StringValue() != config.DefaultRouterTemplateURL {
+	// The template is fetched over https and checked by Proxmox against
+	// its SHA-512; its resource is named after the file and keeps the name
+	// routers created before had as an alias, so a deployed router's
+	// template moves instead of being downloaded again.
+	tmpl := m.named(t, "lab-router-template-debian-12-standard_12.7-1_amd64.tar.zst")
+	if tmpl.Inputs["contentType"].StringValue() != "vztmpl" || tmpl.Inputs["url"].StringValue() != config.DefaultRouterTemplateURL ||
+		tmpl.Inputs["checksum"].StringValue() != config.DefaultRouterTemplateChecksum || tmpl.Inputs["checksumAlgorithm"].StringValue() != "sha512" {
 		t.Errorf("template download: %v", tmpl.Inputs)
+	}
+	if want := "urn:pulumi:unit::sda::sda:index:RouterLXC$proxmoxve:Download/file:File::lab-router-template"; !slices.Contains(tmpl.Aliases, want) {
+		t.Errorf("template aliases %v: want %s", tmpl.Aliases, want)
 	}
 	ct := m.named(t, "lab-router-ct")
 	nics := ct.Inputs["networkInterfaces"].ArrayValue()
@@ -412,6 +421,17 @@ func TestRouterLXCRefusesBadArgs(t *testing.T) {
 		{"forward allowFrom", with(func(a *components.RouterLXCArgs) {
 			a.Forwards = []components.RouterForwardArgs{{Name: "x", Port: 443, Target: "10.10.0.21", AllowFrom: []string{"anyone"}}}
 		}), `Forwards[0].AllowFrom[0] = "anyone" is not an IPv4 CIDR`},
+		// Whoever answers on the host's address would get the root scripts.
+		{"no host key", with(func(a *components.RouterLXCArgs) { a.SSH.HostKey = "" }),
+			`SSH.HostKey is empty: pin the SSH host key of 192.168.1.10`},
+		{"an RSA host key", with(func(a *components.RouterLXCArgs) {
+			a.SSH.HostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7"
+		}), `SSH.HostKey is not an SSH public key`},
+		{"template over http", with(func(a *components.RouterLXCArgs) {
+			a.TemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+		}), `TemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst" is not the https:// URL`},
+		{"template without checksum", with(func(a *components.RouterLXCArgs) { a.TemplateChecksum = "" }),
+			`TemplateChecksum = "" is not a SHA-256, SHA-384 or SHA-512`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := run(t, "unit", func(ctx *pulumi.Context) error {

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
@@ -206,6 +209,35 @@ func run(t *testing.T, stack string, program pulumi.RunFunc) (*mocks, error) {
 // setStackConfig hands the program the configuration of a shipped stack file
 // plus provider settings, the way the engine does (PULUMI_CONFIG), with
 // the credentials marked secret.
+// testHostKey is node's SSH host key in the tests: an ed25519 key derived
+// from its name, so every run pins the same keys.
+func testHostKey(t *testing.T, node string) string {
+	t.Helper()
+	seed := sha256.Sum256([]byte("sda test host key " + node))
+	k, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(seed[:]).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
+
+// pinHostKeys pins testHostKey for every node of an sda:proxmox value, as
+// `sda trust` would.
+func pinHostKeys(t *testing.T, proxmox string) string {
+	t.Helper()
+	var px map[string]any
+	if err := json.Unmarshal([]byte(proxmox), &px); err != nil {
+		t.Fatalf("sda:proxmox: %v", err)
+	}
+	nodes, _ := px["nodes"].([]any)
+	for _, n := range nodes {
+		node := n.(map[string]any)
+		node["sshHostKey"] = testHostKey(t, node["name"].(string))
+	}
+	raw, _ := json.Marshal(px)
+	return string(raw)
+}
+
 func setStackConfig(t *testing.T, stack string, override map[string]string) {
 	t.Helper()
 	// The program refuses to run without talosctl and kubectl on PATH
@@ -231,6 +263,7 @@ func setStackConfig(t *testing.T, stack string, override map[string]string) {
 			values[config.Namespace+":"+s] = v
 		}
 	}
+	values[config.Namespace+":proxmox"] = pinHostKeys(t, values[config.Namespace+":proxmox"])
 	for k, v := range override {
 		if v == "" {
 			delete(values, k)

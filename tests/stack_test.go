@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -368,6 +369,15 @@ func TestInvalidConfigurationRegistersNothing(t *testing.T) {
 		{"missing cluster section",
 			map[string]string{"sda:cluster": ""},
 			[]string{"sda:cluster.name", "sda:cluster.controlPlanes"}},
+		{"a Proxmox node's host key not pinned",
+			map[string]string{"sda:proxmox": `{"nodes":[{"name":"pve","sshHost":"192.168.1.10"}]}`},
+			[]string{`sda:proxmox.nodes[0].sshHostKey = ""`, "sda trust --stack", "insecureIgnoreHostKeys"}},
+		{"an RSA host key pinned",
+			map[string]string{"sda:proxmox": `{"nodes":[{"name":"pve","sshHostKey":"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7"}]}`},
+			[]string{`sda:proxmox.nodes[0].sshHostKey`}},
+		{"the router template over http",
+			map[string]string{"sda:router": `{"templateUrl":"http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"}`},
+			[]string{`sda:router.templateUrl`, "https://"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -534,7 +544,7 @@ func checkInternalNetwork(t *testing.T, m *mocks, stack string, override map[str
 		}
 	case config.ModeVXLAN:
 		cmd := m.named(t, stack+"-net-sdn")
-		x := sdn.VXLAN{Zone: n.VXLAN.Zone, VNet: n.VXLAN.VNet, VNI: n.VXLAN.VNI, MTU: n.MTU}
+		x := sdn.VXLAN{Zone: n.VXLAN.Zone, VNet: n.VXLAN.VNet, VNI: n.VXLAN.VNI, MTU: n.MTU, Nodes: n.Nodes}
 		for _, peer := range n.VXLAN.Peers {
 			x.Peers = append(x.Peers, peer.Address.String())
 		}
@@ -576,6 +586,59 @@ func checkInternalNetwork(t *testing.T, m *mocks, stack string, override map[str
 	for _, rel := range m.ofType("kubernetes:helm.sh/v3:Release") {
 		wantMTU(rel.Name+" values", rel.Inputs["values"].ObjectValue()["MTU"])
 	}
+}
+
+// Every SSH connection SDA makes pins the host key of the Proxmox node it
+// reaches: the router's commands (packages, configuration, each host's
+// entries) and prod's SDN command. With the deliberate opt-out none is
+// pinned (config.Warnings, tested in config, warns about it).
+func TestHostKeysReachEveryConnection(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			setStackConfig(t, stack, nil)
+			c, _ := loadWith(t, stack, nil)
+			m, err := run(t, stack, stacks.Program)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyOf := map[string]string{}
+			for _, n := range c.Proxmox.Nodes {
+				keyOf[n.SSHHost] = testHostKey(t, n.Name)
+			}
+			cmds := m.ofType("command:remote:Command")
+			if len(cmds) < 3 {
+				t.Fatalf("%d remote commands, want at least the router's three", len(cmds))
+			}
+			for _, cmd := range cmds {
+				conn := connectionOf(cmd)
+				host := conn["host"].StringValue()
+				if got := conn["hostKey"]; !got.IsString() || got.StringValue() != keyOf[host] || keyOf[host] == "" {
+					t.Errorf("%s connects to %s with hostKey %v, want that node's pinned key", cmd.Name, host, got)
+				}
+			}
+		})
+	}
+	t.Run("opt-out", func(t *testing.T) {
+		var px map[string]any
+		files, _ := config.StackFiles(repoRoot, "dev")
+		raw, _ := files("sda:proxmox")
+		_ = json.Unmarshal([]byte(raw), &px)
+		px["insecureIgnoreHostKeys"] = true
+		for _, n := range px["nodes"].([]any) {
+			delete(n.(map[string]any), "sshHostKey")
+		}
+		optOut, _ := json.Marshal(px)
+		setStackConfig(t, "dev", map[string]string{"sda:proxmox": string(optOut)})
+		m, err := run(t, "dev", stacks.Program)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range m.ofType("command:remote:Command") {
+			if got := connectionOf(cmd)["hostKey"]; got.IsString() {
+				t.Errorf("%s pins %v although the stack opted out", cmd.Name, got)
+			}
+		}
+	})
 }
 
 // connectionOf is a remote command's connection (secret when it carries a key).

@@ -13,7 +13,10 @@
 // Embedded, it takes the Proxmox credentials from the Proxmox provider's own
 // environment variables: PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN,
 // PROXMOX_VE_SSH_USERNAME and PROXMOX_VE_SSH_PRIVATE_KEY (the router's
-// commands use the same key), plus PULUMI_CONFIG_PASSPHRASE for the state.
+// commands use the same key), EDGE_SSH_HOST_KEY (the Proxmox host's SSH
+// host key, the line of its /etc/ssh/ssh_host_ed25519_key.pub: the router's
+// commands run only on a host that proves it holds it), plus
+// PULUMI_CONFIG_PASSPHRASE for the state.
 // tests/engine (TestGoProgramOutsideTheRepo) builds it outside this
 // repository and runs it embedded against the simulated providers.
 package main
@@ -66,6 +69,7 @@ func embedded(op string) error {
 			"proxmoxve:apiToken": {Value: os.Getenv("PROXMOX_VE_API_TOKEN"), Secret: true},
 			"proxmoxve:ssh":      {Value: string(ssh), Secret: true},
 			"edge:sshPrivateKey": {Value: os.Getenv("PROXMOX_VE_SSH_PRIVATE_KEY"), Secret: true},
+			"edge:sshHostKey":    {Value: os.Getenv("EDGE_SSH_HOST_KEY")},
 		},
 		Progress: os.Stderr,
 	})
@@ -108,6 +112,9 @@ func Platform(ctx *pulumi.Context) error {
 	// The router's commands reach the Proxmox host over SSH with this key
 	// (the SSH agent when it is not set).
 	sshKey, _ := config.TrySecret(ctx, "sshPrivateKey")
+	// They run only on a host that proves it holds this host key (read it
+	// on the node's console: /etc/ssh/ssh_host_ed25519_key.pub).
+	hostKey := config.Require(ctx, "sshHostKey")
 	const (
 		proxmoxNode = "pve"
 		bridge      = "vmbr9"
@@ -142,21 +149,24 @@ func Platform(ctx *pulumi.Context) error {
 		ProxmoxNode: proxmoxNode, VMID: 4201, Hostname: "edge-router",
 		Cores: 1, MemoryMiB: 256, DiskGiB: 4,
 		Datastore: "local-lvm", TemplateDatastore: "local",
-		TemplateURL:     "http://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
-		ExternalBridge:  "vmbr0",
-		ExternalAddress: "dhcp",
-		InternalBridge:  network.Bridge,
-		InternalAddress: gateway + "/24",
-		UpstreamDNS:     []string{"1.1.1.1"},
-		Domain:          domain,
-		DHCPStart:       "10.42.0.200",
-		DHCPEnd:         "10.42.0.250",
-		AdminCIDRs:      []string{"192.168.1.0/24"},
-		Hosts:           hosts,
+		// Proxmox checks the template's SHA-512 (as its signed appliance
+		// index lists it) before the router is built from it.
+		TemplateURL:      "https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst",
+		TemplateChecksum: "39f6d06e082d6a418438483da4f76092ebd0370a91bad30b82ab6d0f442234d63fe27a15569895e34d6d1e5ca50319f62637f7fb96b98dbde4f6103cf05bff6d",
+		ExternalBridge:   "vmbr0",
+		ExternalAddress:  "dhcp",
+		InternalBridge:   network.Bridge,
+		InternalAddress:  gateway + "/24",
+		UpstreamDNS:      []string{"1.1.1.1"},
+		Domain:           domain,
+		DHCPStart:        "10.42.0.200",
+		DHCPEnd:          "10.42.0.250",
+		AdminCIDRs:       []string{"192.168.1.0/24"},
+		Hosts:            hosts,
 		Forwards: []components.RouterForwardArgs{
 			{Name: "ingress", Protocol: "tcp", Port: 443, Target: "10.42.0.21", TargetPort: 30443},
 		},
-		SSH: components.RouterSSH{Host: "pve.lan", User: "root", PrivateKey: sshKey},
+		SSH: components.RouterSSH{Host: "pve.lan", User: "root", PrivateKey: sshKey, HostKey: hostKey},
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // TokenRemoteCommand is the command provider's SSH command.
@@ -100,8 +103,46 @@ var toolDir = func() (string, error) {
 	return filepath.Dir(exe), nil
 }
 
+// checkHostKey is pulumi-command v1.1.0's host-key rule
+// (provider/pkg/provider/remote/connection.go, SShConfig): no pin accepts
+// any key (ssh.InsecureIgnoreHostKey); a pin that does not parse as an
+// authorized_keys line fails before dialing; otherwise the client offers
+// only the pin's own key type (HostKeyAlgorithms) and accepts only that
+// exact key (ssh.FixedHostKey). The messages are x/crypto/ssh's.
+func checkHostKey(pin string, offered []string) error {
+	if pin == "" {
+		return nil
+	}
+	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pin))
+	if err != nil {
+		return fmt.Errorf("failed to parse host key: %w", err)
+	}
+	for _, line := range offered {
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil || key.Type() != want.Type() {
+			continue
+		}
+		if !bytes.Equal(key.Marshal(), want.Marshal()) {
+			return errors.New("ssh: handshake failed: ssh: host key mismatch")
+		}
+		return nil
+	}
+	return fmt.Errorf("ssh: handshake failed: ssh: no common algorithm for host key; client offered: [%s], server offered: %v", want.Type(), keyTypes(offered))
+}
+
+func keyTypes(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		if key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
+			out = append(out, key.Type())
+		}
+	}
+	return out
+}
+
 // runRemote is the SSH session of a remote command: the host must be a
-// Proxmox node of the simulated cluster, `environment` must pass sshd's
+// Proxmox node of the simulated cluster and pass the connection's host-key
+// pin (checkHostKey), `environment` must pass sshd's
 // AcceptEnv, then the script runs with `sh -c` (the login shell of root on
 // Proxmox is bash; SDA's scripts are POSIX) and a PATH whose pct and pvesh
 // are the simulated ones, told the node by NodeEnv. stdout and stderr
@@ -125,6 +166,9 @@ func runRemote(ctx context.Context, s *Server, method string, v map[string]any) 
 	}
 	if node == nil {
 		return nil, fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
+	}
+	if err := checkHostKey(str(v, "connection.hostKey"), node.HostKeys); err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", script, host, err)
 	}
 	env := []string{"PATH=", StateDirEnv + "=" + s.Store.Dir, NodeEnv + "=" + node.Name, "HOME=/root", "USER=root"}
 	if e, ok := v["environment"].(map[string]any); ok {

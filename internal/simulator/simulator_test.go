@@ -2,8 +2,16 @@ package simulator
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/sig"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -418,4 +426,53 @@ func TestSecretWrapping(t *testing.T) {
 	if out.AsMap()["later"] != sig.UnknownStringValue {
 		t.Fatalf("unknown not sent back as unknown: %v", out.AsMap()["later"])
 	}
+}
+
+// A remote command checks the SSH host key as pulumi-command v1.1.0 does:
+// without a pin anything is accepted; with one, only the pinned key, of
+// the pinned type. A refused host gets no script: it never runs.
+func TestRemoteCommandHostKey(t *testing.T) {
+	node, impostor := newHostKey(t), newHostKey(t)
+	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecPub, _ := ssh.NewPublicKey(&ecPriv.PublicKey)
+	ecdsaPin := string(ssh.MarshalAuthorizedKey(ecPub))
+	s := newTestServer(t, "command", DefaultWorld(WorldNode{Name: "pve1", SSHHost: "192.0.2.11", HostKeys: []string{node}}))
+	marker := filepath.Join(t.TempDir(), "ran")
+	for _, c := range []struct{ name, pin, want string }{
+		{"no pin: any key is accepted", "", ""},
+		{"the node's own key", node + " root@pve1", ""},
+		{"an impostor's key is pinned", impostor, "ssh: host key mismatch"},
+		{"a key type the node does not offer", ecdsaPin, "no common algorithm for host key"},
+		{"a pin that is no key", "ssh-ed25519 garbage", "failed to parse host key"},
+	} {
+		_ = os.Remove(marker)
+		conn := map[string]any{"host": "192.0.2.11"}
+		if c.pin != "" {
+			conn["hostKey"] = c.pin
+		}
+		_, _, err := create(t, s, TokenRemoteCommand, "cmd", map[string]any{"connection": conn, "create": "touch " + marker})
+		_, statErr := os.Stat(marker)
+		switch {
+		case c.want == "" && (err != nil || statErr != nil):
+			t.Errorf("%s: %v (script ran: %v); want it accepted and run", c.name, err, statErr == nil)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v; want %q", c.name, err, c.want)
+		case c.want != "" && statErr == nil:
+			t.Errorf("%s: refused, yet the script ran", c.name)
+		}
+	}
+}
+
+// newHostKey is a fresh ed25519 host key as an authorized_keys line.
+func newHostKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 }

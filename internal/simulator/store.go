@@ -63,8 +63,13 @@ type WorldNode struct {
 	// ClusterAddress is the node's address on the Proxmox cluster network,
 	// what a VXLAN zone's peers list (default SSHHost).
 	ClusterAddress string `json:"clusterAddress,omitempty"`
-	Cores          int    `json:"cores"`
-	MemoryMiB      int    `json:"memoryMiB"`
+	// HostKeys are the SSH host keys (authorized_keys lines) of whatever
+	// answers on SSHHost: the node's own, or an impostor's when a test puts
+	// another machine on its address. None: the node offers no key a pin
+	// could match.
+	HostKeys  []string `json:"hostKeys,omitempty"`
+	Cores     int      `json:"cores"`
+	MemoryMiB int      `json:"memoryMiB"`
 }
 
 // Datastore is a Proxmox storage.

@@ -3,9 +3,11 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
@@ -41,6 +44,23 @@ type env struct {
 	// engine's (and so the plugins') environment.
 	program  pulumi.RunFunc
 	extraEnv map[string]string
+	// hostKeys are the simulated Proxmox nodes' SSH host keys by node name,
+	// pinned in the stack's configuration as `sda trust` would pin them.
+	hostKeys map[string]string
+}
+
+// newHostKey is a fresh ed25519 SSH host key as an authorized_keys line.
+func newHostKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 }
 
 func randomHex(n int) string {
@@ -62,11 +82,15 @@ func newEnv(t *testing.T, stack string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, stack: stack, simDir: t.TempDir(), home: t.TempDir(), cfg: c,
+	e := &env{t: t, stack: stack, simDir: t.TempDir(), home: t.TempDir(), cfg: c, hostKeys: map[string]string{},
 		creds: map[string]string{
 			"proxmoxve:apiToken": "root@pam!sda=" + randomHex(16),
 			"sda:sshPrivateKey":  "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n",
 		}}
+	for i, n := range e.cfg.Proxmox.Nodes {
+		e.hostKeys[n.Name] = newHostKey(t)
+		e.cfg.Proxmox.Nodes[i].SSHHostKey = e.hostKeys[n.Name]
+	}
 	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(e.worldNodes()...)); err != nil {
 		t.Fatal(err)
 	}
@@ -129,24 +153,32 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 // open opens the stack with the env's current typed configuration.
 func (e *env) open(ctx context.Context) *automation.Deployment {
 	e.t.Helper()
+	values := map[string]automation.ConfigValue{
+		"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
+		"proxmoxve:apiToken": {Value: e.creds["proxmoxve:apiToken"], Secret: true},
+		"sda:sshPrivateKey":  {Value: e.creds["sda:sshPrivateKey"], Secret: true},
+	}
 	cfg := &e.cfg
 	if e.stackFileOnly {
+		// The stack file as it is, with the host keys pinned the way a
+		// user pins them: `pulumi config set --path`.
 		cfg = nil
+		for i, n := range e.cfg.Proxmox.Nodes {
+			if n.SSHHostKey != "" {
+				values[fmt.Sprintf("sda:proxmox.nodes[%d].sshHostKey", i)] = automation.ConfigValue{Value: n.SSHHostKey, Path: true}
+			}
+		}
 	}
 	d, err := automation.Open(ctx, automation.Options{
-		ProjectDir: projectDir,
-		Stack:      e.stack,
-		Program:    e.programOrDefault(),
-		Config:     cfg,
-		ConfigValues: map[string]automation.ConfigValue{
-			"proxmoxve:endpoint": {Value: "https://pve.example.test:8006/"},
-			"proxmoxve:apiToken": {Value: e.creds["proxmoxve:apiToken"], Secret: true},
-			"sda:sshPrivateKey":  {Value: e.creds["sda:sshPrivateKey"], Secret: true},
-		},
-		Home:      e.home,
-		PulumiBin: pulumiBin,
-		Env:       e.env(),
-		Progress:  &lineLogger{t: e.t, sink: &e.output},
+		ProjectDir:   projectDir,
+		Stack:        e.stack,
+		Program:      e.programOrDefault(),
+		Config:       cfg,
+		ConfigValues: values,
+		Home:         e.home,
+		PulumiBin:    pulumiBin,
+		Env:          e.env(),
+		Progress:     &lineLogger{t: e.t, sink: &e.output},
 	})
 	if err != nil {
 		e.t.Fatalf("opening stack %s: %v", e.stack, err)

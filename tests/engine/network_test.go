@@ -154,7 +154,8 @@ func TestProdExisting(t *testing.T) {
 func (e *env) worldNodes() []simulator.WorldNode {
 	var nodes []simulator.WorldNode
 	for _, n := range config.WithDefaults(e.cfg).Proxmox.Nodes {
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress})
+		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress,
+			HostKeys: []string{e.hostKeys[n.Name]}})
 	}
 	return nodes
 }

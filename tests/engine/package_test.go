@@ -122,7 +122,8 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	simDir := t.TempDir()
-	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.168.1.10"})); err != nil {
+	hostKey := newHostKey(t)
+	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.168.1.10", HostKeys: []string{hostKey}})); err != nil {
 		t.Fatal(err)
 	}
 	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: agentWaitScale}); err != nil {
@@ -139,6 +140,7 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 	cli(t, dir, env, "config", "set", "proxmoxve:endpoint", "https://pve.example.test:8006/")
 	cli(t, dir, env, "config", "set", "--secret", "proxmoxve:apiToken", "--", token)
 	cli(t, dir, env, "config", "set", "--secret", "sshPrivateKey", "--", key)
+	cli(t, dir, env, "config", "set", "sshHostKey", "--", hostKey)
 	// The Proxmox provider imports VM disks over SSH with settings of its own.
 	cli(t, dir, env, "config", "set", "--path", "proxmoxve:ssh.username", "root")
 	cli(t, dir, env, "config", "set", "--path", "--secret", "proxmoxve:ssh.privateKey", "--", key)
@@ -278,7 +280,8 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 	}
 
 	simDir := t.TempDir()
-	world := simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "pve.lan"})
+	hostKey := newHostKey(t)
+	world := simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "pve.lan", HostKeys: []string{hostKey}})
 	world.Bridges = append(world.Bridges, "vmbr9") // the example's existing bridge
 	if err := simulator.WriteWorld(simDir, world); err != nil {
 		t.Fatal(err)
@@ -296,6 +299,7 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 		"PROXMOX_VE_API_TOKEN=root@pam!edge="+randomHex(16),
 		"PROXMOX_VE_SSH_USERNAME=root",
 		"PROXMOX_VE_SSH_PRIVATE_KEY="+key,
+		"EDGE_SSH_HOST_KEY="+hostKey,
 	)
 	run := func(op string) string {
 		t.Helper()
