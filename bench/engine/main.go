@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -121,9 +123,11 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if err := os.MkdirAll(simDir, 0o700); err != nil {
 		return row{}, err
 	}
-	var nodes []simulator.WorldNode
-	for _, n := range config.WithDefaults(base).Proxmox.Nodes {
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost})
+	cfg := base
+	cfg.Proxmox.Nodes = slices.Clone(base.Proxmox.Nodes)
+	nodes, err := simworld.Nodes(&cfg)
+	if err != nil {
+		return row{}, err
 	}
 	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		return row{}, err
@@ -138,7 +142,6 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if err := simulator.WriteFaults(simDir, faults); err != nil {
 		return row{}, err
 	}
-	cfg := base
 	cfg.Cluster.Workers = workers
 	var progress io.Writer
 	start := time.Now()

@@ -26,6 +26,7 @@ import (
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -83,9 +84,9 @@ func measure(root, what string, reboot, restart time.Duration) (time.Duration, i
 	if err != nil {
 		return 0, 0, err
 	}
-	var world []simulator.WorldNode
-	for _, n := range config.WithDefaults(cfg).Proxmox.Nodes {
-		world = append(world, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost})
+	world, err := simworld.Nodes(&cfg)
+	if err != nil {
+		return 0, 0, err
 	}
 	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(world...)); err != nil {
 		return 0, 0, err

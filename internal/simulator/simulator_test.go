@@ -3,7 +3,6 @@ package simulator
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"os"
@@ -466,13 +465,9 @@ func TestRemoteCommandHostKey(t *testing.T) {
 // newHostKey is a fresh ed25519 host key as an authorized_keys line.
 func newHostKey(t *testing.T) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	k, err := NewHostKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+	return k
 }

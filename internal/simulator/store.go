@@ -2,14 +2,19 @@ package simulator
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // The files of a simulation directory (env SDA_SIM_STATE). The test (or a
@@ -713,4 +718,19 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// NewHostKey makes a fresh ed25519 SSH host key for a simulated node, as
+// the authorized_keys line a stack pins (sda:proxmox.nodes[].sshHostKey)
+// and WorldNode.HostKeys offers.
+func NewHostKey() (string, error) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), nil
 }

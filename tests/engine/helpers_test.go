@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,11 +16,11 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -52,15 +51,11 @@ type env struct {
 // newHostKey is a fresh ed25519 SSH host key as an authorized_keys line.
 func newHostKey(t *testing.T) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	k, err := simulator.NewHostKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+	return k
 }
 
 func randomHex(n int) string {
@@ -87,11 +82,14 @@ func newEnv(t *testing.T, stack string) *env {
 			"proxmoxve:apiToken": "root@pam!sda=" + randomHex(16),
 			"sda:sshPrivateKey":  "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n",
 		}}
-	for i, n := range e.cfg.Proxmox.Nodes {
-		e.hostKeys[n.Name] = newHostKey(t)
-		e.cfg.Proxmox.Nodes[i].SSHHostKey = e.hostKeys[n.Name]
+	nodes, err := simworld.Nodes(&e.cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(e.worldNodes()...)); err != nil {
+	for _, n := range nodes {
+		e.hostKeys[n.Name] = n.HostKeys[0]
+	}
+	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
 		t.Fatal(err)
 	}
 	e.writeFaults(simulator.Faults{})
