@@ -86,6 +86,57 @@ type TalosClusterArgs struct {
 	// RouterLXC's configDigest: an output resolves only once its resource
 	// is done.
 	WaitFor pulumi.StringArrayInput `pulumi:"waitFor,optional"`
+
+	// ProxmoxHostKeys pin the SSH host keys of the Proxmox nodes the VMs'
+	// disks are imported on: the Proxmox provider has no host-key setting
+	// and trusts an unknown host on first use, so each key is written to
+	// ~/.ssh/known_hosts (KnownHostType) before that node's VMs are
+	// created. A node without an entry is left to the provider's own rule.
+	ProxmoxHostKeys []ProxmoxHostKeyArgs `pulumi:"proxmoxHostKeys,optional"`
+}
+
+// ProxmoxHostKeyArgs is one Proxmox node's SSH address and pinned key, as
+// the Proxmox provider reaches it (its ssh.nodes setting).
+type ProxmoxHostKeyArgs struct {
+	// Node is the Proxmox node's name.
+	Node string `pulumi:"node"`
+	// Address and Port are where the provider's SSH client connects
+	// (default port 22).
+	Address string `pulumi:"address"`
+	Port    int    `pulumi:"port,optional"`
+	// HostKey is the line of the node's /etc/ssh/ssh_host_ed25519_key.pub.
+	HostKey string `pulumi:"hostKey"`
+}
+
+// KnownHostType pins a Proxmox node's SSH host key in the deployer's
+// ~/.ssh/known_hosts, a custom resource served by SDA's plugin
+// (provider/known_host.go).
+const KnownHostType = "sda:index:KnownHost"
+
+type knownHost struct {
+	pulumi.CustomResourceState
+}
+
+// pinHostKeys registers one KnownHost per pinned Proxmox node (keys
+// checked by NewTalosCluster) and makes each node's image ID wait for its
+// pin, so the disk import that uses the image connects only after the key
+// is in place.
+func pinHostKeys(ctx *pulumi.Context, name string, keys []ProxmoxHostKeyArgs, images map[string]pulumi.StringOutput, parent pulumi.ResourceOption) error {
+	for _, k := range keys {
+		key, _ := grammar.SSHHostKey(k.HostKey)
+		img, ok := images[k.Node]
+		if !ok {
+			continue // no VM of this cluster imports a disk there
+		}
+		var pin knownHost
+		if err := ctx.RegisterResource(KnownHostType, name+"-known-host-"+k.Node, pulumi.Map{
+			"host": pulumi.String(k.Address), "port": pulumi.Int(k.Port), "hostKey": pulumi.String(key),
+		}, &pin, parent); err != nil {
+			return err
+		}
+		images[k.Node] = pulumi.All(img, pin.ID()).ApplyT(func(v []any) string { return v[0].(string) }).(pulumi.StringOutput)
+	}
+	return nil
 }
 
 // TalosUpgradeArgs tune the rolling upgrade.
@@ -175,6 +226,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		return nil, fmt.Errorf("TalosCluster %s: Bridge or Bridges is required", name)
 	case args.Network.Gateway == "" || args.Network.PrefixLen == 0:
 		return nil, fmt.Errorf("TalosCluster %s: Network.Gateway and Network.PrefixLen are required", name)
+	}
+	for i, k := range args.ProxmoxHostKeys {
+		if _, err := grammar.SSHHostKey(k.HostKey); err != nil {
+			return nil, fmt.Errorf("TalosCluster %s: ProxmoxHostKeys[%d].HostKey %v", name, i, err)
+		}
+		if k.Node == "" || k.Address == "" {
+			return nil, fmt.Errorf("TalosCluster %s: ProxmoxHostKeys[%d]: Node and Address are required", name, i)
+		}
 	}
 	// The patches' view of the cluster; the installer image is set per
 	// node once the schematic's ID is known.
@@ -281,6 +340,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			return nil, err
 		}
 		images[node] = img.ID().ToStringOutput()
+	}
+	if err := pinHostKeys(ctx, name, args.ProxmoxHostKeys, images, parent); err != nil {
+		return nil, err
 	}
 
 	// Every role's configuration gets the cluster's patches; each node's

@@ -26,7 +26,7 @@ func Provider() (p.Provider, error) {
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
 		).
-		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{})).
+		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{}), infer.Resource(&KnownHost{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
 	if err != nil {

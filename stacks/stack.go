@@ -257,6 +257,13 @@ func talosClusterArgs(c config.Config, plan config.Plan) *components.TalosCluste
 	for _, p := range render.ExtraPatches(c) {
 		args.Patches = append(args.Patches, components.TalosPatch{Name: p.Source, Content: p.Content})
 	}
+	// The provider imports disks over SSH at each node's sshHost (its
+	// ssh.nodes, NewProxmoxProvider): pin the same address's key there.
+	for _, n := range plan.ProxmoxNodes {
+		if n.SSHHostKey != "" {
+			args.ProxmoxHostKeys = append(args.ProxmoxHostKeys, components.ProxmoxHostKeyArgs{Node: n.Name, Address: n.SSHHost, HostKey: n.SSHHostKey})
+		}
+	}
 	return args
 }
 

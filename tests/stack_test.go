@@ -37,6 +37,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 2,
 			"sda:index:TalosNodeVersion":                          2,
+			"sda:index:KnownHost":                                 1,
 			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Network/networkBridge:NetworkBridge":       1,
@@ -58,6 +59,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
+			"sda:index:KnownHost":                                 3,
 			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Download/file:File":                        4, // template + an image per node
@@ -80,6 +82,7 @@ func TestStackResources(t *testing.T) {
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
+			"sda:index:KnownHost":                                 3,
 			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Network/networkVlan:NetworkVlan":           3, // one per Proxmox node
@@ -614,6 +617,22 @@ func TestHostKeysReachEveryConnection(t *testing.T) {
 				host := conn["host"].StringValue()
 				if got := conn["hostKey"]; !got.IsString() || got.StringValue() != keyOf[host] || keyOf[host] == "" {
 					t.Errorf("%s connects to %s with hostKey %v, want that node's pinned key", cmd.Name, host, got)
+				}
+			}
+			// The Proxmox provider's disk import: each node's key is
+			// pinned in known_hosts before a VM of that node is created.
+			pins := map[string]registered{}
+			for _, pin := range m.ofType("sda:index:KnownHost") {
+				host := pin.Inputs["host"].StringValue()
+				if pin.Inputs["hostKey"].StringValue() != keyOf[host] || keyOf[host] == "" {
+					t.Errorf("%s pins %v for %s, want that node's key", pin.Name, pin.Inputs["hostKey"], host)
+				}
+				pins[strings.TrimPrefix(pin.Name, c.Cluster.Name+"-known-host-")] = pin
+			}
+			for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
+				pin, ok := pins[vm.Inputs["nodeName"].StringValue()]
+				if !ok || !slices.Contains(vm.Deps, pin.URN) {
+					t.Errorf("%s on %s does not wait for its node's host-key pin (pins: %d)", vm.Name, vm.Inputs["nodeName"].StringValue(), len(pins))
 				}
 			}
 		})

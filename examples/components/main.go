@@ -184,6 +184,9 @@ func Platform(ctx *pulumi.Context) error {
 		Datastore: "local-lvm", ImageDatastore: "local",
 		Bridges:    pulumi.StringMap{proxmoxNode: network.BridgeOn(proxmoxNode)},
 		ApplyAfter: []pulumi.Resource{router.Configured},
+		// The Proxmox provider imports the disks over SSH and checks the
+		// host in ~/.ssh/known_hosts: the same pin goes there first.
+		ProxmoxHostKeys: []components.ProxmoxHostKeyArgs{{Node: proxmoxNode, Address: "pve.lan", HostKey: hostKey}},
 	})
 	if err != nil {
 		return err

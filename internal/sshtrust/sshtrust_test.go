@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/sda-platform/sda/config"
 )
@@ -172,5 +173,47 @@ func TestTrustCommand(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(file); !strings.Contains(string(data), "# the management address") {
 		t.Errorf("the stack file lost its comments:\n%s", data)
+	}
+}
+
+// Pinning into known_hosts writes the line the provider's client accepts,
+// once; a recorded key of another type stays beside it; another key of
+// the same type is refused with the ssh-keygen -R line, and the file is
+// left as it was.
+func TestPinKnownHost(t *testing.T) {
+	file := filepath.Join(t.TempDir(), ".ssh", "known_hosts")
+	newKey := func() (string, ssh.PublicKey) {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		pub, _ := ssh.NewPublicKey(k.Public())
+		return Line(pub), pub
+	}
+	pin, pinPub := newKey()
+	if err := PinKnownHost(file, "192.0.2.10", 22, pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := PinKnownHost(file, "192.0.2.10", 22, pin); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(file)
+	if strings.Count(string(data), "\n") != 1 || !strings.HasPrefix(string(data), "192.0.2.10 ssh-ed25519 ") {
+		t.Fatalf("known_hosts after pinning twice:\n%s", data)
+	}
+	// What the provider's client does with the file: accept the pin.
+	check, err := knownhosts.New(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := check("192.0.2.10:22", &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 22}, pinPub); err != nil {
+		t.Fatalf("the pinned key is not accepted: %v", err)
+	}
+	other, _ := newKey()
+	if err := PinKnownHost(file, "192.0.2.10", 22, other); err == nil || !strings.Contains(err.Error(), "ssh-keygen -f "+file+" -R 192.0.2.10") {
+		t.Fatalf("another ed25519 key: %v; want a refusal naming ssh-keygen -R", err)
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(data) {
+		t.Fatalf("a refused pin changed the file:\n%s", after)
+	}
+	if state, _ := CheckKnownHost(file, "192.0.2.10", 2222, pin); state != HostUnknown {
+		t.Errorf("another port: %v, want unknown", state)
 	}
 }

@@ -373,8 +373,12 @@ func (e *env) programOrDefault() pulumi.RunFunc {
 	return stacks.Program
 }
 
+// env is the engine's environment. HOME is the test's own: the Proxmox
+// provider (real and simulated) reads and writes $HOME/.ssh/known_hosts,
+// where SDA's KnownHost pins go, and each test's nodes have keys of their
+// own.
 func (e *env) env() map[string]string {
-	out := map[string]string{simulator.StateDirEnv: e.simDir}
+	out := map[string]string{simulator.StateDirEnv: e.simDir, "HOME": filepath.Join(e.home, "home")}
 	for k, v := range e.extraEnv {
 		out[k] = v
 	}

@@ -131,6 +131,7 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 	}
 	env := []string{
 		simulator.StateDirEnv + "=" + simDir,
+		"HOME=" + t.TempDir(), // the known_hosts the pins go to
 		"PULUMI_BACKEND_URL=file://" + t.TempDir(),
 		"HTTPS_PROXY=" + startTalosAPI(t, simDir),
 	}
@@ -293,6 +294,7 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 	env := append(os.Environ(),
 		simulator.StateDirEnv+"="+simDir,
 		"SDA_HOME="+t.TempDir(),
+		"HOME="+t.TempDir(), // the known_hosts the pins go to
 		"SDA_PULUMI_BIN="+pulumiBin,
 		"HTTPS_PROXY="+startTalosAPI(t, simDir),
 		"PROXMOX_VE_ENDPOINT=https://pve.example.test:8006/",
