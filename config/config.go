@@ -248,7 +248,8 @@ const (
 	DefaultServiceCIDR       = "10.96.0.0/12"
 	DefaultRouterTemplateURL = "https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
 	// DefaultRouterTemplateChecksum is the SHA-512 of DefaultRouterTemplateURL
-	// as Proxmox's appliance index (`pveam available`, signed) lists it.
+	// as Proxmox's appliance index lists it (pve-manager aplinfo/aplinfo.dat,
+	// commit 218baa5e, 2024-09-12; `pveam` reads the same signed index).
 	DefaultRouterTemplateChecksum = "39f6d06e082d6a418438483da4f76092ebd0370a91bad30b82ab6d0f442234d63fe27a15569895e34d6d1e5ca50319f62637f7fb96b98dbde4f6103cf05bff6d"
 	QemuGuestAgentExtension       = "siderolabs/qemu-guest-agent"
 	CNIFlannel                    = "flannel"

@@ -151,8 +151,8 @@ func Platform(ctx *pulumi.Context) error {
 		Datastore: "local-lvm", TemplateDatastore: "local",
 		// Proxmox checks the template's SHA-512 (as its signed appliance
 		// index lists it) before the router is built from it.
-		TemplateURL:      "https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst",
-		TemplateChecksum: "39f6d06e082d6a418438483da4f76092ebd0370a91bad30b82ab6d0f442234d63fe27a15569895e34d6d1e5ca50319f62637f7fb96b98dbde4f6103cf05bff6d",
+		TemplateURL:      "https://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
+		TemplateChecksum: "50c85eaaece677a3ebe01cc909b83872e9da2a22c29ae652838afce71e83222fdf40f6accecd7d52b180e912fc1f85ecdf7b3fc4d3027da4d865e509a9e76597",
 		ExternalBridge:   "vmbr0",
 		ExternalAddress:  "dhcp",
 		InternalBridge:   network.Bridge,
