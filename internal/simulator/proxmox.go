@@ -335,7 +335,31 @@ func (tx *Tx) urlSize(u string) int64 {
 	return int64(len(u)) << 20
 }
 
-func createDownload(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+// CreateTaskMethod is the faults.json latency method of a Proxmox create
+// task: "<token>#CreateTask" is how long the task that creates a VM, a
+// container or a downloaded file runs after Proxmox accepted it. Proxmox
+// runs these as workers of their own (RPCEnvironment::fork_worker:
+// qemu-server src/PVE/API2/Qemu.pm:1626 create_vm, pve-container
+// src/PVE/API2/LXC.pm:655 create_vm, pve-storage
+// src/PVE/API2/Storage/Status.pm:911 download_url), which finish whether
+// or not the client that asked still waits. So the object is committed to
+// the simulated state first and the task's time is spent afterwards (as
+// Tx.Wait, outside the lock): a cancelled call or a killed plugin leaves it
+// created. The plain "<token>#Create" (or "<token>") latency is spent
+// before the request reaches Proxmox: cancelled there, nothing is created.
+const CreateTaskMethod = "CreateTask"
+
+// createTask adds the configured run time of token's create task to the
+// call's wait, after the object is in the state.
+func (s *Server) createTask(tx *Tx, token string) {
+	if v, ok := s.faults().Latency[token+"#"+CreateTaskMethod]; ok {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			tx.Wait += d
+		}
+	}
+}
+
+func createDownload(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	v := in.Values
 	node, ds, content, u := str(v, "nodeName"), str(v, "datastoreId"), str(v, "contentType"), str(v, "url")
 	if !slices.Contains(downloadContentTypes, content) {
@@ -391,6 +415,7 @@ func createDownload(_ *Server, tx *Tx, _ string, in Props) (string, map[string]a
 	}
 	size := tx.urlSize(u)
 	tx.State.Files[key] = &StoredFile{ID: id, Node: node, Datastore: ds, ContentType: content, URL: u, Size: size}
+	s.createTask(tx, TokenDownload)
 	return id, map[string]any{"fileName": fileName, "size": float64(size)}, nil
 }
 
@@ -996,6 +1021,7 @@ func createVM(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, er
 		return "", nil, err
 	}
 	tx.place(g)
+	s.createTask(tx, TokenVM)
 	guest := tx.State.Guests[g.vmid]
 	// vmCreateStart: start, reboot if asked, then vmRead.
 	template, _ := get(in.Values, "template").(bool)
@@ -1207,6 +1233,7 @@ func createContainer(s *Server, tx *Tx, _ string, in Props) (string, map[string]
 		return "", nil, err
 	}
 	tx.place(g)
+	s.createTask(tx, TokenContainer)
 	return strconv.Itoa(g.vmid), map[string]any{"vmId": float64(g.vmid)}, nil
 }
 
