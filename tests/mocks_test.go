@@ -206,9 +206,6 @@ func run(t *testing.T, stack string, program pulumi.RunFunc) (*mocks, error) {
 	return m, err
 }
 
-// setStackConfig hands the program the configuration of a shipped stack file
-// plus provider settings, the way the engine does (PULUMI_CONFIG), with
-// the credentials marked secret.
 // testHostKey is node's SSH host key in the tests: an ed25519 key derived
 // from its name, so every run pins the same keys.
 func testHostKey(t *testing.T, node string) string {
@@ -238,6 +235,9 @@ func pinHostKeys(t *testing.T, proxmox string) string {
 	return string(raw)
 }
 
+// setStackConfig hands the program the configuration of a shipped stack file
+// plus provider settings, the way the engine does (PULUMI_CONFIG), with
+// the credentials marked secret.
 func setStackConfig(t *testing.T, stack string, override map[string]string) {
 	t.Helper()
 	// The program refuses to run without talosctl and kubectl on PATH
