@@ -51,6 +51,19 @@ func LeaseTime(s string) bool {
 	return leaseTimeRE.MatchString(s)
 }
 
+// ShellWord is s as one POSIX shell word, quoted with ShellQuote only when
+// it holds anything but letters, digits and @%+=:,./_- (so commands shown
+// to a person stay readable; a token ID's "!" is quoted, since it would
+// start history expansion in an interactive bash).
+func ShellWord(s string) string {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
+	}) >= 0 {
+		return ShellQuote(s)
+	}
+	return s
+}
+
 // ShellQuote quotes s as one POSIX shell word: in single quotes, each
 // single quote of s closing the quotes, escaped, and reopening them.
 func ShellQuote(s string) string {

@@ -147,3 +147,13 @@ func TestSSHHostKey(t *testing.T) {
 		}
 	}
 }
+
+// ShellWord leaves plain words readable and quotes everything else.
+func TestShellWord(t *testing.T) {
+	for s, want := range map[string]string{"/sdn/zones/localnetwork/vmbr1": "/sdn/zones/localnetwork/vmbr1",
+		"sda@pve!deploy": `'sda@pve!deploy'`, "": "''", "a b": "'a b'", "it's": `'it'\''s'`} {
+		if got := ShellWord(s); got != want {
+			t.Errorf("ShellWord(%q) = %s, want %s", s, got, want)
+		}
+	}
+}

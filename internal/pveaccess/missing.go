@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Reader reads a token's effective privileges on one ACL path; Client is
@@ -116,30 +118,13 @@ func ownerOf(tokenID string) string {
 // on SDA's paths reaches only VLAN tags below a bridge.
 func aclCommand(path, user, token string, roles []string) string {
 	var b strings.Builder
-	b.WriteString("pveum acl modify " + shellQuote(path))
+	b.WriteString("pveum acl modify " + grammar.ShellWord(path))
 	if user != "" {
-		b.WriteString(" --users " + shellQuote(user))
+		b.WriteString(" --users " + grammar.ShellWord(user))
 	}
 	if token != "" {
-		b.WriteString(" --tokens " + shellQuote(token))
+		b.WriteString(" --tokens " + grammar.ShellWord(token))
 	}
-	b.WriteString(" --roles " + shellQuote(strings.Join(roles, ",")))
+	b.WriteString(" --roles " + grammar.ShellWord(strings.Join(roles, ",")))
 	return b.String()
-}
-
-// shellQuote quotes s for a POSIX shell when it holds anything but
-// letters, digits and @%+=:,./_- (a token ID's "!" would otherwise start
-// history expansion in an interactive bash).
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

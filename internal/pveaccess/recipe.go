@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/sda-platform/sda/grammar"
 )
 
 // Recipe is the pveum set-up of tokenID for needs, one command a line:
@@ -40,14 +42,14 @@ func Recipe(needs []Need, tokenID string) ([]string, error) {
 	for _, role := range rolesInOrder(privs) {
 		p := slices.Clone(privs[role])
 		slices.Sort(p)
-		lines = append(lines, fmt.Sprintf("pveum role add %s --privs %s", shellQuote(role), shellQuote(strings.Join(p, ","))))
+		lines = append(lines, fmt.Sprintf("pveum role add %s --privs %s", grammar.ShellWord(role), grammar.ShellWord(strings.Join(p, ","))))
 	}
 	grantUser := ""
 	if user != "root@pam" {
-		lines = append(lines, fmt.Sprintf("pveum user add %s --comment 'SDA deployments'", shellQuote(user)))
+		lines = append(lines, fmt.Sprintf("pveum user add %s --comment 'SDA deployments'", grammar.ShellWord(user)))
 		grantUser = user
 	}
-	lines = append(lines, fmt.Sprintf("pveum user token add %s %s --privsep 1", shellQuote(user), shellQuote(token)))
+	lines = append(lines, fmt.Sprintf("pveum user token add %s %s --privsep 1", grammar.ShellWord(user), grammar.ShellWord(token)))
 	for _, path := range paths {
 		lines = append(lines, aclCommand(path, grantUser, tokenID, rolesOn[path]))
 	}
