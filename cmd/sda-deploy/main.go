@@ -107,8 +107,10 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// Report configuration mistakes before starting the engine.
+	var cfg config.Config
 	if op == "up" || op == "preview" {
-		if _, _, err := config.LoadStack(*dir, *stack); err != nil {
+		var err error
+		if cfg, _, err = config.LoadStack(*dir, *stack); err != nil {
 			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 			return 1
 		}
@@ -126,6 +128,14 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
+	}
+	// The API token's privileges, before anything is created (a missing
+	// one would otherwise fail a create half-way with a 403).
+	if op == "up" || op == "preview" {
+		if err := d.CheckProxmoxAccess(ctx, cfg); err != nil {
+			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
+			return 1
+		}
 	}
 	switch op {
 	case "up":
