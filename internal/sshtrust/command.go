@@ -140,3 +140,24 @@ func pinFile(file string, pins map[string]string) error {
 	}
 	return os.WriteFile(file, out, info.Mode().Perm())
 }
+
+// VerifyStack checks, before a deployment starts, that every Proxmox node
+// the plan uses answers SSH at its sshHost with its pinned key: a clear
+// refusal naming the node and both fingerprints, instead of a script
+// failing half-way with "ssh: host key mismatch". Nodes without a pin are
+// left to config.HostKeyProblems (and the opt-out).
+func VerifyStack(ctx context.Context, p config.Plan) error {
+	var problems []string
+	for _, n := range p.ProxmoxNodes {
+		if n.SSHHostKey == "" {
+			continue
+		}
+		if err := VerifyHostKey(ctx, net.JoinHostPort(n.SSHHost, "22"), n.SSHHostKey); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", n.Name, err))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("SSH host keys:\n  - %s", strings.Join(problems, "\n  - "))
+	}
+	return nil
+}

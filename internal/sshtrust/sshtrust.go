@@ -6,6 +6,7 @@
 package sshtrust
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,11 @@ var errGotKey = errors.New("host key received")
 // server proves it holds during the key exchange. The handshake stops
 // there: no user authentication is attempted.
 func FetchHostKey(ctx context.Context, addr string) (ssh.PublicKey, error) {
+	return fetch(ctx, addr, pinnable)
+}
+
+// fetch is the handshake of FetchHostKey, asking for algorithms.
+func fetch(ctx context.Context, addr string, algorithms []string) (ssh.PublicKey, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -42,7 +48,7 @@ func FetchHostKey(ctx context.Context, addr string) (ssh.PublicKey, error) {
 	var key ssh.PublicKey
 	_, _, _, err = ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
 		User:              "sda-trust",
-		HostKeyAlgorithms: pinnable,
+		HostKeyAlgorithms: algorithms,
 		// The callback runs after the server signed the exchange hash
 		// with this key, so the key is the server's own.
 		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
@@ -68,3 +74,22 @@ func Line(key ssh.PublicKey) string {
 // Fingerprint is the SHA256 fingerprint OpenSSH prints for key
 // (`ssh-keygen -lf`), e.g. "SHA256:…".
 func Fingerprint(key ssh.PublicKey) string { return ssh.FingerprintSHA256(key) }
+
+// VerifyHostKey connects to addr asking only for the pinned key's type,
+// as the SSH clients SDA drives do, and fails unless the server proves it
+// holds the pinned key; the error names both fingerprints.
+func VerifyHostKey(ctx context.Context, addr, pin string) error {
+	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pin))
+	if err != nil {
+		return fmt.Errorf("the pinned host key: %w", err)
+	}
+	got, err := fetch(ctx, addr, []string{want.Type()})
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got.Marshal(), want.Marshal()) {
+		return fmt.Errorf("%s answers with host key %s, not the pinned %s: another machine may be answering on its address. If the node was reinstalled, compare on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and pin the new key with `sda trust --replace`",
+			addr, Fingerprint(got), Fingerprint(want))
+	}
+	return nil
+}

@@ -217,3 +217,26 @@ func TestPinKnownHost(t *testing.T) {
 		t.Errorf("another port: %v, want unknown", state)
 	}
 }
+
+// Verification asks for the pinned type only: the node's own key passes,
+// an impostor's is refused naming both fingerprints, and a server without
+// a key of the pinned type fails the handshake.
+func TestVerifyHostKey(t *testing.T) {
+	_, node, _ := ed25519.GenerateKey(rand.Reader)
+	_, impostor, _ := ed25519.GenerateKey(rand.Reader)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	nodePub, _ := ssh.NewPublicKey(node.Public())
+	impostorPub, _ := ssh.NewPublicKey(impostor.Public())
+	pin := Line(nodePub)
+	ctx := context.Background()
+	if err := VerifyHostKey(ctx, sshServer(t, ec, node), pin); err != nil {
+		t.Fatalf("the node itself: %v", err)
+	}
+	err := VerifyHostKey(ctx, sshServer(t, impostor), pin)
+	if err == nil || !strings.Contains(err.Error(), Fingerprint(impostorPub)) || !strings.Contains(err.Error(), Fingerprint(nodePub)) {
+		t.Fatalf("an impostor: %v; want both fingerprints named", err)
+	}
+	if err := VerifyHostKey(ctx, sshServer(t, ec), pin); err == nil {
+		t.Fatal("a server without an ed25519 key passed an ed25519 pin")
+	}
+}
