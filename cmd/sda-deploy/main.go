@@ -49,6 +49,7 @@ func init() {
 	register("outputs", command{summary: "print a stack's outputs as JSON", run: func(a []string, o, e io.Writer) int {
 		return runDeploy("outputs", a, o, e)
 	}})
+	register("recover", command{summary: "after a killed run: remove its stale lock, resolve its pending creates", run: runRecover})
 }
 
 func main() {
@@ -149,6 +150,7 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 	case "outputs":
 		err = printOutputs(ctx, d, showSecrets, stdout)
 	}
+	err = d.ExplainLocked(op, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
@@ -177,4 +179,57 @@ func printOutputs(ctx context.Context, d *automation.Deployment, showSecrets boo
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(m)
+}
+
+// runRecover is `sda recover --stack S [--force-unlock]`: what a run
+// killed hard (SIGKILL, OOM, power loss) leaves, undone (see
+// automation.Deployment.Recover).
+func runRecover(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sda recover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stack := fs.String("stack", "", "stack name: reads Pulumi.<stack>.yaml (required)")
+	dir := fs.String("dir", ".", "project directory holding Pulumi.yaml")
+	force := fs.Bool("force-unlock", false,
+		"also remove a lock taken on another host (make sure its operation no longer runs); never one whose process runs here")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *stack == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "sda recover: --stack is required and takes no arguments")
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := automation.Open(ctx, automation.Options{ProjectDir: *dir, Stack: *stack, Program: stacks.Program, Progress: stdout})
+	if err != nil {
+		fmt.Fprintf(stderr, "sda recover: %v\n", err)
+		return 1
+	}
+	rep, err := d.Recover(ctx, automation.RecoverOptions{ForceUnlock: *force, Guests: d.StackGuests()})
+	if rep != nil {
+		for _, l := range rep.Unlocked {
+			fmt.Fprintf(stdout, "removed the lock %s\n", l)
+		}
+		if rep.Cancelled {
+			fmt.Fprintln(stdout, "pulumi cancel removed the stack's locks")
+		}
+		for _, p := range rep.Pending {
+			fmt.Fprintf(stdout, "pending create %s\n", p)
+		}
+		for _, o := range rep.Dropped {
+			fmt.Fprintf(stdout, "dropped pending operation %s\n", o)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sda recover: %v\n", err)
+		return 1
+	}
+	if len(rep.Unlocked) == 0 && !rep.Cancelled && !rep.StateEdited {
+		fmt.Fprintf(stdout, "stack %s has no stale lock and no pending operation: nothing to recover\n", *stack)
+	}
+	return 0
 }
