@@ -2,7 +2,6 @@ package components
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -196,43 +195,15 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	if args == nil {
 		return nil, fmt.Errorf("TalosCluster %s: args are required", name)
 	}
+	if err := args.validate(); err != nil {
+		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
+	}
 	var controlPlanes, workers []TalosNodeSpec
-	for i, n := range args.Nodes {
-		// Host names become Talos hostnames, DNS records and arguments of
-		// the membership script: the stack configuration's allow-list.
-		if !grammar.DNSLabel(n.Hostname) {
-			return nil, fmt.Errorf("TalosCluster %s: Nodes[%d].Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab-cp1", name, i, n.Hostname)
-		}
-		if a, err := netip.ParseAddr(n.Address); err != nil || !a.Is4() {
-			return nil, fmt.Errorf("TalosCluster %s: Nodes[%d].Address = %q is not an IPv4 address: write one such as 10.10.0.11", name, i, n.Address)
-		}
-		switch n.Role {
-		case RoleControlPlane:
+	for _, n := range args.Nodes {
+		if n.Role == RoleControlPlane {
 			controlPlanes = append(controlPlanes, n)
-		case RoleWorker:
+		} else {
 			workers = append(workers, n)
-		default:
-			return nil, fmt.Errorf("TalosCluster %s: node %q: role %q: use %q or %q", name, n.Hostname, n.Role, RoleControlPlane, RoleWorker)
-		}
-	}
-	switch {
-	case args.ClusterName == "" || args.TalosVersion == "" || args.KubernetesVersion == "":
-		return nil, fmt.Errorf("TalosCluster %s: ClusterName, TalosVersion and KubernetesVersion are required", name)
-	case !grammar.DNSLabel(args.ClusterName):
-		return nil, fmt.Errorf("TalosCluster %s: ClusterName = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab", name, args.ClusterName)
-	case len(controlPlanes) == 0:
-		return nil, fmt.Errorf("TalosCluster %s: at least one control-plane node is required", name)
-	case args.Bridge == nil && args.Bridges == nil:
-		return nil, fmt.Errorf("TalosCluster %s: Bridge or Bridges is required", name)
-	case args.Network.Gateway == "" || args.Network.PrefixLen == 0:
-		return nil, fmt.Errorf("TalosCluster %s: Network.Gateway and Network.PrefixLen are required", name)
-	}
-	for i, k := range args.ProxmoxHostKeys {
-		if _, err := grammar.SSHHostKey(k.HostKey); err != nil {
-			return nil, fmt.Errorf("TalosCluster %s: ProxmoxHostKeys[%d].HostKey %v", name, i, err)
-		}
-		if k.Node == "" || k.Address == "" {
-			return nil, fmt.Errorf("TalosCluster %s: ProxmoxHostKeys[%d]: Node and Address are required", name, i)
 		}
 	}
 	// The patches' view of the cluster; the installer image is set per

@@ -524,7 +524,19 @@ func TestTalosNodeAlone(t *testing.T) {
 // not DNS labels (the stack configuration's allow-list), before registering
 // anything: a ';' in a hostname would otherwise reach the membership script.
 func TestTalosComponentsRefuseHostileNames(t *testing.T) {
-	cp := components.TalosNodeSpec{Hostname: "lab-cp1", Role: components.RoleControlPlane, Address: "10.10.0.11"}
+	cp := components.TalosNodeSpec{Hostname: "lab-cp1", Role: components.RoleControlPlane, Address: "10.10.0.11",
+		MAC: "02:00:0a:0a:00:0b", ProxmoxNode: "pve", VMID: 8011}
+	// cluster is a complete TalosCluster with one argument changed.
+	cluster := func(change func(a *components.TalosClusterArgs)) func(ctx *pulumi.Context) error {
+		return func(ctx *pulumi.Context) error {
+			a := &components.TalosClusterArgs{ClusterName: "lab", TalosVersion: "v1.12.0", KubernetesVersion: "v1.35.0",
+				Nodes: []components.TalosNodeSpec{cp}, Datastore: "local-lvm", ImageDatastore: "local", Bridge: pulumi.String("vmbr1"),
+				Network: components.TalosNetworkArgs{Gateway: "10.10.0.1", PrefixLen: 24, Domain: "lab.internal"}}
+			change(a)
+			_, err := components.NewTalosCluster(ctx, "lab", a)
+			return err
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		new  func(ctx *pulumi.Context) error
@@ -555,6 +567,29 @@ func TestTalosComponentsRefuseHostileNames(t *testing.T) {
 				TalosVersion: "v1.12.0", KubernetesVersion: "v1.35.0", Nodes: []components.TalosNodeSpec{cp}})
 			return err
 		}, `ClusterName = "Lab" is not a DNS label`},
+		// Values that reach Talos patches, the schematic or Proxmox paths.
+		{"domain with a newline", cluster(func(a *components.TalosClusterArgs) { a.Network.Domain = "lab.internal\nmachine: {}" }),
+			`Network.Domain = "lab.internal\nmachine: {}" is not a DNS domain`},
+		{"gateway not an address", cluster(func(a *components.TalosClusterArgs) { a.Network.Gateway = "10.10.0.1 # x" }),
+			`Network.Gateway = "10.10.0.1 # x" is not an IPv4 address`},
+		{"VIP not an address", cluster(func(a *components.TalosClusterArgs) { a.Network.VIP = "vip" }),
+			`Network.VIP = "vip" is not an IPv4 address`},
+		{"extension with a newline", cluster(func(a *components.TalosClusterArgs) {
+			a.Extensions = []string{"siderolabs/qemu-guest-agent\n    - evil/x"}
+		}), `Extensions[0] = "siderolabs/qemu-guest-agent\n    - evil/x" is not an Image Factory extension`},
+		{"certificate name with a space", cluster(func(a *components.TalosClusterArgs) { a.CertSANs = []string{"api lab"} }),
+			`CertSANs[0] = "api lab" is neither an IP address nor a DNS name`},
+		{"Talos version not a release", cluster(func(a *components.TalosClusterArgs) { a.TalosVersion = "latest" }),
+			`TalosVersion = "latest" is not a Talos release`},
+		{"MAC not a MAC", cluster(func(a *components.TalosClusterArgs) { a.Nodes[0].MAC = "02:00" }),
+			`Nodes[0].MAC = "02:00" is not a MAC address`},
+		{"Proxmox node with a slash", cluster(func(a *components.TalosClusterArgs) { a.Nodes[0].ProxmoxNode = "pve/../x" }),
+			`Nodes[0].ProxmoxNode = "pve/../x" is not a Proxmox node name`},
+		{"datastore with a slash", cluster(func(a *components.TalosClusterArgs) { a.Datastore = "local/x" }),
+			`Datastore = "local/x"`},
+		{"an RSA host key", cluster(func(a *components.TalosClusterArgs) {
+			a.ProxmoxHostKeys = []components.ProxmoxHostKeyArgs{{Node: "pve", Address: "192.168.1.10", HostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7"}}
+		}), `ProxmoxHostKeys[0].HostKey`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := run(t, "unit", tc.new)
