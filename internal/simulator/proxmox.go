@@ -182,13 +182,16 @@ func (tx *Tx) fileKey(node, id string) string {
 // bridgeName is the name validator of the bridge resource.
 var bridgeName = regexp.MustCompile(`^vmbr(\d{1,4})$`)
 
-func createBridge(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+func createBridge(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	node, name := str(in.Values, "nodeName"), str(in.Values, "name")
 	if _, err := tx.node(node); err != nil {
 		return "", nil, err
 	}
 	if !bridgeName.MatchString(name) {
 		return "", nil, fmt.Errorf(`Attribute name must be "vmbrN", where N is a number between 0 and 9999, got: %s`, name)
+	}
+	if err := s.permit(tx, networkCalls("create", "Bridge", node, name)...); err != nil {
+		return "", nil, err
 	}
 	if tx.bridgeExists(node, name) {
 		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: "+
@@ -209,9 +212,12 @@ func createBridge(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any
 // updateBridge changes a bridge in place. The provider updates the
 // interface on the planned node: a bridge "moved" to another node is not
 // there, and Proxmox refuses.
-func updateBridge(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+func updateBridge(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
 	node, name := str(news.Values, "nodeName"), str(news.Values, "name")
 	if _, err := tx.node(node); err != nil {
+		return nil, err
+	}
+	if err := s.permit(tx, networkCalls("update", "Bridge", node, name)...); err != nil {
 		return nil, err
 	}
 	if !tx.State.Bridges[node+"/"+name] && !slices.Contains(tx.World.Bridges, name) {
@@ -266,12 +272,15 @@ func vlanSpec(v map[string]any) (*VLANIface, error) {
 // createVLAN creates a VLAN interface on a node and reloads its network
 // (resource_linux_vlan.go:241-281). Proxmox refuses an existing name
 // (Network.pm create_network: "interface already exists").
-func createVLAN(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
+func createVLAN(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, error) {
 	x, err := vlanSpec(in.Values)
 	if err != nil {
 		return "", nil, err
 	}
 	if _, err := tx.node(x.Node); err != nil {
+		return "", nil, err
+	}
+	if err := s.permit(tx, networkCalls("create", "VLAN", x.Node, x.Name)...); err != nil {
 		return "", nil, err
 	}
 	if tx.State.VLANs[x.Node+"/"+x.Name] != nil {
@@ -285,9 +294,12 @@ func createVLAN(_ *Server, tx *Tx, _ string, in Props) (string, map[string]any, 
 
 // updateVLAN changes a VLAN interface in place (a new node is an update
 // the provider sends to that node, where the interface does not exist).
-func updateVLAN(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
+func updateVLAN(s *Server, tx *Tx, _ string, old *Object, news Props) (map[string]any, error) {
 	x, err := vlanSpec(news.Values)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.permit(tx, networkCalls("update", "VLAN", x.Node, x.Name)...); err != nil {
 		return nil, err
 	}
 	if tx.State.VLANs[x.Node+"/"+x.Name] == nil {
@@ -383,6 +395,9 @@ func createDownload(s *Server, tx *Tx, _ string, in Props) (string, map[string]a
 			return "", nil, err
 		}
 		fileName = path.Base(pu.Path)
+	}
+	if err := s.permit(tx, downloadCalls(node, ds, fileName)...); err != nil {
+		return "", nil, err
 	}
 	failed := func(reason string) error {
 		return fmt.Errorf("Error downloading file from url: Could not download file '%s', unexpected error: %s", fileName, reason)
@@ -1012,12 +1027,18 @@ func createVM(s *Server, tx *Tx, _ string, in Props) (string, map[string]any, er
 			g.macs[i] = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", g.vmid>>16&0xff, g.vmid>>8&0xff, i)
 		}
 	}
+	if err := s.permit(tx, tx.vmCreateCalls(g, in.Values)...); err != nil {
+		return "", nil, err
+	}
 	if err := tx.admit(g, -1); err != nil {
 		return "", nil, err
 	}
 	// vmCreateCustom creates the VM, then imports the fileId disks over SSH.
 	// (For real the VM then exists and the failed create leaves it behind.)
 	if err := s.importDisks(tx, g.node, g.disks); err != nil {
+		return "", nil, err
+	}
+	if err := s.permit(tx, vmAfterCreateCalls(g, in.Values)...); err != nil {
 		return "", nil, err
 	}
 	tx.place(g)
@@ -1161,6 +1182,9 @@ func updateVM(s *Server, tx *Tx, id string, old *Object, news Props) (map[string
 			}
 		}
 	}
+	if err := s.permit(tx, tx.vmUpdateCalls(self, olds, nv)...); err != nil {
+		return nil, err
+	}
 	// UpdateVM applies the configuration (and starts or stops the VM)...
 	running := prev != nil && prev.Started
 	if !reflect.DeepEqual(get(olds, "started"), get(nv, "started")) {
@@ -1226,6 +1250,9 @@ func createContainer(s *Server, tx *Tx, _ string, in Props) (string, map[string]
 	if g.vmid == 0 {
 		g.vmid = tx.nextVMID()
 	}
+	if err := s.permit(tx, tx.containerCreateCalls(g, in.Values)...); err != nil {
+		return "", nil, err
+	}
 	if err := tx.admit(g, -1); err != nil {
 		return "", nil, err
 	}
@@ -1241,6 +1268,9 @@ func updateContainer(s *Server, tx *Tx, id string, old *Object, news Props) (map
 	g := containerSpec(news.Values)
 	self, _ := strconv.Atoi(id)
 	g.vmid = self
+	if err := s.permit(tx, tx.containerUpdateCalls(self, old.Inputs, news.Values)...); err != nil {
+		return nil, err
+	}
 	if err := tx.admit(g, self); err != nil {
 		return nil, err
 	}

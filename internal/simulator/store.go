@@ -58,6 +58,11 @@ type World struct {
 	// CallerBridge is the bridge whose segment the machine running Pulumi
 	// is on (default: the first shared bridge).
 	CallerBridge string `json:"callerBridge,omitempty"`
+	// Tokens are API tokens ("sda@pve!deploy") with their ACL entries. When
+	// the proxmoxve provider's apiToken names one of them, its creates and
+	// updates are refused as Proxmox VE 8 refuses them, with HTTP 403
+	// (acl.go); a token not listed may do everything, as root@pam.
+	Tokens map[string][]ACL `json:"tokens,omitempty"`
 }
 
 // WorldNode is one Proxmox node.
