@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,9 +32,22 @@ func TestImpostorGetsNothing(t *testing.T) {
 	if n := scriptsRun(t, e); n != 0 {
 		t.Fatalf("%d root commands ran on the impostor; want none", n)
 	}
+	// The Proxmox provider's disk import refused it too: the pin went to
+	// known_hosts first, and nothing of the impostor's was recorded.
+	if !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
+		t.Errorf("the disk import did not refuse the impostor: %v", err)
+	}
+	knownHosts := filepath.Join(e.home, "home", ".ssh", "known_hosts")
+	data, _ := os.ReadFile(knownHosts)
+	if got, want := strings.TrimSpace(string(data)), "192.168.1.10 "+e.hostKeys["pve"]; got != want {
+		t.Errorf("known_hosts holds %q; want only the pinned key %q", got, want)
+	}
 
-	// Without the pins, the impostor gets the scripts: this is what the
-	// pins prevent.
+	// Without the pins (and on a machine that never recorded the node),
+	// the impostor gets the scripts: this is what the pins prevent.
+	if err := os.Remove(knownHosts); err != nil {
+		t.Fatal(err)
+	}
 	for i := range e.cfg.Proxmox.Nodes {
 		e.cfg.Proxmox.Nodes[i].SSHHostKey = ""
 	}
