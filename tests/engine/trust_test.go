@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sda-platform/sda/internal/pveaccess"
 	"github.com/sda-platform/sda/internal/simulator"
 )
 
@@ -68,4 +69,53 @@ func scriptsRun(t *testing.T, e *env) int {
 		}
 	}
 	return n
+}
+
+// TestPrivilegesCheckedAgainstProxmox: a privilege-separated token holding
+// exactly what SDA's own list of needs says (internal/pveaccess, the list
+// behind docs/proxmox-privileges.md and the sda up preflight) deploys dev,
+// against the simulator's rule table written separately from upstream; the
+// same token without SDN.Use on the internal bridge is refused by the
+// first guest create, naming the path and the privilege. Two
+// implementations read from the same sources, checked against each other.
+func TestPrivilegesCheckedAgainstProxmox(t *testing.T) {
+	e := newEnv(t, "dev")
+	ctx := testContext(t)
+	const tokenID = "sda@pve!deploy"
+	e.creds["proxmoxve:apiToken"] = tokenID + "=" + randomHex(16)
+	needs, err := pveaccess.Needs(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := func(skip func(pveaccess.Need) bool) {
+		t.Helper()
+		byPath := map[string][]string{}
+		for _, n := range needs {
+			if !skip(n) {
+				byPath[n.Path] = append(byPath[n.Path], n.Privilege)
+			}
+		}
+		var acls []simulator.ACL
+		for path, privs := range byPath {
+			acls = append(acls, simulator.ACL{Path: path, Privileges: privs})
+		}
+		w, err := (&simulator.Store{Dir: e.simDir}).World()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Tokens = map[string][]simulator.ACL{tokenID: acls}
+		if err := simulator.WriteWorld(e.simDir, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bridge = "/sdn/zones/localnetwork/vmbr1"
+	grant(func(n pveaccess.Need) bool { return n.Path == bridge && n.Privilege == "SDN.Use" })
+	_, err = e.open(ctx).Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "Permission check failed ("+bridge+", SDN.Use)") {
+		t.Fatalf("up without SDN.Use on %s: %v; want Proxmox's refusal naming it", bridge, err)
+	}
+
+	grant(func(pveaccess.Need) bool { return false })
+	e.up(ctx)
+	e.assertNoChanges(ctx)
 }
