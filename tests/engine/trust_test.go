@@ -2,12 +2,21 @@ package engine
 
 import (
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/pveaccess"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/stacks"
 )
 
 // TestImpostorGetsNothing: another machine answers on the Proxmox node's
@@ -117,5 +126,90 @@ func TestPrivilegesCheckedAgainstProxmox(t *testing.T) {
 
 	grant(func(pveaccess.Need) bool { return false })
 	e.up(ctx)
+	e.assertNoChanges(ctx)
+}
+
+// TestPinningADeployedStack: a stack deployed without pins (as every stack
+// before pinning was) pins its keys: the next up only updates the remote
+// commands (their connection gains hostKey; their scripts are idempotent)
+// and creates the known_hosts pin; nothing is replaced or deleted, no VM
+// or secret changes; the preview after is idle.
+func TestPinningADeployedStack(t *testing.T) {
+	e := newEnv(t, "dev")
+	ctx := testContext(t)
+	pins := e.cfg.Proxmox.Nodes
+	e.cfg.Proxmox.Nodes = append([]config.ProxmoxNode(nil), pins...)
+	for i := range e.cfg.Proxmox.Nodes {
+		e.cfg.Proxmox.Nodes[i].SSHHostKey = ""
+	}
+	e.cfg.Proxmox.InsecureIgnoreHostKeys = true
+	e.up(ctx)
+
+	e.cfg.Proxmox.Nodes, e.cfg.Proxmox.InsecureIgnoreHostKeys = pins, false
+	res := e.up(ctx)
+	for _, s := range res.Changed() {
+		switch {
+		case s.Type == "command:remote:Command" && s.Op == "update" && slices.Equal(s.Diffs, []string{"connection"}):
+		case s.Type == "sda:index:KnownHost" && s.Op == "create":
+		case s.Type == "pulumi:pulumi:Stack":
+		default:
+			t.Errorf("pinning changed %s %s (%s, diffs %v): want only command connections updated and the pin created", s.Type, s.Name, s.Op, s.Diffs)
+		}
+	}
+	if res.Count("create") != 1 {
+		t.Errorf("%d creates, want the one known_hosts pin", res.Count("create"))
+	}
+	e.assertNoChanges(ctx)
+}
+
+// TestRouterTemplateMovesByAlias: a router deployed before the template
+// check (template over http, no checksum, resource <router>-template) keeps
+// its template: the resource moves to its new name by alias, the new URL
+// and checksum are ignored for the same file, and the container is not
+// replaced; Proxmox downloads the template once.
+func TestRouterTemplateMovesByAlias(t *testing.T) {
+	e := newEnv(t, "dev")
+	ctx := testContext(t)
+	old := "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+	e.program = func(ctx *pulumi.Context) error {
+		prov, err := stacks.NewProxmoxProvider(ctx, e.cfg, pulumiconfig.GetSecret(ctx, "sda:sshPrivateKey"))
+		if err != nil {
+			return err
+		}
+		router := &struct{ pulumi.ResourceState }{}
+		if err := ctx.RegisterComponentResource(components.RouterLXCType, "dev-router", router); err != nil {
+			return err
+		}
+		_, err = download.NewFile(ctx, "dev-router-template", &download.FileArgs{
+			NodeName: pulumi.String("pve"), DatastoreId: pulumi.String("local"), ContentType: pulumi.String("vztmpl"),
+			Url: pulumi.String(old), FileName: pulumi.String("dev-router-" + path.Base(old)), Overwrite: pulumi.Bool(false),
+		}, pulumi.Parent(router), pulumi.Provider(prov))
+		return err
+	}
+	e.up(ctx)
+
+	e.program = nil // the SDA program as it is now
+	res := e.up(ctx)
+	for _, s := range res.Steps {
+		if s.Type == "proxmoxve:Download/file:File" && strings.Contains(s.Name, "router-template") && s.Op != "same" {
+			t.Errorf("the deployed router template: %s %s (diffs %v); want it moved by alias, unchanged", s.Op, s.Name, s.Diffs)
+		}
+	}
+	st, err := simulator.ReadState(e.simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates := 0
+	for _, f := range st.Files {
+		if strings.HasSuffix(f.URL, path.Base(old)) {
+			templates++
+			if f.URL != old {
+				t.Errorf("the template file was downloaded again from %s", f.URL)
+			}
+		}
+	}
+	if templates != 1 {
+		t.Errorf("%d router template files, want the one downloaded before", templates)
+	}
 	e.assertNoChanges(ctx)
 }
