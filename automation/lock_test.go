@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,6 +38,15 @@ func writeLock(t *testing.T, backendDir, project, stack, id string, pid int, hos
 		t.Fatal(err)
 	}
 	return path
+}
+
+// killPID kills process pid as `kill -9` does.
+func killPID(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
 }
 
 // deadPID is the pid of a process that has exited.
@@ -217,7 +225,7 @@ func TestStaleLockAfterKillWithTheRealCLI(t *testing.T) {
 		}
 		if kill && len(duringUp) == 1 {
 			// The CLI that holds the lock dies as under `kill -9`.
-			readErr = errors.Join(readErr, syscall.Kill(duringUp[0].PID, syscall.SIGKILL))
+			readErr = errors.Join(readErr, killPID(duringUp[0].PID))
 			time.Sleep(500 * time.Millisecond)
 		}
 		return nil
