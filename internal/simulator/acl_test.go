@@ -74,6 +74,8 @@ func newACLServer(t *testing.T, tokens map[string][]ACL) *Server {
 			c.Zones["zprod"] = &SDNZone{Type: "vxlan", Peers: []string{"192.0.2.11", "192.0.2.12"}}
 			c.VNets["vprod"] = &SDNVNet{Zone: "zprod", Tag: 4242}
 		}
+		// Applied, and reloaded on every node.
+		tx.State.SDNVersion, tx.State.SDNNodeVersions = 1, map[string]int{"pve1": 1, "pve2": 1}
 		return nil
 	})
 	if err != nil {

@@ -127,10 +127,14 @@ func (w World) switchCarries(vlan int) bool {
 }
 
 // vnetOn returns the running VNet whose bridge name is bridge on node, and
-// its zone, when node is a peer of the zone.
+// its zone, when node is a peer of the zone and has reloaded its network
+// since SDN was first applied: a node whose every reload failed (pvesh
+// only warns, SDN.pm) never made the bridge. (A node that reloaded once and
+// then failed keeps its older bridges, as ifreload's last good run left
+// them; the simulation does not track which VNets that run had.)
 func (tx *Tx) vnetOn(node, bridge string) (*SDNZone, bool) {
 	v := tx.State.SDNRunning.VNets[bridge]
-	if v == nil {
+	if v == nil || tx.State.SDNNodeVersions[node] == 0 {
 		return nil, false
 	}
 	z := tx.State.SDNRunning.Zones[v.Zone]

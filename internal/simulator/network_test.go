@@ -145,6 +145,14 @@ func (f *netFixture) sdn(vnet string, mtu int, peers ...string) {
 	f.tx(func(tx *Tx) {
 		tx.State.SDNRunning.Zones["zone1"] = &SDNZone{Type: "vxlan", Peers: peers, MTU: mtu}
 		tx.State.SDNRunning.VNets[vnet] = &SDNVNet{Zone: "zone1", Tag: 4242}
+		// Every node reloaded it.
+		tx.State.SDNVersion++
+		if tx.State.SDNNodeVersions == nil {
+			tx.State.SDNNodeVersions = map[string]int{}
+		}
+		for _, n := range tx.World.Nodes {
+			tx.State.SDNNodeVersions[n.Name] = tx.State.SDNVersion
+		}
 	})
 }
 

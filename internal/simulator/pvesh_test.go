@@ -203,6 +203,16 @@ func TestPveshReloadFailure(t *testing.T) {
 	if st.NetworkReloads["pve2"] != 0 || st.NetworkReloads["pve1"] != 1 {
 		t.Errorf("network reloads %v: want pve1 once, pve2 never", st.NetworkReloads)
 	}
+	// The data plane: the VNet's bridge exists where the reload ran only.
+	noErr(t, s.Store.Update(func(tx *Tx) error {
+		if _, ok := tx.vnetOn("pve1", "vprod"); !ok {
+			t.Error("pve1 reloaded but has no vprod bridge")
+		}
+		if _, ok := tx.vnetOn("pve2", "vprod"); ok {
+			t.Error("pve2's reload failed, yet it has the vprod bridge")
+		}
+		return nil
+	}))
 	// The node recovers, reloads at the next apply; then fails again.
 	noErr(t, WriteFaults(s.Store.Dir, Faults{}))
 	_, err = runPvesh(t, s, "pve1", "set", "/cluster/sdn")
