@@ -502,6 +502,11 @@ func (d *Deployment) run(ctx context.Context, op string, call func(chan<- events
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("%s of stack %s cancelled: %w", op, d.opts.Stack, ctx.Err())
 		}
+		// A stack locked by another run: say whose lock, and whether
+		// `sda recover` may clear it.
+		if locked := d.ExplainLocked(op, err); locked != err {
+			return res, locked
+		}
 		return res, d.explain(op, err, res)
 	}
 	return res, nil

@@ -269,8 +269,8 @@ func (e *LockedError) Error() string {
 // ExplainLocked turns the backend's refusal of a locked stack into a
 // LockedError that says which process holds each lock and whether it still
 // runs, and names `sda recover` instead of `pulumi cancel`. Any other error
-// is returned as it is. Up, Refresh and Destroy of an SDA command pass their
-// error through it.
+// is returned as it is. Every operation of a Deployment passes its error
+// through it.
 func (d *Deployment) ExplainLocked(op string, err error) error {
 	if err == nil || !(auto.IsConcurrentUpdateError(err) || strings.Contains(err.Error(), lockedText)) {
 		return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/internal/sshtrust"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -109,9 +110,10 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 	}
 	// Report configuration mistakes before starting the engine.
 	var cfg config.Config
+	var plan config.Plan
 	if op == "up" || op == "preview" {
 		var err error
-		if cfg, _, err = config.LoadStack(*dir, *stack); err != nil {
+		if cfg, plan, err = config.LoadStack(*dir, *stack); err != nil {
 			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 			return 1
 		}
@@ -130,9 +132,15 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1
 	}
-	// The API token's privileges, before anything is created (a missing
-	// one would otherwise fail a create half-way with a 403).
+	// Before anything is created: every pinned Proxmox node proves it
+	// holds its key (a clear refusal naming both fingerprints, instead of a
+	// script failing half-way), and the API token has the privileges the
+	// stack needs (a missing one would fail a create half-way with a 403).
 	if op == "up" || op == "preview" {
+		if err := sshtrust.VerifyStack(ctx, plan); err != nil {
+			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
+			return 1
+		}
 		if err := d.CheckProxmoxAccess(ctx, cfg); err != nil {
 			fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 			return 1
@@ -150,7 +158,6 @@ func runDeploy(op string, args []string, stdout, stderr io.Writer) int {
 	case "outputs":
 		err = printOutputs(ctx, d, showSecrets, stdout)
 	}
-	err = d.ExplainLocked(op, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "sda %s: %v\n", op, err)
 		return 1

@@ -38,6 +38,7 @@ func init() {
 		{"refresh", "read the deployed resources back into the state"},
 		{"destroy", "delete a stack's resources (keeps the protected Talos secrets)"},
 		{"outputs", "print a stack's outputs as JSON"},
+		{"recover", "after a killed run: remove its stale lock, resolve its pending creates"},
 	} {
 		name := c.name
 		register(name, command{summary: c.summary + " [sda-deploy]", run: func(a []string, o, e io.Writer) int {
