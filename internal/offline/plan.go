@@ -159,6 +159,15 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 			line("  - %s", wr)
 		}
 	}
+	// What `sda up` refuses until it is done (not a plan problem: the
+	// plan does not need it).
+	if todo := config.HostKeyProblems(c, p); len(todo) > 0 {
+		line("")
+		line("Before `sda up` (%d):", len(todo))
+		for _, pr := range todo {
+			line("  - %s: %s", pr.Key, pr.Fix)
+		}
+	}
 	_, err = io.WriteString(w, b.String())
 	return err
 }
