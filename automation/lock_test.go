@@ -162,8 +162,9 @@ func TestFileBackendDir(t *testing.T) {
 }
 
 // openTestStack opens stack dev of an empty project on a file backend in a
-// temporary directory with the real pulumi CLI, or skips.
-func openTestStack(t *testing.T, ctx context.Context, program pulumi.RunFunc) (*Deployment, string) {
+// temporary directory with the real pulumi CLI, or skips; env is added to
+// the engine's environment.
+func openTestStack(t *testing.T, ctx context.Context, program pulumi.RunFunc, env ...map[string]string) (*Deployment, string) {
 	t.Helper()
 	here, err := filepath.Abs(".")
 	if err != nil {
@@ -172,6 +173,12 @@ func openTestStack(t *testing.T, ctx context.Context, program pulumi.RunFunc) (*
 	bin, err := FindPulumi(here)
 	if err != nil {
 		t.Skip(err)
+	}
+	engineEnv := map[string]string{"PULUMI_CONFIG_PASSPHRASE": "lock-test"}
+	for _, e := range env {
+		for k, v := range e {
+			engineEnv[k] = v
+		}
 	}
 	tmp := t.TempDir()
 	project := filepath.Join(tmp, "project")
@@ -188,7 +195,7 @@ func openTestStack(t *testing.T, ctx context.Context, program pulumi.RunFunc) (*
 		t.Fatal(err)
 	}
 	d, err := Open(ctx, Options{ProjectDir: project, Stack: "dev", Program: program, Home: filepath.Join(tmp, "home"), PulumiBin: bin,
-		BackendURL: "file://" + backend, Env: map[string]string{"PULUMI_CONFIG_PASSPHRASE": "lock-test"}})
+		BackendURL: "file://" + backend, Env: engineEnv})
 	if err != nil {
 		if strings.Contains(err.Error(), PluginBinary) {
 			t.Skip(err)

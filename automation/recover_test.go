@@ -407,31 +407,8 @@ func TestAdoptAfterKillWithTheSimulator(t *testing.T) {
 		}()
 		return nil
 	}
-	here, _ := filepath.Abs(".")
-	bin, err := FindPulumi(here)
-	if err != nil {
-		t.Skip(err)
-	}
-	tmp := t.TempDir()
-	project := filepath.Join(tmp, "project")
-	backend := filepath.Join(tmp, "state")
-	for _, dir := range []string{project, backend} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(project, "Pulumi.yaml"), []byte("name: adopttest\nruntime: go\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(project, "Pulumi.dev.yaml"), []byte("config: {}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dep, err := Open(ctx, Options{ProjectDir: project, Stack: "dev", Program: program, Home: filepath.Join(tmp, "home"), PulumiBin: bin,
-		BackendURL: "file://" + backend, Env: map[string]string{"PULUMI_CONFIG_PASSPHRASE": "adopt-test", simulator.StateDirEnv: simDir,
-			"PATH": plugins + string(os.PathListSeparator) + os.Getenv("PATH")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dep, _ := openTestStack(t, ctx, program, map[string]string{simulator.StateDirEnv: simDir,
+		"PATH": plugins + string(os.PathListSeparator) + os.Getenv("PATH")})
 	mu.Lock()
 	d, kill = dep, true
 	mu.Unlock()
