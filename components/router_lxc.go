@@ -380,14 +380,17 @@ func routerTemplate(ctx *pulumi.Context, name string, args *RouterLXCArgs, paren
 	algorithm, _ := grammar.ChecksumAlgorithm(args.TemplateChecksum)
 	fileName := name + "-" + path.Base(args.TemplateURL)
 	return download.NewFile(ctx, name+"-template-"+path.Base(args.TemplateURL), &download.FileArgs{
-		NodeName:          pulumi.String(args.ProxmoxNode),
-		DatastoreId:       pulumi.String(args.TemplateDatastore),
-		ContentType:       pulumi.String("vztmpl"),
-		Url:               pulumi.String(args.TemplateURL),
-		FileName:          pulumi.String(fileName),
-		Overwrite:         pulumi.Bool(false),
-		Checksum:          pulumi.String(args.TemplateChecksum),
-		ChecksumAlgorithm: pulumi.String(algorithm),
+		NodeName:    pulumi.String(args.ProxmoxNode),
+		DatastoreId: pulumi.String(args.TemplateDatastore),
+		ContentType: pulumi.String("vztmpl"),
+		Url:         pulumi.String(args.TemplateURL),
+		FileName:    pulumi.String(fileName),
+		Overwrite:   pulumi.Bool(false),
+		// A file of this name is this router's own: one a killed run
+		// downloaded outside the state is replaced, not refused.
+		OverwriteUnmanaged: pulumi.Bool(true),
+		Checksum:           pulumi.String(args.TemplateChecksum),
+		ChecksumAlgorithm:  pulumi.String(algorithm),
 	}, parent,
 		pulumi.IgnoreChanges([]string{"url", "checksum", "checksumAlgorithm"}),
 		pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name + "-template")}}))

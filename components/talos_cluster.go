@@ -306,6 +306,9 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			}).(pulumi.StringOutput),
 			DecompressionAlgorithm: pulumi.String(talospatch.NocloudImageDecompression),
 			Overwrite:              pulumi.Bool(false),
+			// The name is this cluster's own: a file a killed run
+			// downloaded outside the state is replaced, not refused.
+			OverwriteUnmanaged: pulumi.Bool(true),
 		}, parent)
 		if err != nil {
 			return nil, err

@@ -236,7 +236,8 @@ func TestRouterLXCAlone(t *testing.T) {
 	// template moves instead of being downloaded again.
 	tmpl := m.named(t, "lab-router-template-debian-12-standard_12.7-1_amd64.tar.zst")
 	if tmpl.Inputs["contentType"].StringValue() != "vztmpl" || tmpl.Inputs["url"].StringValue() != config.DefaultRouterTemplateURL ||
-		tmpl.Inputs["checksum"].StringValue() != config.DefaultRouterTemplateChecksum || tmpl.Inputs["checksumAlgorithm"].StringValue() != "sha512" {
+		tmpl.Inputs["checksum"].StringValue() != config.DefaultRouterTemplateChecksum || tmpl.Inputs["checksumAlgorithm"].StringValue() != "sha512" ||
+		!tmpl.Inputs["overwriteUnmanaged"].BoolValue() {
 		t.Errorf("template download: %v", tmpl.Inputs)
 	}
 	if want := "urn:pulumi:unit::sda::sda:index:RouterLXC$proxmoxve:Download/file:File::lab-router-template"; !slices.Contains(tmpl.Aliases, want) {

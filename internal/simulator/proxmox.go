@@ -468,7 +468,7 @@ func downloadForceNew(s *Server, urn, id string, oldOutputs, olds, news map[stri
 	}
 	var private map[string]any
 	_ = s.Store.Update(func(tx *Tx) error {
-		if obj := tx.State.Objects[objectKey(urn, id)]; obj != nil {
+		if _, obj := tx.object(urn, id, TokenDownload); obj != nil {
 			private = obj.Private
 		}
 		return errors.New("read only") // nothing to save

@@ -566,8 +566,8 @@ func (s *Server) Read(ctx context.Context, req *pulumirpc.ReadRequest) (*pulumir
 	var obj *Object
 	var blocked time.Duration
 	err = s.Store.Update(func(tx *Tx) error {
-		key := objectKey(req.GetUrn(), req.GetId())
-		obj = tx.State.Objects[key]
+		var key string
+		key, obj = tx.object(req.GetUrn(), req.GetId(), typ)
 		if obj == nil || k.read == nil {
 			return nil
 		}
@@ -629,7 +629,7 @@ func (s *Server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
-			obj := tx.State.Objects[objectKey(req.GetUrn(), req.GetId())]
+			_, obj := tx.object(req.GetUrn(), req.GetId(), typ)
 			if obj == nil {
 				return fmt.Errorf("%s %s does not exist any more (deleted outside Pulumi?): run refresh", typ, req.GetId())
 			}
@@ -691,8 +691,7 @@ func (s *Server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emp
 	}
 	if err == nil {
 		err = s.Store.Update(func(tx *Tx) error {
-			key := objectKey(req.GetUrn(), req.GetId())
-			obj := tx.State.Objects[key]
+			key, obj := tx.object(req.GetUrn(), req.GetId(), typ)
 			if obj == nil {
 				return nil // already gone: deleting is idempotent, as in the real providers
 			}

@@ -471,3 +471,42 @@ func newHostKey(t *testing.T) string {
 	}
 	return k
 }
+
+// A resource moved by an alias keeps its ID and gets a new URN: the
+// providers address it by ID, so an update and a delete under the new URN
+// reach the same object (moved to the new URN), as on a real system.
+func TestObjectsAddressedByID(t *testing.T) {
+	s := newTestServer(t, "proxmoxve", DefaultWorld(WorldNode{Name: "pve"}))
+	ctx := context.Background()
+	old := "urn:pulumi:s::p::" + TokenBridge + "::old-name"
+	moved := "urn:pulumi:s::p::" + TokenBridge + "::new-name"
+	props, _ := structpb.NewStruct(map[string]any{"nodeName": "pve", "name": "vmbr7", "comment": "a"})
+	res, err := s.Create(ctx, &pulumirpc.CreateRequest{Urn: old, Type: TokenBridge, Properties: props})
+	if err != nil {
+		t.Fatal(err)
+	}
+	news, _ := structpb.NewStruct(map[string]any{"nodeName": "pve", "name": "vmbr7", "comment": "b"})
+	if _, err := s.Update(ctx, &pulumirpc.UpdateRequest{Urn: moved, Type: TokenBridge, Id: res.GetId(), Olds: props, OldInputs: props, News: news}); err != nil {
+		t.Fatalf("update under the alias's new URN: %v", err)
+	}
+	st, err := ReadState(s.Store.Dir)
+	noErr(t, err)
+	if st.Objects[objectKey(moved, res.GetId())] == nil || st.Objects[objectKey(old, res.GetId())] != nil {
+		t.Fatalf("objects after the update: %v; want the bridge under %s only", keys(st.Objects), moved)
+	}
+	if _, err := s.Delete(ctx, &pulumirpc.DeleteRequest{Urn: moved, Type: TokenBridge, Id: res.GetId(), Properties: news, OldInputs: news}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = ReadState(s.Store.Dir)
+	if len(st.Objects) != 0 || st.Bridges["pve/vmbr7"] {
+		t.Errorf("after the delete: objects %v, bridges %v", keys(st.Objects), st.Bridges)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -739,3 +739,32 @@ func NewHostKey() (string, error) {
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), nil
 }
+
+// object finds the object a call addresses. Real providers address a
+// resource by its ID alone; the URN is Pulumi's. So when nothing is held
+// under urn (a resource moved by an alias), the one object of that type with
+// that ID is it, and it moves to urn. IDs several objects of a type share
+// (ConfigurationApply's "machine_configuration_apply") do not move.
+func (tx *Tx) object(urn, id, typ string) (string, *Object) {
+	key := objectKey(urn, id)
+	if obj := tx.State.Objects[key]; obj != nil {
+		return key, obj
+	}
+	var found []string
+	for k, o := range tx.State.Objects {
+		if o.Type == typ && o.ID == id {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		return key, nil
+	}
+	obj := tx.State.Objects[found[0]]
+	delete(tx.State.Objects, found[0])
+	obj.URN = urn
+	if i := strings.LastIndex(urn, "::"); i >= 0 {
+		obj.Name = urn[i+2:]
+	}
+	tx.State.Objects[key] = obj
+	return key, obj
+}
