@@ -20,10 +20,12 @@ import (
 )
 
 // TestImpostorGetsNothing: another machine answers on the Proxmox node's
-// address. With the node's key pinned, `up` fails on the host key and not
-// one root script reaches the impostor (no pct or pvesh runs there). The
-// ablation: the same stack opted out of pinning hands the impostor every
-// router script and reports the router configured.
+// address. With the node's key pinned, `up` fails on the host key, not one
+// root script reaches the impostor (no pct or pvesh runs there), and its
+// key is not recorded in known_hosts (the provider's own refusal of it is
+// TestProviderKnownHosts, in the simulator's tests). The ablation: the same
+// stack opted out of pinning, on a machine that never recorded the node,
+// hands the impostor every router script.
 func TestImpostorGetsNothing(t *testing.T) {
 	e := newEnv(t, "dev")
 	ctx := testContext(t)
@@ -35,27 +37,27 @@ func TestImpostorGetsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Which connection fails first (a router command, or the provider's
+	// disk import, which finds the pin in known_hosts) is the engine's
+	// scheduling; either refuses the impostor.
 	_, err := e.open(ctx).Up(ctx)
-	if err == nil || !strings.Contains(err.Error(), "host key mismatch") {
+	if err == nil || !strings.Contains(err.Error(), "host key mismatch") && !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
 		t.Fatalf("up against an impostor: %v; want it refused on the host key", err)
 	}
 	if n := scriptsRun(t, e); n != 0 {
 		t.Fatalf("%d root commands ran on the impostor; want none", n)
 	}
-	// The Proxmox provider's disk import refused it too: the pin went to
-	// known_hosts first, and nothing of the impostor's was recorded.
-	if !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
-		t.Errorf("the disk import did not refuse the impostor: %v", err)
-	}
+	// Nothing of the impostor's was recorded where the provider would
+	// trust it next time: known_hosts holds the pin, if anything.
 	knownHosts := filepath.Join(e.home, "home", ".ssh", "known_hosts")
-	data, _ := os.ReadFile(knownHosts)
-	if got, want := strings.TrimSpace(string(data)), "192.168.1.10 "+e.hostKeys["pve"]; got != want {
+	data, err := os.ReadFile(knownHosts)
+	if got, want := strings.TrimSpace(string(data)), "192.168.1.10 "+e.hostKeys["pve"]; err == nil && got != want {
 		t.Errorf("known_hosts holds %q; want only the pinned key %q", got, want)
 	}
 
 	// Without the pins (and on a machine that never recorded the node),
 	// the impostor gets the scripts: this is what the pins prevent.
-	if err := os.Remove(knownHosts); err != nil {
+	if err := os.Remove(knownHosts); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	for i := range e.cfg.Proxmox.Nodes {
