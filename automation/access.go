@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,23 +35,51 @@ func (e *AccessError) Error() string {
 // (GET /access/permissions) on every path the stack c needs and returns an
 // *AccessError naming what is missing, before anything is created: without
 // it the first create that needs a privilege fails with a 403 half-way. The
-// endpoint and token come from the stack (proxmoxve:endpoint,
-// proxmoxve:apiToken, proxmoxve:insecure) or the provider's environment
-// variables, as the program reads them. A stack on username and password
+// endpoint and token are proxmoxAPI's. A stack on username and password
 // (no token) is not checked.
 func (d *Deployment) CheckProxmoxAccess(ctx context.Context, c config.Config) error {
-	get := func(key, env string) string {
-		if v, err := d.stack.GetConfig(ctx, key); err == nil && v.Value != "" {
+	api, err := d.proxmoxAPI(ctx)
+	if err != nil || api.token == "" {
+		return err
+	}
+	return checkAccess(ctx, c, api.endpoint, api.token, api.insecure)
+}
+
+// proxmoxAPISettings are how the Proxmox provider reaches the API.
+type proxmoxAPISettings struct {
+	endpoint, token string
+	insecure        bool
+}
+
+// proxmoxAPI reads proxmoxve:endpoint, proxmoxve:apiToken and
+// proxmoxve:insecure from the stack's configuration, each falling back to
+// the provider's variable (PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN,
+// PROXMOX_VE_INSECURE), as the program reads them.
+func (d *Deployment) proxmoxAPI(ctx context.Context) (proxmoxAPISettings, error) {
+	cfg, err := d.stack.GetAllConfig(ctx)
+	if err != nil {
+		return proxmoxAPISettings{}, fmt.Errorf("reading the configuration of stack %s: %w", d.opts.Stack, err)
+	}
+	value := func(key, env string) string {
+		if v, ok := cfg[key]; ok && v.Value != "" {
 			return v.Value
 		}
 		return os.Getenv(env)
 	}
-	token := get("proxmoxve:apiToken", "PROXMOX_VE_API_TOKEN")
-	if token == "" {
-		return nil
+	insecure, _ := strconv.ParseBool(value("proxmoxve:insecure", "PROXMOX_VE_INSECURE"))
+	return proxmoxAPISettings{endpoint: value("proxmoxve:endpoint", "PROXMOX_VE_ENDPOINT"),
+		token: value("proxmoxve:apiToken", "PROXMOX_VE_API_TOKEN"), insecure: insecure}, nil
+}
+
+// proxmoxHTTP is the HTTP client for the Proxmox API: insecure skips the
+// certificate check, the same choice the Proxmox provider makes with
+// proxmoxve:insecure.
+func proxmoxHTTP(insecure bool) *http.Client {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if insecure {
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the user's explicit setting
 	}
-	insecure := get("proxmoxve:insecure", "PROXMOX_VE_INSECURE") == "true"
-	return checkAccess(ctx, c, get("proxmoxve:endpoint", "PROXMOX_VE_ENDPOINT"), token, insecure)
+	return hc
 }
 
 func checkAccess(ctx context.Context, c config.Config, endpoint, token string, insecure bool) error {
@@ -58,12 +87,7 @@ func checkAccess(ctx context.Context, c config.Config, endpoint, token string, i
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 30 * time.Second}
-	if insecure {
-		// The same choice the Proxmox provider makes with proxmoxve:insecure.
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the user's explicit setting
-	}
-	client, err := pveaccess.NewClient(endpoint, token, hc)
+	client, err := pveaccess.NewClient(endpoint, token, proxmoxHTTP(insecure))
 	if err != nil {
 		return err
 	}

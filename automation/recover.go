@@ -2,7 +2,6 @@ package automation
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -426,10 +425,7 @@ func (p ProxmoxGuests) get(ctx context.Context, path string, out any) error {
 	req.Header.Set("Authorization", "PVEAPIToken="+p.APIToken)
 	hc := p.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-		if p.Insecure {
-			hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // proxmoxve:insecure asks for it
-		}
+		hc = proxmoxHTTP(p.Insecure)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -488,26 +484,16 @@ func (p ProxmoxGuests) Guests(ctx context.Context) ([]Guest, error) {
 	return out, nil
 }
 
-// StackGuests is a GuestLister for the stack's own Proxmox cluster: it
-// reads proxmoxve:endpoint, proxmoxve:apiToken and proxmoxve:insecure from
-// the stack's configuration (else PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN,
-// PROXMOX_VE_INSECURE) when it is first asked.
+// StackGuests is a GuestLister for the stack's own Proxmox cluster, reached
+// with the stack's API settings (proxmoxAPI) when it is first asked.
 func (d *Deployment) StackGuests() GuestLister { return stackGuests{d} }
 
 type stackGuests struct{ d *Deployment }
 
 func (s stackGuests) Guests(ctx context.Context) ([]Guest, error) {
-	cfg, err := s.d.stack.GetAllConfig(ctx)
+	api, err := s.d.proxmoxAPI(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading the configuration of stack %s: %w", s.d.opts.Stack, err)
+		return nil, err
 	}
-	value := func(key, env string) string {
-		if v, ok := cfg[key]; ok && v.Value != "" {
-			return v.Value
-		}
-		return os.Getenv(env)
-	}
-	insecure, _ := strconv.ParseBool(value("proxmoxve:insecure", "PROXMOX_VE_INSECURE"))
-	return ProxmoxGuests{Endpoint: value("proxmoxve:endpoint", "PROXMOX_VE_ENDPOINT"),
-		APIToken: value("proxmoxve:apiToken", "PROXMOX_VE_API_TOKEN"), Insecure: insecure}.Guests(ctx)
+	return ProxmoxGuests{Endpoint: api.endpoint, APIToken: api.token, Insecure: api.insecure}.Guests(ctx)
 }
