@@ -1,8 +1,13 @@
 package day2
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // The installer image's tag is the Talos version it installs; Converge
@@ -115,6 +120,25 @@ func TestRunningSatisfies(t *testing.T) {
 	} {
 		if got := tc.running.Satisfies(tc.want); got != tc.done {
 			t.Errorf("%v satisfies %v = %v, want %v", tc.running, tc.want, got, tc.done)
+		}
+	}
+}
+
+// Only a call that never reached the node is sent again: a refused
+// connection. A node that answered, whatever it said, is not.
+func TestConnectionRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 10.20.0.12:50000: connect: connection refused"`), true},
+		{fmt.Errorf("upgrading: %w", status.Error(codes.Unavailable, "dial tcp 10.20.0.12:50000: connect: connection refused")), true},
+		{status.Error(codes.Unavailable, "transport is closing"), false},
+		{status.Error(codes.FailedPrecondition, "connection refused"), false},
+		{errors.New("connect: connection refused"), false},
+	} {
+		if got := connectionRefused(tc.err); got != tc.want {
+			t.Errorf("connectionRefused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

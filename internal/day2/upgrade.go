@@ -31,6 +31,8 @@ import (
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
 	"github.com/siderolabs/talos/pkg/machinery/compatibility"
 	"github.com/siderolabs/talos/pkg/machinery/resources/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Node is one declared node of the cluster.
@@ -116,7 +118,7 @@ func (u Upgrade) Converge(ctx context.Context) (string, error) {
 	if err := u.waitHealthy(ctx, cfg, "before upgrading "+who); err != nil {
 		return running.Version, err
 	}
-	actor, err := u.upgrade(ctx, cfg, who)
+	actor, err := u.upgradeWhenUp(ctx, cfg, who)
 	if err != nil {
 		return running.Version, fmt.Errorf("upgrading %s from %s to %s: %w", who, running.Version, u.Version, err)
 	}
@@ -357,6 +359,35 @@ func (u Upgrade) upgrade(ctx context.Context, cfg *clientconfig.Config, who stri
 		return nil
 	})
 	return actor, err
+}
+
+// upgradeWhenUp sends the Upgrade call. A node whose Talos API refuses the
+// connection never received it: it went down between the health gate and
+// the call (it reboots back into its release after a failed upgrade
+// sequence of an earlier run, after machined's fatal-error delay). Then
+// the node is waited for and gated again, and the call sent anew, within
+// u.Timeout. Any other failure, and a call that reached Talos, is returned.
+func (u Upgrade) upgradeWhenUp(ctx context.Context, cfg *clientconfig.Config, who string) (string, error) {
+	deadline := time.Now().Add(u.Timeout)
+	for {
+		actor, err := u.upgrade(ctx, cfg, who)
+		if err == nil || !connectionRefused(err) || time.Now().After(deadline) {
+			return actor, err
+		}
+		u.log("%s refuses connections (%v); waiting for it before upgrading", who, err)
+		if _, err := u.waitRunning(ctx, cfg); err != nil {
+			return "", err
+		}
+		if err := u.waitHealthy(ctx, cfg, "before upgrading "+who); err != nil {
+			return "", err
+		}
+	}
+}
+
+// connectionRefused reports a gRPC call that failed to connect at all.
+func connectionRefused(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Unavailable && strings.Contains(s.Message(), "connection refused")
 }
 
 // waitBack waits until the node runs want after its upgrade. The node
