@@ -16,6 +16,8 @@ import (
 type EtcdMember struct {
 	Hostname string
 	Address  string
+	// ID is etcd's member ID (what EtcdRemoveMemberByID takes).
+	ID uint64
 	// Started is whether the member's node answers.
 	Started bool
 }
@@ -121,7 +123,7 @@ func liveEtcdMembers(ctx context.Context, cfg *clientconfig.Config, endpoint str
 				continue
 			}
 			_, verr := c.Version(client.WithNode(callCtx, addr))
-			out = append(out, EtcdMember{Hostname: m.Hostname, Address: addr, Started: verr == nil})
+			out = append(out, EtcdMember{Hostname: m.Hostname, Address: addr, ID: m.Id, Started: verr == nil})
 		}
 	}
 	return out, nil

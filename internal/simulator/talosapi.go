@@ -562,10 +562,22 @@ func (a *talosAPI) Reset(ctx context.Context, in *machine.ResetRequest) (*machin
 		if in.GetMode() != machine.ResetRequest_ALL || len(in.GetSystemPartitionsToWipe()) > 0 || len(in.GetUserDisksToWipe()) > 0 {
 			return nil, status.Error(codes.Unimplemented, "simulation: only the default reset (mode ALL, no partition or disk list) is simulated")
 		}
-		if err := nc.tx.resetMachine(nc.m, in.GetGraceful(), in.GetReboot(), nc.faults); err != nil {
-			nc.log = fmt.Errorf("reset failed: %w", err)
+		actor := uuid.New().String()
+		m := nc.m
+		ev := func(action, errMsg string) {
+			nc.tx.State.TalosEvents = append(nc.tx.State.TalosEvents, TalosEvent{Address: m.Address, ID: strconv.Itoa(len(nc.tx.State.TalosEvents) + 1),
+				ActorID: actor, Kind: "sequence", Name: "reset", Action: action, Time: nc.now, Error: errMsg})
 		}
-		return &machine.Reset{ActorId: uuid.New().String()}, nil
+		ev("start", "")
+		if err := nc.tx.resetMachine(m, in.GetGraceful(), in.GetReboot(), nc.faults); err != nil {
+			nc.log = fmt.Errorf("reset failed: %w", err)
+			// The sequence's fourth phase, "leave" (drain, cleanup, dbus,
+			// leave: v1alpha1_sequencer.go:258-341), failed; machined
+			// publishes it as a failed sequence (v1alpha1_controller.go:141-156).
+			ev("stop", "")
+			ev("noop", `sequence failed: error running phase 4 in reset sequence: task 1/1: failed, task "leaveEtcd" failed: `+err.Error())
+		}
+		return &machine.Reset{ActorId: actor}, nil
 	}, nil)
 	if err != nil {
 		return nil, err
