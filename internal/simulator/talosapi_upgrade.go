@@ -400,6 +400,9 @@ func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[c
 	if err != nil {
 		return err
 	}
+	if isManifestList(req) {
+		return s.listManifests(info, target, req, srv)
+	}
 	if req.GetNamespace() != talosruntime.NamespaceName || req.GetType() != talosruntime.ExtensionStatusType {
 		return status.Errorf(codes.Unimplemented, "simulation: only %s in namespace %s are simulated, not %s in %s",
 			talosruntime.ExtensionStatusType, talosruntime.NamespaceName, req.GetType(), req.GetNamespace())
