@@ -129,9 +129,10 @@ var applyResources = map[[2]string]applyResource{
 // type application/apply-patch+yaml with FieldManager and ForceConflicts):
 // the object's own path, core group /api/v1/..., others
 // /apis/<group>/<version>/..., namespaced objects under
-// namespaces/<namespace>/, cluster-scoped ones not (a namespace they carry
-// is ignored, as Kubernetes does). A kind outside the table, a namespaced
-// object without a namespace, or a malformed apiVersion is refused.
+// namespaces/<namespace>/ (one without a namespace, from an inline
+// manifest, under "default", where Talos's manifest apply controller
+// created it), cluster-scoped ones not (a namespace they carry is ignored).
+// A kind outside the table or a malformed apiVersion is refused.
 func ApplyPath(m Manifest) (string, error) {
 	group, version, ok := strings.Cut(m.APIVersion, "/")
 	if !ok {
@@ -152,10 +153,12 @@ func ApplyPath(m Manifest) (string, error) {
 		path = "/api/" + version
 	}
 	if r.namespaced {
-		if m.Namespace == "" {
-			return "", fmt.Errorf("%s: a %s lives in a namespace and the manifest names none", m, m.Kind)
+		ns := m.Namespace
+		if ns == "" {
+			// Talos created it there (v1.12.0 manifest_apply.go:254-257).
+			ns = "default"
 		}
-		path += "/namespaces/" + url.PathEscape(m.Namespace)
+		path += "/namespaces/" + url.PathEscape(ns)
 	}
 	return path + "/" + r.plural + "/" + url.PathEscape(m.Name), nil
 }

@@ -203,9 +203,10 @@ func TestBootstrapManifestsFromSimulatedControlPlane(t *testing.T) {
 // ApplyPath gives each kind of Talos's manifests its REST path (core group
 // under /api/v1, others under /apis/<group>/<version>, namespaced objects
 // under their namespace, cluster-scoped ones not even when a namespace is
-// set), applied with upgrade-k8s's query (field manager talos, forced); an unknown
-// kind, a namespaced object with no namespace, or a malformed apiVersion
-// is refused, naming what is wrong.
+// set, a namespaced one without a namespace under "default" as Talos
+// created it), applied with upgrade-k8s's query (field manager talos,
+// forced); an unknown kind or a malformed apiVersion is refused, naming
+// what is wrong.
 func TestApplyPathManifest(t *testing.T) {
 	if FieldManager != "talos" || !ForceConflicts {
 		t.Errorf("apply as %q force %t, want upstream's talos, forced", FieldManager, ForceConflicts)
@@ -227,6 +228,8 @@ func TestApplyPathManifest(t *testing.T) {
 		{Manifest{APIVersion: "v1", Kind: "ServiceAccount", Namespace: "kube-system", Name: "flannel"},
 			"/api/v1/namespaces/kube-system/serviceaccounts/flannel"},
 		{Manifest{APIVersion: "v1", Kind: "Namespace", Name: "extra"}, "/api/v1/namespaces/extra"},
+		// An inline manifest's object without a namespace: Talos created it in "default".
+		{Manifest{APIVersion: "v1", Kind: "ConfigMap", Name: "settings"}, "/api/v1/namespaces/default/configmaps/settings"},
 		{Manifest{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "system:coredns"},
 			"/apis/rbac.authorization.k8s.io/v1/clusterroles/system:coredns"},
 		{Manifest{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding", Namespace: "ignored", Name: "kube-proxy"},
@@ -251,8 +254,6 @@ func TestApplyPathManifest(t *testing.T) {
 			`v1 Pod kube-system/x: SDA does not know the REST resource of kind Pod in API group ""`},
 		{Manifest{APIVersion: "v2", Kind: "DaemonSet", Namespace: "kube-system", Name: "x"},
 			`kind DaemonSet in API group ""`},
-		{Manifest{APIVersion: "v1", Kind: "ConfigMap", Name: "x"},
-			"v1 ConfigMap x: a ConfigMap lives in a namespace and the manifest names none"},
 		{Manifest{APIVersion: "apps/", Kind: "DaemonSet", Namespace: "kube-system", Name: "x"},
 			`apiVersion "apps/" is not <group>/<version> or <version>`},
 	} {
