@@ -81,8 +81,8 @@ const (
 // of ManifestController.render (manifest.go:150-256) from the
 // BootstrapManifestsConfig the configuration gives (control_plane.go:
 // 279-362), then an inline manifest "99-<name>" per
-// cluster.inlineManifests (control_plane.go:405-411, extra_manifest.go:
-// 147-156, 227-243). The objects carry the kinds, names, namespaces,
+// cluster.inlineManifests (control_plane.go:403-409, extra_manifest.go:
+// 147-156, 227-241). The objects carry the kinds, names, namespaces,
 // labels and images Talos renders, not every field of its templates.
 // Manifests downloaded from URLs (cluster.extraManifests,
 // cluster.network.cni.urls, the external cloud provider's) are not
