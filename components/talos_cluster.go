@@ -6,18 +6,14 @@ import (
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/download"
-	"github.com/pulumi/pulumi-command/sdk/go/command/local"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/client"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/cluster"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/imagefactory"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
-	"github.com/sda-platform/sda/components/membership"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/grammar"
-	"github.com/sda-platform/sda/internal/day2"
 )
 
 // TalosClusterArgs describes the cluster: plain values a program can fill
@@ -461,49 +457,18 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	workerOut := pulumi.StringArray(workerAddrs).ToStringArrayOutput()
 	// The cluster's members are made to match the declared nodes before
 	// anything checks its health: the health check compares them exactly,
-	// and Pulumi deletes removed nodes' VMs only after the checks have run
-	// (see package membership). The script's text lists the declared nodes,
-	// so it runs again, as an update, exactly when that list changes.
-	var members []membership.Member
-	for _, m := range append(append([]TalosNodeSpec{}, controlPlanes...), workers...) {
-		members = append(members, membership.Member{Name: m.Hostname, Address: m.Address,
-			ControlPlane: m.Role == RoleControlPlane})
-	}
-	script, err := membership.Script(members)
-	if err != nil {
-		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
-	}
-	// Before the membership step removes anything (and in preview), refuse
-	// a removal of control planes that etcd cannot survive, from the live
-	// cluster's members.
-	var declaredCPs []string
-	for _, m := range controlPlanes {
-		declaredCPs = append(declaredCPs, m.Address)
-	}
-	quorumGuard, err := ctx.RegisterResourceHook(name+"-members-guard", func(a *pulumi.ResourceHookArgs) error {
-		return checkQuorum(ctx, name, a.OldInputs, a.NewInputs, declaredCPs, comp)
-	}, &pulumi.ResourceHookOptions{OnDryRun: true})
-	if err != nil {
-		return nil, err
-	}
-	membersCmd, err := local.NewCommand(ctx, name+"-members", &local.CommandArgs{
-		Create: pulumi.String(script),
-		Update: pulumi.String(script),
-		Environment: pulumi.StringMap{
-			membership.TalosconfigEnv:   pulumi.ToSecret(talosconfig).(pulumi.StringOutput),
-			membership.KubeconfigEnv:    pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput),
-			membership.ControlPlanesEnv: pulumi.String(strings.Join(declaredCPs, " ")),
-		},
-		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap, kubeconfig}),
-		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{quorumGuard}}))
+	// and Pulumi deletes removed nodes' VMs only after the checks have run.
+	// SDA's plugin does it through the Talos and Kubernetes APIs
+	// (ClusterMembersType), quorum-safely, when the declared list changes.
+	members, err := clusterMembers(ctx, name, args, append(append([]TalosNodeSpec{}, controlPlanes...), workers...),
+		talosconfig, kubeconfig.KubeconfigRaw, comp, []pulumi.Resource{bootstrap, kubeconfig})
 	if err != nil {
 		return nil, err
 	}
 
 	versions, err := nodeVersions(ctx, name, comp.Nodes, append(append([]TalosNodeSpec{}, controlPlanes...), workers...),
 		args, schematicID, talosconfig,
-		[]pulumi.Resource{bootstrap, membersCmd})
+		[]pulumi.Resource{bootstrap, members})
 	if err != nil {
 		return nil, err
 	}
@@ -514,14 +479,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	// The control planes are read through the membership step's output:
 	// while a preview plans to change the members, it is unknown, and the
 	// check waits for the up instead of failing on today's members.
-	afterMembers := pulumi.All(cpOut, membersCmd.Stdout).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
+	afterMembers := pulumi.All(cpOut, members.Members).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
 	health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
 		ClientConfiguration:  healthClientConfig(clientConfig),
 		ControlPlaneNodes:    afterMembers,
 		WorkerNodes:          workerOut,
 		Endpoints:            pulumi.ToStringArray(talosEndpoints),
 		SkipKubernetesChecks: pulumi.Bool(true),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{membersCmd}))
+	}, parent, pulumi.DependsOn([]pulumi.Resource{members}))
 
 	comp.ClientConfiguration = pulumi.ToSecret(clientConfig).(machine.ClientConfigurationOutput)
 	comp.Secrets = secrets
@@ -619,6 +584,12 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 		peers = append(peers, nodeInput(n))
 	}
 	versions := pulumi.StringMap{}
+	lastCP := -1 // the control plane whose upgrade ends the control planes' roll
+	for i, spec := range specs {
+		if spec.Role == RoleControlPlane {
+			lastCP = i
+		}
+	}
 	var lastControlPlane pulumi.Resource
 	var workerChains []pulumi.Resource // the last worker of each chain
 	for i, node := range nodes {
@@ -647,6 +618,9 @@ func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []
 			"cluster":        peers,
 			"timeoutSeconds": pulumi.Int(up.TimeoutSeconds),
 			"pollSeconds":    pulumi.Int(up.PollSeconds),
+			// The control planes render the bootstrap manifests: once the
+			// last is on the new release, they are synced.
+			"syncManifests": pulumi.Bool(i == lastCP),
 		}, &v, pulumi.Parent(node), pulumi.DependsOn(deps),
 			pulumi.AdditionalSecretOutputs([]string{"talosconfig"}))
 		if err != nil {
@@ -703,58 +677,42 @@ func kubernetesVersion(ctx *pulumi.Context, name string, specs []TalosNodeSpec, 
 	return &v, nil
 }
 
-// checkQuorum refuses, before the membership step runs, a removal of control
-// planes that would lose etcd quorum (day2.CheckRemovals), asking the live
-// cluster through the Talos API with the step's own talosconfig. A cluster
-// that cannot be asked (no talosconfig yet, no control plane answering) is
-// not refused: the step itself will say what fails.
-func checkQuorum(ctx *pulumi.Context, name string, old, inputs resource.PropertyMap, declaredCPs []string, comp pulumi.Resource) error {
-	env := unsecret(inputs["environment"])
-	if !env.IsObject() {
-		return nil
-	}
-	// Ask the declared control planes, then those of the previous
-	// declaration (the leaving ones answer too).
-	endpoints := slices.Clone(declaredCPs)
-	if oldEnv := unsecret(old["environment"]); oldEnv.IsObject() {
-		if prev := unsecret(oldEnv.ObjectValue()[resource.PropertyKey(membership.ControlPlanesEnv)]); prev.IsString() {
-			for _, a := range strings.Fields(prev.StringValue()) {
-				if !slices.Contains(endpoints, a) {
-					endpoints = append(endpoints, a)
-				}
-			}
-		}
-	}
-	tc := unsecret(env.ObjectValue()[resource.PropertyKey(membership.TalosconfigEnv)])
-	if !tc.IsString() {
-		return nil
-	}
-	cfg, err := day2.ParseTalosconfig(tc.StringValue())
-	if err != nil {
-		return nil
-	}
-	members, err := day2.LiveEtcdMembers(ctx.Context(), cfg, endpoints)
-	if err != nil {
-		_ = ctx.Log.Warn("could not check etcd quorum before removing control planes: "+err.Error(), &pulumi.LogArgs{Resource: comp})
-		return nil
-	}
-	if err := day2.CheckRemovals(members, declaredCPs); err != nil {
-		return fmt.Errorf("TalosCluster %s: %w", name, err)
-	}
-	return nil
+// ClusterMembersType is the set of nodes a cluster's members must be, a
+// custom resource served by SDA's plugin (provider/cluster_members.go): its
+// create and update remove every Kubernetes Node and etcd member the stack
+// does not declare through the Talos and Kubernetes APIs, workers first,
+// control planes one at a time, refusing a removal etcd's quorum cannot
+// survive (also in preview).
+const ClusterMembersType = "sda:index:ClusterMembers"
+
+type clusterMembersResource struct {
+	pulumi.CustomResourceState
+	// Members are the declared node names: unknown in a preview that
+	// changes them, so what reads it waits for the up.
+	Members pulumi.StringArrayOutput `pulumi:"members"`
 }
 
-// unsecret is v's plain value: hooks see inputs as secrets or as (known)
-// output values.
-func unsecret(v resource.PropertyValue) resource.PropertyValue {
-	for {
-		switch {
-		case v.IsSecret():
-			v = v.SecretValue().Element
-		case v.IsOutput() && v.OutputValue().Known:
-			v = v.OutputValue().Element
-		default:
-			return v
-		}
+// clusterMembers registers the cluster's ClusterMembers after deps (the
+// bootstrap and the kubeconfig).
+func clusterMembers(ctx *pulumi.Context, name string, args *TalosClusterArgs, specs []TalosNodeSpec,
+	talosconfig, kubeconfig pulumi.StringOutput, parent pulumi.Resource, deps []pulumi.Resource) (*clusterMembersResource, error) {
+	up := args.upgradeSettings()
+	nodes := pulumi.Array{}
+	for _, n := range specs {
+		nodes = append(nodes, nodeInput(n))
 	}
+	var r clusterMembersResource
+	err := ctx.RegisterResource(ClusterMembersType, name+"-members", pulumi.Map{
+		"clusterName":    pulumi.String(args.ClusterName),
+		"nodes":          nodes,
+		"talosconfig":    pulumi.ToSecret(talosconfig),
+		"kubeconfig":     pulumi.ToSecret(kubeconfig),
+		"timeoutSeconds": pulumi.Int(up.TimeoutSeconds),
+		"pollSeconds":    pulumi.Int(up.PollSeconds),
+	}, &r, pulumi.Parent(parent), pulumi.DependsOn(deps),
+		pulumi.AdditionalSecretOutputs([]string{"talosconfig", "kubeconfig"}))
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

@@ -1,7 +1,5 @@
 package config
 
-import "fmt"
-
 // CheckProviderConfig reports what the providers need before anything is
 // created: the Proxmox endpoint and some credential, from stack
 // configuration or the provider's environment variables, and an SSH key or
@@ -35,23 +33,6 @@ func CheckProviderConfig(lookup Lookup, getenv func(string) string) []Problem {
 		// The value may hold a key or password: never echo it.
 		problems = append(problems, Problem{Key: "proxmoxve:ssh", Value: "(set)",
 			Fix: "SDA sets the Proxmox provider's SSH from sda:proxmox.sshUser, sda:sshPrivateKey (or the ssh-agent) and sda:proxmox.nodes[].sshHost, the settings the router's commands use: move the user, key and node addresses there and run `pulumi config rm proxmoxve:ssh`"})
-	}
-	return problems
-}
-
-// Tools are the programs the machine that runs Pulumi needs on PATH: the
-// cluster's membership step (components/membership) resets removed nodes
-// with talosctl and deletes their Node objects with kubectl.
-var Tools = []string{"talosctl", "kubectl"}
-
-// CheckTools reports the Tools that lookPath (exec.LookPath) cannot find.
-func CheckTools(lookPath func(string) (string, error)) []Problem {
-	var problems []Problem
-	for _, tool := range Tools {
-		if _, err := lookPath(tool); err != nil {
-			problems = append(problems, Problem{Key: "PATH", Value: tool,
-				Fix: fmt.Sprintf("install %s on the machine that runs Pulumi (talosctl of the cluster's Talos minor version; kubectl within one minor version of Kubernetes): SDA runs it to remove nodes from the cluster gracefully when their count goes down", tool)})
-		}
 	}
 	return problems
 }

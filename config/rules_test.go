@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -341,25 +340,5 @@ func TestWarnings(t *testing.T) {
 				t.Errorf("reason lacks %q: %s", tc.reason, got[0].Reason)
 			}
 		})
-	}
-}
-
-// Without talosctl or kubectl on PATH the program stops before anything is
-// created, naming the tool and why it is needed.
-func TestCheckTools(t *testing.T) {
-	found := map[string]bool{"kubectl": true}
-	lookPath := func(name string) (string, error) {
-		if found[name] {
-			return "/usr/bin/" + name, nil
-		}
-		return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
-	}
-	problems := CheckTools(lookPath)
-	if len(problems) != 1 || problems[0].Key != "PATH" || problems[0].Value != "talosctl" || !strings.Contains(problems[0].Fix, "remove nodes") {
-		t.Fatalf("problems = %+v", problems)
-	}
-	found["talosctl"] = true
-	if p := CheckTools(lookPath); len(p) != 0 {
-		t.Fatalf("all tools found, still %+v", p)
 	}
 }

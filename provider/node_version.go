@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	p "github.com/pulumi/pulumi-go-provider"
@@ -38,6 +39,10 @@ type TalosNodeVersionArgs struct {
 	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
 	// PollSeconds is the interval between checks (default 5).
 	PollSeconds int `pulumi:"pollSeconds,optional"`
+	// SyncManifests is set on the roll's last node: after it converges,
+	// the bootstrap manifests the new release renders (Flannel's image
+	// comes with Talos) are applied (day2.SyncManifests).
+	SyncManifests bool `pulumi:"syncManifests,optional"`
 }
 
 // TalosNodeVersionPeer is one declared node, as the health gates see it.
@@ -88,6 +93,15 @@ func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun bool) (TalosN
 		return TalosNodeVersionState{}, err
 	}
 	state.RunningVersion = running
+	if in.SyncManifests {
+		var nodes []KubernetesVersionNode
+		for _, n := range in.Cluster {
+			nodes = append(nodes, KubernetesVersionNode{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
+		}
+		if err := syncManifests(ctx, in.Talosconfig, nodes); err != nil {
+			return TalosNodeVersionState{}, fmt.Errorf("after upgrading %s: %w", in.Hostname, err)
+		}
+	}
 	return state, nil
 }
 

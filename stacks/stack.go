@@ -7,7 +7,6 @@ package stacks
 import (
 	"fmt"
 	"os"
-	"os/exec"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
@@ -26,7 +25,7 @@ func Program(ctx *pulumi.Context) error {
 	}
 	// Provider settings are checked here, not in Deploy: a program that
 	// embeds Deploy may configure explicit providers its own way.
-	problems := append(config.CheckProviderConfig(lookup, os.Getenv), config.CheckTools(exec.LookPath)...)
+	problems := config.CheckProviderConfig(lookup, os.Getenv)
 	if len(problems) > 0 {
 		if _, _, verr := config.Resolve(c); verr != nil {
 			problems = append(verr.(*config.Error).Problems, problems...)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -240,15 +239,6 @@ func pinHostKeys(t *testing.T, proxmox string) string {
 // the credentials marked secret.
 func setStackConfig(t *testing.T, stack string, override map[string]string) {
 	t.Helper()
-	// The program refuses to run without talosctl and kubectl on PATH
-	// (config.CheckTools); mocks never run them, so stand-ins will do.
-	bin := t.TempDir()
-	for _, tool := range config.Tools {
-		if err := os.WriteFile(filepath.Join(bin, tool), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	lookup, err := config.StackFiles(repoRoot, stack)
 	if err != nil {
 		t.Fatal(err)

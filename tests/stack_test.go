@@ -50,7 +50,7 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/configurationApply:ConfigurationApply": 2,
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
-			"command:local:Command":                               1, // etcd/Kubernetes membership
+			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
 		}, 2, 2},
 		{"prod", "prod", nil, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
@@ -71,7 +71,7 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/configurationApply:ConfigurationApply": 6,
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
-			"command:local:Command":                               1, // etcd/Kubernetes membership
+			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
 			"pulumi:providers:kubernetes":                         1,
 			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
@@ -96,7 +96,7 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/configurationApply:ConfigurationApply": 6,
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
-			"command:local:Command":                               1, // etcd/Kubernetes membership
+			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
 			"pulumi:providers:kubernetes":                         1,
 			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
@@ -211,21 +211,27 @@ func checkOrdering(t *testing.T, m *mocks, stack string) {
 	}
 	dependsOn(stack+"-bootstrap", stack+"-cp1-config")
 	dependsOn(stack+"-kubeconfig", stack+"-bootstrap")
-	// The membership command runs against the bootstrapped cluster, with
-	// its credentials secret, and its script names exactly the declared nodes.
+	// The membership step runs against the bootstrapped cluster, with its
+	// credentials secret, and declares exactly the stack's nodes.
 	dependsOn(stack+"-members", stack+"-bootstrap")
 	dependsOn(stack+"-members", stack+"-kubeconfig")
 	members := m.named(t, stack+"-members")
-	if env := members.Inputs["environment"]; !env.IsSecret() && !(env.IsObject() && env.ObjectValue()["SDA_KUBECONFIG"].IsSecret()) {
-		t.Errorf("the membership command's credentials are not secret: %v", env)
+	for _, k := range []resource.PropertyKey{"talosconfig", "kubeconfig"} {
+		if !members.Inputs[k].IsSecret() {
+			t.Errorf("the membership step's %s is not secret: %v", k, members.Inputs[k])
+		}
 	}
-	var declared []string
+	var declared, listed []string
 	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
 		declared = append(declared, vm.Inputs["name"].StringValue())
 	}
+	for _, n := range members.Inputs["nodes"].ArrayValue() {
+		listed = append(listed, n.ObjectValue()["hostname"].StringValue())
+	}
 	slices.Sort(declared)
-	if script := members.Inputs["create"].StringValue(); !strings.Contains(script, "declared=' "+strings.Join(declared, " ")+" '") {
-		t.Errorf("the membership script does not declare exactly %v:\n%s", declared, script)
+	slices.Sort(listed)
+	if !slices.Equal(declared, listed) {
+		t.Errorf("the membership step declares %v, want exactly the VMs %v", listed, declared)
 	}
 	// Workers do not wait for control-plane VMs: they are created in parallel.
 	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {

@@ -2,6 +2,7 @@ package day2
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -175,4 +176,52 @@ func knownKinds() string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// SyncManifests applies Talos's bootstrap manifests, as the first of
+// controlPlanes that answers renders them now, to the cluster with
+// server-side apply as Talos's field manager, forcing conflicts (Talos
+// v1.13's syncManifestsSSA; v1.12.0's upgrade-k8s updates them with a
+// plain get-and-replace, which SDA does not copy: an apply leaves the
+// fields other managers own alone). Talos's manifest controller only ever
+// creates these objects, so without this a Kubernetes upgrade leaves
+// kube-proxy, CoreDNS and Flannel on their bootstrap versions. Objects go
+// in Talos's order (manifest IDs: namespaces and RBAC before what uses
+// them). Nothing is pruned.
+func SyncManifests(ctx context.Context, cfg *clientconfig.Config, controlPlanes []string, log func(string)) error {
+	var manifests []Manifest
+	var last error
+	for _, cp := range controlPlanes {
+		ms, err := BootstrapManifests(ctx, cfg, cp)
+		if err == nil {
+			manifests, last = ms, nil
+			break
+		}
+		last = err
+	}
+	if last != nil {
+		return fmt.Errorf("reading the bootstrap manifests: %w", last)
+	}
+	kc, err := KubeClient(ctx, cfg, controlPlanes)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	for _, m := range manifests {
+		path, err := ApplyPath(m)
+		if err != nil {
+			return err
+		}
+		body, err := json.Marshal(m.Object)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		if err := kc.Apply(ctx, path, body, FieldManager, ForceConflicts); err != nil {
+			return fmt.Errorf("applying the bootstrap manifest %s: %w", m, err)
+		}
+		if log != nil {
+			log(fmt.Sprintf("bootstrap manifest %s applied", m))
+		}
+	}
+	return nil
 }

@@ -22,6 +22,11 @@ type EtcdMember struct {
 	Started bool
 }
 
+// QuorumError is CheckRemovals' refusal: a removal etcd cannot survive.
+type QuorumError struct{ msg string }
+
+func (e *QuorumError) Error() string { return e.msg }
+
 // CheckRemovals refuses a removal of control planes that etcd cannot survive,
 // before anything is removed. members are etcd's members now; declared the
 // control-plane addresses the stack keeps. The members not declared leave one
@@ -45,7 +50,7 @@ func CheckRemovals(members []EtcdMember, declared []string) error {
 		return nil
 	}
 	if len(staying) == 0 {
-		return fmt.Errorf("removing every etcd member (%s) would leave no control plane to keep the cluster's state: keep at least one of them in sda:cluster.controlPlanes", names(leaving))
+		return &QuorumError{fmt.Sprintf("removing every etcd member (%s) would leave no control plane to keep the cluster's state: keep at least one of them in sda:cluster.controlPlanes", names(leaving))}
 	}
 	slices.SortFunc(leaving, func(a, b EtcdMember) int {
 		if a.Started != b.Started {
@@ -72,8 +77,8 @@ func CheckRemovals(members []EtcdMember, declared []string) error {
 			}
 		}
 		if need := others/2 + 1; started < need {
-			return fmt.Errorf("removing control plane %s (%s) would lose etcd quorum: %d of the %d other members answer and etcd needs %d (not answering: %s); bring them back first, or keep %s in sda:cluster.controlPlanes",
-				m.Hostname, m.Address, started, others, need, strings.Join(down, ", "), m.Hostname)
+			return &QuorumError{fmt.Sprintf("removing control plane %s (%s) would lose etcd quorum: %d of the %d other members answer and etcd needs %d (not answering: %s); bring them back first, or keep %s in sda:cluster.controlPlanes",
+				m.Hostname, m.Address, started, others, need, strings.Join(down, ", "), m.Hostname)}
 		}
 		current = slices.DeleteFunc(current, func(o EtcdMember) bool { return o.Address == m.Address })
 	}

@@ -467,10 +467,12 @@ func sequenceError(ctx context.Context, cfg *clientconfig.Config, addr, actor st
 	}
 }
 
-// Healthy checks the cluster through the Talos API: every declared node
-// answers with its version and runs its kubelet, etcd runs healthy on
-// every control plane, and etcd, as a control plane reports it, has
-// exactly the declared control planes as members.
+// Healthy checks the cluster as `talosctl health` does: through the Talos
+// API, every declared node answers with its version and runs its kubelet,
+// etcd runs healthy on every control plane, and etcd, as a control plane
+// reports it, has exactly the declared control planes as members; through
+// the Kubernetes API (a kubeconfig the control planes issue), every
+// declared node is Ready and schedulable (NodesReady).
 // One connection, to the first control plane that is up, asks every node
 // (apid proxies the call), as `talosctl -n <all nodes> version` does.
 func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) error {
@@ -515,11 +517,15 @@ func Healthy(ctx context.Context, cfg *clientconfig.Config, cluster []Node) erro
 	if err != nil {
 		return fmt.Errorf("listing etcd members on %s: %w", endpoint, err)
 	}
-	sort.Strings(cps)
-	if !slices.Equal(members, cps) {
+	if !slices.Equal(members, slices.Sorted(slices.Values(cps))) {
 		return fmt.Errorf("etcd members are %v, want the control planes %v", members, cps)
 	}
-	return nil
+	kc, err := KubeClient(callCtx, cfg, cps)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	return NodesReady(callCtx, kc, cluster)
 }
 
 // kubeletsRun checks that the kubelet service runs on every node (`talosctl

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -23,9 +22,8 @@ const localCommandTimeout = 5 * time.Minute
 // (default /bin/sh -c), the provider's environment plus `environment`, and
 // a non-zero exit failing the step with the output. Like remote commands
 // it is the kind's exec step, outside the state lock, for create, update
-// (`update`, else `create`) and delete; the tools it calls are the
-// simulated talosctl and kubectl (RunCLI), which take the lock themselves,
-// found next to this plugin's executable.
+// (`update`, else `create`) and delete. SDA's own stacks run no local
+// command; the kind stays for programs that embed the components.
 //
 // Not simulated: PULUMI_COMMAND_STDOUT/STDERR for update and delete (the
 // exec step does not see the previous outputs); a command must set
@@ -41,11 +39,6 @@ func runLocal(ctx context.Context, _ *Server, method string, v map[string]any) (
 	bin, err := toolDir()
 	if err != nil {
 		return nil, err
-	}
-	for _, tool := range []string{"talosctl", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
-			return nil, fmt.Errorf("simulated local command: link the plugin as %s next to it (%v)", tool, err)
-		}
 	}
 	args := strList(v, "interpreter")
 	if len(args) == 0 {

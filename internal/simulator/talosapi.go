@@ -341,6 +341,7 @@ var methodRoles = map[string]role.Set{
 	"EtcdForfeitLeadership": role.MakeSet(role.Admin),
 	"ApplyConfiguration":    role.MakeSet(role.Admin),
 	"Containers":            role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"Kubeconfig":            role.MakeSet(role.Admin),
 }
 
 // nodeCall is one node's part of a call: the target machine, in a locked

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -74,7 +75,10 @@ func run(m *testing.M) int {
 	// The engine finds pulumi-resource-<name> on PATH before any installed
 	// plugin; PULUMI_HOME keeps this run away from the user's plugins and
 	// credentials.
-	os.Setenv("PATH", pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// SDA needs no talosctl or kubectl: its plugin speaks the Talos and
+	// Kubernetes APIs. Directories that hold either are left out of PATH,
+	// so no engine test can pass by using them.
+	os.Setenv("PATH", pluginDir+string(os.PathListSeparator)+withoutTools(os.Getenv("PATH"), "talosctl", "kubectl"))
 	os.Setenv("PULUMI_HOME", filepath.Join(tmp, "pulumi-home"))
 	os.Setenv("PULUMI_CONFIG_PASSPHRASE", "engine-test-passphrase")
 	os.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
@@ -93,6 +97,25 @@ func run(m *testing.M) int {
 	talosAPIProxy = "http://" + lis.Addr().String()
 	os.Setenv("HTTPS_PROXY", talosAPIProxy)
 	return m.Run()
+}
+
+// withoutTools is the PATH list without the directories that hold any of
+// the tools.
+func withoutTools(path string, tools ...string) string {
+	var keep []string
+	for _, dir := range filepath.SplitList(path) {
+		has := false
+		for _, t := range tools {
+			if _, err := os.Stat(filepath.Join(dir, t)); err == nil {
+				fmt.Fprintf(os.Stderr, "engine tests: leaving %s out of PATH (it holds %s)\n", dir, t)
+				has = true
+			}
+		}
+		if !has {
+			keep = append(keep, dir)
+		}
+	}
+	return strings.Join(keep, string(os.PathListSeparator))
 }
 
 // buildPlugins builds cmd/pulumi-sim once and links it under the provider
@@ -119,8 +142,7 @@ func buildPlugins(dir string) error {
 	if out, err := prov.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the sda plugin (provider/): %v\n%s", err, out)
 	}
-	// The simulated talosctl and kubectl that local commands run, and the
-	// pct and pvesh that remote commands run.
+	// The simulated pct and pvesh that remote commands run.
 	for _, name := range simulator.CLIs {
 		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
 			return err
