@@ -348,11 +348,9 @@ func (e *env) assertRemovedBeforeDeleted(mark int, address, vm string) {
 	reset, deleteNode, deleteVM := -1, -1, -1
 	for i, c := range e.calls(mark) {
 		switch {
-		case c.Provider == "cli" && strings.HasPrefix(c.Method, "talosctl ") && strings.Contains(c.Method, "-n "+address+" ") &&
-			strings.Contains(c.Method, " reset --graceful=true") && c.Error == "":
+		case c.Provider == "talos-apid" && c.Method == "Reset" && c.Name == address && c.Error == "":
 			reset = i
-		case c.Provider == "cli" && strings.HasPrefix(c.Method, "kubectl ") && strings.Contains(c.Method, "delete node ") && c.Error == "" &&
-			strings.HasSuffix(c.Method, strings.TrimSuffix(vm, "-vm")):
+		case c.Provider == "kube-apiserver" && c.Name == "DELETE /api/v1/nodes/"+strings.TrimSuffix(vm, "-vm") && c.Error == "":
 			deleteNode = i
 		case c.Method == "Delete" && c.Name == vm && c.Error == "":
 			deleteVM = i

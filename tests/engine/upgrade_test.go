@@ -256,7 +256,7 @@ func TestProdRefusedRemoval(t *testing.T) {
 // TestProdRemovesADeadControlPlane: prod-cp3's VM is stopped for good and
 // the user lowers controlPlanes from 3 to 1. prod-cp3 cannot leave by
 // itself: the membership step removes it from etcd by its member ID through
-// prod-cp1 (talosctl etcd remove-member), first, which keeps quorum; then
+// prod-cp1 (the Talos API's EtcdRemoveMemberByID), first, which keeps quorum; then
 // prod-cp2 leaves gracefully. etcd ends with prod-cp1 alone, the Node
 // objects with the declared nodes, and both VMs are gone.
 func TestProdRemovesADeadControlPlane(t *testing.T) {
@@ -272,13 +272,12 @@ func TestProdRemovesADeadControlPlane(t *testing.T) {
 	e.assertMembers(st, []string{"prod-cp1", "prod-worker1", "prod-worker2", "prod-worker3"}, []string{"10.20.0.11"})
 	var steps []string
 	for _, c := range e.calls(mark) {
-		if c.Provider == "cli" && (strings.Contains(c.Method, " etcd remove-member ") || strings.Contains(c.Method, " reset ")) && c.Error == "" {
-			steps = append(steps, c.Method[strings.Index(c.Method, " -n "):])
+		if c.Provider == "talos-apid" && (c.Method == "EtcdRemoveMemberByID" || c.Method == "Reset") && c.Error == "" {
+			steps = append(steps, c.Method+" "+c.Name)
 		}
 	}
-	if len(steps) != 2 || !strings.HasPrefix(steps[0], " -n 10.20.0.11 -e 10.20.0.11 etcd remove-member ") ||
-		!strings.HasPrefix(steps[1], " -n 10.20.0.12 -e 10.20.0.12 reset --graceful=true") {
-		t.Errorf("want prod-cp3 removed by ID through prod-cp1, then prod-cp2 reset; got %q", steps)
+	if want := []string{"EtcdRemoveMemberByID 10.20.0.11", "Reset 10.20.0.12"}; !slices.Equal(steps, want) {
+		t.Errorf("want prod-cp3 removed by ID through prod-cp1, then prod-cp2 reset (%q); got %q", want, steps)
 	}
 	e.assertRemovedBeforeDeleted(mark, "10.20.0.12", "prod-cp2-vm")
 	if got := countGuests(t, e.simDir, "qemu"); got != 4 {
@@ -341,19 +340,19 @@ func TestProdFiveToThree(t *testing.T) {
 		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13"})
 	e.assertRemovedBeforeDeleted(mark, "10.20.0.14", "prod-cp4-vm")
 	e.assertRemovedBeforeDeleted(mark, "10.20.0.15", "prod-cp5-vm")
-	// In order, one after the other (the step is one shell loop).
+	// In order, one after the other.
 	var resets []string
 	for _, c := range e.calls(mark) {
-		if c.Provider == "cli" && strings.Contains(c.Method, " reset --graceful=true") {
-			resets = append(resets, c.Method)
+		if c.Provider == "talos-apid" && c.Method == "Reset" {
+			resets = append(resets, c.Name)
 			// Each leave succeeded: etcd went from 5 members to 4, then 3,
 			// with a quorum of the others started each time.
 			if c.Error != "" {
-				t.Errorf("%s failed: %s", c.Method, c.Error)
+				t.Errorf("reset of %s failed: %s", c.Name, c.Error)
 			}
 		}
 	}
-	if len(resets) != 2 || !strings.Contains(resets[0], "-n 10.20.0.14 ") || !strings.Contains(resets[1], "-n 10.20.0.15 ") {
+	if !slices.Equal(resets, []string{"10.20.0.14", "10.20.0.15"}) {
 		t.Errorf("want cp4 then cp5 reset, got %q", resets)
 	}
 	e.assertConsistent(e.open(ctx))
