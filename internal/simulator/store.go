@@ -161,6 +161,14 @@ type Faults struct {
 	// offline): the apply only warns and exits 0, and the node keeps its
 	// older SDN network configuration (pvesh.go).
 	SDNReloadFails []string `json:"sdnReloadFails,omitempty"`
+	// CrashLoops make a Kubernetes component crash-loop on a node once a
+	// configuration changes its image to the given one (kubeapi.go): its
+	// container shows CONTAINER_RUNNING between restarts, its mirror pod
+	// never turns Ready.
+	CrashLoops []CrashLoop `json:"crashLoops,omitempty"`
+	// EvictionRefusals make the Kubernetes API refuse evictions (429, a
+	// PodDisruptionBudget) of the pods they match (kubeapi.go).
+	EvictionRefusals []EvictionRefusal `json:"evictionRefusals,omitempty"`
 }
 
 // EtcdStart is the configured EtcdStartTime (0 when unset or invalid).
@@ -391,6 +399,12 @@ type TalosMachine struct {
 	// Config is the machine configuration the node runs (YAML), from the
 	// last apply that took effect (not a staged one).
 	Config string `json:"config,omitempty"`
+	// StaticPodConfigs are the versions of the COSI resources
+	// KubeAPIServerConfigs, KubeControllerManagerConfigs and
+	// KubeSchedulerConfigs by component (kube-apiserver, ...): what
+	// `talosctl upgrade-k8s` waits for in the mirror pod's
+	// talos.dev/config-version annotation (kubeapi.go).
+	StaticPodConfigs map[string]*StaticPodConfig `json:"staticPodConfigs,omitempty"`
 }
 
 // TalosCluster is a bootstrapped cluster.
@@ -420,6 +434,18 @@ type TalosCluster struct {
 	// machine is gone stays, NotReady, until it is deleted through the
 	// Kubernetes API.
 	Nodes map[string]*K8sNode `json:"nodes,omitempty"`
+	// ResourceVersion is the Kubernetes API's last resourceVersion: every
+	// write through the simulated kube-apiserver takes the next one.
+	ResourceVersion uint64 `json:"resourceVersion,omitempty"`
+	// KubeObjects are the objects written by server-side apply, by
+	// "group/version/resource/namespace/name" (kubeapi.go).
+	KubeObjects map[string]*KubeObject `json:"kubeObjects,omitempty"`
+	// ReplicaPods are the pods of ReplicaSets (CoreDNS) with the node each
+	// was scheduled on; the other pods are derived from the state.
+	ReplicaPods []*ReplicaPod `json:"replicaPods,omitempty"`
+	// PodRestarts counts, per "namespace/daemonset/node", the DaemonSet
+	// pods evicted (each replacement has a new name).
+	PodRestarts map[string]int `json:"podRestarts,omitempty"`
 }
 
 // K8sNode is a Kubernetes Node object.
@@ -428,6 +454,9 @@ type K8sNode struct {
 	Address  string `json:"address"`
 	Role     string `json:"role"`
 	Cordoned bool   `json:"cordoned,omitempty"`
+	// ResourceVersion is the Node's resourceVersion (its last write
+	// through the Kubernetes API).
+	ResourceVersion uint64 `json:"resourceVersion,omitempty"`
 }
 
 // State is everything the simulated systems remember between calls and

@@ -682,6 +682,7 @@ func (tx *Tx) applyTo(node string, g *Guest, p patched, mode string, linkMTU int
 	if prev != nil {
 		m.Applies = prev.Applies
 		m.Version, m.Schematic = prev.Version, prev.Schematic
+		m.StaticPodConfigs = prev.StaticPodConfigs
 	}
 	if m.Version == "" {
 		m.Version, m.Schematic = tx.bootVersion(g, doc)
@@ -747,6 +748,10 @@ func (tx *Tx) componentChanges(m *TalosMachine, node, oldText, newText, cause st
 		}
 		tx.State.ComponentChanges = append(tx.State.ComponentChanges, ComponentChange{Address: m.Address, Hostname: node,
 			Component: c.component, From: from, To: to, Cause: cause, Start: now, Ready: ready})
+		if slices.Contains(staticPods, c.component) {
+			// Its configuration resource changed: a new config version.
+			tx.bumpStaticPodConfig(m, c.component, now)
+		}
 	}
 }
 

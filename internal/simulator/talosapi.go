@@ -127,6 +127,10 @@ func ServeTalosAPIOf(ctx context.Context, dir func() string, lis net.Listener) e
 	srv := grpc.NewServer(grpc.Creds(&apidCreds{api: api}))
 	machine.RegisterMachineServiceServer(srv, api)
 	cosi.RegisterStateServer(srv, &cosiState{api: api})
+	// CONNECTs to port 6443 are the clusters' kube-apiservers (kubeapi.go).
+	kube := newKubeAPIServer(api)
+	lis = kube.mux(lis)
+	go kube.serve()
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -137,6 +141,7 @@ func ServeTalosAPIOf(ctx context.Context, dir func() string, lis net.Listener) e
 	}()
 	err = srv.Serve(lis)
 	close(stopped)
+	kube.close()
 	if ctx.Err() != nil {
 		return nil
 	}

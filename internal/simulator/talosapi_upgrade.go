@@ -436,6 +436,16 @@ func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[c
 	return cosiserver.NewState(st).List(req, srv)
 }
 
+// Get answers COSI Get for the resources it simulates: the control plane
+// components' configurations (kubeapi_pods.go, getStaticPodConfig);
+// other resource types are refused as not simulated.
+func (s *cosiState) Get(ctx context.Context, req *cosi.GetRequest) (*cosi.GetResponse, error) {
+	if isStaticPodConfigGet(req) {
+		return s.getStaticPodConfig(ctx, req)
+	}
+	return nil, status.Errorf(codes.Unimplemented, "simulation: COSI Get of %s in namespace %s is not simulated", req.GetType(), req.GetNamespace())
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
