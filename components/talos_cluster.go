@@ -385,16 +385,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	applyAfter := append(slices.Clip(args.ApplyAfter), k8sVersion)
 
 	var cpAddrs, workerAddrs []pulumi.StringInput
-	// Control-plane VMs form a chain, so the Proxmox provider never reboots
-	// two of them at once (it updates them in parallel otherwise).
-	var previousControlPlane []pulumi.Resource
+	// Every VM is created in parallel; a change that restarts VMs is rolled
+	// node by node, drained and health-gated (TalosNodeRoll).
+	up := args.upgradeSettings()
+	roll := &TalosNodeRoll{ClusterName: args.ClusterName, Cluster: ordered, Talosconfig: talosconfig,
+		WorkerParallelism: up.WorkerParallelism, TimeoutSeconds: up.TimeoutSeconds, PollSeconds: up.PollSeconds}
 	var firstControlPlane *TalosNode
 	for _, m := range ordered {
 		m := m
-		var vmAfter []pulumi.Resource
-		if m.Role == RoleControlPlane {
-			vmAfter = previousControlPlane
-		}
 		patches := nodePatches[m.Hostname]
 		node, err := NewTalosNode(ctx, nodeResourceName(name, m.Hostname), &TalosNodeArgs{
 			Node:                 m,
@@ -409,7 +407,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			ConfigPatches:        patches,
 			ApplyAfter:           applyAfter,
 			WaitFor:              args.WaitFor,
-			VMAfter:              vmAfter,
+			Roll:                 roll,
 		}, parent)
 		if err != nil {
 			return nil, err
@@ -419,7 +417,6 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 			if firstControlPlane == nil {
 				firstControlPlane = node
 			}
-			previousControlPlane = []pulumi.Resource{node.VM}
 			cpAddrs = append(cpAddrs, node.Address)
 		} else {
 			workerAddrs = append(workerAddrs, node.Address)

@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
@@ -84,12 +85,36 @@ type TalosNodeArgs struct {
 	// resolves only once its resource is done, so passing RouterLXC's
 	// configDigest holds the apply until the router routes.
 	WaitFor pulumi.StringArrayInput `pulumi:"waitFor,optional"`
-	// VMAfter are resources the VM waits for: the previous control plane's
-	// VM, so that changes the Proxmox provider applies with a reboot
-	// (cores, memory, NICs, cloud-init) reboot control planes one at a time.
+	// VMAfter are resources the VM waits for (besides its own NodeDrain).
 	// Go programs only.
 	VMAfter []pulumi.Resource
+	// Roll, when set, rolls the restarts that this VM's updates cause:
+	// the node is drained before (NodeDrainType) and waited for after
+	// (NodeReadyType), taking turns with the cluster's other nodes.
+	// TalosCluster sets it. Go programs only.
+	Roll *TalosNodeRoll
 }
+
+// TalosNodeRoll is what rolling a node's restarts needs: the cluster it
+// takes turns in, every declared node (the health gates check them all),
+// and the cluster's talosconfig.
+type TalosNodeRoll struct {
+	ClusterName       string
+	Cluster           []TalosNodeSpec
+	Talosconfig       pulumi.StringInput
+	WorkerParallelism int
+	TimeoutSeconds    int
+	PollSeconds       int
+}
+
+// NodeDrainType and NodeReadyType are the two halves of a rolled restart,
+// custom resources served by SDA's plugin (provider/node_restart.go).
+const (
+	NodeDrainType = "sda:index:NodeDrain"
+	NodeReadyType = "sda:index:NodeReady"
+)
+
+type nodeRestartResource struct{ pulumi.CustomResourceState }
 
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
 // guest agent to report addresses whenever it reads a started VM with the
@@ -98,11 +123,10 @@ type TalosNodeArgs struct {
 // the agent (they come from the plan), but the wait matters twice:
 //   - at creation it is pure cost: Talos in maintenance mode does not run
 //     the agent extension (siderolabs/talos#11651), so every new VM waits
-//     the whole timeout, and control-plane VMs are created one after
-//     another (VMAfter), so prod's first `up` pays it three times;
+//     the whole timeout (every VM in parallel);
 //   - after an update that reboots the VM it holds the update until Talos
-//     is back far enough to run the agent, so the next control plane does
-//     not reboot while this one boots.
+//     is back far enough to run the agent (NodeReady then waits for the
+//     node to be Ready).
 //
 // One minute covers a Talos boot to the agent on Proxmox and keeps the
 // creation cost at a minute per control plane (15 per VM by default).
@@ -165,9 +189,9 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			return fmt.Errorf("TalosNode %s: %w", m.Hostname, err)
 		}
 		if len(reboots) > 0 {
-			order := "alone"
-			if m.Role == RoleControlPlane {
-				order = "after the previous control plane, one at a time"
+			order := "not rolled: this node is not part of a TalosCluster"
+			if args.Roll != nil {
+				order = "rolled: drained first, waited for until Ready; control planes one at a time, workers workerParallelism at a time"
 			}
 			_ = ctx.Log.Warn(fmt.Sprintf("%s reboots: Proxmox applies %s only with a reboot (%s)", m.Hostname, strings.Join(reboots, ", "), order),
 				&pulumi.LogArgs{Resource: comp})
@@ -192,6 +216,34 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	// Only a non-default MTU is set, so stacks on 1500 see no change.
 	if nw.MTU != 0 && nw.MTU != 1500 {
 		nic.Mtu = pulumi.Int(nw.MTU)
+	}
+	// The settings whose change makes the Proxmox provider reboot the VM
+	// (guestchange.RebootKeys that SDA sets): a new value is a restart
+	// that NodeDrain and NodeReady roll.
+	restartSpec := pulumi.All(args.Bridge).ApplyT(func(v []any) string {
+		return fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
+			m.Cores, cpuType, m.MemoryMiB, v[0], m.MAC, nw.MTU, address, nw.PrefixLen, nw.Gateway, nw.Domain)
+	}).(pulumi.StringOutput)
+	vmAfter := args.VMAfter
+	var roll pulumi.Map
+	if r := args.Roll; r != nil {
+		peers := pulumi.Array{}
+		for _, n := range r.Cluster {
+			peers = append(peers, nodeInput(n))
+		}
+		roll = pulumi.Map{
+			"clusterName": pulumi.String(r.ClusterName), "hostname": pulumi.String(m.Hostname),
+			"address": pulumi.String(address), "controlPlane": pulumi.Bool(m.Role == RoleControlPlane),
+			"restartSpec": restartSpec, "cluster": peers, "talosconfig": pulumi.ToSecret(r.Talosconfig),
+			"workerParallelism": pulumi.Int(r.WorkerParallelism), "timeoutSeconds": pulumi.Int(r.TimeoutSeconds),
+			"pollSeconds": pulumi.Int(r.PollSeconds),
+		}
+		var drain nodeRestartResource
+		if err := ctx.RegisterResource(NodeDrainType, name+"-drain", roll, &drain, parent,
+			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
+			return nil, err
+		}
+		vmAfter = append(slices.Clip(vmAfter), &drain)
 	}
 	machineVM, err := vm.NewVirtualMachine(ctx, name+"-vm", &vm.VirtualMachineArgs{
 		NodeName:    pulumi.String(m.ProxmoxNode),
@@ -246,10 +298,18 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			// vm.go:4899): VMs created before the timeout was set keep
 			// the provider's default rather than all rebooting at once.
 			"agent.timeout"}),
-		pulumi.DependsOn(args.VMAfter),
+		pulumi.DependsOn(vmAfter),
 		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{guard}}))
 	if err != nil {
 		return nil, err
+	}
+	if roll != nil {
+		var ready nodeRestartResource
+		if err := ctx.RegisterResource(NodeReadyType, name+"-ready", roll, &ready, parent,
+			pulumi.DependsOn([]pulumi.Resource{machineVM}),
+			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
+			return nil, err
+		}
 	}
 
 	applyAfter := append([]pulumi.Resource{machineVM}, args.ApplyAfter...)

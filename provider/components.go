@@ -26,7 +26,7 @@ func Provider() (p.Provider, error) {
 			infer.ComponentF(newTalosCluster),
 			infer.ComponentF(newOverlayNetwork),
 		).
-		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{}), infer.Resource(&ClusterMembers{}), infer.Resource(&KnownHost{})).
+		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{}), infer.Resource(&ClusterMembers{}), infer.Resource(&NodeDrain{}), infer.Resource(&NodeReady{}), infer.Resource(&KnownHost{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
 		Build()
 	if err != nil {

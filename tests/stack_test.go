@@ -51,6 +51,8 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
 			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
+			"sda:index:NodeDrain":                                 2, // rolled restarts: before each VM
+			"sda:index:NodeReady":                                 2, // and after it
 		}, 2, 2},
 		{"prod", "prod", nil, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
@@ -72,6 +74,8 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
 			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
+			"sda:index:NodeDrain":                                 6, // rolled restarts: before each VM
+			"sda:index:NodeReady":                                 6, // and after it
 			"pulumi:providers:kubernetes":                         1,
 			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
@@ -97,6 +101,8 @@ func TestStackResources(t *testing.T) {
 			"talos:machine/bootstrap:Bootstrap":                   1,
 			"talos:cluster/kubeconfig:Kubeconfig":                 1,
 			"sda:index:ClusterMembers":                            1, // etcd/Kubernetes membership
+			"sda:index:NodeDrain":                                 6, // rolled restarts: before each VM
+			"sda:index:NodeReady":                                 6, // and after it
 			"pulumi:providers:kubernetes":                         1,
 			"kubernetes:helm.sh/v3:Release":                       1,
 		}, 2, 2},
@@ -233,23 +239,32 @@ func checkOrdering(t *testing.T, m *mocks, stack string) {
 	if !slices.Equal(declared, listed) {
 		t.Errorf("the membership step declares %v, want exactly the VMs %v", listed, declared)
 	}
-	// Workers do not wait for control-plane VMs: they are created in parallel.
-	for _, vm := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
-		if !strings.Contains(vm.Name, "-worker") {
-			continue
-		}
-		for _, cp := range m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine") {
-			if strings.Contains(cp.Name, "-cp") && slices.Contains(vm.Deps, cp.URN) {
-				t.Errorf("%s waits for %s", vm.Name, cp.Name)
+	// No VM waits for another: all are created in parallel. A restart a VM
+	// update causes is rolled by its NodeDrain (before it) and NodeReady
+	// (after it), which share the node's restart-relevant settings.
+	vms := m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine")
+	for _, vm := range vms {
+		for _, other := range vms {
+			if slices.Contains(vm.Deps, other.URN) {
+				t.Errorf("%s waits for %s", vm.Name, other.Name)
 			}
 		}
-	}
-	// Control-plane VMs form a chain, so reboots roll one at a time.
-	for i := 2; ; i++ {
-		if len(m.ofType("proxmoxve:VM/virtualMachine:VirtualMachine")) == 0 || !hasNamed(m, fmt.Sprintf("%s-cp%d-vm", stack, i)) {
-			break
+		node := strings.TrimSuffix(vm.Name, "-vm")
+		dependsOn(vm.Name, node+"-drain")
+		dependsOn(node+"-ready", vm.Name)
+		drain, ready := m.named(t, node+"-drain"), m.named(t, node+"-ready")
+		spec := drain.Inputs["restartSpec"].StringValue()
+		if spec == "" || spec != ready.Inputs["restartSpec"].StringValue() {
+			t.Errorf("%s: drain and ready restart specs %q and %v differ", node, spec, ready.Inputs["restartSpec"])
 		}
-		dependsOn(fmt.Sprintf("%s-cp%d-vm", stack, i), fmt.Sprintf("%s-cp%d-vm", stack, i-1))
+		for _, want := range []string{fmt.Sprintf("memory=%v", vm.Inputs["memory"].ObjectValue()["dedicated"].V), fmt.Sprintf("cpu=%v/", vm.Inputs["cpu"].ObjectValue()["cores"].V)} {
+			if !strings.Contains(spec, want) {
+				t.Errorf("%s: the restart spec %q does not carry the VM's %s", node, spec, want)
+			}
+		}
+		if !drain.Inputs["talosconfig"].IsSecret() {
+			t.Errorf("%s-drain: the talosconfig is not secret", node)
+		}
 	}
 	dependsOn(stack+"-router-config", stack+"-router-packages")
 	dependsOn(stack+"-router-packages", stack+"-router-ct")

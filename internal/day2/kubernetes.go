@@ -286,10 +286,20 @@ func (k KubernetesUpgrade) Roll(ctx context.Context) error {
 		done[n.Node.Address] = map[Component]string{}
 		byAddr[n.Node.Address] = n
 	}
+	var cps []string
+	for _, n := range k.Cluster {
+		if n.ControlPlane {
+			cps = append(cps, n.Address)
+		}
+	}
 	for _, s := range steps {
 		who := s.String()
 		if s.Component != Proxy {
 			if image, err := runningImage(ctx, cfg, s.Node.Address, s.Component); err == nil && image == s.To {
+				// A resumed roll: the image is in; it must still be up.
+				if err := k.waitUp(ctx, cfg, cps, s, ""); err != nil {
+					return err
+				}
 				k.log("%s: already done", who)
 				done[s.Node.Address][s.Component] = s.To
 				continue
@@ -297,6 +307,12 @@ func (k KubernetesUpgrade) Roll(ctx context.Context) error {
 		}
 		if err := gate.waitHealthy(ctx, cfg, "before updating "+who); err != nil {
 			return err
+		}
+		before := ""
+		if _, static := configResourceType(s.Component); static {
+			if before, err = configVersion(ctx, cfg, s.Node.Address, s.Component); err != nil {
+				return fmt.Errorf("updating %s: reading its configuration's version: %w", who, err)
+			}
 		}
 		k.log("updating %s", who)
 		images := map[Component]string{s.Component: s.To}
@@ -319,8 +335,56 @@ func (k KubernetesUpgrade) Roll(ctx context.Context) error {
 		if err := k.waitRunning(ctx, cfg, s); err != nil {
 			return err
 		}
+		if err := k.waitUp(ctx, cfg, cps, s, before); err != nil {
+			return err
+		}
 	}
 	return gate.waitHealthy(ctx, cfg, "after the Kubernetes upgrade to "+k.To)
+}
+
+// waitUp waits as upgrade-k8s does after a step: a static pod's
+// configuration resource moves past the version it had before the apply
+// (before; "" for a step applied by an earlier run: the current version),
+// and the pod carries that version and is Ready; the kubelet's Node reports
+// the new version and is Ready.
+func (k KubernetesUpgrade) waitUp(ctx context.Context, cfg *clientconfig.Config, cps []string, s Step, before string) error {
+	_, static := configResourceType(s.Component)
+	if !static && s.Component != Kubelet {
+		return nil
+	}
+	deadline := time.Now().Add(k.Timeout)
+	for {
+		err := k.up(ctx, cfg, cps, s, before)
+		if err == nil {
+			k.log("%s: ready", s)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is not up within %s: %w", s, k.Timeout, err)
+		}
+		if err := sleep(ctx, min(k.Poll, ReturnPoll)); err != nil {
+			return err
+		}
+	}
+}
+
+func (k KubernetesUpgrade) up(ctx context.Context, cfg *clientconfig.Config, cps []string, s Step, before string) error {
+	kc, err := KubeClient(ctx, cfg, cps)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	if s.Component == Kubelet {
+		return kubeletUpgraded(ctx, kc, s.Node.Hostname, ImageTag(s.To))
+	}
+	v, err := configVersion(ctx, cfg, s.Node.Address, s.Component)
+	if err != nil {
+		return err
+	}
+	if v == before {
+		return fmt.Errorf("Talos has not rendered the new configuration yet (version %s)", v)
+	}
+	return podReady(ctx, kc, s.Node.Address, s.Component, v)
 }
 
 func (k KubernetesUpgrade) log(format string, args ...any) {

@@ -213,7 +213,7 @@ func gib(v int) string { return fmt.Sprintf("%d GiB", v) }
 // which guests, as the pinned providers do them (bpg v0.69.1: a VM or
 // container update of cpu, memory, NICs or cloud-init reboots it; a
 // container's disk or template is a replacement) and as SDA orders them
-// (control-plane VMs in a chain, the router deleted before it is created
+// (Talos nodes' restarts rolled, the router deleted before it is created
 // again).
 func RestartNotes(c config.Config, p config.Plan) []string {
 	var cps, workers []string
@@ -224,19 +224,22 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 			workers = append(workers, m.Hostname)
 		}
 	}
-	notes := []string{
-		fmt.Sprintf("sda:nodes.controlPlane cores/memoryMiB, sda:nodes.cpuType: reboot %s one at a time (each update waits for its reboot and for the guest agent, up to a minute)", strings.Join(cps, ", ")),
-	}
-	if len(workers) > 0 {
-		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s together", strings.Join(workers, ", ")))
-	}
 	workerParallel := "one at a time"
 	if n := c.Cluster.Upgrade.WorkerParallelism; n > 1 {
 		workerParallel = fmt.Sprintf("%d at a time", n)
 	}
+	// A restart of a Talos node is rolled (NodeDrain, NodeReady): drained
+	// first, waited for until Ready after, health-gated.
+	const rolled = "each drained first and waited for until Ready, with a health check before and after"
+	notes := []string{
+		fmt.Sprintf("sda:nodes.controlPlane cores/memoryMiB, sda:nodes.cpuType: reboot %s one at a time, %s", strings.Join(cps, ", "), rolled),
+	}
+	if len(workers) > 0 {
+		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s %s, never while a control plane reboots, %s", strings.Join(workers, ", "), workerParallel, rolled))
+	}
 	notes = append(notes,
 		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
-		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: control planes reboot one at a time, workers together, and the router; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
+		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: the Talos nodes reboot rolled (control planes one at a time, then workers "+workerParallel+"), and the router reboots; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
 		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes are upgraded in place, rolling: control planes one at a time, then workers "+workerParallel+", each after a health check",

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -453,6 +454,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 			}
 		}
 		assertComponentImages(t, e.simDir, "v1.35.1")
+		assertManifestsSynced(t, e.simDir, "v1.35.1")
 		e.writeFaults(simulator.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
@@ -502,6 +504,83 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		assertComponentImages(t, e.simDir, "v1.35.2")
 		e.assertNoChanges(ctx)
 	})
+
+	t.Run("a crash-looping API server stops the roll at its node", func(t *testing.T) {
+		e.t = t
+		// Its container shows running between restarts; only the pod's
+		// readiness tells. A short timeout keeps the wait for it short.
+		e.writeFaults(simulator.Faults{CrashLoops: []simulator.CrashLoop{
+			{Node: "prod-cp2", Component: "kube-apiserver", Image: ":v1.35.3", BackOff: "1s"}}})
+		e.cfg.Cluster.Upgrade.TimeoutSeconds = 20
+		mark := len(componentChanges(t, e.simDir, 0))
+		e.cfg.Cluster.KubernetesVersion = "v1.35.3"
+		_, err := e.open(ctx).Up(ctx)
+		if err == nil {
+			t.Fatal("up succeeded although prod-cp2's API server crash-loops")
+		}
+		for _, want := range []string{"kube-apiserver on prod-cp2 (10.20.0.12)", "is not Ready"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %q: %v", want, err)
+			}
+		}
+		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order[:2]) {
+			t.Errorf("the roll changed %v, want it stopped after %v", got, order[:2])
+		}
+		e.writeFaults(simulator.Faults{})
+		e.cfg.Cluster.Upgrade.TimeoutSeconds = 0
+		e.up(ctx)
+		assertComponentImages(t, e.simDir, "v1.35.3")
+		assertManifestsSynced(t, e.simDir, "v1.35.3")
+	})
+}
+
+// assertManifestsSynced checks that Talos's bootstrap manifests were
+// applied to the cluster after the roll (as upgrade-k8s syncs them):
+// kube-proxy's DaemonSet runs the new version's image, and CoreDNS's
+// Deployment was applied by Talos's field manager.
+func assertManifestsSynced(t *testing.T, simDir, version string) {
+	t.Helper()
+	st := readSim(t, simDir)
+	var found []string
+	for _, c := range st.Clusters {
+		for key, o := range c.KubeObjects {
+			switch key {
+			case "apps/v1/daemonsets/kube-system/kube-proxy":
+				image := fmt.Sprint(get(o.Object, "spec", "template", "spec", "containers", 0, "image"))
+				if !strings.HasSuffix(image, ":"+version) {
+					t.Errorf("kube-proxy's DaemonSet runs %s, want %s", image, version)
+				}
+				found = append(found, "kube-proxy")
+			case "apps/v1/deployments/kube-system/coredns":
+				if _, ok := o.Managers["talos"]; !ok {
+					t.Errorf("CoreDNS's Deployment has managers %v, want talos among them", o.Managers)
+				}
+				found = append(found, "coredns")
+			}
+		}
+	}
+	slices.Sort(found)
+	if !slices.Equal(found, []string{"coredns", "kube-proxy"}) {
+		t.Errorf("synced objects %v, want CoreDNS's Deployment and kube-proxy's DaemonSet", found)
+	}
+}
+
+// get walks a decoded JSON object by keys and indexes.
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
 }
 
 // TestDevKubernetesSkippedMinorRefused: dev runs Kubernetes v1.33.4 and the

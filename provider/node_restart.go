@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	p "github.com/pulumi/pulumi-go-provider"
+	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"github.com/sda-platform/sda/internal/day2"
+)
+
+// NodeDrain and NodeReady roll the restarts of Talos nodes that their VM
+// updates cause (the Proxmox provider reboots a VM whose CPU, memory, NIC
+// or cloud-init changes, at once and with no opt-out at the pinned
+// version). TalosNode registers NodeDrain before its VM and NodeReady after
+// it, with the same restartSpec: when it changes, NodeDrain's update takes
+// the node's turn, gates on the cluster's health and drains the node; the
+// VM update restarts it; NodeReady's update waits until it is back and
+// Ready, uncordons it, gates again and gives the turn back
+// (internal/day2 Restart). Creating them does nothing, so new nodes are
+// created in parallel.
+type NodeDrain struct{}
+
+// NodeReady is NodeDrain's other half.
+type NodeReady struct{}
+
+// NodeRestartArgs are the node, what restarts it, and what the gates need.
+type NodeRestartArgs struct {
+	ClusterName  string `pulumi:"clusterName"`
+	Hostname     string `pulumi:"hostname"`
+	Address      string `pulumi:"address"`
+	ControlPlane bool   `pulumi:"controlPlane,optional"`
+	// RestartSpec is the node's settings whose change restarts it; a new
+	// value is a restart to roll.
+	RestartSpec string                 `pulumi:"restartSpec"`
+	Cluster     []TalosNodeVersionPeer `pulumi:"cluster"`
+	Talosconfig string                 `pulumi:"talosconfig" provider:"secret"`
+	// WorkerParallelism is how many workers restart at once (default 1).
+	WorkerParallelism int `pulumi:"workerParallelism,optional"`
+	TimeoutSeconds    int `pulumi:"timeoutSeconds,optional"`
+	PollSeconds       int `pulumi:"pollSeconds,optional"`
+}
+
+// NodeRestartState is what the last run recorded.
+type NodeRestartState struct{ NodeRestartArgs }
+
+func (r *NodeDrain) Annotate(a infer.Annotator) {
+	a.SetToken("index", "NodeDrain")
+	a.Describe(r, "Before a Talos node's VM update restarts it: waits for the node's turn (control planes one at a time, workers workerParallelism at a time), checks the cluster's health, cordons and drains the node.")
+}
+
+func (r *NodeReady) Annotate(a infer.Annotator) {
+	a.SetToken("index", "NodeReady")
+	a.Describe(r, "After a Talos node's VM update restarted it: waits until it is back and Ready, uncordons it, checks the cluster's health and gives the turn to the next node.")
+}
+
+func (a NodeRestartArgs) restart(ctx context.Context) day2.Restart {
+	r := day2.Restart{
+		ClusterName: a.ClusterName,
+		Node:        day2.Node{Hostname: a.Hostname, Address: a.Address, ControlPlane: a.ControlPlane},
+		Talosconfig: a.Talosconfig,
+		Parallelism: a.WorkerParallelism,
+		Timeout:     time.Duration(a.TimeoutSeconds) * time.Second,
+		Poll:        time.Duration(a.PollSeconds) * time.Second,
+		Log:         func(line string) { p.GetLogger(ctx).InfoStatus(line) },
+	}
+	for _, n := range a.Cluster {
+		r.Cluster = append(r.Cluster, day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
+	}
+	return r
+}
+
+// restartDiff updates on a new restartSpec only: the cluster list, the
+// credentials and the timeouts are what the next restart uses.
+func restartDiff(in NodeRestartArgs, state NodeRestartState) infer.DiffResponse {
+	diff := map[string]p.PropertyDiff{}
+	if in.RestartSpec != state.RestartSpec {
+		diff["restartSpec"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff}
+}
+
+func (NodeDrain) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
+	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{req.Inputs}}, nil
+}
+
+func (NodeDrain) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
+	return restartDiff(req.Inputs, req.State), nil
+}
+
+// Update drains the node before its VM update restarts it. A failure
+// leaves the old state: the next `up` drains it again.
+func (NodeDrain) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
+	if !req.DryRun {
+		if err := req.Inputs.restart(ctx).Before(ctx); err != nil {
+			return infer.UpdateResponse[NodeRestartState]{}, err
+		}
+	}
+	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+}
+
+func (NodeDrain) Delete(context.Context, infer.DeleteRequest[NodeRestartState]) (infer.DeleteResponse, error) {
+	return infer.DeleteResponse{}, nil
+}
+
+func (NodeReady) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
+	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{req.Inputs}}, nil
+}
+
+func (NodeReady) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
+	return restartDiff(req.Inputs, req.State), nil
+}
+
+// Update waits for the restarted node and uncordons it.
+func (NodeReady) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
+	if !req.DryRun {
+		if err := req.Inputs.restart(ctx).After(ctx); err != nil {
+			return infer.UpdateResponse[NodeRestartState]{}, err
+		}
+	}
+	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+}
+
+func (NodeReady) Delete(context.Context, infer.DeleteRequest[NodeRestartState]) (infer.DeleteResponse, error) {
+	return infer.DeleteResponse{}, nil
+}
