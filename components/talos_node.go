@@ -37,6 +37,11 @@ type TalosNodeSpec struct {
 	Cores     int    `pulumi:"cores"`
 	MemoryMiB int    `pulumi:"memoryMiB"`
 	DiskGiB   int    `pulumi:"diskGiB"`
+	// Rebuild, changed, rebuilds the node: it is removed from the cluster
+	// quorum-safely (NodeDrainType), its VM and configuration are created
+	// anew with the same name, ID and address, and it joins again. 0 is
+	// the node as first built; raise it by one for each rebuild.
+	Rebuild int `pulumi:"rebuild,optional"`
 }
 
 // TalosNetworkArgs is the internal network the nodes are on.
@@ -224,6 +229,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		return fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
 			m.Cores, cpuType, m.MemoryMiB, v[0], m.MAC, nw.MTU, address, nw.PrefixLen, nw.Gateway, nw.Domain)
 	}).(pulumi.StringOutput)
+	rebuildTrigger := pulumi.ReplacementTrigger(pulumi.String(fmt.Sprintf("%s#%d", m.Hostname, max(m.Rebuild, 0))))
 	vmAfter := args.VMAfter
 	var roll pulumi.Map
 	if r := args.Roll; r != nil {
@@ -236,7 +242,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			"address": pulumi.String(address), "controlPlane": pulumi.Bool(m.Role == RoleControlPlane),
 			"restartSpec": restartSpec, "cluster": peers, "talosconfig": pulumi.ToSecret(r.Talosconfig),
 			"workerParallelism": pulumi.Int(r.WorkerParallelism), "timeoutSeconds": pulumi.Int(r.TimeoutSeconds),
-			"pollSeconds": pulumi.Int(r.PollSeconds),
+			"pollSeconds": pulumi.Int(r.PollSeconds), "rebuild": pulumi.Int(m.Rebuild),
 		}
 		var drain nodeRestartResource
 		if err := ctx.RegisterResource(NodeDrainType, name+"-drain", roll, &drain, parent,
@@ -299,6 +305,10 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			// the provider's default rather than all rebooting at once.
 			"agent.timeout"}),
 		pulumi.DependsOn(vmAfter),
+		// A raised Rebuild replaces the VM; its ID is the same, so the old
+		// one goes first. (The engine records the trigger on the first run
+		// and replaces only when a recorded value changes.)
+		rebuildTrigger, pulumi.DeleteBeforeReplace(true),
 		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{guard}}))
 	if err != nil {
 		return nil, err
@@ -320,7 +330,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		// Always the node's own address: the VIP is not up before bootstrap.
 		Node:     pulumi.String(address),
 		Endpoint: pulumi.String(address),
-	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor),
+	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor), rebuildTrigger,
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
 	if err != nil {
 		return nil, err

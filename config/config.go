@@ -214,6 +214,13 @@ type Nodes struct {
 	DiskInterface string `json:"diskInterface"`
 	// CPUType must offer x86-64-v2: "host" or "x86-64-v2-AES".
 	CPUType string `json:"cpuType"`
+	// Rebuild asks for nodes to be rebuilt, by hostname: raising a node's
+	// number (from 0, its implicit value) makes the next `up` remove it
+	// from the cluster quorum-safely, recreate its VM with the same name,
+	// ID and address, and join it again, touching nothing else. Keep the
+	// entry afterwards: any change of the number is a rebuild (removing
+	// the entry is a change back to 0).
+	Rebuild map[string]int `json:"rebuild,omitempty"`
 }
 
 // VMSize is the size of one VM.

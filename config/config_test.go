@@ -198,6 +198,8 @@ func TestInvalidConfigurations(t *testing.T) {
 		{"VIP outside internal subnet", func(c *Config) { c.Cluster.VIP = "10.99.0.10" }, "sda:cluster.vip", "10.99.0.10", "inside"},
 		{"VIP on a node", func(c *Config) { c.Cluster.VIP = "10.10.0.11" }, "sda:cluster.controlPlanes", "10.10.0.11", "collides with the VIP"},
 		{"VIP on the gateway", func(c *Config) { c.Cluster.VIP = "10.10.0.1" }, "sda:cluster.vip", "10.10.0.1", "collides"},
+		{"rebuild of a node the stack does not have", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp9": 1} }, "sda:nodes.rebuild.lab-cp9", "1", "no node of this stack: name one of lab-cp1"},
+		{"negative rebuild", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp1": -1} }, "sda:nodes.rebuild.lab-cp1", "-1", "0 or more"},
 		{"VIP is broadcast", func(c *Config) { c.Cluster.VIP = "10.10.0.255" }, "sda:cluster.vip", "10.10.0.255", "broadcast"},
 		{"three control planes without VIP", func(c *Config) { c.Cluster.ControlPlanes = 3 }, "sda:cluster.vip", "", "set a VIP"},
 		{"more nodes than the range holds", func(c *Config) {

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -68,6 +70,7 @@ func Validate(c Config) error {
 		p := buildPlan(c)
 		v.plan(c, p)
 		v.networkMode(c, p)
+		v.rebuild(c, p)
 	}
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}
@@ -312,6 +315,26 @@ func (v *validator) nodes(c Config) {
 	}
 	if n.CPUType != "host" && n.CPUType != "x86-64-v2-AES" && n.CPUType != "x86-64-v3" && n.CPUType != "x86-64-v4" {
 		v.add("sda:nodes.cpuType", n.CPUType, "Talos needs x86-64-v2: use \"host\" or \"x86-64-v2-AES\"")
+	}
+}
+
+// rebuild checks sda:nodes.rebuild: every entry names a node the stack
+// declares, with a number of at least 0.
+func (v *validator) rebuild(c Config, p Plan) {
+	declared := map[string]bool{}
+	var names []string
+	for _, m := range p.Machines() {
+		declared[m.Hostname] = true
+		names = append(names, m.Hostname)
+	}
+	for _, host := range slices.Sorted(maps.Keys(c.Nodes.Rebuild)) {
+		n := c.Nodes.Rebuild[host]
+		switch {
+		case !declared[host]:
+			v.add("sda:nodes.rebuild."+host, n, "%s is no node of this stack: name one of %s", host, strings.Join(names, ", "))
+		case n < 0:
+			v.add("sda:nodes.rebuild."+host, n, "use 0 or more: raise the number by one to rebuild the node")
+		}
 	}
 }
 

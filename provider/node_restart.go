@@ -40,6 +40,10 @@ type NodeRestartArgs struct {
 	WorkerParallelism int `pulumi:"workerParallelism,optional"`
 	TimeoutSeconds    int `pulumi:"timeoutSeconds,optional"`
 	PollSeconds       int `pulumi:"pollSeconds,optional"`
+	// Rebuild, changed, is a rebuild of the node: NodeDrain removes it
+	// from the cluster before its VM is replaced, NodeReady waits for it
+	// to join again.
+	Rebuild int `pulumi:"rebuild,optional"`
 }
 
 // NodeRestartState is what the last run recorded.
@@ -71,12 +75,15 @@ func (a NodeRestartArgs) restart(ctx context.Context) day2.Restart {
 	return r
 }
 
-// restartDiff updates on a new restartSpec only: the cluster list, the
+// restartDiff updates on a new restartSpec or rebuild only: the cluster list, the
 // credentials and the timeouts are what the next restart uses.
 func restartDiff(in NodeRestartArgs, state NodeRestartState) infer.DiffResponse {
 	diff := map[string]p.PropertyDiff{}
 	if in.RestartSpec != state.RestartSpec {
 		diff["restartSpec"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	if in.Rebuild != state.Rebuild {
+		diff["rebuild"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 	}
 	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff}
 }
@@ -93,7 +100,12 @@ func (NodeDrain) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, 
 // leaves the old state: the next `up` drains it again.
 func (NodeDrain) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
 	if !req.DryRun {
-		if err := req.Inputs.restart(ctx).Before(ctx); err != nil {
+		r := req.Inputs.restart(ctx)
+		step := r.Before
+		if req.Inputs.Rebuild != req.State.Rebuild {
+			step = r.Leave
+		}
+		if err := step(ctx); err != nil {
 			return infer.UpdateResponse[NodeRestartState]{}, err
 		}
 	}
@@ -115,7 +127,12 @@ func (NodeReady) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, 
 // Update waits for the restarted node and uncordons it.
 func (NodeReady) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
 	if !req.DryRun {
-		if err := req.Inputs.restart(ctx).After(ctx); err != nil {
+		r := req.Inputs.restart(ctx)
+		step := r.After
+		if req.Inputs.Rebuild != req.State.Rebuild {
+			step = r.Rejoined
+		}
+		if err := step(ctx); err != nil {
 			return infer.UpdateResponse[NodeRestartState]{}, err
 		}
 	}

@@ -83,7 +83,9 @@ func (a TalosNodeVersionArgs) upgrade(ctx context.Context) day2.Upgrade {
 
 // converge makes the node run the inputs' version (in preview: says it
 // will) and returns the state to record.
-func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun bool) (TalosNodeVersionState, error) {
+// sync is set for an update: a new node (create) runs what its image
+// brought, and the cluster's manifests were created with it.
+func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun, sync bool) (TalosNodeVersionState, error) {
 	state := TalosNodeVersionState{TalosNodeVersionArgs: in, RunningVersion: in.TalosVersion}
 	if dryRun {
 		return state, nil
@@ -93,7 +95,7 @@ func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun bool) (TalosN
 		return TalosNodeVersionState{}, err
 	}
 	state.RunningVersion = running
-	if in.SyncManifests {
+	if sync && in.SyncManifests {
 		var nodes []KubernetesVersionNode
 		for _, n := range in.Cluster {
 			nodes = append(nodes, KubernetesVersionNode{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
@@ -108,7 +110,7 @@ func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun bool) (TalosN
 // Create converges a new node: one booted from the image of the desired
 // version runs it already, and nothing happens.
 func (TalosNodeVersion) Create(ctx context.Context, req infer.CreateRequest[TalosNodeVersionArgs]) (infer.CreateResponse[TalosNodeVersionState], error) {
-	state, err := converge(ctx, req.Inputs, req.DryRun)
+	state, err := converge(ctx, req.Inputs, req.DryRun, false)
 	if err != nil {
 		// No ID: a failed create leaves nothing in the state.
 		return infer.CreateResponse[TalosNodeVersionState]{}, err
@@ -119,7 +121,7 @@ func (TalosNodeVersion) Create(ctx context.Context, req infer.CreateRequest[Talo
 // Update converges the node to the new version. A failure leaves the old
 // state (the old version) in place, so the next `up` tries this node again.
 func (TalosNodeVersion) Update(ctx context.Context, req infer.UpdateRequest[TalosNodeVersionArgs, TalosNodeVersionState]) (infer.UpdateResponse[TalosNodeVersionState], error) {
-	state, err := converge(ctx, req.Inputs, req.DryRun)
+	state, err := converge(ctx, req.Inputs, req.DryRun, true)
 	if err != nil {
 		return infer.UpdateResponse[TalosNodeVersionState]{}, err
 	}

@@ -251,6 +251,7 @@ func talosClusterArgs(c config.Config, plan config.Plan) *components.TalosCluste
 			Hostname: m.Hostname, Role: string(m.Role), ProxmoxNode: m.ProxmoxNode, VMID: m.VMID,
 			MAC: m.MAC, Address: m.Address.String(),
 			Cores: m.Size.Cores, MemoryMiB: m.Size.MemoryMiB, DiskGiB: m.Size.DiskGiB,
+			Rebuild: c.Nodes.Rebuild[m.Hostname],
 		})
 	}
 	for _, p := range render.ExtraPatches(c) {

@@ -33,7 +33,8 @@ type Membership struct {
 	// Declared are the nodes the stack declares now; Previous those it
 	// declared at the last run that reconciled (empty on the first).
 	Declared, Previous []Node
-	// Talosconfig and Kubeconfig are the cluster's admin credentials.
+	// Talosconfig and Kubeconfig are the cluster's admin credentials; with
+	// no Kubeconfig, the control planes issue one (KubeClient).
 	Talosconfig, Kubeconfig string
 	// Timeout bounds each wait (the Kubernetes API answering after a
 	// bootstrap, one node's reset); Poll is the interval between checks.
@@ -95,7 +96,12 @@ func (m Membership) Reconcile(ctx context.Context, dryRun bool) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	kc, err := kube.New(m.Kubeconfig)
+	var kc *kube.Client
+	if m.Kubeconfig != "" {
+		kc, err = kube.New(m.Kubeconfig)
+	} else {
+		kc, err = KubeClient(ctx, cfg, m.endpoints())
+	}
 	if err != nil {
 		return nil, err
 	}

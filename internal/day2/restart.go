@@ -260,3 +260,43 @@ func (c *clusterTurns) holders() string {
 	}
 	return fmt.Sprint(out)
 }
+
+// Leave takes the node's turn and removes it from the cluster for a
+// rebuild, as a lowered node count would (Membership: a graceful reset if
+// it answers, its etcd member by ID if it is gone, its Node object), after
+// checking that etcd keeps quorum. The turn is kept until Rejoined.
+func (r Restart) Leave(ctx context.Context) (err error) {
+	r = r.defaults()
+	if err := turns.take(ctx, r); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			turns.give(r)
+		}
+	}()
+	var staying []Node
+	for _, n := range r.Cluster {
+		if n.Hostname != r.Node.Hostname {
+			staying = append(staying, n)
+		}
+	}
+	if r.Node.ControlPlane && len(controlPlanes(staying)) == 0 {
+		return fmt.Errorf("rebuilding %s, the only control plane, would lose the cluster's state (etcd): add control planes first", r.who())
+	}
+	m := Membership{Declared: staying, Previous: r.Cluster, Talosconfig: r.Talosconfig,
+		Timeout: r.Timeout, Poll: r.Poll, Log: r.Log}
+	removed, err := m.Reconcile(ctx, false)
+	if err != nil {
+		return fmt.Errorf("removing %s before its rebuild: %w", r.who(), err)
+	}
+	r.log("%s left the cluster for its rebuild (removed: %v)", r.who(), removed)
+	return nil
+}
+
+// Rejoined waits until the rebuilt node answers, its Node is Ready and the
+// cluster is healthy with it (a control plane is a healthy etcd member
+// again), then gives the turn back.
+func (r Restart) Rejoined(ctx context.Context) error {
+	return r.After(ctx)
+}

@@ -244,6 +244,7 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, together (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes are upgraded in place, rolling: control planes one at a time, then workers "+workerParallel+", each after a health check",
 		"sda:cluster.kubernetesVersion: rolled over the running nodes as talosctl upgrade-k8s does, nothing reboots: kube-apiserver, then kube-controller-manager, then kube-scheduler on each control plane in turn, kube-proxy's image, then the kubelet node by node; one minor release at a time, and not in the same up as a change of the nodes",
+		"sda:nodes.rebuild.<hostname>: a changed number rebuilds that node: it leaves the cluster quorum-safely (a graceful reset, or its etcd member removed by ID when it is dead), its VM is recreated with the same name, ID and address, and it joins again, in its turn; nothing else changes",
 		"sda:nodes.*.diskGiB may grow; shrinking it, or changing sda:nodes.diskInterface, is refused for existing VMs before anything changes (the Proxmox provider would fail half way)",
 	)
 	return notes

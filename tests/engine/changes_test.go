@@ -94,17 +94,7 @@ func TestProdChanges(t *testing.T) {
 		}
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
-		var updated []string
-		for _, s := range res.Changed() {
-			if s.Op != "update" || s.Type != simulator.TokenVM {
-				t.Errorf("a size change may only update VMs; got %s of %s", s.Op, s.Name)
-			}
-			updated = append(updated, s.Name)
-		}
-		slices.Sort(updated)
-		if want := []string{"prod-cp1-vm", "prod-cp2-vm", "prod-cp3-vm"}; !slices.Equal(updated, want) {
-			t.Errorf("updated %v, want %v", updated, want)
-		}
+		assertRolledUpdate(t, res, "prod-cp1", "prod-cp2", "prod-cp3")
 		after, _ := simulator.ReadState(e.simDir)
 		reboots := after.Reboots[len(before.Reboots):]
 		if len(reboots) != 3 {
@@ -122,6 +112,56 @@ func TestProdChanges(t *testing.T) {
 			}
 		}
 		e.writeFaults(simulator.Faults{})
+		e.assertNoChanges(ctx)
+	})
+
+	t.Run("a worker resize rolls, workerParallelism at a time, drained and Ready", func(t *testing.T) {
+		e.t = t
+		e.writeFaults(simulator.Faults{RebootTime: "1s"})
+		e.cfg.Cluster.Upgrade.WorkerParallelism = 2
+		before, _ := simulator.ReadState(e.simDir)
+		mark := len(e.calls(0))
+		e.cfg.Nodes.Worker.MemoryMiB += 1024
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		assertRolledUpdate(t, res, "prod-worker1", "prod-worker2", "prod-worker3")
+		after, _ := simulator.ReadState(e.simDir)
+		reboots := after.Reboots[len(before.Reboots):]
+		if len(reboots) != 3 {
+			t.Fatalf("want 3 reboots (one per worker), got %+v", reboots)
+		}
+		for _, r := range reboots {
+			down := 0
+			for _, o := range reboots {
+				if o.Start.Before(r.End) && r.Start.Before(o.End) {
+					down++
+				}
+			}
+			if down > 2 {
+				t.Errorf("%d workers were down at once around %s's reboot, want at most workerParallelism 2", down, r.Name)
+			}
+		}
+		// Each worker was cordoned (its drain) before its VM update, and
+		// every node ends Ready and schedulable.
+		cordons := 0
+		for _, c := range e.calls(mark) {
+			if c.Provider == "kube-apiserver" && c.Method == "patch" && strings.HasPrefix(c.Name, "PATCH /api/v1/nodes/prod-worker") {
+				cordons++
+			}
+		}
+		if cordons < 6 {
+			t.Errorf("%d Node patches, want a cordon and an uncordon per worker (6)", cordons)
+		}
+		for _, c := range after.Clusters {
+			for _, n := range c.Nodes {
+				if n.Cordoned {
+					t.Errorf("%s is still cordoned", n.Name)
+				}
+			}
+		}
+		e.cfg.Cluster.Upgrade.WorkerParallelism = 0
+		e.writeFaults(simulator.Faults{})
+		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
 	})
 
@@ -307,4 +347,25 @@ func containsLine(lines []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// assertRolledUpdate checks that an up updated only the nodes' VMs and
+// the NodeDrain before and NodeReady after each of them.
+func assertRolledUpdate(t *testing.T, res *automation.Result, nodes ...string) {
+	t.Helper()
+	var updated, want []string
+	for _, s := range res.Changed() {
+		if s.Op != "update" {
+			t.Errorf("a size change may only update; got %s of %s", s.Op, s.Name)
+		}
+		updated = append(updated, s.Name)
+	}
+	for _, n := range nodes {
+		want = append(want, n+"-drain", n+"-ready", n+"-vm")
+	}
+	slices.Sort(updated)
+	slices.Sort(want)
+	if !slices.Equal(updated, want) {
+		t.Errorf("updated %v, want %v", updated, want)
+	}
 }

@@ -635,3 +635,57 @@ func setTalosVersions(t *testing.T, simDir, version string) {
 		t.Fatal(err)
 	}
 }
+
+// TestProdRebuildsADeadControlPlane: prod-cp1 (the bootstrap node) dies
+// for good and the user asks for it to be rebuilt (sda:nodes.rebuild
+// prod-cp1: 1). The up removes its etcd member by ID through a control
+// plane that answers (quorum kept: two of the other two members answer),
+// deletes its Node, replaces only its VM and configuration (same name, VM
+// ID and address), and ends with three healthy etcd members and every
+// Node back; the next preview is idle.
+func TestProdRebuildsADeadControlPlane(t *testing.T) {
+	e := newEnv(t, "prod")
+	ctx := testContext(t)
+	e.cfg.Cluster.Upgrade.PollSeconds = 1
+	e.up(ctx)
+	vmid := guestID(t, e.simDir, "prod-cp1")
+	stopGuest(t, e.simDir, vmid)
+	mark := len(e.calls(0))
+	e.cfg.Nodes.Rebuild = map[string]int{"prod-cp1": 1}
+	res := e.up(ctx)
+	var replaced []string
+	for _, s := range res.Changed() {
+		switch s.Op {
+		case "replace", "create-replacement", "delete-replaced":
+			replaced = append(replaced, s.Name)
+		case "update":
+			if s.Name != "prod-cp1-drain" && s.Name != "prod-cp1-ready" {
+				t.Errorf("the rebuild updated %s (%s)", s.Name, s.Type)
+			}
+		default:
+			t.Errorf("the rebuild did %s to %s", s.Op, s.Name)
+		}
+	}
+	slices.Sort(replaced)
+	replaced = slices.Compact(replaced)
+	if want := []string{"prod-cp1-config", "prod-cp1-vm"}; !slices.Equal(replaced, want) {
+		t.Errorf("replaced %v, want only %v", replaced, want)
+	}
+	var removal []string
+	for _, c := range e.calls(mark) {
+		if c.Provider == "talos-apid" && (c.Method == "EtcdRemoveMemberByID" || c.Method == "Reset") && c.Error == "" {
+			removal = append(removal, c.Method+" "+c.Name)
+		}
+	}
+	if len(removal) != 1 || !strings.HasPrefix(removal[0], "EtcdRemoveMemberByID 10.20.0.1") || removal[0] == "EtcdRemoveMemberByID 10.20.0.11" {
+		t.Errorf("want prod-cp1's member removed by ID through another control plane, got %q", removal)
+	}
+	st, _ := simulator.ReadState(e.simDir)
+	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"},
+		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13"})
+	if g := st.Guests[vmid]; g == nil || g.Name != "prod-cp1" || !g.Started {
+		t.Errorf("prod-cp1's VM %d is not back under its ID: %+v", vmid, g)
+	}
+	e.assertConsistent(e.open(ctx))
+	e.assertNoChanges(ctx)
+}
