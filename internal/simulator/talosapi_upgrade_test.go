@@ -220,8 +220,17 @@ func TestTalosAPIResetSequence(t *testing.T) {
 	// The last etcd member cannot leave: the reset fails on the node, which
 	// reboots and is back, configured, afterwards.
 	cp := f.cps[0]
-	noErr(t, c.Reset(client.WithNode(ctxTimeout(t), cp), true, false))
+	resp, err := c.ResetGenericWithResponse(client.WithNode(ctxTimeout(t), cp), &machine.ResetRequest{Graceful: true, Reboot: false, Mode: machine.ResetRequest_ALL})
+	noErr(t, err)
+	actor := resp.Messages[0].ActorId
 	st = f.state()
+	// The failure is published as the failed sequence, with the call's
+	// actor ID: the only word a client gets of it.
+	last := st.TalosEvents[len(st.TalosEvents)-1]
+	if last.ActorID != actor || last.Name != "reset" || last.Action != "noop" ||
+		!strings.Contains(last.Error, `error running phase 4 in reset sequence`) || !strings.Contains(last.Error, `task "leaveEtcd" failed: failed to leave cluster`) {
+		t.Fatalf("the failed reset published %+v (actor %s)", last, actor)
+	}
 	r = st.Reboots[len(st.Reboots)-1]
 	if r.Cause != `fatal sequencer error in "reset" sequence` || st.Machines[cp] == nil {
 		t.Fatalf("after the refused leave: reboot %+v, machine %v", r, st.Machines[cp] != nil)
@@ -233,4 +242,22 @@ func TestTalosAPIResetSequence(t *testing.T) {
 	if _, err := versionOf(t, c, cp); err != nil {
 		t.Fatalf("the control plane is not back after its failed reset: %v", err)
 	}
+}
+
+// Kubeconfig is served by control planes only: an admin kubeconfig for the
+// cluster's endpoint, signed by its Kubernetes CA, in a .tar.gz (what
+// machinery's client unpacks); a worker refuses it.
+func TestTalosAPIKubeconfig(t *testing.T) {
+	f := newTalosAPIFixture(t, 1, 1, true)
+	c := f.client(f.cc, f.cps[0])
+	raw, err := c.Kubeconfig(client.WithNode(ctxTimeout(t), f.cps[0]))
+	noErr(t, err)
+	cl := f.cluster()
+	for _, want := range []string{"server: " + cl.Endpoint, "certificate-authority-data: " + b64([]byte(cl.K8sCA)), "current-context: admin@" + cl.Name} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the kubeconfig lacks %q:\n%s", want, raw)
+		}
+	}
+	_, err = c.Kubeconfig(client.WithNode(ctxTimeout(t), f.workers[0]))
+	wantCode(t, err, codes.Unimplemented, "kubeconfig is only available on control plane nodes")
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -75,10 +74,7 @@ func run(m *testing.M) int {
 	// The engine finds pulumi-resource-<name> on PATH before any installed
 	// plugin; PULUMI_HOME keeps this run away from the user's plugins and
 	// credentials.
-	// SDA needs no talosctl or kubectl: its plugin speaks the Talos and
-	// Kubernetes APIs. Directories that hold either are left out of PATH,
-	// so no engine test can pass by using them.
-	os.Setenv("PATH", pluginDir+string(os.PathListSeparator)+withoutTools(os.Getenv("PATH"), "talosctl", "kubectl"))
+	os.Setenv("PATH", pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	os.Setenv("PULUMI_HOME", filepath.Join(tmp, "pulumi-home"))
 	os.Setenv("PULUMI_CONFIG_PASSPHRASE", "engine-test-passphrase")
 	os.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
@@ -96,26 +92,27 @@ func run(m *testing.M) int {
 	}()
 	talosAPIProxy = "http://" + lis.Addr().String()
 	os.Setenv("HTTPS_PROXY", talosAPIProxy)
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		code = checkForbiddenTools()
+	}
+	return code
 }
 
-// withoutTools is the PATH list without the directories that hold any of
-// the tools.
-func withoutTools(path string, tools ...string) string {
-	var keep []string
-	for _, dir := range filepath.SplitList(path) {
-		has := false
-		for _, t := range tools {
-			if _, err := os.Stat(filepath.Join(dir, t)); err == nil {
-				fmt.Fprintf(os.Stderr, "engine tests: leaving %s out of PATH (it holds %s)\n", dir, t)
-				has = true
-			}
-		}
-		if !has {
-			keep = append(keep, dir)
-		}
+// forbiddenTools are the CLIs SDA must not run; forbiddenLog, in the
+// plugin directory, records every run of their stand-ins.
+var forbiddenTools = []string{"talosctl", "kubectl"}
+
+const forbiddenLog = "forbidden-tools.log"
+
+// checkForbiddenTools fails the run when anything ran a forbidden tool.
+func checkForbiddenTools() int {
+	data, err := os.ReadFile(filepath.Join(pluginDir, forbiddenLog))
+	if err != nil || len(data) == 0 {
+		return 0
 	}
-	return strings.Join(keep, string(os.PathListSeparator))
+	fmt.Fprintf(os.Stderr, "engine tests: talosctl or kubectl was run, which SDA must not need:\n%s", data)
+	return 1
 }
 
 // buildPlugins builds cmd/pulumi-sim once and links it under the provider
@@ -141,6 +138,16 @@ func buildPlugins(dir string) error {
 	prov.Dir = filepath.Join(repoRoot, "provider")
 	if out, err := prov.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the sda plugin (provider/): %v\n%s", err, out)
+	}
+	// SDA needs no talosctl or kubectl: its plugin speaks the Talos and
+	// Kubernetes APIs. Stand-ins first on PATH shadow any installed ones,
+	// fail, and leave a record that fails the whole run (forbiddenTools).
+	for _, tool := range forbiddenTools {
+		script := fmt.Sprintf("#!/bin/sh\necho \"$0 $*\" >> %q\necho \"engine tests: SDA ran %s, which it must not need\" >&2\nexit 1\n",
+			filepath.Join(dir, forbiddenLog), tool)
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o755); err != nil {
+			return err
+		}
 	}
 	// The simulated pct and pvesh that remote commands run.
 	for _, name := range simulator.CLIs {
