@@ -313,6 +313,9 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
+	// Everything that reads the node's address (the cluster's health
+	// checks) waits for it to be back and uncordoned after a restart.
+	addressAfter := []any{machineVM.ID()}
 	if roll != nil {
 		var ready nodeRestartResource
 		if err := ctx.RegisterResource(NodeReadyType, name+"-ready", roll, &ready, parent,
@@ -320,6 +323,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
 			return nil, err
 		}
+		addressAfter = append(addressAfter, ready.ID())
 	}
 
 	applyAfter := append([]pulumi.Resource{machineVM}, args.ApplyAfter...)
@@ -330,7 +334,10 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		// Always the node's own address: the VIP is not up before bootstrap.
 		Node:     pulumi.String(address),
 		Endpoint: pulumi.String(address),
-	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor), rebuildTrigger,
+	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor),
+		// Replaced with its VM on a rebuild: the old one (whose delete does
+		// nothing on the node) goes first, as the VM's does.
+		rebuildTrigger, pulumi.DeleteBeforeReplace(true),
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
 	if err != nil {
 		return nil, err
@@ -342,7 +349,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	comp.Role = pulumi.String(m.Role).ToStringOutput()
 	// Address and VM ID are read through the resources so that dependents
 	// wait for the VM (and the configuration) to exist.
-	comp.Address = pulumi.All(machineVM.ID(), applied.ID()).ApplyT(func([]any) string { return address }).(pulumi.StringOutput)
+	comp.Address = pulumi.All(append(addressAfter, applied.ID())...).ApplyT(func([]any) string { return address }).(pulumi.StringOutput)
 	comp.VMID = machineVM.VmId
 	comp.MachineConfiguration = pulumi.ToSecret(applied.MachineConfiguration).(pulumi.StringOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{

@@ -53,15 +53,8 @@ func (r *ClusterMembers) Annotate(a infer.Annotator) {
 }
 
 func (a ClusterMembersArgs) membership(ctx context.Context, previous []TalosNodeVersionPeer) day2.Membership {
-	peers := func(ps []TalosNodeVersionPeer) []day2.Node {
-		var out []day2.Node
-		for _, n := range ps {
-			out = append(out, day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
-		}
-		return out
-	}
 	return day2.Membership{
-		Declared: peers(a.Nodes), Previous: peers(previous),
+		Declared: dayNodes(a.Nodes), Previous: dayNodes(previous),
 		Talosconfig: a.Talosconfig, Kubeconfig: a.Kubeconfig,
 		Timeout: time.Duration(a.TimeoutSeconds) * time.Second,
 		Poll:    time.Duration(a.PollSeconds) * time.Second,

@@ -20,10 +20,10 @@ import (
 // Ready, uncordons it, gates again and gives the turn back
 // (internal/day2 Restart). Creating them does nothing, so new nodes are
 // created in parallel.
-type NodeDrain struct{}
+type NodeDrain struct{ nodeRestartHalf }
 
 // NodeReady is NodeDrain's other half.
-type NodeReady struct{}
+type NodeReady struct{ nodeRestartHalf }
 
 // NodeRestartArgs are the node, what restarts it, and what the gates need.
 type NodeRestartArgs struct {
@@ -69,9 +69,7 @@ func (a NodeRestartArgs) restart(ctx context.Context) day2.Restart {
 		Poll:        time.Duration(a.PollSeconds) * time.Second,
 		Log:         func(line string) { p.GetLogger(ctx).InfoStatus(line) },
 	}
-	for _, n := range a.Cluster {
-		r.Cluster = append(r.Cluster, day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
-	}
+	r.Cluster = dayNodes(a.Cluster)
 	return r
 }
 
@@ -88,57 +86,48 @@ func restartDiff(in NodeRestartArgs, state NodeRestartState) infer.DiffResponse 
 	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff}
 }
 
-func (NodeDrain) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
+// nodeRestartHalf is what both halves do alike: creating one does
+// nothing (a new node restarts nothing), and so does deleting one.
+type nodeRestartHalf struct{}
+
+func (nodeRestartHalf) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
 	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{req.Inputs}}, nil
 }
 
-func (NodeDrain) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
+func (nodeRestartHalf) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
 	return restartDiff(req.Inputs, req.State), nil
 }
 
-// Update drains the node before its VM update restarts it. A failure
-// leaves the old state: the next `up` drains it again.
+func (nodeRestartHalf) Delete(context.Context, infer.DeleteRequest[NodeRestartState]) (infer.DeleteResponse, error) {
+	return infer.DeleteResponse{}, nil
+}
+
+// update runs the half's step (restart, or rebuild when the rebuild
+// number changed), except in preview. A failure leaves the old state: the
+// next `up` runs the step again.
+func update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState],
+	restart, rebuild func(day2.Restart) func(context.Context) error) (infer.UpdateResponse[NodeRestartState], error) {
+	if !req.DryRun {
+		step := restart
+		if req.Inputs.Rebuild != req.State.Rebuild {
+			step = rebuild
+		}
+		if err := step(req.Inputs.restart(ctx))(ctx); err != nil {
+			return infer.UpdateResponse[NodeRestartState]{}, err
+		}
+	}
+	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+}
+
+// Update drains the node before its VM update restarts it, or removes it
+// from the cluster before its rebuild.
 func (NodeDrain) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
-	if !req.DryRun {
-		r := req.Inputs.restart(ctx)
-		step := r.Before
-		if req.Inputs.Rebuild != req.State.Rebuild {
-			step = r.Leave
-		}
-		if err := step(ctx); err != nil {
-			return infer.UpdateResponse[NodeRestartState]{}, err
-		}
-	}
-	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+	return update(ctx, req, func(r day2.Restart) func(context.Context) error { return r.Before },
+		func(r day2.Restart) func(context.Context) error { return r.Leave })
 }
 
-func (NodeDrain) Delete(context.Context, infer.DeleteRequest[NodeRestartState]) (infer.DeleteResponse, error) {
-	return infer.DeleteResponse{}, nil
-}
-
-func (NodeReady) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
-	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{req.Inputs}}, nil
-}
-
-func (NodeReady) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
-	return restartDiff(req.Inputs, req.State), nil
-}
-
-// Update waits for the restarted node and uncordons it.
+// Update waits for the restarted (or rebuilt) node and uncordons it.
 func (NodeReady) Update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRestartState]) (infer.UpdateResponse[NodeRestartState], error) {
-	if !req.DryRun {
-		r := req.Inputs.restart(ctx)
-		step := r.After
-		if req.Inputs.Rebuild != req.State.Rebuild {
-			step = r.Rejoined
-		}
-		if err := step(ctx); err != nil {
-			return infer.UpdateResponse[NodeRestartState]{}, err
-		}
-	}
-	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
-}
-
-func (NodeReady) Delete(context.Context, infer.DeleteRequest[NodeRestartState]) (infer.DeleteResponse, error) {
-	return infer.DeleteResponse{}, nil
+	return update(ctx, req, func(r day2.Restart) func(context.Context) error { return r.After },
+		func(r day2.Restart) func(context.Context) error { return r.Rejoined })
 }

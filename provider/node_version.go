@@ -52,6 +52,15 @@ type TalosNodeVersionPeer struct {
 	ControlPlane bool   `pulumi:"controlPlane,optional"`
 }
 
+// dayNodes are declared nodes as internal/day2 takes them.
+func dayNodes(ps []TalosNodeVersionPeer) []day2.Node {
+	var out []day2.Node
+	for _, n := range ps {
+		out = append(out, day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
+	}
+	return out
+}
+
 // TalosNodeVersionState adds what the node reported.
 type TalosNodeVersionState struct {
 	TalosNodeVersionArgs
@@ -75,9 +84,7 @@ func (a TalosNodeVersionArgs) upgrade(ctx context.Context) day2.Upgrade {
 		Poll:        time.Duration(a.PollSeconds) * time.Second,
 		Log:         func(line string) { p.GetLogger(ctx).InfoStatus(line) },
 	}
-	for _, n := range a.Cluster {
-		u.Cluster = append(u.Cluster, day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
-	}
+	u.Cluster = dayNodes(a.Cluster)
 	return u
 }
 

@@ -119,6 +119,7 @@ func TestProdChanges(t *testing.T) {
 		e.t = t
 		e.writeFaults(simulator.Faults{RebootTime: "1s"})
 		e.cfg.Cluster.Upgrade.WorkerParallelism = 2
+		defer func() { e.cfg.Cluster.Upgrade.WorkerParallelism = 0 }()
 		before, _ := simulator.ReadState(e.simDir)
 		mark := len(e.calls(0))
 		e.cfg.Nodes.Worker.MemoryMiB += 1024
@@ -159,7 +160,6 @@ func TestProdChanges(t *testing.T) {
 				}
 			}
 		}
-		e.cfg.Cluster.Upgrade.WorkerParallelism = 0
 		e.writeFaults(simulator.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)

@@ -454,7 +454,8 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 			}
 		}
 		assertComponentImages(t, e.simDir, "v1.35.1")
-		assertManifestsSynced(t, e.simDir, "v1.35.1")
+		// prod runs Cilium in place of kube-proxy: CoreDNS is Talos's.
+		assertManifestsSynced(t, e.simDir, "v1.35.1", "coredns")
 		e.writeFaults(simulator.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
@@ -530,38 +531,45 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		e.cfg.Cluster.Upgrade.TimeoutSeconds = 0
 		e.up(ctx)
 		assertComponentImages(t, e.simDir, "v1.35.3")
-		assertManifestsSynced(t, e.simDir, "v1.35.3")
+		assertManifestsSynced(t, e.simDir, "v1.35.3", "coredns")
 	})
 }
 
 // assertManifestsSynced checks that Talos's bootstrap manifests were
-// applied to the cluster after the roll (as upgrade-k8s syncs them):
-// kube-proxy's DaemonSet runs the new version's image, and CoreDNS's
-// Deployment was applied by Talos's field manager.
-func assertManifestsSynced(t *testing.T, simDir, version string) {
+// applied to the cluster after the roll (as upgrade-k8s syncs them) by
+// Talos's field manager: exactly the want objects of CoreDNS's Deployment
+// ("coredns"), Flannel's and kube-proxy's DaemonSets, the last on the new
+// version's image.
+func assertManifestsSynced(t *testing.T, simDir, version string, want ...string) {
 	t.Helper()
 	st := readSim(t, simDir)
+	objects := map[string]string{
+		"apps/v1/deployments/kube-system/coredns":     "coredns",
+		"apps/v1/daemonsets/kube-system/kube-flannel": "kube-flannel",
+		"apps/v1/daemonsets/kube-system/kube-proxy":   "kube-proxy",
+	}
 	var found []string
 	for _, c := range st.Clusters {
 		for key, o := range c.KubeObjects {
-			switch key {
-			case "apps/v1/daemonsets/kube-system/kube-proxy":
+			name, ok := objects[key]
+			if !ok {
+				continue
+			}
+			if _, ok := o.Managers["talos"]; !ok {
+				t.Errorf("%s has managers %v, want talos among them", key, o.Managers)
+			}
+			if name == "kube-proxy" {
 				image := fmt.Sprint(get(o.Object, "spec", "template", "spec", "containers", 0, "image"))
 				if !strings.HasSuffix(image, ":"+version) {
 					t.Errorf("kube-proxy's DaemonSet runs %s, want %s", image, version)
 				}
-				found = append(found, "kube-proxy")
-			case "apps/v1/deployments/kube-system/coredns":
-				if _, ok := o.Managers["talos"]; !ok {
-					t.Errorf("CoreDNS's Deployment has managers %v, want talos among them", o.Managers)
-				}
-				found = append(found, "coredns")
 			}
+			found = append(found, name)
 		}
 	}
 	slices.Sort(found)
-	if !slices.Equal(found, []string{"coredns", "kube-proxy"}) {
-		t.Errorf("synced objects %v, want CoreDNS's Deployment and kube-proxy's DaemonSet", found)
+	if !slices.Equal(found, want) {
+		t.Errorf("synced objects %v, want %v", found, want)
 	}
 }
 
@@ -620,6 +628,8 @@ func TestDevKubernetesSkippedMinorRefused(t *testing.T) {
 	setTalosVersions(t, e.simDir, "v1.12.0")
 	e.up(ctx)
 	assertComponentImages(t, e.simDir, "v1.34.2")
+	// dev runs Flannel and kube-proxy: both bootstrap manifests are synced.
+	assertManifestsSynced(t, e.simDir, "v1.34.2", "coredns", "kube-flannel", "kube-proxy")
 }
 
 // setTalosVersions makes every simulated node run version, as nodes would
