@@ -1,6 +1,8 @@
 package components
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -389,7 +391,8 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	// node by node, drained and health-gated (TalosNodeRoll).
 	up := args.upgradeSettings()
 	roll := &TalosNodeRoll{ClusterName: args.ClusterName, Cluster: ordered, Talosconfig: talosconfig,
-		WorkerParallelism: up.WorkerParallelism, TimeoutSeconds: up.TimeoutSeconds, PollSeconds: up.PollSeconds}
+		WorkerParallelism: up.WorkerParallelism, TimeoutSeconds: up.TimeoutSeconds, PollSeconds: up.PollSeconds,
+		RebootingPatches: rebootingPatches(args.Patches)}
 	var firstControlPlane *TalosNode
 	for _, m := range ordered {
 		m := m
@@ -512,6 +515,23 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		return nil, err
 	}
 	return comp, nil
+}
+
+// rebootingPatches identifies the patches Talos applies only with a
+// reboot: a digest of their names and contents, "" when there are none.
+func rebootingPatches(patches []TalosPatch) string {
+	h := sha256.New()
+	n := 0
+	for _, p := range patches {
+		if len(talospatch.RebootingPatchFields(p.Content)) > 0 {
+			fmt.Fprintf(h, "%s\x00%s\x00", p.Name, p.Content)
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // nodeResourceName names a node's component after the cluster component:

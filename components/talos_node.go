@@ -110,6 +110,10 @@ type TalosNodeRoll struct {
 	WorkerParallelism int
 	TimeoutSeconds    int
 	PollSeconds       int
+	// RebootingPatches identifies the cluster's patches that Talos applies
+	// only with a reboot (talospatch.RebootingPatchFields), "" for none:
+	// a change of them is a restart to roll.
+	RebootingPatches string
 }
 
 // NodeDrainType and NodeReadyType are the two halves of a rolled restart,
@@ -223,11 +227,17 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		nic.Mtu = pulumi.Int(nw.MTU)
 	}
 	// The settings whose change makes the Proxmox provider reboot the VM
-	// (guestchange.RebootKeys that SDA sets): a new value is a restart
-	// that NodeDrain and NodeReady roll.
+	// (guestchange.RebootKeys that SDA sets), and the cluster's patches
+	// that Talos applies only with a reboot: a new value is a restart that
+	// NodeDrain and NodeReady roll (the configuration apply runs between
+	// them, so a rebooting apply is rolled too).
 	restartSpec := pulumi.All(args.Bridge).ApplyT(func(v []any) string {
-		return fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
+		spec := fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
 			m.Cores, cpuType, m.MemoryMiB, v[0], m.MAC, nw.MTU, address, nw.PrefixLen, nw.Gateway, nw.Domain)
+		if args.Roll != nil && args.Roll.RebootingPatches != "" {
+			spec += " patches=" + args.Roll.RebootingPatches
+		}
+		return spec
 	}).(pulumi.StringOutput)
 	rebuildTrigger := pulumi.ReplacementTrigger(pulumi.String(fmt.Sprintf("%s#%d", m.Hostname, max(m.Rebuild, 0))))
 	vmAfter := args.VMAfter
@@ -313,19 +323,6 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
-	// Everything that reads the node's address (the cluster's health
-	// checks) waits for it to be back and uncordoned after a restart.
-	addressAfter := []any{machineVM.ID()}
-	if roll != nil {
-		var ready nodeRestartResource
-		if err := ctx.RegisterResource(NodeReadyType, name+"-ready", roll, &ready, parent,
-			pulumi.DependsOn([]pulumi.Resource{machineVM}),
-			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-			return nil, err
-		}
-		addressAfter = append(addressAfter, ready.ID())
-	}
-
 	applyAfter := append([]pulumi.Resource{machineVM}, args.ApplyAfter...)
 	applied, err := machine.NewConfigurationApply(ctx, name+"-config", &machine.ConfigurationApplyArgs{
 		ClientConfiguration:       args.ClientConfiguration,
@@ -341,6 +338,19 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
 	if err != nil {
 		return nil, err
+	}
+
+	// Everything that reads the node's address (the cluster's health
+	// checks) waits for it to be back and uncordoned after a restart.
+	addressAfter := []any{machineVM.ID()}
+	if roll != nil {
+		var ready nodeRestartResource
+		if err := ctx.RegisterResource(NodeReadyType, name+"-ready", roll, &ready, parent,
+			pulumi.DependsOn([]pulumi.Resource{machineVM, applied}),
+			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
+			return nil, err
+		}
+		addressAfter = append(addressAfter, ready.ID())
 	}
 
 	comp.VM = machineVM

@@ -165,6 +165,39 @@ func TestProdChanges(t *testing.T) {
 		e.assertNoChanges(ctx)
 	})
 
+	t.Run("a patch Talos applies only with a reboot rolls over every node", func(t *testing.T) {
+		e.t = t
+		e.writeFaults(simulator.Faults{RebootTime: "1s"})
+		defer func() { e.writeFaults(simulator.Faults{}) }()
+		before, _ := simulator.ReadState(e.simDir)
+		e.cfg.Cluster.Patches = append(e.cfg.Cluster.Patches, "machine:\n  env:\n    SDA_ROLL_TEST: \"1\"\n")
+		res := e.up(ctx)
+		assertNoReplacement(t, res)
+		after, _ := simulator.ReadState(e.simDir)
+		reboots := after.Reboots[len(before.Reboots):]
+		var names []string
+		for i, r := range reboots {
+			names = append(names, r.Name)
+			for _, o := range reboots[i+1:] {
+				if r.Overlaps(o) {
+					t.Errorf("%s and %s were down at the same time (default workerParallelism 1)", r.Name, o.Name)
+				}
+			}
+		}
+		slices.Sort(names)
+		if want := []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"}; !slices.Equal(names, want) {
+			t.Errorf("rebooted %v, want each node once: %v", names, want)
+		}
+		for _, c := range after.Clusters {
+			for _, n := range c.Nodes {
+				if n.Cordoned {
+					t.Errorf("%s is still cordoned", n.Name)
+				}
+			}
+		}
+		e.assertNoChanges(ctx)
+	})
+
 	t.Run("a shrinking disk is refused before anything changes", func(t *testing.T) {
 		e.t = t
 		saved := e.cfg.Nodes.Worker.DiskGiB
