@@ -396,6 +396,11 @@ type TalosMachine struct {
 	// it to every image as the virtual extension "schematic" (see
 	// extensionStatuses); set like Version.
 	Schematic string `json:"schematic,omitempty"`
+	// KubeletStoppedUntil is when a machine whose graceful reset failed
+	// gets its kubelet back: the reset had already removed its pods and
+	// stopped the kubelet before etcd refused the leave, and only the
+	// reboot after the failed sequence starts it again (zero: running).
+	KubeletStoppedUntil time.Time `json:"kubeletStoppedUntil,omitempty"`
 	// Config is the machine configuration the node runs (YAML), from the
 	// last apply that took effect (not a staged one).
 	Config string `json:"config,omitempty"`

@@ -873,6 +873,10 @@ func (tx *Tx) resetMachine(m *TalosMachine, graceful, reboot bool, f Faults) err
 				start := now.Add(f.FatalReboot())
 				tx.State.Reboots = append(tx.State.Reboots, Reboot{VMID: g.VMID, Kind: "qemu", Name: g.Name,
 					Cause: `fatal sequencer error in "reset" sequence`, Start: start, End: start.Add(f.RebootDuration())})
+				// The phases before "leave" ran: "cleanup" removed every pod
+				// and stopped the kubelet (v1alpha1_sequencer.go:258-341,
+				// RemoveAllPods), until the node boots again.
+				m.KubeletStoppedUntil = start.Add(f.RebootDuration())
 				return fmt.Errorf("failed to leave cluster: %w", err)
 			}
 		}
@@ -1282,13 +1286,17 @@ func blocked(m *TalosMachine) string {
 }
 
 // nodeReady is the Node's Ready condition: its machine is configured into
-// the cluster and answering, and pods have a network (a CNI).
+// the cluster and answering, its kubelet runs (see KubeletStoppedUntil),
+// and pods have a network (a CNI).
 func (tx *Tx) nodeReady(c *TalosCluster, n *K8sNode, now time.Time) bool {
 	m := tx.State.Machines[n.Address]
 	if m == nil || m.ClusterID != c.ID {
 		return false
 	}
 	if _, err := tx.talosUp(n.Address, now); err != nil {
+		return false
+	}
+	if now.Before(m.KubeletStoppedUntil) {
 		return false
 	}
 	return c.CNI != "none" || c.hasCNI()

@@ -99,7 +99,7 @@ func (a *talosAPI) Containers(ctx context.Context, in *machine.ContainersRequest
 		}
 		out := &machine.Container{}
 		if in.GetNamespace() == constants.SystemContainerdNamespace {
-			if !restarting("kubelet") {
+			if !restarting("kubelet") && !nc.now.Before(m.KubeletStoppedUntil) {
 				out.Containers = append(out.Containers, &machine.ContainerInfo{Namespace: constants.SystemContainerdNamespace,
 					Id: "kubelet", Image: componentImage(m, doc, "kubelet"), Status: "RUNNING"})
 			}

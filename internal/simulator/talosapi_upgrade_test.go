@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/cosi-project/runtime/pkg/safe"
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
 	talosruntime "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 	"google.golang.org/grpc/codes"
 )
@@ -231,6 +233,13 @@ func TestTalosAPIResetSequence(t *testing.T) {
 		!strings.Contains(last.Error, `error running phase 4 in reset sequence`) || !strings.Contains(last.Error, `task "leaveEtcd" failed: failed to leave cluster`) {
 		t.Fatalf("the failed reset published %+v (actor %s)", last, actor)
 	}
+	// Until that reboot the node is degraded: its pods were removed and its
+	// kubelet stopped before etcd refused the leave.
+	cs, err := c.Containers(client.WithNode(ctxTimeout(t), cp), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
+	noErr(t, err)
+	if n := len(cs.Messages[0].Containers); n != 0 {
+		t.Fatalf("the kubelet still runs after the failed reset: %+v", cs.Messages[0].Containers)
+	}
 	r = st.Reboots[len(st.Reboots)-1]
 	if r.Cause != `fatal sequencer error in "reset" sequence` || st.Machines[cp] == nil {
 		t.Fatalf("after the refused leave: reboot %+v, machine %v", r, st.Machines[cp] != nil)
@@ -241,6 +250,11 @@ func TestTalosAPIResetSequence(t *testing.T) {
 	time.Sleep(time.Until(r.End) + 50*time.Millisecond)
 	if _, err := versionOf(t, c, cp); err != nil {
 		t.Fatalf("the control plane is not back after its failed reset: %v", err)
+	}
+	cs, err = c.Containers(client.WithNode(ctxTimeout(t), cp), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
+	noErr(t, err)
+	if n := len(cs.Messages[0].Containers); n != 1 {
+		t.Fatalf("the kubelet is not back after the reboot: %+v", cs.Messages[0].Containers)
 	}
 }
 
