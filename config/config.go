@@ -218,8 +218,8 @@ type Nodes struct {
 	// number (from 0, its implicit value) makes the next `up` remove it
 	// from the cluster quorum-safely, recreate its VM with the same name,
 	// ID and address, and join it again, touching nothing else. Keep the
-	// entry afterwards: any change of the number is a rebuild (removing
-	// the entry is a change back to 0).
+	// entry afterwards: the plugin refuses a lowered number (or a removed
+	// entry, which is 0), since any change of it would rebuild the node.
 	Rebuild map[string]int `json:"rebuild,omitempty"`
 }
 

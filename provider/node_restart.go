@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	p "github.com/pulumi/pulumi-go-provider"
@@ -117,6 +118,23 @@ func update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRe
 		}
 	}
 	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+}
+
+// Check refuses a lowered rebuild number before anything changes (also in
+// preview): the VM's replacement trigger compares the numbers, so going
+// back (or dropping the entry, which is 0) would rebuild the node again.
+func (NodeDrain) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckResponse[NodeRestartArgs], error) {
+	in, failures, err := infer.DefaultCheck[NodeRestartArgs](ctx, req.NewInputs)
+	if err != nil || len(failures) > 0 || req.OldInputs.Len() == 0 {
+		return infer.CheckResponse[NodeRestartArgs]{Inputs: in, Failures: failures}, err
+	}
+	old, _, err := infer.DefaultCheck[NodeRestartArgs](ctx, req.OldInputs)
+	if err == nil && in.Rebuild < old.Rebuild {
+		failures = append(failures, p.CheckFailure{Property: "rebuild", Reason: fmt.Sprintf(
+			"sda:nodes.rebuild.%s went from %d to %d: any change of the number rebuilds %s (its VM is replaced); keep %d, or raise it to %d to rebuild it again",
+			in.Hostname, old.Rebuild, in.Rebuild, in.Hostname, old.Rebuild, old.Rebuild+1)})
+	}
+	return infer.CheckResponse[NodeRestartArgs]{Inputs: in, Failures: failures}, nil
 }
 
 // Update drains the node before its VM update restarts it, or removes it

@@ -698,4 +698,12 @@ func TestProdRebuildsADeadControlPlane(t *testing.T) {
 	}
 	e.assertConsistent(e.open(ctx))
 	e.assertNoChanges(ctx)
+
+	// Dropping the entry would change the trigger back and rebuild prod-cp1
+	// again: refused in preview, naming the key and the fix.
+	e.cfg.Nodes.Rebuild = nil
+	want := "sda:nodes.rebuild.prod-cp1 went from 1 to 0: any change of the number rebuilds prod-cp1 (its VM is replaced); keep 1"
+	if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("preview with the entry dropped: want the refusal %q, got %v", want, err)
+	}
 }
