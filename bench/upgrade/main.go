@@ -10,6 +10,11 @@
 //     down for -restart while it restarts on its new image; minimum =
 //     restarting steps × restart (every static pod on every control plane,
 //     then every kubelet, one at a time as upgrade-k8s goes).
+//   - -what resize: the workers' memory raised by -memory MiB
+//     (sda:nodes.worker.memoryMiB), which Proxmox applies only with a
+//     reboot of each worker's VM (-reboot), rolled by SDA's NodeDrain and
+//     NodeReady -parallelism workers at a time; minimum = batches × reboot
+//     (batches = workers / parallelism, rounded up).
 //
 // Run it through bench/upgrade.sh. It prints a Markdown table
 // (docs/benchmarks.md).
@@ -34,17 +39,22 @@ func main() {
 	root := flag.String("dir", ".", "project directory")
 	reboot := flag.Duration("reboot", 10*time.Second, "how long a node is down while it reboots into the new release")
 	restart := flag.Duration("restart", 2*time.Second, "how long a Kubernetes component is down while it restarts on a new image (-what kubernetes)")
-	what := flag.String("what", "talos", "talos or kubernetes")
+	what := flag.String("what", "talos", "talos, kubernetes or resize")
+	memory := flag.Int("memory", 1024, "MiB added to each worker's memory (-what resize)")
+	parallelism := flag.Int("parallelism", 1, "sda:cluster.upgrade.workerParallelism (-what resize)")
 	runs := flag.Int("runs", 1, "runs; the table shows the fastest")
 	flag.Parse()
-	if *what != "talos" && *what != "kubernetes" {
-		fmt.Fprintln(os.Stderr, "bench: -what talos or -what kubernetes")
+	if *what != "talos" && *what != "kubernetes" && *what != "resize" {
+		fmt.Fprintln(os.Stderr, "bench: -what talos, -what kubernetes or -what resize")
 		os.Exit(2)
+	}
+	if *parallelism < 1 {
+		*parallelism = 1
 	}
 	var best time.Duration
 	var steps int
 	for i := 0; i < *runs; i++ {
-		t, n, err := measure(*root, *what, *reboot, *restart)
+		t, n, err := measure(*root, *what, *reboot, *restart, *memory, *parallelism)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -53,6 +63,14 @@ func main() {
 		if best == 0 || t < best {
 			best, steps = t, n
 		}
+	}
+	if *what == "resize" {
+		batches := (steps + *parallelism - 1) / *parallelism
+		minimum := time.Duration(batches) * *reboot
+		fmt.Printf("| workers | workerParallelism | reboot per worker (s) | sequential minimum (s) | rolling resize `up` T (s) | T / minimum |\n")
+		fmt.Printf("| ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.1f | %.2f |\n", steps, *parallelism, reboot.Seconds(), minimum.Seconds(), best.Seconds(), best.Seconds()/minimum.Seconds())
+		return
 	}
 	per, unit := *reboot, "| nodes | reboot per node (s) |"
 	if *what == "kubernetes" {
@@ -65,8 +83,9 @@ func main() {
 }
 
 // measure runs the two ups and returns the second's wall time and its
-// number of sequential steps (nodes rebooted, or components restarted).
-func measure(root, what string, reboot, restart time.Duration) (time.Duration, int, error) {
+// number of steps (nodes rebooted, components restarted, or workers
+// resized).
+func measure(root, what string, reboot, restart time.Duration, memory, parallelism int) (time.Duration, int, error) {
 	tmp, err := os.MkdirTemp("", "sda-bench-upgrade-")
 	if err != nil {
 		return 0, 0, err
@@ -102,6 +121,7 @@ func measure(root, what string, reboot, restart time.Duration) (time.Duration, i
 	}
 	// Checks every second: the poll adds up to a second per node.
 	cfg.Cluster.Upgrade.PollSeconds = 1
+	cfg.Cluster.Upgrade.WorkerParallelism = parallelism
 	open := func() (*automation.Deployment, error) {
 		return automation.Open(ctx, automation.Options{
 			ProjectDir: root, Stack: "prod", Program: stacks.Program, Config: &cfg,
@@ -111,7 +131,10 @@ func measure(root, what string, reboot, restart time.Duration) (time.Duration, i
 				"sda:sshPrivateKey":  {Value: "bench-key", Secret: true},
 			},
 			Home: filepath.Join(tmp, "home"),
-			Env:  map[string]string{simulator.StateDirEnv: simDir, "HTTPS_PROXY": proxy},
+			// HOME: SDA's plugin pins the simulated Proxmox nodes' host
+			// keys in $HOME/.ssh/known_hosts, which must not be the user's.
+			Env: map[string]string{simulator.StateDirEnv: simDir, "HTTPS_PROXY": proxy,
+				"HOME": filepath.Join(tmp, "user")},
 		})
 	}
 	d, err := open()
@@ -122,10 +145,13 @@ func measure(root, what string, reboot, restart time.Duration) (time.Duration, i
 		return 0, 0, err
 	}
 	faults := simulator.Faults{AgentWaitScale: 0.001, RebootTime: reboot.String()}
-	if what == "kubernetes" {
+	switch what {
+	case "kubernetes":
 		faults = simulator.Faults{AgentWaitScale: 0.001, ComponentRestartTime: restart.String()}
 		cfg.Cluster.KubernetesVersion = "v1.35.1"
-	} else {
+	case "resize":
+		cfg.Nodes.Worker.MemoryMiB += memory
+	default:
 		cfg.Cluster.TalosVersion = "v1.12.1"
 	}
 	if err := simulator.WriteFaults(simDir, faults); err != nil {
@@ -145,6 +171,10 @@ func measure(root, what string, reboot, restart time.Duration) (time.Duration, i
 	}
 	if what == "kubernetes" {
 		return took, kubernetesSteps(st, start, took), nil
+	}
+	if what == "resize" {
+		n, err := resizeSteps(st, start, took, cfg.Nodes.Worker.MemoryMiB)
+		return took, n, err
 	}
 	// Where the time went: before the first reboot, and between one node's
 	// return and the next node's reboot (the health checks and the engine).
@@ -182,4 +212,60 @@ func kubernetesSteps(st *simulator.State, start time.Time, took time.Duration) i
 	}
 	fmt.Fprintf(os.Stderr, "  after the last restart: %.2fs\n", start.Add(took).Sub(prev).Seconds())
 	return steps
+}
+
+// resizeSteps prints where the resize's time went (per worker: the time
+// from the last return before its reboot, or the up's start, to its
+// reboot; the reboot; and after the last return) and checks that every
+// worker, and nothing else, was resized and rebooted once.
+func resizeSteps(st *simulator.State, start time.Time, took time.Duration, memory int) (int, error) {
+	prev := start
+	var ends []time.Time
+	rebooted := map[string]int{}
+	var reboots time.Duration // the time at least one worker was down
+	var downUntil time.Time
+	for _, r := range st.Reboots {
+		if r.Start.Before(start) {
+			continue
+		}
+		rebooted[r.Name]++
+		from := r.Start
+		if from.Before(downUntil) {
+			from = downUntil
+		}
+		if r.End.After(from) {
+			reboots += r.End.Sub(from)
+			downUntil = r.End
+		}
+		since := start
+		for _, e := range ends {
+			if !e.After(r.Start) && e.After(since) {
+				since = e
+			}
+		}
+		ends = append(ends, r.End)
+		fmt.Fprintf(os.Stderr, "  %-14s waited %.2fs before its reboot, down %.1fs (%s)\n", r.Name, r.Start.Sub(since).Seconds(), r.End.Sub(r.Start).Seconds(), r.Cause)
+		if r.End.After(prev) {
+			prev = r.End
+		}
+	}
+	fmt.Fprintf(os.Stderr, "  after the last return: %.2fs\n", start.Add(took).Sub(prev).Seconds())
+	workers := 0
+	for _, g := range st.Guests {
+		if g.Kind != "qemu" {
+			continue
+		}
+		isWorker := g.MemoryMiB == memory
+		if isWorker {
+			workers++
+		}
+		if isWorker != (rebooted[g.Name] == 1) {
+			return 0, fmt.Errorf("%s has %d MiB and rebooted %d times", g.Name, g.MemoryMiB, rebooted[g.Name])
+		}
+	}
+	if workers == 0 {
+		return 0, fmt.Errorf("no VM has the new memory size %d MiB", memory)
+	}
+	fmt.Fprintf(os.Stderr, "  %d workers rebooted; some worker was down for %.1fs of the up, the other %.1fs are overhead\n", workers, reboots.Seconds(), (took - reboots).Seconds())
+	return workers, nil
 }
