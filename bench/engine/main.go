@@ -72,19 +72,28 @@ var profiles = map[string]profile{
 	//   - etcd bootstrap: 45 s;
 	//   - the CNI's Helm release (Cilium, waiting for its pods): 60 s;
 	//   - a reboot (none in a first up): 60 s.
-	"realistic": {
+	"realistic": realistic(30),
+}
+
+// realistic is the realistic profile at 1/scale of the real durations
+// (-scale; the fixed cost of an engine run does not scale, so the smaller
+// the scale, the larger its share).
+func realistic(scale float64) profile {
+	d := func(real time.Duration) time.Duration { return time.Duration(float64(real) / scale) }
+	return profile{
 		latencies: map[string]time.Duration{
-			simulator.TokenDownload:    3 * time.Second,
-			simulator.TokenVM:          1500 * time.Millisecond,
-			simulator.TokenApply:       4 * time.Second,
-			simulator.TokenBootstrap:   1500 * time.Millisecond,
-			simulator.TokenHelmRelease: 2 * time.Second,
+			simulator.TokenDownload:    d(90 * time.Second),
+			simulator.TokenVM:          d(45 * time.Second),
+			simulator.TokenApply:       d(120 * time.Second),
+			simulator.TokenBootstrap:   d(45 * time.Second),
+			simulator.TokenHelmRelease: d(60 * time.Second),
 		},
-		agentWaitScale: 1.0 / 30,
-		rebootTime:     2 * time.Second,
-		about: "realistic (1/30 of reality): download 3 s (90 s), VM 1.5 s (45 s) + agent wait 2 s (60 s), " +
-			"apply 4 s (120 s), bootstrap 1.5 s (45 s), Helm release 2 s (60 s), reboot 2 s (60 s)",
-	},
+		agentWaitScale: 1 / scale,
+		rebootTime:     d(60 * time.Second),
+		about: fmt.Sprintf("realistic (1/%g of reality): download %s (90 s), VM %s (45 s) + agent wait %s (60 s), "+
+			"apply %s (120 s), bootstrap %s (45 s), Helm release %s (60 s), reboot %s (60 s)", scale,
+			d(90*time.Second), d(45*time.Second), d(60*time.Second), d(120*time.Second), d(45*time.Second), d(60*time.Second), d(60*time.Second)),
+	}
 }
 
 // prof is the profile measured (-profile).
@@ -100,12 +109,16 @@ func main() {
 	runs := flag.Int("runs", 1, "runs per worker count; the table shows the fastest")
 	verbose := flag.Bool("progress", false, "print the engine progress")
 	profName := flag.String("profile", "unit", "latency profile: unit or realistic")
+	scale := flag.Float64("scale", 30, "-profile realistic: real durations divided by this")
 	flag.BoolVar(&keep, "keep", false, "keep the simulation directories (call logs) and print where they are")
 	flag.Parse()
 	var ok bool
-	if prof, ok = profiles[*profName]; !ok {
-		fmt.Fprintln(os.Stderr, "bench: -profile unit or -profile realistic")
+	if prof, ok = profiles[*profName]; !ok || *scale <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -profile unit or -profile realistic (with -scale above 0)")
 		os.Exit(2)
+	}
+	if *profName == "realistic" {
+		prof = realistic(*scale)
 	}
 	if err := run(*root, *stack, *workerList, *parallel, *runs, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
