@@ -303,14 +303,24 @@ func mutating(calls []simulator.Call) []simulator.Call {
 // stateFile returns the bytes of the stack's checkpoint in the file backend.
 func (e *env) stateFile(project string) []byte {
 	e.t.Helper()
-	var found []byte
+	found, err := os.ReadFile(e.statePath(project))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return found
+}
+
+// statePath is the file of the stack's checkpoint in the file backend.
+func (e *env) statePath(project string) string {
+	e.t.Helper()
+	var found string
 	_ = filepath.Walk(filepath.Join(e.home, "state"), func(path string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() && filepath.Base(path) == e.stack+".json" && strings.Contains(path, project) {
-			found, _ = os.ReadFile(path)
+			found = path
 		}
 		return nil
 	})
-	if found == nil {
+	if found == "" {
 		e.t.Fatalf("no checkpoint for stack %s under %s", e.stack, filepath.Join(e.home, "state"))
 	}
 	return found

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -706,4 +708,46 @@ func TestProdRebuildsADeadControlPlane(t *testing.T) {
 	if _, err := e.open(ctx).Preview(ctx); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("preview with the entry dropped: want the refusal %q, got %v", want, err)
 	}
+}
+
+// TestStateWithoutTriggersReplacesNothing: a stack deployed before this
+// version recorded no replacement trigger on its VMs and configuration
+// applies (sda:nodes.rebuild's mechanism). Its first run with this code
+// must replace nothing: the engine compares a trigger only with a recorded
+// one that is not null (pulumi pkg/v3 v3.274.1 step_generator.go
+// shouldTriggerReplace, "Nulls mean there is no replacement trigger").
+// The test removes every recorded trigger from a deployed dev stack's
+// checkpoint, as the previous version left it, and previews.
+func TestStateWithoutTriggersReplacesNothing(t *testing.T) {
+	e := newEnv(t, "dev")
+	ctx := testContext(t)
+	e.up(ctx)
+	path := e.statePath("sda")
+	var st map[string]any
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	resources, _ := get(st, "checkpoint", "latest", "resources").([]any)
+	for _, r := range resources {
+		if m, ok := r.(map[string]any); ok && m["replacementTrigger"] != nil {
+			delete(m, "replacementTrigger")
+			removed++
+		}
+	}
+	if removed != 4 { // dev: two VMs, two configuration applies
+		t.Fatalf("removed %d recorded triggers, want the 4 of dev's VMs and configuration applies", removed)
+	}
+	out, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoChanges(ctx)
 }
