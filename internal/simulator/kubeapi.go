@@ -408,16 +408,12 @@ func (k *kubeAPIServer) serverCert(c *TalosCluster, host string) (*tls.Certifica
 	} else {
 		opts = append(opts, x509.DNSNames([]string{host, "kubernetes"}))
 	}
-	kp, err := x509.NewKeyPair(ca, opts...)
+	crt, err := issueCert(ca, opts...)
 	if err != nil {
 		return nil, err
 	}
-	crt, err := tls.X509KeyPair(kp.CrtPEM, kp.KeyPEM)
-	if err != nil {
-		return nil, err
-	}
-	k.certs[key] = &crt
-	return &crt, nil
+	k.certs[key] = crt
+	return crt, nil
 }
 
 // ---- requests ----

@@ -3,6 +3,7 @@ package simulator
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	stdx509 "crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -1070,13 +1071,7 @@ func issueKubeconfig(tx *Tx, v map[string]any) (*TalosCluster, map[string]any, e
 	if m.Type != "controlplane" {
 		return nil, nil, fmt.Errorf("failed to retrieve kubeconfig: %w", retried(fmt.Errorf("kubeconfig is served by control planes only; %s is a %s", node, m.Type)))
 	}
-	ca, err := x509.NewCertificateAuthorityFromCertificateAndKey(&x509.PEMEncodedCertificateAndKey{Crt: []byte(c.K8sCA), Key: []byte(c.K8sCAKey)})
-	if err != nil {
-		return nil, nil, fmt.Errorf("cluster CA: %w", err)
-	}
-	admin, err := x509.NewKeyPair(ca, x509.CommonName("admin"), x509.Organization("system:masters"),
-		x509.NotAfter(time.Now().Add(365*24*time.Hour)),
-		x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageClientAuth}))
+	admin, err := adminKeyPair(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1109,6 +1104,33 @@ func renewKubeconfig(_ *Server, tx *Tx, _ string, old *Object, news Props) (map[
 	}
 	_, outs, err := issueKubeconfig(tx, news.Values)
 	return outs, err
+}
+
+// adminKeyPair is an admin client certificate of the cluster's Kubernetes
+// CA (CN admin, O system:masters), as Talos issues admin kubeconfigs: to
+// the provider's Kubeconfig resource and through MachineService.Kubeconfig.
+func adminKeyPair(c *TalosCluster) (*x509.KeyPair, error) {
+	ca, err := x509.NewCertificateAuthorityFromCertificateAndKey(&x509.PEMEncodedCertificateAndKey{Crt: []byte(c.K8sCA), Key: []byte(c.K8sCAKey)})
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	return x509.NewKeyPair(ca, x509.CommonName("admin"), x509.Organization("system:masters"),
+		x509.NotAfter(time.Now().Add(365*24*time.Hour)),
+		x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageClientAuth}))
+}
+
+// issueCert signs a key pair with ca as a TLS certificate: the simulated
+// servers' (apid's, the kube-apiserver's) certificates.
+func issueCert(ca *x509.CertificateAuthority, opts ...x509.Option) (*tls.Certificate, error) {
+	kp, err := x509.NewKeyPair(ca, opts...)
+	if err != nil {
+		return nil, err
+	}
+	crt, err := tls.X509KeyPair(kp.CrtPEM, kp.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &crt, nil
 }
 
 func renderKubeconfig(cluster, endpoint string, ca, crt, key []byte) string {

@@ -317,18 +317,14 @@ func (a *talosAPI) serverCert(tx *Tx, m *TalosMachine, g *Guest) (*tls.Certifica
 			ips = append(ips, ip)
 		}
 	}
-	kp, err := x509.NewKeyPair(ca, x509.CommonName(nodeName(m, g)), x509.IPAddresses(ips),
+	crt, err := issueCert(ca, x509.CommonName(nodeName(m, g)), x509.IPAddresses(ips),
 		x509.NotAfter(time.Now().Add(365*24*time.Hour)),
 		x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageServerAuth, stdx509.ExtKeyUsageClientAuth}))
 	if err != nil {
 		return nil, err
 	}
-	crt, err := tls.X509KeyPair(kp.CrtPEM, kp.KeyPEM)
-	if err != nil {
-		return nil, err
-	}
-	a.certs[key] = &crt
-	return &crt, nil
+	a.certs[key] = crt
+	return crt, nil
 }
 
 // methodRoles are the roles each simulated method admits (talos v1.12.0

@@ -4,10 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	stdx509 "crypto/x509"
 	"time"
 
-	"github.com/siderolabs/crypto/x509"
 	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -43,13 +41,7 @@ func (a *talosAPI) Kubeconfig(_ *emptypb.Empty, srv grpc.ServerStreamingServer[c
 		if c == nil {
 			return status.Errorf(codes.FailedPrecondition, "simulation: cluster %s is not bootstrapped", nc.m.Cluster)
 		}
-		ca, err := x509.NewCertificateAuthorityFromCertificateAndKey(&x509.PEMEncodedCertificateAndKey{Crt: []byte(c.K8sCA), Key: []byte(c.K8sCAKey)})
-		if err != nil {
-			return err
-		}
-		admin, err := x509.NewKeyPair(ca, x509.CommonName("admin"), x509.Organization("system:masters"),
-			x509.NotAfter(time.Now().Add(365*24*time.Hour)),
-			x509.ExtKeyUsage([]stdx509.ExtKeyUsage{stdx509.ExtKeyUsageClientAuth}))
+		admin, err := adminKeyPair(c)
 		if err != nil {
 			return err
 		}
