@@ -136,7 +136,7 @@ func (KubernetesVersion) Update(ctx context.Context, req infer.UpdateRequest[Kub
 	// (kube-proxy, CoreDNS, Flannel) for the new version but only ever
 	// creates them.
 	if req.State.KubernetesVersion != req.Inputs.KubernetesVersion {
-		if err := syncManifests(ctx, req.Inputs.Talosconfig, req.Inputs.Nodes); err != nil {
+		if err := syncManifests(ctx, req.Inputs.Talosconfig, day2.ControlPlanes(roll.Cluster)); err != nil {
 			return infer.UpdateResponse[KubernetesVersionState]{}, fmt.Errorf("TalosCluster %s: Kubernetes %s -> %s: %w",
 				req.Inputs.ClusterName, req.State.KubernetesVersion, req.Inputs.KubernetesVersion, err)
 		}
@@ -144,18 +144,12 @@ func (KubernetesVersion) Update(ctx context.Context, req infer.UpdateRequest[Kub
 	return out, nil
 }
 
-// syncManifests applies the bootstrap manifests the control planes render
-// now (day2.SyncManifests).
-func syncManifests(ctx context.Context, talosconfig string, nodes []KubernetesVersionNode) error {
+// syncManifests applies the bootstrap manifests the control planes (their
+// addresses) render now (day2.SyncManifests).
+func syncManifests(ctx context.Context, talosconfig string, cps []string) error {
 	cfg, err := day2.ParseTalosconfig(talosconfig)
 	if err != nil {
 		return err
-	}
-	var cps []string
-	for _, n := range nodes {
-		if n.ControlPlane {
-			cps = append(cps, n.Address)
-		}
 	}
 	return day2.SyncManifests(ctx, cfg, cps, func(line string) { p.GetLogger(ctx).InfoStatus(line) })
 }

@@ -103,11 +103,7 @@ func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun, sync bool) (
 	}
 	state.RunningVersion = running
 	if sync && in.SyncManifests {
-		var nodes []KubernetesVersionNode
-		for _, n := range in.Cluster {
-			nodes = append(nodes, KubernetesVersionNode{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane})
-		}
-		if err := syncManifests(ctx, in.Talosconfig, nodes); err != nil {
+		if err := syncManifests(ctx, in.Talosconfig, day2.ControlPlanes(dayNodes(in.Cluster))); err != nil {
 			return TalosNodeVersionState{}, fmt.Errorf("after upgrading %s: %w", in.Hostname, err)
 		}
 	}

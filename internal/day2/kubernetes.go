@@ -286,12 +286,7 @@ func (k KubernetesUpgrade) Roll(ctx context.Context) error {
 		done[n.Node.Address] = map[Component]string{}
 		byAddr[n.Node.Address] = n
 	}
-	var cps []string
-	for _, n := range k.Cluster {
-		if n.ControlPlane {
-			cps = append(cps, n.Address)
-		}
-	}
+	cps := ControlPlanes(k.Cluster)
 	for _, s := range steps {
 		who := s.String()
 		if s.Component != Proxy {

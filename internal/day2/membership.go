@@ -122,12 +122,7 @@ func (m Membership) Reconcile(ctx context.Context, dryRun bool) ([]string, error
 	if len(leaving) == 0 {
 		return nil, nil
 	}
-	var declaredCPs []string
-	for _, n := range m.Declared {
-		if n.ControlPlane {
-			declaredCPs = append(declaredCPs, n.Address)
-		}
-	}
+	declaredCPs := ControlPlanes(m.Declared)
 	if err := CheckRemovals(members, declaredCPs); err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func (r Restart) Before(ctx context.Context) (err error) {
 	if err := gate.waitHealthy(ctx, cfg, "before restarting "+r.who()); err != nil {
 		return err
 	}
-	kc, err := KubeClient(ctx, cfg, controlPlanes(r.Cluster))
+	kc, err := KubeClient(ctx, cfg, ControlPlanes(r.Cluster))
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (r Restart) nodeBack(ctx context.Context, cfg *clientconfig.Config) error {
 	if _, err := Version(ctx, cfg, r.Node.Address); err != nil {
 		return err
 	}
-	kc, err := KubeClient(ctx, cfg, controlPlanes(r.Cluster))
+	kc, err := KubeClient(ctx, cfg, ControlPlanes(r.Cluster))
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,8 @@ func (r Restart) nodeBack(ctx context.Context, cfg *clientconfig.Config) error {
 	return kc.SetUnschedulable(ctx, r.Node.Hostname, false)
 }
 
-func controlPlanes(cluster []Node) []string {
+// ControlPlanes are the control planes' addresses among cluster.
+func ControlPlanes(cluster []Node) []string {
 	var out []string
 	for _, n := range cluster {
 		if n.ControlPlane {
@@ -281,7 +282,7 @@ func (r Restart) Leave(ctx context.Context) (err error) {
 			staying = append(staying, n)
 		}
 	}
-	if r.Node.ControlPlane && len(controlPlanes(staying)) == 0 {
+	if r.Node.ControlPlane && len(ControlPlanes(staying)) == 0 {
 		return fmt.Errorf("rebuilding %s, the only control plane, would lose the cluster's state (etcd): add control planes first", r.who())
 	}
 	m := Membership{Declared: staying, Previous: r.Cluster, Talosconfig: r.Talosconfig,
