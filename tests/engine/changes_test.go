@@ -153,13 +153,7 @@ func TestProdChanges(t *testing.T) {
 		if cordons < 6 {
 			t.Errorf("%d Node patches, want a cordon and an uncordon per worker (6)", cordons)
 		}
-		for _, c := range after.Clusters {
-			for _, n := range c.Nodes {
-				if n.Cordoned {
-					t.Errorf("%s is still cordoned", n.Name)
-				}
-			}
-		}
+		assertNoneCordoned(t, after)
 		e.writeFaults(simulator.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
@@ -175,26 +169,13 @@ func TestProdChanges(t *testing.T) {
 		assertNoReplacement(t, res)
 		after, _ := simulator.ReadState(e.simDir)
 		reboots := after.Reboots[len(before.Reboots):]
-		var names []string
-		for i, r := range reboots {
-			names = append(names, r.Name)
-			for _, o := range reboots[i+1:] {
-				if r.Overlaps(o) {
-					t.Errorf("%s and %s were down at the same time (default workerParallelism 1)", r.Name, o.Name)
-				}
-			}
+		assertOneAtATime(t, reboots) // default workerParallelism 1
+		rebooted := names(reboots)
+		slices.Sort(rebooted)
+		if want := []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"}; !slices.Equal(rebooted, want) {
+			t.Errorf("rebooted %v, want each node once: %v", rebooted, want)
 		}
-		slices.Sort(names)
-		if want := []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"}; !slices.Equal(names, want) {
-			t.Errorf("rebooted %v, want each node once: %v", names, want)
-		}
-		for _, c := range after.Clusters {
-			for _, n := range c.Nodes {
-				if n.Cordoned {
-					t.Errorf("%s is still cordoned", n.Name)
-				}
-			}
-		}
+		assertNoneCordoned(t, after)
 		e.assertNoChanges(ctx)
 	})
 
@@ -400,5 +381,17 @@ func assertRolledUpdate(t *testing.T, res *automation.Result, nodes ...string) {
 	slices.Sort(want)
 	if !slices.Equal(updated, want) {
 		t.Errorf("updated %v, want %v", updated, want)
+	}
+}
+
+// assertNoneCordoned checks that a roll left no Node cordoned.
+func assertNoneCordoned(t *testing.T, st *simulator.State) {
+	t.Helper()
+	for _, c := range st.Clusters {
+		for _, n := range c.Nodes {
+			if n.Cordoned {
+				t.Errorf("%s is still cordoned", n.Name)
+			}
+		}
 	}
 }
