@@ -3,9 +3,9 @@
 // SDA's patches with Talos's configpatcher, validate with Talos's validator.
 //
 // The patches are the exact strings the Pulumi components hand to the Talos
-// provider (both call components/talospatch and components/overlay), so a
-// configuration that renders and validates here is the one the provider
-// applies, apart from the secrets.
+// provider (both take the cluster from stacks/inputs and its patches from
+// spec.Cluster.PatchCluster), so a configuration that renders and
+// validates here is the one the provider applies, apart from the secrets.
 package render
 
 import (
@@ -22,9 +22,9 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config/validation"
 
-	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 // Redacted replaces every secret of the throwaway bundle in rendered
@@ -60,84 +60,16 @@ func InstallerImage(c config.Config) (string, error) {
 
 // Patches lists one machine's patches in application order, each named by
 // where it comes from, so an error can point at the user's own patch. It is
-// talospatch.MachinePatches of the stack's PatchCluster: the list
-// TalosCluster hands to the Talos provider (tests/patches_test.go checks it).
+// talospatch.MachinePatches of the stack's cluster as TalosCluster sees it
+// (stacks/inputs and spec.Cluster.PatchCluster, the path the deployment
+// takes): the list TalosCluster hands to the Talos provider.
 func Patches(c config.Config, p config.Plan, m config.Machine, installerImage string) []Patch {
 	var out []Patch
-	for _, n := range talospatch.MachinePatches(PatchCluster(c, p, installerImage), PatchNode(m)) {
+	cluster := inputs.Cluster(c, p)
+	for _, n := range talospatch.MachinePatches(cluster.PatchCluster(installerImage), inputs.Node(c, m).PatchNode()) {
 		out = append(out, Patch{Source: n.Source, Content: n.Content})
 	}
 	return out
-}
-
-// PatchCluster is the stack's cluster as the patches see it.
-func PatchCluster(c config.Config, p config.Plan, installerImage string) talospatch.Cluster {
-	pc := talospatch.Cluster{
-		TalosVersion:             c.Cluster.TalosVersion,
-		APIAddress:               p.KubernetesAPIAddress().String(),
-		ExtraCertSANs:            ExtraCertSANs(c, p),
-		PodCIDR:                  c.Cluster.PodCIDR,
-		ServiceCIDR:              c.Cluster.ServiceCIDR,
-		SchedulableControlPlanes: c.Cluster.Workers == 0,
-		Extra:                    ExtraPatches(c),
-		InstallDisk:              c.Nodes.InstallDisk(),
-		InstallerImage:           installerImage,
-		PrefixLen:                p.Internal.Bits(),
-		Gateway:                  p.RouterInternal.String(),
-		MTU:                      p.Network.MTU,
-	}
-	if p.VIP.IsValid() {
-		pc.VIP = p.VIP.String()
-	}
-	return pc
-}
-
-// PatchNode is one planned machine as its patches see it.
-func PatchNode(m config.Machine) talospatch.Node {
-	return talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address.String(),
-		ControlPlane: m.Role == config.RoleControlPlane}
-}
-
-// ExtraPatches are the patches the stack adds after SDA's cluster patches:
-// the user's sda:cluster.patches, then the CNI's.
-func ExtraPatches(c config.Config) []talospatch.Named {
-	var out []talospatch.Named
-	for i, content := range c.Cluster.Patches {
-		out = append(out, talospatch.Named{Source: fmt.Sprintf("sda:cluster.patches[%d]", i), Content: content})
-	}
-	if cni := overlay.MachinePatch(c.Cluster.CNI, c.Cluster.Cilium.KubeProxyReplacementEnabled()); cni != "" {
-		out = append(out, talospatch.Named{Source: "sda:cni-" + c.Cluster.CNI, Content: cni})
-	}
-	return out
-}
-
-// ExtraCertSANs are the API server certificate's names beyond the internal
-// API address: the router's external address when a port-forward publishes
-// the API there, so a kubeconfig pointing at the router verifies.
-func ExtraCertSANs(c config.Config, p config.Plan) []string {
-	if p.RouterExternal.IsValid() && ForwardsKubernetesAPI(c, p) {
-		return []string{p.RouterExternal.String()}
-	}
-	return nil
-}
-
-// ForwardsKubernetesAPI reports whether a port-forward on the router targets
-// the Kubernetes API: the VIP or a control plane, target port 6443.
-func ForwardsKubernetesAPI(c config.Config, p config.Plan) bool {
-	apiAddrs := map[string]bool{}
-	if p.VIP.IsValid() {
-		apiAddrs[p.VIP.String()] = true
-	}
-	for _, m := range p.ControlPlanes {
-		apiAddrs[m.Address.String()] = true
-	}
-	for _, f := range c.Network.PortForwards {
-		target, err := config.ForwardTarget(p, f.Target)
-		if err == nil && f.TargetPort == talospatch.KubernetesAPIPort && apiAddrs[target.String()] {
-			return true
-		}
-	}
-	return false
 }
 
 // Machines renders and validates the configuration of every planned machine,

@@ -12,6 +12,7 @@ import (
 	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 func loadStack(t *testing.T, stack string) config.Config {
@@ -172,7 +173,7 @@ func checkMachine(t *testing.T, c config.Config, p config.Plan, rm Machine, want
 	if !slices.Contains(sans, p.KubernetesAPIAddress().String()) {
 		t.Errorf("%s: API server certSANs %v lack the API address %s", m.Hostname, sans, p.KubernetesAPIAddress())
 	}
-	forwarded := ForwardsKubernetesAPI(c, p)
+	forwarded := inputs.ForwardsKubernetesAPI(c, p)
 	if slices.Contains(sans, p.RouterExternal.String()) != forwarded {
 		t.Errorf("%s: certSANs %v: router external %s present should be %v (6443 forwarded)", m.Hostname, sans, p.RouterExternal, forwarded)
 	}
@@ -222,38 +223,6 @@ func TestPatchOrder(t *testing.T) {
 				t.Errorf("patch sources %v, want %v", sources, tc.want)
 			}
 		})
-	}
-}
-
-// The router's external address is a certificate name only when a
-// port-forward publishes the API there; a forward to 6443 on a worker or
-// to another port does not.
-func TestExtraCertSANs(t *testing.T) {
-	prod, p := resolve(t, loadStack(t, "prod"))
-	dev, dp := resolve(t, loadStack(t, "dev"))
-	if got := ExtraCertSANs(dev, dp); got != nil {
-		t.Errorf("dev forwards nothing to the API: extra SANs %v", got)
-	}
-	cases := []struct {
-		target string
-		port   int
-		want   bool
-	}{
-		{"vip", 6443, true},
-		{"prod-cp2", 6443, true},
-		{"10.20.0.13", 6443, true},
-		{"prod-worker1", 6443, false},
-		{"vip", 443, false},
-	}
-	for _, tc := range cases {
-		c := prod
-		c.Network.PortForwards = []config.PortForward{{Name: "x", Protocol: "tcp", Port: 7000, Target: tc.target, TargetPort: tc.port}}
-		if got := ForwardsKubernetesAPI(c, p); got != tc.want {
-			t.Errorf("forward to %s:%d: ForwardsKubernetesAPI = %v, want %v", tc.target, tc.port, got, tc.want)
-		}
-		if got := ExtraCertSANs(c, p); slices.Equal(got, []string{"192.168.1.60"}) != tc.want {
-			t.Errorf("forward to %s:%d: extra SANs %v", tc.target, tc.port, got)
-		}
 	}
 }
 
