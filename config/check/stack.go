@@ -1,9 +1,10 @@
 // Package check runs the whole check sequence of a stack's configuration:
 // the configuration's own rules (config.Resolve), the pinned Proxmox host
 // keys (config.HostKeyProblems) and the user's Talos patches, which need
-// Talos's machinery (Patches), then the warnings (config.Warnings). The
-// program, Deploy and `sda plan` all call Stack, so they refuse and warn
-// alike.
+// Talos's machinery (Patches), then the warnings (config.Warnings). Stack
+// is the one sequence for the program, Deploy and `sda plan`, so that they
+// refuse and warn alike; it imports Talos's machinery, which package config
+// does not.
 package check
 
 import (
