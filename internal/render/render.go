@@ -77,7 +77,7 @@ func Patches(c config.Config, p config.Plan, m config.Machine, installerImage st
 // the machine, the patch when a patch does not load or apply, and Talos's
 // own message.
 func Machines(c config.Config, p config.Plan) ([]Machine, error) {
-	input, image, err := generateInput(c, p)
+	input, image, err := GenerateInput(c, p)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func Machines(c config.Config, p config.Plan) ([]Machine, error) {
 }
 
 func renderMachine(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (Machine, error) {
-	generated, err := generateFor(input, m)
+	generated, err := GenerateFor(input, m)
 	if err != nil {
 		return Machine{}, err
 	}
@@ -148,9 +148,11 @@ func Validate(cfg talosconfig.Provider) error {
 	return nil
 }
 
-// generateInput prepares Talos's generator for the stack, with a throwaway
-// secrets bundle shared by every machine, and the installer image.
-func generateInput(c config.Config, p config.Plan) (*generate.Input, string, error) {
+// GenerateInput prepares Talos's generator for the stack, with a throwaway
+// secrets bundle shared by every machine, and the installer image. Machines
+// renders from it; config/check generates from it to check the user's
+// patches.
+func GenerateInput(c config.Config, p config.Plan) (*generate.Input, string, error) {
 	contract, err := talosconfig.ParseContractFromVersion(c.Cluster.TalosVersion)
 	if err != nil {
 		return nil, "", fmt.Errorf("sda:cluster.talosVersion = %q: %w", c.Cluster.TalosVersion, err)
@@ -184,6 +186,13 @@ func generateInput(c config.Config, p config.Plan) (*generate.Input, string, err
 // Each problem names the patch by its index and carries Talos's complaint.
 // One throwaway secrets bundle and one configuration per role keep it fast
 // enough for `sda plan` and for the program before it registers anything.
+//
+// Deprecated: the patch checks live in config/check (check.Patches, run by
+// check.Stack with the rest of the sequence). This copy, with firstBadPatch
+// and patchProblem, remains only while stacks and internal/offline call it
+// (config/check cannot be imported here: it imports render); delete the
+// three together when they call check.Stack. check's tests keep the two
+// copies in agreement until then.
 func CheckPatches(c config.Config, p config.Plan) []config.Problem {
 	if len(c.Cluster.Patches) == 0 {
 		return nil
@@ -197,7 +206,7 @@ func CheckPatches(c config.Config, p config.Plan) []config.Problem {
 	if len(problems) > 0 {
 		return problems
 	}
-	input, image, err := generateInput(c, p)
+	input, image, err := GenerateInput(c, p)
 	if err != nil {
 		return []config.Problem{{Key: "sda:cluster.talosVersion", Value: c.Cluster.TalosVersion, Fix: err.Error()}}
 	}
@@ -236,7 +245,7 @@ func patchProblem(i int, content, format string, args ...any) config.Problem {
 // (SDA's node patches add the install disk), so each candidate is the whole
 // patch list with the user's patches cut after the one under test.
 func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (int, string) {
-	generated, err := generateFor(input, m)
+	generated, err := GenerateFor(input, m)
 	if err != nil {
 		return -1, ""
 	}
@@ -279,8 +288,9 @@ func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m conf
 	return -1, ""
 }
 
-// generateFor generates the configuration of the machine's role.
-func generateFor(input *generate.Input, m config.Machine) (talosconfig.Provider, error) {
+// GenerateFor generates the configuration of the machine's role, before
+// any patch.
+func GenerateFor(input *generate.Input, m config.Machine) (talosconfig.Provider, error) {
 	typ := machine.TypeWorker
 	if m.Role == config.RoleControlPlane {
 		typ = machine.TypeControlPlane

@@ -302,38 +302,3 @@ func TestValidateRejects(t *testing.T) {
 		t.Errorf("Validate = %v, want Talos's install-required error", err)
 	}
 }
-
-// Every user patch is loaded, applied and validated by Talos's machinery;
-// a problem names the patch's index and Talos's complaint.
-func TestCheckPatches(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		patches []string
-		want    []string // "index: words of the fix"
-	}{
-		{"no patches", nil, nil},
-		{"good patches", []string{"machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n", "cluster:\n  proxy:\n    disabled: true\n"}, nil},
-		{"not YAML", []string{"machine: [unclosed\n"}, []string{"0: cannot load"}},
-		{"second of three is not a mapping", []string{"machine:\n  sysctls:\n    a.b: \"1\"\n", "- just\n- a list\n", "cluster: {}\n"}, []string{"1: cannot load"}},
-		{"unknown field", []string{"machine:\n  kubelett:\n    image: x\n"}, []string{"0: cannot load"}},
-		{"valid alone, rejected by the validator", []string{"machine:\n  sysctls:\n    vm.max_map_count: \"1\"\n", "cluster:\n  network:\n    cni:\n      name: custom\n"}, []string{"1: on a controlplane"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, p, err := config.LoadStack("../../testdata/stacks", "dev")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Cluster.Patches = tc.patches
-			got := CheckPatches(c, p)
-			if len(got) != len(tc.want) {
-				t.Fatalf("%d problems, want %d: %v", len(got), len(tc.want), got)
-			}
-			for i, w := range tc.want {
-				idx, words, _ := strings.Cut(w, ": ")
-				if got[i].Key != "sda:cluster.patches["+idx+"]" || !strings.Contains(got[i].Fix, words) {
-					t.Errorf("problem %v, want key index %s and %q", got[i], idx, words)
-				}
-			}
-		})
-	}
-}
