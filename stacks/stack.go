@@ -13,7 +13,7 @@ import (
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
+	"github.com/sda-platform/sda/config/check"
 	"github.com/sda-platform/sda/stacks/inputs"
 )
 
@@ -24,28 +24,18 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	// Provider settings are checked here, not in Deploy: a program that
-	// embeds Deploy may configure explicit providers its own way.
-	problems := config.CheckProviderConfig(lookup, os.Getenv)
-	if len(problems) > 0 {
-		if _, _, verr := config.Resolve(c); verr != nil {
-			problems = append(verr.(*config.Error).Problems, problems...)
-		}
-		return &config.Error{Problems: problems}
-	}
-	// Everything is validated before the first registration, the provider
-	// included: the configuration, then the user's Talos patches with
-	// Talos's own machinery. Warnings are logged and never fail the run.
-	resolved, plan, err := config.Resolve(c)
+	// Everything is validated before the first registration (check.Stack):
+	// the configuration with the provider settings (checked here, not in
+	// Deploy: a program that embeds Deploy may configure explicit providers
+	// its own way), the pinned host keys (refused before the provider is
+	// registered, as Deploy refuses them for embedders), then the user's
+	// Talos patches with Talos's own machinery. Warnings are logged and
+	// never fail the run.
+	_, _, warnings, err := check.Stack(c, check.Options{Problems: config.CheckProviderConfig(lookup, os.Getenv)})
 	if err != nil {
 		return err
 	}
-	// An unpinned host key is refused here, before the provider is
-	// registered, as Deploy refuses it for embedders.
-	if problems := append(config.HostKeyProblems(resolved, plan), render.CheckPatches(resolved, plan)...); len(problems) > 0 {
-		return &config.Error{Problems: problems}
-	}
-	for _, w := range config.Warnings(resolved, plan) {
+	for _, w := range warnings {
 		if err := ctx.Log.Warn(w.String(), nil); err != nil {
 			return err
 		}
@@ -83,12 +73,11 @@ type Stack struct {
 // come from stacks/inputs, the path `sda plan` and `sda render` take too;
 // Deploy adds only the Pulumi values that wire them together.
 func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, error) {
-	c, plan, err := config.Resolve(c)
+	// The patches are Program's to check (once per run: each check
+	// generates Talos configurations).
+	c, plan, _, err := check.Stack(c, check.Options{SkipPatches: true})
 	if err != nil {
 		return nil, err
-	}
-	if problems := config.HostKeyProblems(c, plan); len(problems) > 0 {
-		return nil, &config.Error{Problems: problems}
 	}
 	in, err := inputs.Build(c, plan)
 	if err != nil {

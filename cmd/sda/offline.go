@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
+	"github.com/sda-platform/sda/config/check"
 )
 
 // offlineCommands are the offline subcommands.
@@ -95,11 +95,16 @@ func fail(stderr io.Writer, name string, err error) int {
 // the other errors already name the stack or the file.
 func Load(dir, stack string) (config.Config, config.Plan, error) {
 	c, p, err := config.LoadStack(dir, stack)
+	return c, p, stackError(stack, err)
+}
+
+// stackError prefixes configuration problems with the stack's name.
+func stackError(stack string, err error) error {
 	var invalid *config.Error
 	if errors.As(err, &invalid) {
-		err = fmt.Errorf("stack %q: %w", stack, err)
+		return fmt.Errorf("stack %q: %w", stack, err)
 	}
-	return c, p, err
+	return err
 }
 
 func runPlan(args []string, stdout, stderr io.Writer) int {
@@ -107,15 +112,21 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if code, stop := f.parse(args, stderr); stop {
 		return code
 	}
-	c, p, err := Load(f.dir, f.stack)
+	// The whole check sequence, as the program runs it, the user's Talos
+	// patches included; unpinned host keys are listed, not refused.
+	lookup, err := config.StackFiles(f.dir, f.stack)
 	if err != nil {
 		return fail(stderr, f.set.Name(), err)
 	}
-	// The user's Talos patches are checked here too, not only by render.
-	if problems := render.CheckPatches(c, p); len(problems) > 0 {
-		return fail(stderr, f.set.Name(), fmt.Errorf("stack %q: %w", f.stack, &config.Error{Problems: problems}))
+	raw, err := config.Load(lookup)
+	if err != nil {
+		return fail(stderr, f.set.Name(), stackError(f.stack, err))
 	}
-	if err := WritePlan(stdout, f.stack, c, p); err != nil {
+	c, p, warnings, err := check.Stack(raw, check.Options{AllowUnpinnedHostKeys: true})
+	if err != nil {
+		return fail(stderr, f.set.Name(), stackError(f.stack, err))
+	}
+	if err := WritePlan(stdout, f.stack, c, p, warnings); err != nil {
 		return fail(stderr, f.set.Name(), err)
 	}
 	return ExitOK

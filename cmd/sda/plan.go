@@ -54,7 +54,7 @@ func Totals(in inputs.Stack) []NodeTotals {
 // API endpoint, every guest with its placement, IDs, addresses and size, the
 // port-forwards, the images, and the totals per Proxmox node. The guests
 // are the components' inputs (stacks/inputs), what `pulumi up` creates.
-func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error {
+func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan, warnings []config.Warning) error {
 	in, err := inputs.Build(c, p)
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	pw.line("Totals per Proxmox node (the router container counted):")
 	pw.table(tabwriter.AlignRight, func(row func(...string)) { writeTotals(row, in) })
 	pw.line("")
-	writeNotes(pw, c, p)
+	writeNotes(pw, c, p, warnings)
 	_, err = io.WriteString(w, pw.b.String())
 	return err
 }
@@ -175,12 +175,12 @@ func writeTotals(row func(...string), in inputs.Stack) {
 // writeNotes is what restarts guests later, the warnings (legal but
 // probably wrong: said, never fatal), and what `sda up` refuses until it
 // is done (not a plan problem: the plan does not need it).
-func writeNotes(pw *planWriter, c config.Config, p config.Plan) {
+func writeNotes(pw *planWriter, c config.Config, p config.Plan, warnings []config.Warning) {
 	pw.line("Changes that restart guests (what `pulumi up` does when these keys change later):")
 	for _, n := range RestartNotes(c, p) {
 		pw.line("  - %s", n)
 	}
-	if warnings := config.Warnings(c, p); len(warnings) > 0 {
+	if len(warnings) > 0 {
 		pw.line("")
 		pw.line("Warnings (%d):", len(warnings))
 		for _, wr := range warnings {

@@ -1,12 +1,10 @@
 package check
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
 )
 
 // stacksDir holds the test copies of the shipped stacks.
@@ -68,16 +66,5 @@ func TestPatchProblemValue(t *testing.T) {
 	want := ("machine: kubelett: image: " + strings.Repeat("x", 80))[:57] + "..."
 	if got[0].Value != want || !strings.HasSuffix(got[0].Fix, "fix or remove the patch (`sda render` shows the configuration it produces)") {
 		t.Errorf("problem %s = %q: %s; want the value %q and the render hint", got[0].Key, got[0].Value, got[0].Fix, want)
-	}
-}
-
-// render.CheckPatches is a deprecated copy of Patches kept for its callers
-// until they call Stack: both report the same problems.
-func TestPatchesAgreeWithRender(t *testing.T) {
-	for _, tc := range patchCases {
-		c, p := devWithPatches(t, tc.patches)
-		if got, old := Patches(c, p), render.CheckPatches(c, p); !reflect.DeepEqual(got, old) {
-			t.Errorf("%s: check.Patches %v, render.CheckPatches %v", tc.name, got, old)
-		}
 	}
 }
