@@ -47,4 +47,3 @@ func TestCertSANs(t *testing.T) {
 		}
 	}
 }
-
