@@ -15,7 +15,6 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/talospatch"
-	"github.com/sda-platform/sda/grammar"
 )
 
 // TalosClusterArgs describes the cluster: plain values a program can fill
@@ -103,37 +102,6 @@ type ProxmoxHostKeyArgs struct {
 	Port    int    `pulumi:"port,optional"`
 	// HostKey is the line of the node's /etc/ssh/ssh_host_ed25519_key.pub.
 	HostKey string `pulumi:"hostKey"`
-}
-
-// KnownHostType pins a Proxmox node's SSH host key in the deployer's
-// ~/.ssh/known_hosts, a custom resource served by SDA's plugin
-// (provider/known_host.go).
-const KnownHostType = "sda:index:KnownHost"
-
-type knownHost struct {
-	pulumi.CustomResourceState
-}
-
-// pinHostKeys registers one KnownHost per pinned Proxmox node (keys
-// checked by NewTalosCluster) and makes each node's image ID wait for its
-// pin, so the disk import that uses the image connects only after the key
-// is in place.
-func pinHostKeys(ctx *pulumi.Context, name string, keys []ProxmoxHostKeyArgs, images map[string]pulumi.StringOutput, parent pulumi.ResourceOption) error {
-	for _, k := range keys {
-		key, _ := grammar.SSHHostKey(k.HostKey)
-		img, ok := images[k.Node]
-		if !ok {
-			continue // no VM of this cluster imports a disk there
-		}
-		var pin knownHost
-		if err := ctx.RegisterResource(KnownHostType, name+"-known-host-"+k.Node, pulumi.Map{
-			"host": pulumi.String(k.Address), "port": pulumi.Int(k.Port), "hostKey": pulumi.String(key),
-		}, &pin, parent); err != nil {
-			return err
-		}
-		images[k.Node] = pulumi.All(img, pin.ID()).ApplyT(func(v []any) string { return v[0].(string) }).(pulumi.StringOutput)
-	}
-	return nil
 }
 
 // TalosUpgradeArgs tune the rolling upgrade.
@@ -553,183 +521,10 @@ func healthClientConfig(cc machine.ClientConfigurationOutput) cluster.GetHealthC
 	}
 }
 
-// TalosNodeVersionType is the Talos version a node runs, a custom resource
-// served by SDA's own plugin (pulumi-resource-sda, provider/): creating or
-// updating it upgrades the node in place through the Talos API when it runs
-// another version, gated on the cluster's health (internal/day2).
-const TalosNodeVersionType = "sda:index:TalosNodeVersion"
-
-type talosNodeVersion struct {
-	pulumi.CustomResourceState
-	RunningVersion pulumi.StringOutput `pulumi:"runningVersion"`
-}
-
 // upgradeSettings are args.Upgrade, or the zero settings (the defaults).
 func (args *TalosClusterArgs) upgradeSettings() TalosUpgradeArgs {
 	if args.Upgrade == nil {
 		return TalosUpgradeArgs{}
 	}
 	return *args.Upgrade
-}
-
-// nodeInput is a declared node as the plugin's resources take it.
-func nodeInput(n TalosNodeSpec) pulumi.Map {
-	return pulumi.Map{"hostname": pulumi.String(n.Hostname), "address": pulumi.String(n.Address),
-		"controlPlane": pulumi.Bool(n.Role == RoleControlPlane)}
-}
-
-// nodeVersions registers each node's TalosNodeVersion, chained so that the
-// engine rolls a version change: control planes one at a time in order,
-// then the workers, WorkerParallelism at a time, each after every control
-// plane. They wait for after (the bootstrap, and the membership step, so
-// that the health gates see exactly the declared nodes) and for each
-// node's configuration (which carries the new installer). New VMs boot the
-// new image, run the version already, and are left alone.
-// nodes and specs are in the same order: control planes, then workers.
-func nodeVersions(ctx *pulumi.Context, name string, nodes []*TalosNode, specs []TalosNodeSpec, args *TalosClusterArgs, schematicID pulumi.StringOutput,
-	talosconfig pulumi.StringOutput, after []pulumi.Resource) (pulumi.StringMapOutput, error) {
-	up := args.upgradeSettings()
-	parallel := up.WorkerParallelism
-	if parallel < 1 {
-		parallel = 1
-	}
-	installer := schematicID.ApplyT(func(id string) string {
-		return talospatch.InstallerImage(id, args.TalosVersion)
-	}).(pulumi.StringOutput)
-	peers := pulumi.Array{}
-	for _, n := range specs {
-		peers = append(peers, nodeInput(n))
-	}
-	versions := pulumi.StringMap{}
-	lastCP := -1 // the control plane whose upgrade ends the control planes' roll
-	for i, spec := range specs {
-		if spec.Role == RoleControlPlane {
-			lastCP = i
-		}
-	}
-	var lastControlPlane pulumi.Resource
-	var workerChains []pulumi.Resource // the last worker of each chain
-	for i, node := range nodes {
-		spec := specs[i]
-		deps := append([]pulumi.Resource{node.Applied}, after...)
-		if spec.Role == RoleControlPlane {
-			if lastControlPlane != nil {
-				deps = append(deps, lastControlPlane)
-			}
-		} else {
-			w := len(workerChains)
-			if w >= parallel {
-				deps = append(deps, workerChains[w-parallel])
-			} else if lastControlPlane != nil {
-				deps = append(deps, lastControlPlane)
-			}
-		}
-		var v talosNodeVersion
-		err := ctx.RegisterResource(TalosNodeVersionType, nodeResourceName(name, spec.Hostname)+"-version", pulumi.Map{
-			"hostname":       pulumi.String(spec.Hostname),
-			"address":        pulumi.String(spec.Address),
-			"controlPlane":   pulumi.Bool(spec.Role == RoleControlPlane),
-			"talosVersion":   pulumi.String(args.TalosVersion),
-			"installerImage": installer,
-			"talosconfig":    pulumi.ToSecret(talosconfig),
-			"cluster":        peers,
-			"timeoutSeconds": pulumi.Int(up.TimeoutSeconds),
-			"pollSeconds":    pulumi.Int(up.PollSeconds),
-			// The control planes render the bootstrap manifests: once the
-			// last is on the new release, they are synced.
-			"syncManifests": pulumi.Bool(i == lastCP),
-		}, &v, pulumi.Parent(node), pulumi.DependsOn(deps),
-			pulumi.AdditionalSecretOutputs([]string{"talosconfig"}))
-		if err != nil {
-			return pulumi.StringMapOutput{}, err
-		}
-		if spec.Role == RoleControlPlane {
-			lastControlPlane = &v
-		} else {
-			workerChains = append(workerChains, &v)
-		}
-		versions[spec.Hostname] = v.RunningVersion
-	}
-	return versions.ToStringMapOutput(), nil
-}
-
-// KubernetesVersionType is the Kubernetes release a cluster runs, a custom
-// resource served by SDA's plugin: its update rolls a new version over the
-// running nodes in `talosctl upgrade-k8s`'s order (internal/day2).
-const KubernetesVersionType = "sda:index:KubernetesVersion"
-
-type kubernetesVersionResource struct{ pulumi.CustomResourceState }
-
-// kubernetesVersion registers the cluster's KubernetesVersion with what its
-// roll needs: each node's configuration as its apply builds it (the role's
-// configuration and the node's patches) and the talosconfig.
-func kubernetesVersion(ctx *pulumi.Context, name string, specs []TalosNodeSpec, args *TalosClusterArgs,
-	configs map[string]pulumi.StringOutput, patches map[string]pulumi.StringArrayOutput,
-	talosconfig pulumi.StringOutput, parent pulumi.Resource) (pulumi.Resource, error) {
-	up := args.upgradeSettings()
-	nodes := pulumi.Array{}
-	for _, n := range specs {
-		node := nodeInput(n)
-		node["configPatches"] = patches[n.Hostname]
-		nodes = append(nodes, node)
-	}
-	in := pulumi.Map{
-		"clusterName":               pulumi.String(args.ClusterName),
-		"kubernetesVersion":         pulumi.String("v" + strings.TrimPrefix(args.KubernetesVersion, "v")),
-		"controlPlaneConfiguration": pulumi.ToSecret(configs[RoleControlPlane]),
-		"nodes":                     nodes,
-		"talosconfig":               pulumi.ToSecret(talosconfig),
-		"timeoutSeconds":            pulumi.Int(up.TimeoutSeconds),
-		"pollSeconds":               pulumi.Int(up.PollSeconds),
-	}
-	if c, ok := configs[RoleWorker]; ok {
-		in["workerConfiguration"] = pulumi.ToSecret(c)
-	}
-	var v kubernetesVersionResource
-	err := ctx.RegisterResource(KubernetesVersionType, name+"-kubernetes", in, &v, pulumi.Parent(parent),
-		pulumi.AdditionalSecretOutputs([]string{"controlPlaneConfiguration", "workerConfiguration", "talosconfig"}))
-	if err != nil {
-		return nil, err
-	}
-	return &v, nil
-}
-
-// ClusterMembersType is the set of nodes a cluster's members must be, a
-// custom resource served by SDA's plugin (provider/cluster_members.go): its
-// create and update remove every Kubernetes Node and etcd member the stack
-// does not declare through the Talos and Kubernetes APIs, workers first,
-// control planes one at a time, refusing a removal etcd's quorum cannot
-// survive (also in preview).
-const ClusterMembersType = "sda:index:ClusterMembers"
-
-type clusterMembersResource struct {
-	pulumi.CustomResourceState
-	// Members are the declared node names: unknown in a preview that
-	// changes them, so what reads it waits for the up.
-	Members pulumi.StringArrayOutput `pulumi:"members"`
-}
-
-// clusterMembers registers the cluster's ClusterMembers after deps (the
-// bootstrap and the kubeconfig).
-func clusterMembers(ctx *pulumi.Context, name string, args *TalosClusterArgs, specs []TalosNodeSpec,
-	talosconfig, kubeconfig pulumi.StringOutput, parent pulumi.Resource, deps []pulumi.Resource) (*clusterMembersResource, error) {
-	up := args.upgradeSettings()
-	nodes := pulumi.Array{}
-	for _, n := range specs {
-		nodes = append(nodes, nodeInput(n))
-	}
-	var r clusterMembersResource
-	err := ctx.RegisterResource(ClusterMembersType, name+"-members", pulumi.Map{
-		"clusterName":    pulumi.String(args.ClusterName),
-		"nodes":          nodes,
-		"talosconfig":    pulumi.ToSecret(talosconfig),
-		"kubeconfig":     pulumi.ToSecret(kubeconfig),
-		"timeoutSeconds": pulumi.Int(up.TimeoutSeconds),
-		"pollSeconds":    pulumi.Int(up.PollSeconds),
-	}, &r, pulumi.Parent(parent), pulumi.DependsOn(deps),
-		pulumi.AdditionalSecretOutputs([]string{"talosconfig", "kubeconfig"}))
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
 }

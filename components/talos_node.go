@@ -116,15 +116,6 @@ type TalosNodeRoll struct {
 	RebootingPatches string
 }
 
-// NodeDrainType and NodeReadyType are the two halves of a rolled restart,
-// custom resources served by SDA's plugin (provider/node_restart.go).
-const (
-	NodeDrainType = "sda:index:NodeDrain"
-	NodeReadyType = "sda:index:NodeReady"
-)
-
-type nodeRestartResource struct{ pulumi.CustomResourceState }
-
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
 // guest agent to report addresses whenever it reads a started VM with the
 // agent enabled (bpg v0.69.1 proxmoxtf/resource/vm/network/network.go:240,
@@ -241,25 +232,12 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	}).(pulumi.StringOutput)
 	rebuildTrigger := pulumi.ReplacementTrigger(pulumi.String(fmt.Sprintf("%s#%d", m.Hostname, max(m.Rebuild, 0))))
 	vmAfter := args.VMAfter
-	var roll pulumi.Map
-	if r := args.Roll; r != nil {
-		peers := pulumi.Array{}
-		for _, n := range r.Cluster {
-			peers = append(peers, nodeInput(n))
-		}
-		roll = pulumi.Map{
-			"clusterName": pulumi.String(r.ClusterName), "hostname": pulumi.String(m.Hostname),
-			"address": pulumi.String(address), "controlPlane": pulumi.Bool(m.Role == RoleControlPlane),
-			"restartSpec": restartSpec, "cluster": peers, "talosconfig": pulumi.ToSecret(r.Talosconfig),
-			"workerParallelism": pulumi.Int(r.WorkerParallelism), "timeoutSeconds": pulumi.Int(r.TimeoutSeconds),
-			"pollSeconds": pulumi.Int(r.PollSeconds), "rebuild": pulumi.Int(m.Rebuild),
-		}
-		var drain nodeRestartResource
-		if err := ctx.RegisterResource(NodeDrainType, name+"-drain", roll, &drain, parent,
-			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-			return nil, err
-		}
-		vmAfter = append(slices.Clip(vmAfter), &drain)
+	roll, drain, err := nodeDrain(ctx, name, args, restartSpec, parent)
+	if err != nil {
+		return nil, err
+	}
+	if drain != nil {
+		vmAfter = append(slices.Clip(vmAfter), drain)
 	}
 	machineVM, err := vm.NewVirtualMachine(ctx, name+"-vm", &vm.VirtualMachineArgs{
 		NodeName:    pulumi.String(m.ProxmoxNode),
@@ -344,10 +322,8 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	// checks) waits for it to be back and uncordoned after a restart.
 	addressAfter := []any{machineVM.ID()}
 	if roll != nil {
-		var ready nodeRestartResource
-		if err := ctx.RegisterResource(NodeReadyType, name+"-ready", roll, &ready, parent,
-			pulumi.DependsOn([]pulumi.Resource{machineVM, applied}),
-			pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
+		ready, err := nodeReady(ctx, name, roll, parent, machineVM, applied)
+		if err != nil {
 			return nil, err
 		}
 		addressAfter = append(addressAfter, ready.ID())
