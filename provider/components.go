@@ -6,6 +6,7 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components"
@@ -28,6 +29,9 @@ func Provider() (p.Provider, error) {
 		).
 		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{}), infer.Resource(&ClusterMembers{}), infer.Resource(&NodeDrain{}), infer.Resource(&NodeReady{}), infer.Resource(&KnownHost{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
+		// The plugin resources' nested types live in components/pluginapi
+		// (shared with the components); their tokens stay sda:index:*.
+		WithModuleMap(map[tokens.ModuleName]tokens.ModuleName{"pluginapi": "index"}).
 		Build()
 	if err != nil {
 		return prov, err
