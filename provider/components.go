@@ -12,8 +12,19 @@ import (
 	"github.com/sda-platform/sda/components"
 )
 
-// Provider serves every SDA component under its Go component's token.
+// Provider serves every SDA component under its Go component's token, and
+// SDA's custom resources, with a schema that describes every property by
+// its Go comment (withFieldDocs).
 func Provider() (p.Provider, error) {
+	prov, err := undescribedProvider()
+	if err != nil {
+		return prov, err
+	}
+	return withFieldDocs(prov), nil
+}
+
+// undescribedProvider is Provider with the schema as infer builds it.
+func undescribedProvider() (p.Provider, error) {
 	prov, err := infer.NewProviderBuilder().
 		WithNamespace("sda-platform").
 		WithDisplayName("SDA").
@@ -119,12 +130,16 @@ type OverlayMachinePatch struct{}
 
 // OverlayMachinePatchArgs selects the CNI.
 type OverlayMachinePatchArgs struct {
-	CNI                  string `pulumi:"cni"`
-	KubeProxyReplacement *bool  `pulumi:"kubeProxyReplacement,optional"`
+	// CNI is "flannel" or "cilium", as OverlayNetwork's cni.
+	CNI string `pulumi:"cni"`
+	// KubeProxyReplacement says Cilium replaces kube-proxy (default true,
+	// OverlayNetwork's default; Cilium only).
+	KubeProxyReplacement *bool `pulumi:"kubeProxyReplacement,optional"`
 }
 
 // OverlayMachinePatchResult is the patch; empty for Flannel, which needs none.
 type OverlayMachinePatchResult struct {
+	// Patch is the Talos machine-config patch, empty for Flannel.
 	Patch string `pulumi:"patch"`
 }
 
