@@ -35,6 +35,7 @@ type (
 )
 
 var (
+	_ infer.Annotated                                               = (*ClusterMembers)(nil)
 	_ infer.CustomResource[ClusterMembersArgs, ClusterMembersState] = (*ClusterMembers)(nil)
 	_ infer.CustomDiff[ClusterMembersArgs, ClusterMembersState]     = (*ClusterMembers)(nil)
 	_ infer.CustomUpdate[ClusterMembersArgs, ClusterMembersState]   = (*ClusterMembers)(nil)

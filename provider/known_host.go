@@ -25,6 +25,7 @@ import (
 type KnownHost struct{}
 
 var (
+	_ infer.Annotated                                     = (*KnownHost)(nil)
 	_ infer.CustomResource[KnownHostArgs, KnownHostState] = (*KnownHost)(nil)
 	_ infer.CustomDiff[KnownHostArgs, KnownHostState]     = (*KnownHost)(nil)
 	_ infer.CustomUpdate[KnownHostArgs, KnownHostState]   = (*KnownHost)(nil)

@@ -38,6 +38,7 @@ type (
 )
 
 var (
+	_ infer.Annotated                                                     = (*KubernetesVersion)(nil)
 	_ infer.CustomResource[KubernetesVersionArgs, KubernetesVersionState] = (*KubernetesVersion)(nil)
 	_ infer.CustomCheck[KubernetesVersionArgs]                            = (*KubernetesVersion)(nil)
 	_ infer.CustomDiff[KubernetesVersionArgs, KubernetesVersionState]     = (*KubernetesVersion)(nil)

@@ -36,12 +36,14 @@ type (
 )
 
 var (
+	_ infer.Annotated                                         = (*NodeDrain)(nil)
 	_ infer.CustomResource[NodeRestartArgs, NodeRestartState] = (*NodeDrain)(nil)
 	_ infer.CustomCheck[NodeRestartArgs]                      = (*NodeDrain)(nil)
 	_ infer.CustomDiff[NodeRestartArgs, NodeRestartState]     = (*NodeDrain)(nil)
 	_ infer.CustomUpdate[NodeRestartArgs, NodeRestartState]   = (*NodeDrain)(nil)
 	_ infer.CustomDelete[NodeRestartState]                    = (*NodeDrain)(nil)
 
+	_ infer.Annotated                                         = (*NodeReady)(nil)
 	_ infer.CustomResource[NodeRestartArgs, NodeRestartState] = (*NodeReady)(nil)
 	_ infer.CustomDiff[NodeRestartArgs, NodeRestartState]     = (*NodeReady)(nil)
 	_ infer.CustomUpdate[NodeRestartArgs, NodeRestartState]   = (*NodeReady)(nil)

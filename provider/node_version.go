@@ -32,6 +32,7 @@ type (
 )
 
 var (
+	_ infer.Annotated                                                   = (*TalosNodeVersion)(nil)
 	_ infer.CustomResource[TalosNodeVersionArgs, TalosNodeVersionState] = (*TalosNodeVersion)(nil)
 	_ infer.CustomDiff[TalosNodeVersionArgs, TalosNodeVersionState]     = (*TalosNodeVersion)(nil)
 	_ infer.CustomUpdate[TalosNodeVersionArgs, TalosNodeVersionState]   = (*TalosNodeVersion)(nil)
