@@ -14,9 +14,11 @@
 //     a value of another type fails the registration);
 //   - XResource, what the components register, with the outputs they read.
 //
-// TestInputsMatchArgs and TestResourcesMatchStates check what the SDK does
-// not: that every XArgs field has its XInputs field of the same type and
-// every XResource output is an XState field.
+// The tests check what the SDK does not: every XArgs field has its
+// XInputs field of the same type (TestInputsMatchArgs), a registration
+// through the SDK sends exactly XArgs' property names, nested ones too
+// (TestRegisteredInputsAreArgs), and every XResource output is an XState
+// field (TestResourcesMatchStates).
 //
 // It imports only the Pulumi Go SDK (no pulumi-go-provider, no engine, no
 // internal/ packages), so the components can use it.
