@@ -130,8 +130,46 @@ func FindPulumi(projectDir string) (string, error) {
 // Open finds it as Options.Env describes, and otherwise returns an error
 // saying to run scripts/install-pulumi.sh or to put the plugin on PATH.
 func Open(ctx context.Context, opts Options) (*Deployment, error) {
+	opts, err := withOpenDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	project, err := projectName(opts.ProjectDir)
+	if err != nil {
+		return nil, err
+	}
+	workDir := opts.WorkDir
+	if workDir == "" {
+		workDir = filepath.Join(opts.Home, "work", project, opts.Stack)
+	}
+	if err := prepareWorkDir(opts.ProjectDir, workDir, opts.Stack, opts.Config); err != nil {
+		return nil, err
+	}
+	env, err := engineEnv(opts)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := engineCommand(opts, env)
+	if err != nil {
+		return nil, err
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, opts.Stack, project, opts.Program,
+		auto.WorkDir(workDir), auto.EnvVars(env), auto.Pulumi(cmd))
+	if err != nil {
+		return nil, fmt.Errorf("opening stack %s: %w", opts.Stack, err)
+	}
+	if err := setConfig(ctx, stack, opts.ConfigValues); err != nil {
+		return nil, err
+	}
+	return &Deployment{opts: opts, project: project, workDir: workDir, stack: stack}, nil
+}
+
+// withOpenDefaults checks that opts names a stack and fills in what it
+// leaves out: the SDA program, the parallelism, the project directory (made
+// absolute) and SDA's home.
+func withOpenDefaults(opts Options) (Options, error) {
 	if opts.Stack == "" {
-		return nil, errors.New("no stack name: pass one, e.g. --stack dev")
+		return opts, errors.New("no stack name: pass one, e.g. --stack dev")
 	}
 	if opts.Program == nil {
 		opts.Program = stacks.Program
@@ -144,7 +182,7 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	}
 	projectDir, err := filepath.Abs(opts.ProjectDir)
 	if err != nil {
-		return nil, err
+		return opts, err
 	}
 	opts.ProjectDir = projectDir
 	if opts.Home == "" {
@@ -153,23 +191,17 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	if opts.Home == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			return nil, fmt.Errorf("no SDA home: set SDA_HOME: %w", err)
+			return opts, fmt.Errorf("no SDA home: set SDA_HOME: %w", err)
 		}
 		opts.Home = filepath.Join(home, ".sda")
 	}
+	return opts, nil
+}
 
-	project, err := projectName(projectDir)
-	if err != nil {
-		return nil, err
-	}
-	workDir := opts.WorkDir
-	if workDir == "" {
-		workDir = filepath.Join(opts.Home, "work", project, opts.Stack)
-	}
-	if err := prepareWorkDir(projectDir, workDir, opts.Stack, opts.Config); err != nil {
-		return nil, err
-	}
-
+// engineEnv is the engine's environment: the backend (a file backend in
+// SDA's home unless opts or $PULUMI_BACKEND_URL name one), no update check,
+// then opts.Env. A file backend needs a passphrase for the stack's secrets.
+func engineEnv(opts Options) (map[string]string, error) {
 	backend := opts.BackendURL
 	if backend == "" {
 		backend = os.Getenv("PULUMI_BACKEND_URL")
@@ -192,10 +224,17 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 		os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" && strings.HasPrefix(backend, "file://") {
 		return nil, errors.New("set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE): it encrypts the stack's secrets in the local state")
 	}
+	return env, nil
+}
 
+// engineCommand is the pulumi CLI the engine runs (opts.PulumiBin, else
+// FindPulumi); it sets env's PATH so the engine finds the CLI's directory
+// and SDA's provider plugin first (enginePath).
+func engineCommand(opts Options, env map[string]string) (auto.PulumiCommand, error) {
 	bin := opts.PulumiBin
 	if bin == "" {
-		if bin, err = FindPulumi(projectDir); err != nil {
+		var err error
+		if bin, err = FindPulumi(opts.ProjectDir); err != nil {
 			return nil, err
 		}
 	}
@@ -209,19 +248,10 @@ func Open(ctx context.Context, opts Options) (*Deployment, error) {
 	if !ok {
 		base = os.Getenv("PATH")
 	}
-	if env["PATH"], err = enginePath(base, filepath.Dir(absBin), projectDir); err != nil {
+	if env["PATH"], err = enginePath(base, filepath.Dir(absBin), opts.ProjectDir); err != nil {
 		return nil, err
 	}
-
-	stack, err := auto.UpsertStackInlineSource(ctx, opts.Stack, project, opts.Program,
-		auto.WorkDir(workDir), auto.EnvVars(env), auto.Pulumi(cmd))
-	if err != nil {
-		return nil, fmt.Errorf("opening stack %s: %w", opts.Stack, err)
-	}
-	if err := setConfig(ctx, stack, opts.ConfigValues); err != nil {
-		return nil, err
-	}
-	return &Deployment{opts: opts, project: project, workDir: workDir, stack: stack}, nil
+	return cmd, nil
 }
 
 // setConfig sets values on the stack: the plain keys at once, then each

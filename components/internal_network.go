@@ -8,21 +8,22 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components/sdn"
+	"github.com/sda-platform/sda/components/spec"
 )
 
 // Internal network modes (InternalNetworkArgs.Mode).
 const (
 	// NetworkModeBridge creates a bridge without ports on every node: one
 	// segment only when every guest is on one Proxmox node.
-	NetworkModeBridge = "bridge"
+	NetworkModeBridge = spec.NetworkModeBridge
 	// NetworkModeVLAN makes a VLAN interface of an uplink the only port of
 	// the bridge on every node; the switch joins the nodes.
-	NetworkModeVLAN = "vlan"
+	NetworkModeVLAN = spec.NetworkModeVLAN
 	// NetworkModeVXLAN creates a Proxmox SDN VXLAN zone and VNet; guests
 	// attach to the VNet's bridge on every node.
-	NetworkModeVXLAN = "vxlan"
+	NetworkModeVXLAN = spec.NetworkModeVXLAN
 	// NetworkModeExisting uses a bridge that already exists on every node.
-	NetworkModeExisting = "existing"
+	NetworkModeExisting = spec.NetworkModeExisting
 )
 
 // InternalNetworkArgs describes the isolated network of the Talos nodes.
@@ -91,129 +92,157 @@ type InternalNetwork struct {
 	perNode map[string]pulumi.StringOutput
 }
 
+// NewInternalNetworkArgs are the Args of a network spec; the caller adds
+// the SSH private key (SSH.PrivateKey) in vxlan mode.
+func NewInternalNetworkArgs(s spec.InternalNetwork) *InternalNetworkArgs {
+	a := &InternalNetworkArgs{Bridge: s.Bridge, ProxmoxNodes: s.ProxmoxNodes, Mode: s.Mode, Create: s.Create}
+	if s.VLAN != nil {
+		v := InternalVLANArgs(*s.VLAN)
+		a.VLAN = &v
+	}
+	if s.VXLAN != nil {
+		x := InternalVXLANArgs(*s.VXLAN)
+		a.VXLAN = &x
+	}
+	if s.SSH != nil {
+		a.SSH = &ProxmoxSSH{Host: s.SSH.Host, User: s.SSH.User, HostKey: s.SSH.HostKey, InsecureIgnoreHostKey: s.SSH.InsecureIgnoreHostKey}
+	}
+	return a
+}
+
+// Spec is the network these Args describe, without the SSH private key.
+func (a *InternalNetworkArgs) Spec() spec.InternalNetwork {
+	s := spec.InternalNetwork{Bridge: a.Bridge, ProxmoxNodes: a.ProxmoxNodes, Mode: a.Mode, Create: a.Create}
+	if a.VLAN != nil {
+		v := spec.VLAN(*a.VLAN)
+		s.VLAN = &v
+	}
+	if a.VXLAN != nil {
+		x := spec.VXLAN(*a.VXLAN)
+		s.VXLAN = &x
+	}
+	if a.SSH != nil {
+		ssh := a.SSH.spec()
+		s.SSH = &ssh
+	}
+	return s
+}
+
 // NewInternalNetwork creates (or adopts by name) the internal network.
 func NewInternalNetwork(ctx *pulumi.Context, name string, args *InternalNetworkArgs, opts ...pulumi.ResourceOption) (*InternalNetwork, error) {
 	if args == nil || len(args.ProxmoxNodes) == 0 {
 		return nil, fmt.Errorf("InternalNetwork %s: ProxmoxNodes are required", name)
 	}
-	mode := args.Mode
-	if mode == "" {
-		mode = NetworkModeExisting
-		if args.Create {
-			mode = NetworkModeBridge
-		}
+	s := args.Spec()
+	vxlan, err := s.SDN()
+	if err != nil {
+		return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
 	}
-	var vxlan sdn.VXLAN
 	var conn remote.ConnectionArgs
-	switch mode {
-	case NetworkModeBridge, NetworkModeExisting:
-		if args.Bridge == "" {
-			return nil, fmt.Errorf("InternalNetwork %s: Bridge is required", name)
-		}
-	case NetworkModeVLAN:
-		if args.Bridge == "" || args.VLAN == nil || args.VLAN.Uplink == "" || args.VLAN.ID < 1 || args.VLAN.ID > 4094 {
-			return nil, fmt.Errorf("InternalNetwork %s: vlan mode needs Bridge, VLAN.Uplink and VLAN.ID (1-4094)", name)
-		}
-	case NetworkModeVXLAN:
-		if args.VXLAN == nil || args.SSH == nil || args.SSH.Host == "" {
-			return nil, fmt.Errorf("InternalNetwork %s: vxlan mode needs VXLAN and SSH.Host", name)
-		}
-		x := args.VXLAN
-		vxlan = sdn.VXLAN{Zone: x.Zone, VNet: x.VNet, VNI: x.VNI, Peers: x.Peers, MTU: x.MTU, Nodes: args.ProxmoxNodes}
-		if err := vxlan.Validate(); err != nil {
-			return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
-		}
-		var err error
+	if s.EffectiveMode() == NetworkModeVXLAN {
 		if conn, err = args.SSH.connection(ctx, "SSH"); err != nil {
 			return nil, fmt.Errorf("InternalNetwork %s: %w", name, err)
 		}
-	default:
-		return nil, fmt.Errorf("InternalNetwork %s: unknown mode %q: use %s, %s, %s or %s", name, mode,
-			NetworkModeBridge, NetworkModeVLAN, NetworkModeVXLAN, NetworkModeExisting)
 	}
-
 	comp := &InternalNetwork{perNode: map[string]pulumi.StringOutput{}}
 	if err := ctx.RegisterComponentResource(InternalNetworkType, name, comp, opts...); err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(comp)
-
-	switch mode {
+	switch s.EffectiveMode() {
 	case NetworkModeExisting:
-		for _, node := range args.ProxmoxNodes {
-			comp.perNode[node] = pulumi.String(args.Bridge).ToStringOutput()
+		for _, node := range s.ProxmoxNodes {
+			comp.perNode[node] = pulumi.String(s.Bridge).ToStringOutput()
 		}
 	case NetworkModeBridge, NetworkModeVLAN:
-		for _, node := range args.ProxmoxNodes {
-			bridgeArgs := &network.NetworkBridgeArgs{
-				NodeName:  pulumi.String(node),
-				Name:      pulumi.String(args.Bridge),
-				Autostart: pulumi.Bool(true),
-				Comment:   pulumi.String("SDA internal network (isolated; routed only by the SDA router)"),
-			}
-			var after []pulumi.ResourceOption
-			if mode == NetworkModeVLAN {
-				iface := args.VLAN.Interface
-				if iface == "" {
-					iface = fmt.Sprintf("%s.%d", args.VLAN.Uplink, args.VLAN.ID)
-				}
-				vlan, err := network.NewNetworkVlan(ctx, fmt.Sprintf("%s-vlan-%s", name, node), &network.NetworkVlanArgs{
-					NodeName:  pulumi.String(node),
-					Name:      pulumi.String(iface),
-					Interface: pulumi.String(args.VLAN.Uplink),
-					Vlan:      pulumi.Int(args.VLAN.ID),
-					Autostart: pulumi.Bool(true),
-					Comment:   pulumi.String(fmt.Sprintf("SDA internal network: VLAN %d of %s, port of %s", args.VLAN.ID, args.VLAN.Uplink, args.Bridge)),
-				}, parent)
-				if err != nil {
-					return nil, err
-				}
-				// The bridge's only port: every node's bridge joins the
-				// same VLAN on the switch, so the nodes share one segment.
-				bridgeArgs.Ports = pulumi.StringArray{pulumi.String(iface)}
-				bridgeArgs.Comment = pulumi.String(fmt.Sprintf("SDA internal network (VLAN %d on %s; routed only by the SDA router)", args.VLAN.ID, args.VLAN.Uplink))
-				after = append(after, pulumi.DependsOn([]pulumi.Resource{vlan}))
-			}
-			// Bridge mode keeps its resource names and arguments from
-			// before modes existed: deployed stacks see no change.
-			br, err := network.NewNetworkBridge(ctx, fmt.Sprintf("%s-%s", name, node), bridgeArgs, append(after, parent)...)
-			if err != nil {
+		for _, node := range s.ProxmoxNodes {
+			if comp.perNode[node], err = bridgeOnNode(ctx, name, node, s, parent); err != nil {
 				return nil, err
 			}
-			comp.perNode[node] = br.Name
 		}
 	case NetworkModeVXLAN:
-		// SDN configuration is cluster-wide: one command on one node
-		// creates the zone and VNet, and applying it makes the VNet's
-		// bridge on every node. Its scripts are idempotent, so a changed
-		// peer list, MTU or VNI updates in place. A new zone or VNet name
-		// replaces the command, the old one deleted first: create-first
-		// would let the old command's delete remove a VNet the new one
-		// kept.
-		apply := sdn.ApplyScript(vxlan)
-		cmd, err := remote.NewCommand(ctx, name+"-sdn", &remote.CommandArgs{
-			Connection: conn,
-			Create:     pulumi.String(apply),
-			Update:     pulumi.String(apply),
-			Delete:     pulumi.String(sdn.DeleteScript(vxlan)),
-			Triggers:   pulumi.Array{pulumi.String(vxlan.Zone), pulumi.String(vxlan.VNet)},
-		}, parent, pulumi.DeleteBeforeReplace(true))
-		if err != nil {
+		if err := comp.sdnVNet(ctx, name, s.ProxmoxNodes, vxlan, conn, parent); err != nil {
 			return nil, err
 		}
-		comp.SDN = cmd
-		// Read through the command's ID (stable across in-place updates, so
-		// a changed peer list does not show every guest as changing).
-		vnet := cmd.ID().ApplyT(func(pulumi.ID) string { return vxlan.VNet }).(pulumi.StringOutput)
-		for _, node := range args.ProxmoxNodes {
-			comp.perNode[node] = vnet
-		}
 	}
-	comp.Bridge = comp.perNode[args.ProxmoxNodes[0]]
+	comp.Bridge = comp.perNode[s.ProxmoxNodes[0]]
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"bridge": comp.Bridge}); err != nil {
 		return nil, err
 	}
 	return comp, nil
+}
+
+// bridgeOnNode creates the bridge on one Proxmox node, in vlan mode with
+// the VLAN interface as its only port. It returns the bridge's name as an
+// output of the bridge.
+func bridgeOnNode(ctx *pulumi.Context, name, node string, s spec.InternalNetwork, parent pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	bridgeArgs := &network.NetworkBridgeArgs{
+		NodeName:  pulumi.String(node),
+		Name:      pulumi.String(s.Bridge),
+		Autostart: pulumi.Bool(true),
+		Comment:   pulumi.String("SDA internal network (isolated; routed only by the SDA router)"),
+	}
+	var after []pulumi.ResourceOption
+	if s.EffectiveMode() == NetworkModeVLAN {
+		v := s.VLAN
+		iface := v.Interface
+		if iface == "" {
+			iface = fmt.Sprintf("%s.%d", v.Uplink, v.ID)
+		}
+		vlan, err := network.NewNetworkVlan(ctx, fmt.Sprintf("%s-vlan-%s", name, node), &network.NetworkVlanArgs{
+			NodeName:  pulumi.String(node),
+			Name:      pulumi.String(iface),
+			Interface: pulumi.String(v.Uplink),
+			Vlan:      pulumi.Int(v.ID),
+			Autostart: pulumi.Bool(true),
+			Comment:   pulumi.String(fmt.Sprintf("SDA internal network: VLAN %d of %s, port of %s", v.ID, v.Uplink, s.Bridge)),
+		}, parent)
+		if err != nil {
+			return pulumi.StringOutput{}, err
+		}
+		// The bridge's only port: every node's bridge joins the
+		// same VLAN on the switch, so the nodes share one segment.
+		bridgeArgs.Ports = pulumi.StringArray{pulumi.String(iface)}
+		bridgeArgs.Comment = pulumi.String(fmt.Sprintf("SDA internal network (VLAN %d on %s; routed only by the SDA router)", v.ID, v.Uplink))
+		after = append(after, pulumi.DependsOn([]pulumi.Resource{vlan}))
+	}
+	// Bridge mode keeps its resource names and arguments from
+	// before modes existed: deployed stacks see no change.
+	br, err := network.NewNetworkBridge(ctx, fmt.Sprintf("%s-%s", name, node), bridgeArgs, append(after, parent)...)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	return br.Name, nil
+}
+
+// sdnVNet creates the VXLAN zone and VNet. SDN configuration is
+// cluster-wide: one command on one node creates the zone and VNet, and
+// applying it makes the VNet's bridge on every node. Its scripts are
+// idempotent, so a changed peer list, MTU or VNI updates in place. A new
+// zone or VNet name replaces the command, the old one deleted first:
+// create-first would let the old command's delete remove a VNet the new
+// one kept.
+func (comp *InternalNetwork) sdnVNet(ctx *pulumi.Context, name string, nodes []string, vxlan sdn.VXLAN,
+	conn remote.ConnectionArgs, parent pulumi.ResourceOption) error {
+	apply := sdn.ApplyScript(vxlan)
+	cmd, err := remote.NewCommand(ctx, name+"-sdn", &remote.CommandArgs{
+		Connection: conn,
+		Create:     pulumi.String(apply),
+		Update:     pulumi.String(apply),
+		Delete:     pulumi.String(sdn.DeleteScript(vxlan)),
+		Triggers:   pulumi.Array{pulumi.String(vxlan.Zone), pulumi.String(vxlan.VNet)},
+	}, parent, pulumi.DeleteBeforeReplace(true))
+	if err != nil {
+		return err
+	}
+	comp.SDN = cmd
+	// Read through the command's ID (stable across in-place updates, so
+	// a changed peer list does not show every guest as changing).
+	vnet := cmd.ID().ApplyT(func(pulumi.ID) string { return vxlan.VNet }).(pulumi.StringOutput)
+	for _, node := range nodes {
+		comp.perNode[node] = vnet
+	}
+	return nil
 }
 
 // BridgeOn returns the bridge name on one Proxmox node, as an output that

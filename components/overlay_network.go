@@ -10,6 +10,7 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/overlay"
+	"github.com/sda-platform/sda/components/spec"
 )
 
 // OverlayNetworkArgs describes the Kubernetes overlay network of a Talos
@@ -64,22 +65,30 @@ func MachinePatch(cni string, kubeProxyReplacement bool) string {
 	return overlay.MachinePatch(cni, kubeProxyReplacement)
 }
 
+// NewOverlayNetworkArgs are the Args of an overlay spec; the caller adds
+// the cluster's outputs (Kubeconfig, ClientConfiguration, the addresses,
+// TalosHealthy).
+func NewOverlayNetworkArgs(s spec.Overlay) *OverlayNetworkArgs {
+	return &OverlayNetworkArgs{CNI: s.CNI, CiliumVersion: s.CiliumVersion, KubeProxyReplacement: s.KubeProxyReplacement,
+		MTU: s.MTU, ClusterName: s.ClusterName}
+}
+
+// Spec is the overlay these Args describe, without the cluster's outputs.
+func (a *OverlayNetworkArgs) Spec() spec.Overlay {
+	return spec.Overlay{CNI: a.CNI, CiliumVersion: a.CiliumVersion, KubeProxyReplacement: a.KubeProxyReplacement,
+		MTU: a.MTU, ClusterName: a.ClusterName}
+}
+
 // NewOverlayNetwork installs Cilium with Helm (flannel comes with Talos and
 // needs nothing) and runs the Kubernetes health checks after it.
 func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArgs, opts ...pulumi.ResourceOption) (*OverlayNetwork, error) {
 	if args == nil || args.Kubeconfig == nil || args.ClientConfiguration == nil || args.ControlPlaneAddresses == nil {
 		return nil, fmt.Errorf("OverlayNetwork %s: Kubeconfig, ClientConfiguration and ControlPlaneAddresses are required", name)
 	}
-	switch args.CNI {
-	case overlay.CNIFlannel:
-	case overlay.CNICilium:
-		if args.CiliumVersion == "" {
-			return nil, fmt.Errorf("OverlayNetwork %s: CiliumVersion is required with Cilium", name)
-		}
-	default:
-		return nil, fmt.Errorf("OverlayNetwork %s: unknown CNI %q: use %q or %q", name, args.CNI, overlay.CNIFlannel, overlay.CNICilium)
+	s := args.Spec()
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("OverlayNetwork %s: %w", name, err)
 	}
-	kpr := args.KubeProxyReplacement == nil || *args.KubeProxyReplacement
 	workers := args.WorkerAddresses
 	if workers == nil {
 		workers = pulumi.StringArray{}
@@ -96,45 +105,8 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 	if args.TalosHealthy != nil {
 		gate = args.TalosHealthy.ToBoolOutput().ApplyT(func(bool) string { return "talos" }).(pulumi.StringOutput)
 	}
-	if args.CNI == overlay.CNICilium {
-		// pulumi-kubernetes v4.32.0 replaces a provider whose kubeconfig is
-		// unknown at preview, and every release on it with it
-		// (provider/pkg/provider/provider.go:504, DiffConfig), unless its
-		// clusterIdentifier is set and unchanged (:495). So the provider
-		// takes the kubeconfig resource's output as it is (read through
-		// the health check it was unknown in every preview that changed a
-		// node), and the identifier keeps a renewed kubeconfig from
-		// replacing Cilium. The wait for Talos and etcd is an explicit
-		// dependency of the release instead: installing before then only
-		// times out.
-		k8s, err := kubernetes.NewProvider(ctx, name+"-k8s", &kubernetes.ProviderArgs{
-			Kubeconfig:        pulumi.ToSecret(args.Kubeconfig).(pulumi.StringOutput),
-			ClusterIdentifier: pulumi.String(args.ClusterName),
-			// Fail instead of silently skipping when the cluster is gone.
-			DeleteUnreachable: pulumi.Bool(false),
-		}, parent)
-		if err != nil {
-			return nil, err
-		}
-		// The release waits for the gate (and through the provider's
-		// kubeconfig for the cluster's bootstrap).
-		afterTalosHealthy := gate.ApplyT(func(string) []pulumi.Resource { return nil }).(pulumi.ResourceArrayOutput)
-		values := pulumi.Map{}
-		for k, v := range overlay.CiliumValues(kpr, args.MTU) {
-			values[k] = pulumi.Any(v)
-		}
-		release, err := helmv3.NewRelease(ctx, name+"-cilium", &helmv3.ReleaseArgs{
-			Name:           pulumi.String("cilium"),
-			Chart:          pulumi.String(overlay.CiliumChart),
-			Version:        pulumi.String(args.CiliumVersion),
-			RepositoryOpts: &helmv3.RepositoryOptsArgs{Repo: pulumi.String(overlay.CiliumRepo)},
-			Namespace:      pulumi.String(overlay.CiliumNamespace),
-			Values:         values,
-			// Helm waits for the agents to become ready; until then nodes
-			// stay NotReady, and failing the update beats a half install.
-			Atomic:  pulumi.Bool(true),
-			Timeout: pulumi.Int(900),
-		}, parent, pulumi.Provider(k8s), pulumi.DependsOnInputs(afterTalosHealthy))
+	if s.CNI == overlay.CNICilium {
+		release, err := installCilium(ctx, name, s, args.Kubeconfig, gate, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -153,10 +125,54 @@ func NewOverlayNetwork(ctx *pulumi.Context, name string, args *OverlayNetworkArg
 		Endpoints: args.ControlPlaneAddresses,
 	}, parent)
 
-	comp.CNI = pulumi.String(args.CNI).ToStringOutput()
+	comp.CNI = pulumi.String(s.CNI).ToStringOutput()
 	comp.Ready = ready.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{"cni": comp.CNI, "ready": comp.Ready}); err != nil {
 		return nil, err
 	}
 	return comp, nil
+}
+
+// installCilium installs Cilium's Helm release once the gate (Talos and
+// etcd healthy) has passed.
+//
+// pulumi-kubernetes v4.32.0 replaces a provider whose kubeconfig is
+// unknown at preview, and every release on it with it
+// (provider/pkg/provider/provider.go:504, DiffConfig), unless its
+// clusterIdentifier is set and unchanged (:495). So the provider takes the
+// kubeconfig resource's output as it is (read through the health check it
+// was unknown in every preview that changed a node), and the identifier
+// keeps a renewed kubeconfig from replacing Cilium. The wait for Talos and
+// etcd is an explicit dependency of the release instead: installing before
+// then only times out.
+func installCilium(ctx *pulumi.Context, name string, s spec.Overlay, kubeconfig pulumi.StringInput,
+	gate pulumi.StringOutput, parent pulumi.ResourceOption) (*helmv3.Release, error) {
+	k8s, err := kubernetes.NewProvider(ctx, name+"-k8s", &kubernetes.ProviderArgs{
+		Kubeconfig:        pulumi.ToSecret(kubeconfig).(pulumi.StringOutput),
+		ClusterIdentifier: pulumi.String(s.ClusterName),
+		// Fail instead of silently skipping when the cluster is gone.
+		DeleteUnreachable: pulumi.Bool(false),
+	}, parent)
+	if err != nil {
+		return nil, err
+	}
+	// The release waits for the gate (and through the provider's
+	// kubeconfig for the cluster's bootstrap).
+	afterTalosHealthy := gate.ApplyT(func(string) []pulumi.Resource { return nil }).(pulumi.ResourceArrayOutput)
+	values := pulumi.Map{}
+	for k, v := range overlay.CiliumValues(s.KubeProxyReplacementEnabled(), s.MTU) {
+		values[k] = pulumi.Any(v)
+	}
+	return helmv3.NewRelease(ctx, name+"-cilium", &helmv3.ReleaseArgs{
+		Name:           pulumi.String("cilium"),
+		Chart:          pulumi.String(overlay.CiliumChart),
+		Version:        pulumi.String(s.CiliumVersion),
+		RepositoryOpts: &helmv3.RepositoryOptsArgs{Repo: pulumi.String(overlay.CiliumRepo)},
+		Namespace:      pulumi.String(overlay.CiliumNamespace),
+		Values:         values,
+		// Helm waits for the agents to become ready; until then nodes
+		// stay NotReady, and failing the update beats a half install.
+		Atomic:  pulumi.Bool(true),
+		Timeout: pulumi.Int(900),
+	}, parent, pulumi.Provider(k8s), pulumi.DependsOnInputs(afterTalosHealthy))
 }

@@ -1,6 +1,7 @@
 package components
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -216,39 +217,48 @@ const (
 	NodeReadyType = pluginapi.NodeReadyToken
 )
 
-// nodeDrain registers the node's NodeDrain when args.Roll is set (nil, nil
-// otherwise) and returns the inputs its NodeReady takes too, and the
-// resource the VM waits for.
-func nodeDrain(ctx *pulumi.Context, name string, args *TalosNodeArgs, restartSpec pulumi.StringOutput,
-	parent pulumi.ResourceOption) (*pluginapi.NodeRestartInputs, pulumi.Resource, error) {
-	r, m := args.Roll, args.Node
+// nodeRestartInputs are NodeDrain's and NodeReady's inputs.
+type nodeRestartInputs = pluginapi.NodeRestartInputs
+
+// drain registers the node's NodeDrain, which the VM waits for, when the
+// node rolls its restarts with a cluster.
+func (n *nodeBuild) drain() error {
+	n.vmAfter = n.args.VMAfter
+	r := n.args.Roll
 	if r == nil {
-		return nil, nil, nil
+		return nil
 	}
-	roll := &pluginapi.NodeRestartInputs{
+	m := n.args.Node
+	n.roll = &nodeRestartInputs{
 		ClusterName: pulumi.String(r.ClusterName), Hostname: pulumi.String(m.Hostname),
 		Address: pulumi.String(m.Address), ControlPlane: pulumi.Bool(m.Role == RoleControlPlane),
-		RestartSpec: restartSpec, Cluster: nodeInputs(r.Cluster), Talosconfig: pulumi.ToSecret(r.Talosconfig).(pulumi.StringOutput),
+		RestartSpec: n.restartSpec(), Cluster: nodeInputs(r.Cluster), Talosconfig: pulumi.ToSecret(r.Talosconfig).(pulumi.StringOutput),
 		WorkerParallelism: pulumi.Int(r.WorkerParallelism), TimeoutSeconds: pulumi.Int(r.TimeoutSeconds),
 		PollSeconds: pulumi.Int(r.PollSeconds), Rebuild: pulumi.Int(m.Rebuild),
 	}
 	var drain pluginapi.NodeRestartResource
-	if err := ctx.RegisterResource(NodeDrainType, name+"-drain", *roll, &drain, parent,
+	if err := n.ctx.RegisterResource(NodeDrainType, n.name+"-drain", *n.roll, &drain, n.parent,
 		pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-		return nil, nil, err
+		return err
 	}
-	return roll, &drain, nil
+	n.vmAfter = append(slices.Clip(n.vmAfter), &drain)
+	return nil
 }
 
-// nodeReady registers the node's NodeReady with its NodeDrain's inputs,
-// after the VM and its configuration apply.
-func nodeReady(ctx *pulumi.Context, name string, roll *pluginapi.NodeRestartInputs, parent pulumi.ResourceOption,
-	machineVM, applied pulumi.Resource) (*pluginapi.NodeRestartResource, error) {
-	var ready pluginapi.NodeRestartResource
-	if err := ctx.RegisterResource(NodeReadyType, name+"-ready", *roll, &ready, parent,
-		pulumi.DependsOn([]pulumi.Resource{machineVM, applied}),
-		pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-		return nil, err
+// ready registers the node's NodeReady after the VM and the apply, when
+// it rolls its restarts: everything that reads the node's address (the
+// cluster's health checks) waits for it to be back and uncordoned.
+func (n *nodeBuild) ready() error {
+	n.addressAfter = []any{n.machineVM.ID()}
+	if n.roll == nil {
+		return nil
 	}
-	return &ready, nil
+	var ready pluginapi.NodeRestartResource
+	if err := n.ctx.RegisterResource(NodeReadyType, n.name+"-ready", *n.roll, &ready, n.parent,
+		pulumi.DependsOn([]pulumi.Resource{n.machineVM, n.applied}),
+		pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
+		return err
+	}
+	n.addressAfter = append(n.addressAfter, ready.ID())
+	return nil
 }

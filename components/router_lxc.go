@@ -3,8 +3,6 @@ package components
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
-	"net/netip"
 	"path"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/ct"
@@ -13,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/grammar"
 )
 
@@ -180,12 +179,57 @@ type RouterLXC struct {
 	HostEntries map[string]*remote.Command
 }
 
-// routerInterfaces are the container's NIC names; routerfiles renders rules
-// for the same names.
-const (
-	routerExternalNIC = "eth0"
-	routerInternalNIC = "eth1"
-)
+// NewRouterLXCArgs are the Args of a router spec; the caller adds the
+// Pulumi values (InternalBridge, SSH.PrivateKey).
+func NewRouterLXCArgs(s spec.Router) *RouterLXCArgs {
+	a := &RouterLXCArgs{
+		ProxmoxNode: s.ProxmoxNode, VMID: s.VMID, Hostname: s.Hostname,
+		Cores: s.Cores, MemoryMiB: s.MemoryMiB, DiskGiB: s.DiskGiB,
+		Datastore: s.Datastore, TemplateDatastore: s.TemplateDatastore,
+		TemplateURL: s.TemplateURL, TemplateChecksum: s.TemplateChecksum,
+		ExternalBridge: s.ExternalBridge, ExternalVLAN: s.ExternalVLAN,
+		ExternalAddress: s.ExternalAddress, ExternalGateway: s.ExternalGateway,
+		InternalMTU: s.InternalMTU, InternalAddress: s.InternalAddress, UpstreamDNS: s.UpstreamDNS,
+		Domain: s.Domain, DHCPStart: s.DHCPStart, DHCPEnd: s.DHCPEnd, DHCPLeaseTime: s.DHCPLeaseTime,
+		AdminCIDRs: s.AdminCIDRs, TalosAPICIDRs: s.TalosAPICIDRs, KubernetesAPIAddresses: s.KubernetesAPIAddresses,
+		SSH: RouterSSH{Host: s.SSH.Host, User: s.SSH.User, HostKey: s.SSH.HostKey, InsecureIgnoreHostKey: s.SSH.InsecureIgnoreHostKey},
+	}
+	for _, h := range s.Hosts {
+		a.Hosts = append(a.Hosts, RouterHostArgs(h))
+	}
+	for _, f := range s.Forwards {
+		a.Forwards = append(a.Forwards, RouterForwardArgs(f))
+	}
+	return a
+}
+
+// Spec is the router these Args describe, without their Pulumi values.
+func (a *RouterLXCArgs) Spec() spec.Router {
+	s := spec.Router{
+		ProxmoxNode: a.ProxmoxNode, VMID: a.VMID, Hostname: a.Hostname,
+		Cores: a.Cores, MemoryMiB: a.MemoryMiB, DiskGiB: a.DiskGiB,
+		Datastore: a.Datastore, TemplateDatastore: a.TemplateDatastore,
+		TemplateURL: a.TemplateURL, TemplateChecksum: a.TemplateChecksum,
+		ExternalBridge: a.ExternalBridge, ExternalVLAN: a.ExternalVLAN,
+		ExternalAddress: a.ExternalAddress, ExternalGateway: a.ExternalGateway,
+		InternalMTU: a.InternalMTU, InternalAddress: a.InternalAddress, UpstreamDNS: a.UpstreamDNS,
+		Domain: a.Domain, DHCPStart: a.DHCPStart, DHCPEnd: a.DHCPEnd, DHCPLeaseTime: a.DHCPLeaseTime,
+		AdminCIDRs: a.AdminCIDRs, TalosAPICIDRs: a.TalosAPICIDRs, KubernetesAPIAddresses: a.KubernetesAPIAddresses,
+		SSH: a.SSH.spec(),
+	}
+	for _, h := range a.Hosts {
+		s.Hosts = append(s.Hosts, spec.RouterHost(h))
+	}
+	for _, f := range a.Forwards {
+		s.Forwards = append(s.Forwards, spec.RouterForward(f))
+	}
+	return s
+}
+
+// spec is the connection without its private key.
+func (s RouterSSH) spec() spec.SSH {
+	return spec.SSH{Host: s.Host, User: s.User, HostKey: s.HostKey, InsecureIgnoreHostKey: s.InsecureIgnoreHostKey}
+}
 
 // installRouterPackages runs once per container. The standard Debian
 // template has neither nftables nor dnsmasq; the container reaches the
@@ -218,73 +262,92 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	}
 	// Everything is parsed and rendered before anything is registered: a
 	// wrong address fails the program, not the container half-way.
-	layout := routerfiles.DebianLayout()
-	spec, err := routerSpec(args, layout)
+	s := args.Spec()
+	filesSpec, err := s.Files()
 	if err != nil {
 		return nil, fmt.Errorf("RouterLXC %s: %w", name, err)
 	}
-	files := routerfiles.Render(spec)
 	comp := &RouterLXC{HostEntries: map[string]*remote.Command{}}
 	if err := ctx.RegisterComponentResource(RouterLXCType, name, comp, opts...); err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(comp)
-
-	template, err := routerTemplate(ctx, name, args, parent)
+	template, err := routerTemplate(ctx, name, s, parent)
 	if err != nil {
 		return nil, err
 	}
+	container, err := routerContainer(ctx, name, s, args.InternalBridge, template, parent)
+	if err != nil {
+		return nil, err
+	}
+	files := routerfiles.Render(filesSpec)
+	if err := comp.configure(ctx, name, container.VmId, conn, files, filesSpec.Hosts, parent); err != nil {
+		return nil, err
+	}
+	comp.VMID = container.VmId
+	comp.ExternalAddress = pulumi.String(s.ExternalAddress).ToStringOutput()
+	comp.InternalAddress = pulumi.String(s.InternalAddress).ToStringOutput()
+	comp.ConfigDigest = comp.Configured.Create.ApplyT(func(*string) string { return files.Digest() }).(pulumi.StringOutput)
+	return comp, ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"vmId":            comp.VMID,
+		"externalAddress": comp.ExternalAddress,
+		"internalAddress": comp.InternalAddress,
+		"configDigest":    comp.ConfigDigest,
+	})
+}
 
-	extIP := &ct.ContainerInitializationIpConfigIpv4Args{Address: pulumi.String(args.ExternalAddress)}
-	if args.ExternalAddress != "dhcp" && args.ExternalGateway != "" {
-		extIP.Gateway = pulumi.String(args.ExternalGateway)
+// routerContainer is the unprivileged Debian container with its two NICs:
+// the external one (DHCP or a static address) and the internal one on the
+// internal bridge.
+func routerContainer(ctx *pulumi.Context, name string, s spec.Router, internalBridge pulumi.StringInput,
+	template *download.File, parent pulumi.ResourceOption) (*ct.Container, error) {
+	extIP := &ct.ContainerInitializationIpConfigIpv4Args{Address: pulumi.String(s.ExternalAddress)}
+	if s.ExternalAddress != spec.ExternalAddressDHCP && s.ExternalGateway != "" {
+		extIP.Gateway = pulumi.String(s.ExternalGateway)
 	}
 	extNIC := &ct.ContainerNetworkInterfaceArgs{
-		Name:     pulumi.String(routerExternalNIC),
-		Bridge:   pulumi.String(args.ExternalBridge),
+		Name:     pulumi.String(routerfiles.ExternalInterface),
+		Bridge:   pulumi.String(s.ExternalBridge),
 		Firewall: pulumi.Bool(false),
 	}
-	if args.ExternalVLAN > 0 {
-		extNIC.VlanId = pulumi.Int(args.ExternalVLAN)
+	if s.ExternalVLAN > 0 {
+		extNIC.VlanId = pulumi.Int(s.ExternalVLAN)
 	}
 	intNIC := &ct.ContainerNetworkInterfaceArgs{
-		Name:     pulumi.String(routerInternalNIC),
-		Bridge:   args.InternalBridge,
+		Name:     pulumi.String(routerfiles.InternalInterface),
+		Bridge:   internalBridge,
 		Firewall: pulumi.Bool(false),
 	}
 	// Only a non-default MTU is set, so stacks on 1500 see no change.
-	if args.InternalMTU != 0 && args.InternalMTU != 1500 {
-		intNIC.Mtu = pulumi.Int(args.InternalMTU)
+	if s.InternalMTU != 0 && s.InternalMTU != 1500 {
+		intNIC.Mtu = pulumi.Int(s.InternalMTU)
 	}
-	container, err := ct.NewContainer(ctx, name+"-ct", &ct.ContainerArgs{
-		NodeName:    pulumi.String(args.ProxmoxNode),
-		VmId:        pulumi.Int(args.VMID),
+	return ct.NewContainer(ctx, name+"-ct", &ct.ContainerArgs{
+		NodeName:    pulumi.String(s.ProxmoxNode),
+		VmId:        pulumi.Int(s.VMID),
 		Description: pulumi.String("SDA router: NAT, firewall, DNS and DHCP for the internal network"),
 		Tags:        pulumi.StringArray{pulumi.String("sda"), pulumi.String("router")},
 		// Unprivileged: nftables and ip_forward act on the container's own
 		// network namespace, which its root owns.
 		Unprivileged: pulumi.Bool(true),
 		Features:     &ct.ContainerFeaturesArgs{Nesting: pulumi.Bool(true)},
-		Cpu:          &ct.ContainerCpuArgs{Cores: pulumi.Int(args.Cores)},
-		Memory:       &ct.ContainerMemoryArgs{Dedicated: pulumi.Int(args.MemoryMiB), Swap: pulumi.Int(0)},
-		Disk:         &ct.ContainerDiskArgs{DatastoreId: pulumi.String(args.Datastore), Size: pulumi.Int(args.DiskGiB)},
+		Cpu:          &ct.ContainerCpuArgs{Cores: pulumi.Int(s.Cores)},
+		Memory:       &ct.ContainerMemoryArgs{Dedicated: pulumi.Int(s.MemoryMiB), Swap: pulumi.Int(0)},
+		Disk:         &ct.ContainerDiskArgs{DatastoreId: pulumi.String(s.Datastore), Size: pulumi.Int(s.DiskGiB)},
 		OperatingSystem: &ct.ContainerOperatingSystemArgs{
 			TemplateFileId: template.ID(),
 			Type:           pulumi.String("debian"),
 		},
-		NetworkInterfaces: ct.ContainerNetworkInterfaceArray{
-			extNIC,
-			intNIC,
-		},
+		NetworkInterfaces: ct.ContainerNetworkInterfaceArray{extNIC, intNIC},
 		Initialization: &ct.ContainerInitializationArgs{
-			Hostname: pulumi.String(args.Hostname),
+			Hostname: pulumi.String(s.Hostname),
 			IpConfigs: ct.ContainerInitializationIpConfigArray{
 				&ct.ContainerInitializationIpConfigArgs{Ipv4: extIP},
 				&ct.ContainerInitializationIpConfigArgs{Ipv4: &ct.ContainerInitializationIpConfigIpv4Args{
-					Address: pulumi.String(args.InternalAddress),
+					Address: pulumi.String(s.InternalAddress),
 				}},
 			},
-			Dns: &ct.ContainerInitializationDnsArgs{Servers: pulumi.ToStringArray(args.UpstreamDNS)},
+			Dns: &ct.ContainerInitializationDnsArgs{Servers: pulumi.ToStringArray(s.UpstreamDNS)},
 		},
 		Started:     pulumi.Bool(true),
 		StartOnBoot: pulumi.Bool(true),
@@ -295,22 +358,23 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 		// The internal network is without its gateway until the new one
 		// is configured; `sda plan` says so.
 		pulumi.DeleteBeforeReplace(true))
-	if err != nil {
-		return nil, err
+}
+
+// configure installs the packages, applies the rendered files and adds
+// each host's entries, all with `pct exec` over SSH to the Proxmox host.
+// The container's VM ID comes from the container resource, so every
+// command waits for it to exist and runs again if it is ever replaced.
+func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.IntOutput, conn remote.ConnectionArgs,
+	files routerfiles.Files, hosts []routerfiles.Host, parent pulumi.ResourceOption) error {
+	inContainer := func(script string) pulumi.StringOutput {
+		return vmid.ApplyT(func(id int) string { return pctScript(id, script) }).(pulumi.StringOutput)
 	}
-
-	// The container's VM ID comes from the container resource, so both
-	// commands wait for it to exist and run again if it is ever replaced.
-	vmid := container.VmId
-
 	install, err := remote.NewCommand(ctx, name+"-packages", &remote.CommandArgs{
 		Connection: conn,
-		Create: vmid.ApplyT(func(id int) string {
-			return pctScript(id, installRouterPackages)
-		}).(pulumi.StringOutput),
+		Create:     inContainer(installRouterPackages),
 	}, parent)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	// The configuration script carries the rendered files, so its text
@@ -320,53 +384,39 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	// when its configuration changed, so leases survive a re-apply.
 	// The files list no node, so adding or removing one leaves this command
 	// as it is.
-	applyScript := routerfiles.ApplyScript(files, layout)
-	script := vmid.ApplyT(func(id int) string { return pctScript(id, applyScript) }).(pulumi.StringOutput)
+	layout := routerfiles.DebianLayout()
+	script := inContainer(routerfiles.ApplyScript(files, layout))
 	configured, err := remote.NewCommand(ctx, name+"-config", &remote.CommandArgs{
 		Connection: conn,
 		Create:     script,
 		Update:     script,
 	}, parent, pulumi.DependsOn([]pulumi.Resource{install}))
 	if err != nil {
-		return nil, err
+		return err
 	}
+	comp.Configured = configured
 
 	// One command per host, named after it: a new node creates its command,
 	// a removed node deletes its command, whose Delete removes its entries.
 	// Each runs after the main configuration, which creates the directories
 	// and the firewall sets the host's files go into. A changed host (a new
 	// MAC, say) runs Create again in place; the script is idempotent.
-	for _, h := range spec.Hosts {
-		add, remove := routerfiles.HostScript(h, layout), routerfiles.RemoveHostScript(h, layout)
+	for _, h := range hosts {
 		cmd, err := remote.NewCommand(ctx, name+"-host-"+h.Name, &remote.CommandArgs{
 			Connection: conn,
-			Create:     vmid.ApplyT(func(id int) string { return pctScript(id, add) }).(pulumi.StringOutput),
-			Delete:     vmid.ApplyT(func(id int) string { return pctScript(id, remove) }).(pulumi.StringOutput),
+			Create:     inContainer(routerfiles.HostScript(h, layout)),
+			Delete:     inContainer(routerfiles.RemoveHostScript(h, layout)),
 		}, parent, pulumi.DependsOn([]pulumi.Resource{configured}))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		comp.HostEntries[h.Name] = cmd
 	}
-
-	comp.Configured = configured
-	comp.VMID = vmid
-	comp.ExternalAddress = pulumi.String(args.ExternalAddress).ToStringOutput()
-	comp.InternalAddress = pulumi.String(args.InternalAddress).ToStringOutput()
-	comp.ConfigDigest = configured.Create.ApplyT(func(*string) string { return files.Digest() }).(pulumi.StringOutput)
-	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
-		"vmId":            comp.VMID,
-		"externalAddress": comp.ExternalAddress,
-		"internalAddress": comp.InternalAddress,
-		"configDigest":    comp.ConfigDigest,
-	}); err != nil {
-		return nil, err
-	}
-	return comp, nil
+	return nil
 }
 
 // routerTemplate downloads the LXC template to the template datastore,
-// verified by Proxmox against args.TemplateChecksum.
+// verified by Proxmox against the template's checksum.
 //
 // The file name is the component's own, so a template already on the
 // datastore (put there by hand or by another stack) is neither adopted nor
@@ -376,184 +426,22 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 // ignored, because Proxmox would replace the file in place, which it
 // refuses for a name that exists, and replace the router with it. The
 // alias keeps the name routers created before this rule had.
-func routerTemplate(ctx *pulumi.Context, name string, args *RouterLXCArgs, parent pulumi.ResourceOption) (*download.File, error) {
-	algorithm, _ := grammar.ChecksumAlgorithm(args.TemplateChecksum)
-	fileName := name + "-" + path.Base(args.TemplateURL)
-	return download.NewFile(ctx, name+"-template-"+path.Base(args.TemplateURL), &download.FileArgs{
-		NodeName:    pulumi.String(args.ProxmoxNode),
-		DatastoreId: pulumi.String(args.TemplateDatastore),
+func routerTemplate(ctx *pulumi.Context, name string, s spec.Router, parent pulumi.ResourceOption) (*download.File, error) {
+	algorithm, _ := grammar.ChecksumAlgorithm(s.TemplateChecksum)
+	fileName := name + "-" + path.Base(s.TemplateURL)
+	return download.NewFile(ctx, name+"-template-"+path.Base(s.TemplateURL), &download.FileArgs{
+		NodeName:    pulumi.String(s.ProxmoxNode),
+		DatastoreId: pulumi.String(s.TemplateDatastore),
 		ContentType: pulumi.String("vztmpl"),
-		Url:         pulumi.String(args.TemplateURL),
+		Url:         pulumi.String(s.TemplateURL),
 		FileName:    pulumi.String(fileName),
 		Overwrite:   pulumi.Bool(false),
 		// A file of this name is this router's own: one a killed run
 		// downloaded outside the state is replaced, not refused.
 		OverwriteUnmanaged: pulumi.Bool(true),
-		Checksum:           pulumi.String(args.TemplateChecksum),
+		Checksum:           pulumi.String(s.TemplateChecksum),
 		ChecksumAlgorithm:  pulumi.String(algorithm),
 	}, parent,
 		pulumi.IgnoreChanges([]string{"url", "checksum", "checksumAlgorithm"}),
 		pulumi.Aliases([]pulumi.Alias{{Name: pulumi.String(name + "-template")}}))
-}
-
-// routerSpec parses args into what routerfiles renders. Every error names
-// the field, the value and what to write instead.
-func routerSpec(args *RouterLXCArgs, layout routerfiles.Layout) (routerfiles.Spec, error) {
-	s := routerfiles.Spec{
-		ExternalInterface: routerExternalNIC,
-		InternalInterface: routerInternalNIC,
-		Domain:            args.Domain,
-		LeaseTime:         args.DHCPLeaseTime,
-		RouterName:        args.Hostname,
-		HostsDir:          layout.HostsDir,
-		DHCPHostsDir:      layout.DHCPHostsDir,
-		NftablesHostsDir:  layout.NftablesHostsDir,
-	}
-	if s.LeaseTime == "" {
-		s.LeaseTime = routerfiles.DefaultLeaseTime
-	}
-	// Names reach dnsmasq's configuration, nftables comments and shell
-	// commands: they must be DNS names (the same allow-list the stack
-	// configuration uses), never text that could start a new line.
-	if !grammar.Domain(args.Domain) {
-		return s, fmt.Errorf("Domain = %q is not a DNS domain: write lowercase labels joined by dots, such as lab.internal", args.Domain)
-	}
-	if !grammar.DNSLabel(args.Hostname) {
-		return s, fmt.Errorf("Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as router", args.Hostname)
-	}
-	if !grammar.TemplateURL(args.TemplateURL) {
-		return s, fmt.Errorf("TemplateURL = %q is not the https:// URL of an LXC template: write one such as https://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst (plain http lets anyone on the path replace the router's system)", args.TemplateURL)
-	}
-	if _, ok := grammar.ChecksumAlgorithm(args.TemplateChecksum); !ok {
-		return s, fmt.Errorf("TemplateChecksum = %q is not a SHA-256, SHA-384 or SHA-512 in hex: give the template's digest (pveam available on a Proxmox node lists it, or the publisher's SHA512SUMS); MD5 and SHA-1 are not accepted", args.TemplateChecksum)
-	}
-	if !grammar.LeaseTime(s.LeaseTime) {
-		return s, fmt.Errorf("DHCPLeaseTime = %q is not a dnsmasq lease time: write seconds, a number with s, m, h, d or w (such as 12h), or infinite", args.DHCPLeaseTime)
-	}
-	in, err := parsePrefix("InternalAddress", args.InternalAddress, "the router's internal address with its prefix length, such as 10.10.0.1/24")
-	if err != nil {
-		return s, err
-	}
-	s.Internal, s.RouterInternal = in.Masked(), in.Addr()
-	if args.ExternalAddress != "dhcp" {
-		ext, err := parsePrefix("ExternalAddress", args.ExternalAddress, `"dhcp" or the router's external address with its prefix length, such as 192.168.1.50/24`)
-		if err != nil {
-			return s, err
-		}
-		s.External, s.RouterExternal = ext.Masked(), ext.Addr()
-	}
-	if s.UpstreamDNS, err = parseAddrs("UpstreamDNS", args.UpstreamDNS, "such as 1.1.1.1"); err != nil {
-		return s, err
-	}
-	if s.DHCPStart, err = parseInternal("DHCPStart", args.DHCPStart, s.Internal); err != nil {
-		return s, err
-	}
-	if s.DHCPEnd, err = parseInternal("DHCPEnd", args.DHCPEnd, s.Internal); err != nil {
-		return s, err
-	}
-	if s.DHCPEnd.Less(s.DHCPStart) {
-		return s, fmt.Errorf("DHCPEnd %s is before DHCPStart %s: swap them", s.DHCPEnd, s.DHCPStart)
-	}
-	for i, c := range args.AdminCIDRs {
-		p, err := parsePrefix(fmt.Sprintf("AdminCIDRs[%d]", i), c, "one such as 192.168.1.0/24")
-		if err != nil {
-			return s, err
-		}
-		s.AdminCIDRs = append(s.AdminCIDRs, p)
-	}
-	for i, c := range args.TalosAPICIDRs {
-		p, err := parsePrefix(fmt.Sprintf("TalosAPICIDRs[%d]", i), c, "the deployer's address, such as 192.168.1.5/32")
-		if err != nil {
-			return s, err
-		}
-		s.TalosAPICIDRs = append(s.TalosAPICIDRs, p)
-	}
-	if s.KubernetesAPI, err = parseAddrs("KubernetesAPIAddresses", args.KubernetesAPIAddresses, "the VIP, such as 10.10.0.10"); err != nil {
-		return s, err
-	}
-	seen := map[string]bool{}
-	for i, h := range args.Hosts {
-		field := fmt.Sprintf("Hosts[%d]", i)
-		if !grammar.DNSLabel(h.Name) {
-			return s, fmt.Errorf("%s.Name = %q is not a DNS label: write the host's short name in lowercase letters, digits and inner hyphens, such as lab-cp1", field, h.Name)
-		}
-		if seen[h.Name] {
-			return s, fmt.Errorf("host %q is listed twice (%s): give every host its own name", h.Name, field)
-		}
-		seen[h.Name] = true
-		a, err := parseInternal(field+".Address", h.Address, s.Internal)
-		if err != nil {
-			return s, err
-		}
-		if h.MAC != "" {
-			if _, err := net.ParseMAC(h.MAC); err != nil {
-				return s, fmt.Errorf("%s.MAC = %q is not a MAC address: write it like 02:00:00:00:00:01, or leave it empty for no DHCP reservation", field, h.MAC)
-			}
-		}
-		s.Hosts = append(s.Hosts, routerfiles.Host{Name: h.Name, Domain: s.Domain, Address: a, MAC: h.MAC, ControlPlane: h.ControlPlane})
-	}
-	for i, f := range args.Forwards {
-		field := fmt.Sprintf("Forwards[%d]", i)
-		fw := routerfiles.Forward{Name: f.Name, Protocol: f.Protocol, Port: f.Port, TargetPort: f.TargetPort}
-		if fw.Protocol == "" {
-			fw.Protocol = "tcp"
-		}
-		if fw.TargetPort == 0 {
-			fw.TargetPort = fw.Port
-		}
-		switch {
-		case !grammar.DNSLabel(f.Name):
-			return s, fmt.Errorf("%s.Name = %q is not a DNS label: it labels the forward's firewall rules; write lowercase letters, digits and inner hyphens, such as https", field, f.Name)
-		case fw.Protocol != "tcp" && fw.Protocol != "udp":
-			return s, fmt.Errorf("%s.Protocol = %q: use tcp or udp", field, f.Protocol)
-		case fw.Port < 1 || fw.Port > 65535:
-			return s, fmt.Errorf("%s.Port = %d: use a port from 1 to 65535", field, f.Port)
-		case fw.TargetPort < 1 || fw.TargetPort > 65535:
-			return s, fmt.Errorf("%s.TargetPort = %d: use a port from 1 to 65535, or 0 for Port", field, f.TargetPort)
-		}
-		if fw.Target, err = parseInternal(field+".Target", f.Target, s.Internal); err != nil {
-			return s, err
-		}
-		for j, c := range f.AllowFrom {
-			p, err := parsePrefix(fmt.Sprintf("%s.AllowFrom[%d]", field, j), c, "one such as 203.0.113.0/24")
-			if err != nil {
-				return s, err
-			}
-			fw.AllowFrom = append(fw.AllowFrom, p)
-		}
-		s.Forwards = append(s.Forwards, fw)
-	}
-	return s, nil
-}
-
-func parsePrefix(field, value, fix string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(value)
-	if err != nil || !p.Addr().Is4() {
-		return p, fmt.Errorf("%s = %q is not an IPv4 CIDR: write %s", field, value, fix)
-	}
-	return p, nil
-}
-
-func parseAddrs(field string, values []string, fix string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	for i, v := range values {
-		a, err := netip.ParseAddr(v)
-		if err != nil || !a.Is4() {
-			return nil, fmt.Errorf("%s[%d] = %q is not an IPv4 address: write one %s", field, i, v, fix)
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// parseInternal parses an address that must lie in the internal network.
-func parseInternal(field, value string, internal netip.Prefix) (netip.Addr, error) {
-	a, err := netip.ParseAddr(value)
-	if err != nil || !a.Is4() {
-		return a, fmt.Errorf("%s = %q is not an IPv4 address: write one of the internal network %s, such as %s", field, value, internal, internal.Addr().Next())
-	}
-	if !internal.Contains(a) {
-		return a, fmt.Errorf("%s = %s is outside the internal network %s (InternalAddress): use an address inside it", field, value, internal)
-	}
-	return a, nil
 }

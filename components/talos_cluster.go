@@ -1,8 +1,6 @@
 package components
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/imagefactory"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/components/talospatch"
 )
 
@@ -157,318 +156,396 @@ type TalosCluster struct {
 
 // NewTalosCluster creates the secrets, the image, every node, bootstraps
 // the first control plane once, and fetches kubeconfig and talosconfig.
+// It reads as its steps, in the order the cluster comes up.
 func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, opts ...pulumi.ResourceOption) (*TalosCluster, error) {
 	if args == nil {
 		return nil, fmt.Errorf("TalosCluster %s: args are required", name)
 	}
-	if err := args.validate(); err != nil {
+	s, err := args.validate()
+	if err != nil {
 		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
 	}
-	var controlPlanes, workers []TalosNodeSpec
-	for _, n := range args.Nodes {
-		if n.Role == RoleControlPlane {
-			controlPlanes = append(controlPlanes, n)
-		} else {
-			workers = append(workers, n)
-		}
-	}
-	// The patches' view of the cluster; the installer image is set per
-	// node once the schematic's ID is known.
-	apiAddress := controlPlanes[0].Address
-	if args.Network.VIP != "" {
-		apiAddress = args.Network.VIP
-	}
-	endpoint := fmt.Sprintf("https://%s:%d", apiAddress, talospatch.KubernetesAPIPort)
-	patchCluster := talospatch.Cluster{
-		TalosVersion:             args.TalosVersion,
-		APIAddress:               apiAddress,
-		ExtraCertSANs:            args.CertSANs,
-		PodCIDR:                  args.PodCIDR,
-		ServiceCIDR:              args.ServiceCIDR,
-		SchedulableControlPlanes: len(workers) == 0,
-		InstallDisk:              talospatch.InstallDisk(args.DiskInterface),
-		PrefixLen:                args.Network.PrefixLen,
-		Gateway:                  args.Network.Gateway,
-		VIP:                      args.Network.VIP,
-		MTU:                      args.Network.MTU,
-	}
-	for _, p := range args.Patches {
-		patchCluster.Extra = append(patchCluster.Extra, talospatch.Named{Source: p.Name, Content: p.Content})
-	}
-	var talosEndpoints, allAddresses []string
-	for _, n := range controlPlanes {
-		talosEndpoints = append(talosEndpoints, n.Address)
-	}
-	for _, n := range args.Nodes {
-		allAddresses = append(allAddresses, n.Address)
-	}
-
 	comp := &TalosCluster{}
 	if err := ctx.RegisterComponentResource(TalosClusterType, name, comp, opts...); err != nil {
 		return nil, err
 	}
-	parent := pulumi.Parent(comp)
+	b := &clusterBuild{ctx: ctx, name: name, args: args, spec: s, comp: comp, parent: pulumi.Parent(comp)}
+	for _, step := range []func() error{
+		b.secrets,            // the machine secrets, protected
+		b.schematic,          // the Image Factory schematic of the extensions
+		b.images,             // the boot image on each Proxmox node, after its host key is pinned
+		b.roleConfigurations, // each role's configuration with the cluster's patches
+		b.nodePatches,        // each node's own patches, with the installer
+		b.talosconfig,        // the client configuration for the Talos API
+		b.kubernetesVersion,  // the Kubernetes roll, before any apply
+		b.nodes,              // every VM and its configuration apply
+		b.bootstrap,          // etcd on the first control plane, and the kubeconfig
+		b.members,            // the cluster's members made the declared nodes
+		b.versions,           // each node's Talos version, rolled
+		b.health,             // Talos, etcd and the Node objects healthy
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	return comp, b.outputs()
+}
 
-	secrets, err := machine.NewSecrets(ctx, name+"-secrets", &machine.SecretsArgs{
-		TalosVersion: pulumi.String(args.TalosVersion),
-	}, parent,
-		// Losing the secrets orphans every node: they can never be replaced
-		// by accident. docs/engine.md says how to remove them deliberately.
+// clusterBuild carries what NewTalosCluster's steps hand to each other.
+type clusterBuild struct {
+	ctx    *pulumi.Context
+	name   string
+	args   *TalosClusterArgs
+	spec   spec.Cluster
+	comp   *TalosCluster
+	parent pulumi.ResourceOrInvokeOption
+
+	clientConfig  machine.ClientConfigurationOutput
+	schematicID   pulumi.StringOutput
+	imageOf       map[string]pulumi.StringOutput // by Proxmox node
+	configs       map[string]pulumi.StringOutput // by role
+	patchesOf     map[string]pulumi.StringArrayOutput
+	talosconfigV  pulumi.StringOutput
+	applyAfter    []pulumi.Resource
+	cpAddrs       []pulumi.StringInput
+	workerAddrs   []pulumi.StringInput
+	kubeconfigRaw pulumi.StringOutput
+	afterUp       []pulumi.Resource // the bootstrap and the kubeconfig
+	membersRes    *clusterMembersResource
+	versionsOut   pulumi.StringMapOutput
+	healthy       pulumi.BoolOutput
+}
+
+// secrets creates the cluster's machine secrets. Losing them orphans every
+// node: they can never be replaced by accident. docs/engine.md says how to
+// remove them deliberately.
+func (b *clusterBuild) secrets() error {
+	secrets, err := machine.NewSecrets(b.ctx, b.name+"-secrets", &machine.SecretsArgs{
+		TalosVersion: pulumi.String(b.spec.TalosVersion),
+	}, b.parent,
 		pulumi.Protect(true),
 		pulumi.AdditionalSecretOutputs([]string{"machineSecrets", "clientConfiguration"}))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	clientConfig := secrets.ClientConfiguration
+	b.comp.Secrets = secrets
+	b.clientConfig = secrets.ClientConfiguration
+	return nil
+}
 
-	schematicYAML := talospatch.SchematicYAML(args.Extensions)
+// schematic posts the extensions' schematic to Image Factory.
+//
+// The schematic's ID is computed here, the way Image Factory computes it,
+// not read from the resource: the provider updates a changed schematic in
+// place (it posts the new one) but a Pulumi update cannot change a
+// resource's ID, so schematic.ID() would keep naming the old extensions
+// forever. The value still flows through the resource's posted schematic,
+// so the image and installer wait for the factory to know it.
+func (b *clusterBuild) schematic() error {
+	schematicYAML := talospatch.SchematicYAML(b.spec.Extensions)
 	wantID, err := talospatch.SchematicID(schematicYAML)
 	if err != nil {
-		return nil, fmt.Errorf("TalosCluster %s: %w", name, err)
+		return fmt.Errorf("TalosCluster %s: %w", b.name, err)
 	}
-	schematic, err := imagefactory.NewSchematic(ctx, name+"-schematic", &imagefactory.SchematicArgs{
+	schematic, err := imagefactory.NewSchematic(b.ctx, b.name+"-schematic", &imagefactory.SchematicArgs{
 		Schematic: pulumi.String(schematicYAML),
-	}, parent)
+	}, b.parent)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// The schematic's ID is computed here, the way Image Factory computes
-	// it, not read from the resource: the provider updates a changed
-	// schematic in place (it posts the new one) but a Pulumi update cannot
-	// change a resource's ID, so schematic.ID() would keep naming the old
-	// extensions forever. The value still flows through the resource's
-	// posted schematic, so the image and installer wait for the factory to
-	// know it.
-	schematicID := schematic.Schematic.ApplyT(func(*string) string { return wantID }).(pulumi.StringOutput)
+	b.schematicID = schematic.Schematic.ApplyT(func(*string) string { return wantID }).(pulumi.StringOutput)
+	return nil
+}
 
-	// One image per Proxmox node, or one for the cluster on shared storage.
-	images := map[string]pulumi.StringOutput{}
+// images downloads the boot image once per Proxmox node, or once for the
+// cluster on shared storage, and pins each node's SSH host key before
+// its disks are imported.
+func (b *clusterBuild) images() error {
+	s := b.spec
+	b.imageOf = map[string]pulumi.StringOutput{}
 	var imageNodes []string
-	for _, n := range args.Nodes {
+	for _, n := range s.Nodes {
 		if !slices.Contains(imageNodes, n.ProxmoxNode) {
 			imageNodes = append(imageNodes, n.ProxmoxNode)
 		}
 	}
 	for i, node := range imageNodes {
-		if args.SharedImageDatastore && i > 0 {
-			images[node] = images[imageNodes[0]]
+		if s.SharedImageDatastore && i > 0 {
+			b.imageOf[node] = b.imageOf[imageNodes[0]]
 			continue
 		}
-		resName := name + "-image-" + node
-		if args.SharedImageDatastore {
-			resName = name + "-image"
+		resName := b.name + "-image-" + node
+		if s.SharedImageDatastore {
+			resName = b.name + "-image"
 		}
-		img, err := download.NewFile(ctx, resName, &download.FileArgs{
+		img, err := download.NewFile(b.ctx, resName, &download.FileArgs{
 			NodeName:    pulumi.String(node),
-			DatastoreId: pulumi.String(args.ImageDatastore),
+			DatastoreId: pulumi.String(s.ImageDatastore),
 			ContentType: pulumi.String("iso"),
-			Url: schematicID.ApplyT(func(id string) string {
-				return talospatch.NocloudImageURL(id, args.TalosVersion)
+			Url: b.schematicID.ApplyT(func(id string) string {
+				return talospatch.NocloudImageURL(id, s.TalosVersion)
 			}).(pulumi.StringOutput),
-			FileName: schematicID.ApplyT(func(id string) string {
+			FileName: b.schematicID.ApplyT(func(id string) string {
 				// The cluster name keeps two stacks on one Proxmox node from
 				// managing (and deleting) the same file.
-				return fmt.Sprintf("talos-%s-%s-%s-nocloud-amd64.img", args.ClusterName, args.TalosVersion, id[:12])
+				return fmt.Sprintf("talos-%s-%s-%s-nocloud-amd64.img", s.ClusterName, s.TalosVersion, id[:12])
 			}).(pulumi.StringOutput),
 			DecompressionAlgorithm: pulumi.String(talospatch.NocloudImageDecompression),
 			Overwrite:              pulumi.Bool(false),
 			// The name is this cluster's own: a file a killed run
 			// downloaded outside the state is replaced, not refused.
 			OverwriteUnmanaged: pulumi.Bool(true),
-		}, parent)
+		}, b.parent)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		images[node] = img.ID().ToStringOutput()
+		b.imageOf[node] = img.ID().ToStringOutput()
 	}
-	if err := pinHostKeys(ctx, name, args.ProxmoxHostKeys, images, parent); err != nil {
-		return nil, err
-	}
+	return pinHostKeys(b.ctx, b.name, b.args.ProxmoxHostKeys, b.imageOf, b.parent)
+}
 
-	// Every role's configuration gets the cluster's patches; each node's
-	// own follow in its configuration apply (talospatch.MachinePatches).
-	rolePatches := talospatch.Contents(talospatch.ClusterPatches(patchCluster))
+// roleConfigurations generates each role's configuration with the
+// cluster's patches; each node's own follow in its configuration apply
+// (talospatch.MachinePatches).
+func (b *clusterBuild) roleConfigurations() error {
+	s := b.spec
+	rolePatches := talospatch.Contents(talospatch.ClusterPatches(s.PatchCluster("")))
 	roleConfig := func(role string) pulumi.StringOutput {
-		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
-			ClusterName:     pulumi.String(args.ClusterName),
-			ClusterEndpoint: pulumi.String(endpoint),
+		return machine.GetConfigurationOutput(b.ctx, machine.GetConfigurationOutputArgs{
+			ClusterName:     pulumi.String(s.ClusterName),
+			ClusterEndpoint: pulumi.String(s.Endpoint()),
 			MachineType:     pulumi.String(role),
-			MachineSecrets:  secrets.MachineSecrets,
-			TalosVersion:    pulumi.String(args.TalosVersion),
+			MachineSecrets:  b.comp.Secrets.MachineSecrets,
+			TalosVersion:    pulumi.String(s.TalosVersion),
 			// Talos's generator takes the version without the "v" (as
 			// internal/render passes it); the provider hands it through.
-			KubernetesVersion: pulumi.String(strings.TrimPrefix(args.KubernetesVersion, "v")),
+			KubernetesVersion: pulumi.String(strings.TrimPrefix(s.KubernetesVersion, "v")),
 			ConfigPatches:     pulumi.ToStringArray(rolePatches),
 			Docs:              pulumi.Bool(false),
 			Examples:          pulumi.Bool(false),
-		}, parent).MachineConfiguration()
+		}, b.parent).MachineConfiguration()
 	}
-	configs := map[string]pulumi.StringOutput{
-		RoleControlPlane: roleConfig(RoleControlPlane),
+	b.configs = map[string]pulumi.StringOutput{RoleControlPlane: roleConfig(RoleControlPlane)}
+	if len(s.Workers()) > 0 {
+		b.configs[RoleWorker] = roleConfig(RoleWorker)
 	}
-	if len(workers) > 0 {
-		configs[RoleWorker] = roleConfig(RoleWorker)
-	}
+	return nil
+}
 
-	bridgeOn := func(node string) pulumi.StringInput {
-		// A map of the caller's own outputs keeps each VM waiting for its
-		// own node's bridge only.
-		if m, ok := args.Bridges.(pulumi.StringMap); ok {
-			if b, ok := m[node]; ok {
-				return b
-			}
-		} else if args.Bridges != nil && args.Bridge == nil {
-			return args.Bridges.ToStringMapOutput().MapIndex(pulumi.String(node))
-		}
-		return args.Bridge
-	}
-
-	ordered := append(append([]TalosNodeSpec{}, controlPlanes...), workers...)
-	nodePatches := map[string]pulumi.StringArrayOutput{}
-	for _, m := range ordered {
-		patchNode := talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address, ControlPlane: m.Role == RoleControlPlane}
-		nodePatches[m.Hostname] = schematicID.ApplyT(func(id string) []string {
-			pc := patchCluster
-			pc.InstallerImage = talospatch.InstallerImage(id, args.TalosVersion)
+// nodePatches are each node's own patches, which name the installer of
+// the schematic once its ID is known.
+func (b *clusterBuild) nodePatches() error {
+	b.patchesOf = map[string]pulumi.StringArrayOutput{}
+	s := b.spec
+	for _, m := range s.Ordered() {
+		patchNode := m.PatchNode()
+		b.patchesOf[m.Hostname] = b.schematicID.ApplyT(func(id string) []string {
+			pc := s.PatchCluster(talospatch.InstallerImage(id, s.TalosVersion))
 			return talospatch.Contents(talospatch.NodePatches(pc, patchNode))
 		}).(pulumi.StringArrayOutput)
 	}
-	talosconfig := client.GetConfigurationOutput(ctx, client.GetConfigurationOutputArgs{
-		ClusterName: pulumi.String(args.ClusterName),
+	return nil
+}
+
+// talosconfig is the client configuration of the Talos API. Its endpoints
+// are the control planes' own addresses, never the VIP.
+func (b *clusterBuild) talosconfig() error {
+	var endpoints, all []string
+	for _, n := range b.spec.ControlPlanes() {
+		endpoints = append(endpoints, n.Address)
+	}
+	for _, n := range b.spec.Nodes {
+		all = append(all, n.Address)
+	}
+	cc := b.clientConfig
+	b.talosconfigV = client.GetConfigurationOutput(b.ctx, client.GetConfigurationOutputArgs{
+		ClusterName: pulumi.String(b.spec.ClusterName),
 		ClientConfiguration: client.GetConfigurationClientConfigurationArgs{
-			CaCertificate:     clientConfig.CaCertificate(),
-			ClientCertificate: clientConfig.ClientCertificate(),
-			ClientKey:         clientConfig.ClientKey(),
+			CaCertificate:     cc.CaCertificate(),
+			ClientCertificate: cc.ClientCertificate(),
+			ClientKey:         cc.ClientKey(),
 		},
-		// Talos API endpoints are node addresses, never the VIP.
-		Endpoints: pulumi.ToStringArray(talosEndpoints),
-		Nodes:     pulumi.ToStringArray(allAddresses),
-	}, parent).TalosConfig()
+		Endpoints: pulumi.ToStringArray(endpoints),
+		Nodes:     pulumi.ToStringArray(all),
+	}, b.parent).TalosConfig()
+	return nil
+}
 
-	// Every configuration apply waits for the Kubernetes version: a new
-	// version is rolled over the running nodes first, component by
-	// component, and the applies then find every image in place.
-	k8sVersion, err := kubernetesVersion(ctx, name, ordered, args, configs, nodePatches, talosconfig, comp)
+// kubernetesVersion registers the cluster's Kubernetes release. Every
+// configuration apply waits for it: a new version is rolled over the
+// running nodes first, component by component, and the applies then find
+// every image in place.
+func (b *clusterBuild) kubernetesVersion() error {
+	k8sVersion, err := kubernetesVersion(b.ctx, b.name, b.orderedArgs(), b.args, b.configs, b.patchesOf, b.talosconfigV, b.comp)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	applyAfter := append(slices.Clip(args.ApplyAfter), k8sVersion)
+	b.applyAfter = append(slices.Clip(b.args.ApplyAfter), k8sVersion)
+	return nil
+}
 
-	var cpAddrs, workerAddrs []pulumi.StringInput
-	// Every VM is created in parallel; a change that restarts VMs is rolled
-	// node by node, drained and health-gated (TalosNodeRoll).
-	up := args.upgradeSettings()
-	roll := &TalosNodeRoll{ClusterName: args.ClusterName, Cluster: ordered, Talosconfig: talosconfig,
+// orderedArgs are the nodes, control planes first, as Args.
+func (b *clusterBuild) orderedArgs() []TalosNodeSpec {
+	var out []TalosNodeSpec
+	for _, n := range b.spec.Ordered() {
+		out = append(out, TalosNodeSpec(n))
+	}
+	return out
+}
+
+// bridgeOn is the bridge of the VMs on a Proxmox node. A map of the
+// caller's own outputs keeps each VM waiting for its own node's bridge
+// only.
+func (b *clusterBuild) bridgeOn(node string) pulumi.StringInput {
+	args := b.args
+	if m, ok := args.Bridges.(pulumi.StringMap); ok {
+		if b, ok := m[node]; ok {
+			return b
+		}
+	} else if args.Bridges != nil && args.Bridge == nil {
+		return args.Bridges.ToStringMapOutput().MapIndex(pulumi.String(node))
+	}
+	return args.Bridge
+}
+
+// nodes creates every VM and its configuration, in parallel; a change
+// that restarts VMs is rolled node by node, drained and health-gated
+// (TalosNodeRoll).
+func (b *clusterBuild) nodes() error {
+	s := b.spec
+	up := b.args.upgradeSettings()
+	ordered := b.orderedArgs()
+	roll := &TalosNodeRoll{ClusterName: s.ClusterName, Cluster: ordered, Talosconfig: b.talosconfigV,
 		WorkerParallelism: up.WorkerParallelism, TimeoutSeconds: up.TimeoutSeconds, PollSeconds: up.PollSeconds,
-		RebootingPatches: rebootingPatches(args.Patches)}
-	var firstControlPlane *TalosNode
+		RebootingPatches: s.RebootingPatches()}
 	for _, m := range ordered {
-		m := m
-		patches := nodePatches[m.Hostname]
-		node, err := NewTalosNode(ctx, nodeResourceName(name, m.Hostname), &TalosNodeArgs{
+		node, err := NewTalosNode(b.ctx, nodeResourceName(b.name, m.Hostname), &TalosNodeArgs{
 			Node:                 m,
-			Network:              args.Network,
-			Datastore:            args.Datastore,
-			DiskInterface:        args.DiskInterface,
-			CPUType:              args.CPUType,
-			ImageFileID:          images[m.ProxmoxNode],
-			Bridge:               bridgeOn(m.ProxmoxNode),
-			ClientConfiguration:  clientConfig,
-			MachineConfiguration: configs[m.Role],
-			ConfigPatches:        patches,
-			ApplyAfter:           applyAfter,
-			WaitFor:              args.WaitFor,
+			Network:              b.args.Network,
+			Datastore:            s.Datastore,
+			DiskInterface:        s.DiskInterface,
+			CPUType:              s.CPUType,
+			ImageFileID:          b.imageOf[m.ProxmoxNode],
+			Bridge:               b.bridgeOn(m.ProxmoxNode),
+			ClientConfiguration:  b.clientConfig,
+			MachineConfiguration: b.configs[m.Role],
+			ConfigPatches:        b.patchesOf[m.Hostname],
+			ApplyAfter:           b.applyAfter,
+			WaitFor:              b.args.WaitFor,
 			Roll:                 roll,
-		}, parent)
+		}, b.parent)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		comp.Nodes = append(comp.Nodes, node)
+		b.comp.Nodes = append(b.comp.Nodes, node)
 		if m.Role == RoleControlPlane {
-			if firstControlPlane == nil {
-				firstControlPlane = node
-			}
-			cpAddrs = append(cpAddrs, node.Address)
+			b.cpAddrs = append(b.cpAddrs, node.Address)
 		} else {
-			workerAddrs = append(workerAddrs, node.Address)
+			b.workerAddrs = append(b.workerAddrs, node.Address)
 		}
 	}
+	return nil
+}
 
-	// Bootstrap exactly once, on the first control plane, after its
-	// configuration is applied (before that the node is in maintenance mode
-	// and answers "method Bootstrap not implemented").
-	firstAddr := controlPlanes[0].Address
-	bootstrap, err := machine.NewBootstrap(ctx, name+"-bootstrap", &machine.BootstrapArgs{
-		ClientConfiguration: clientConfig,
+// bootstrap bootstraps etcd exactly once, on the first control plane,
+// after its configuration is applied (before that the node is in
+// maintenance mode and answers "method Bootstrap not implemented"), and
+// fetches the admin kubeconfig.
+func (b *clusterBuild) bootstrap() error {
+	firstAddr := b.spec.ControlPlanes()[0].Address
+	first := b.comp.Nodes[0] // control planes come first
+	bootstrap, err := machine.NewBootstrap(b.ctx, b.name+"-bootstrap", &machine.BootstrapArgs{
+		ClientConfiguration: b.clientConfig,
 		Node:                pulumi.String(firstAddr),
 		Endpoint:            pulumi.String(firstAddr),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{firstControlPlane.Applied}))
+	}, b.parent, pulumi.DependsOn([]pulumi.Resource{first.Applied}))
 	if err != nil {
-		return nil, err
+		return err
 	}
-
-	kubeconfig, err := cluster.NewKubeconfig(ctx, name+"-kubeconfig", &cluster.KubeconfigArgs{
+	cc := b.clientConfig
+	kubeconfig, err := cluster.NewKubeconfig(b.ctx, b.name+"-kubeconfig", &cluster.KubeconfigArgs{
 		ClientConfiguration: cluster.KubeconfigClientConfigurationArgs{
-			CaCertificate:     clientConfig.CaCertificate(),
-			ClientCertificate: clientConfig.ClientCertificate(),
-			ClientKey:         clientConfig.ClientKey(),
+			CaCertificate:     cc.CaCertificate(),
+			ClientCertificate: cc.ClientCertificate(),
+			ClientKey:         cc.ClientKey(),
 		},
 		Node:     pulumi.String(firstAddr),
 		Endpoint: pulumi.String(firstAddr),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{bootstrap}),
+	}, b.parent, pulumi.DependsOn([]pulumi.Resource{bootstrap}),
 		pulumi.AdditionalSecretOutputs([]string{"kubeconfigRaw", "kubernetesClientConfiguration"}))
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.comp.Bootstrap = bootstrap
+	b.kubeconfigRaw = kubeconfig.KubeconfigRaw
+	b.afterUp = []pulumi.Resource{bootstrap, kubeconfig}
+	return nil
+}
 
-	cpOut := pulumi.StringArray(cpAddrs).ToStringArrayOutput()
-	workerOut := pulumi.StringArray(workerAddrs).ToStringArrayOutput()
-	// The cluster's members are made to match the declared nodes before
-	// anything checks its health: the health check compares them exactly,
-	// and Pulumi deletes removed nodes' VMs only after the checks have run.
-	// SDA's plugin does it through the Talos and Kubernetes APIs
-	// (ClusterMembersType), quorum-safely, when the declared list changes.
-	members, err := clusterMembers(ctx, name, args, append(append([]TalosNodeSpec{}, controlPlanes...), workers...),
-		talosconfig, kubeconfig.KubeconfigRaw, comp, []pulumi.Resource{bootstrap, kubeconfig})
+// members makes the cluster's members match the declared nodes before
+// anything checks its health: the health check compares them exactly,
+// and Pulumi deletes removed nodes' VMs only after the checks have run.
+// SDA's plugin does it through the Talos and Kubernetes APIs
+// (ClusterMembersType), quorum-safely, when the declared list changes.
+func (b *clusterBuild) members() error {
+	members, err := clusterMembers(b.ctx, b.name, b.args, b.orderedArgs(), b.talosconfigV, b.kubeconfigRaw, b.comp, b.afterUp)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.membersRes = members
+	return nil
+}
 
-	versions, err := nodeVersions(ctx, name, comp.Nodes, append(append([]TalosNodeSpec{}, controlPlanes...), workers...),
-		args, schematicID, talosconfig,
-		[]pulumi.Resource{bootstrap, members})
+// versions registers each node's Talos version, rolled after the
+// bootstrap and the membership step.
+func (b *clusterBuild) versions() error {
+	versions, err := nodeVersions(b.ctx, b.name, b.comp.Nodes, b.orderedArgs(), b.args, b.schematicID, b.talosconfigV,
+		[]pulumi.Resource{b.comp.Bootstrap, b.membersRes})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	b.versionsOut = versions
+	return nil
+}
 
-	// Health of Talos and etcd, and of the Node objects (the provider runs
-	// the node-list check even with the Kubernetes checks skipped); the
-	// readiness checks need the CNI and run in OverlayNetwork.
-	// The control planes are read through the membership step's output:
-	// while a preview plans to change the members, it is unknown, and the
-	// check waits for the up instead of failing on today's members.
-	afterMembers := pulumi.All(cpOut, members.Members).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
-	health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
-		ClientConfiguration:  healthClientConfig(clientConfig),
+// health checks Talos and etcd, and the Node objects (the provider runs
+// the node-list check even with the Kubernetes checks skipped); the
+// readiness checks need the CNI and run in OverlayNetwork. The control
+// planes are read through the membership step's output: while a preview
+// plans to change the members, it is unknown, and the check waits for the
+// up instead of failing on today's members.
+func (b *clusterBuild) health() error {
+	var endpoints []string
+	for _, n := range b.spec.ControlPlanes() {
+		endpoints = append(endpoints, n.Address)
+	}
+	cpOut := pulumi.StringArray(b.cpAddrs).ToStringArrayOutput()
+	afterMembers := pulumi.All(cpOut, b.membersRes.Members).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
+	health := cluster.GetHealthOutput(b.ctx, cluster.GetHealthOutputArgs{
+		ClientConfiguration:  healthClientConfig(b.clientConfig),
 		ControlPlaneNodes:    afterMembers,
-		WorkerNodes:          workerOut,
-		Endpoints:            pulumi.ToStringArray(talosEndpoints),
+		WorkerNodes:          pulumi.StringArray(b.workerAddrs).ToStringArrayOutput(),
+		Endpoints:            pulumi.ToStringArray(endpoints),
 		SkipKubernetesChecks: pulumi.Bool(true),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{members}))
+	}, b.parent, pulumi.DependsOn([]pulumi.Resource{b.membersRes}))
+	b.healthy = health.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)
+	return nil
+}
 
-	comp.ClientConfiguration = pulumi.ToSecret(clientConfig).(machine.ClientConfigurationOutput)
-	comp.Secrets = secrets
-	comp.Bootstrap = bootstrap
-	comp.ClusterName = pulumi.String(args.ClusterName).ToStringOutput()
-	comp.KubernetesEndpoint = pulumi.String(endpoint).ToStringOutput()
-	comp.Kubeconfig = pulumi.ToSecret(kubeconfig.KubeconfigRaw).(pulumi.StringOutput)
-	comp.Talosconfig = pulumi.ToSecret(talosconfig).(pulumi.StringOutput)
-	comp.SchematicID = schematicID
-	comp.ControlPlaneAddresses = cpOut
-	comp.WorkerAddresses = workerOut
-	comp.TalosHealthy = health.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)
-	comp.TalosVersions = versions
-	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+// outputs sets and registers the component's outputs.
+func (b *clusterBuild) outputs() error {
+	comp := b.comp
+	comp.ClientConfiguration = pulumi.ToSecret(b.clientConfig).(machine.ClientConfigurationOutput)
+	comp.ClusterName = pulumi.String(b.spec.ClusterName).ToStringOutput()
+	comp.KubernetesEndpoint = pulumi.String(b.spec.Endpoint()).ToStringOutput()
+	comp.Kubeconfig = pulumi.ToSecret(b.kubeconfigRaw).(pulumi.StringOutput)
+	comp.Talosconfig = pulumi.ToSecret(b.talosconfigV).(pulumi.StringOutput)
+	comp.SchematicID = b.schematicID
+	comp.ControlPlaneAddresses = pulumi.StringArray(b.cpAddrs).ToStringArrayOutput()
+	comp.WorkerAddresses = pulumi.StringArray(b.workerAddrs).ToStringArrayOutput()
+	comp.TalosHealthy = b.healthy
+	comp.TalosVersions = b.versionsOut
+	return b.ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"clusterName":           comp.ClusterName,
 		"kubernetesEndpoint":    comp.KubernetesEndpoint,
 		"kubeconfig":            comp.Kubeconfig,
@@ -479,27 +556,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 		"workerAddresses":       comp.WorkerAddresses,
 		"talosHealthy":          comp.TalosHealthy,
 		"talosVersions":         comp.TalosVersions,
-	}); err != nil {
-		return nil, err
-	}
-	return comp, nil
-}
-
-// rebootingPatches identifies the patches Talos applies only with a
-// reboot: a digest of their names and contents, "" when there are none.
-func rebootingPatches(patches []TalosPatch) string {
-	h := sha256.New()
-	n := 0
-	for _, p := range patches {
-		if len(talospatch.RebootingPatchFields(p.Content)) > 0 {
-			fmt.Fprintf(h, "%s\x00%s\x00", p.Name, p.Content)
-			n++
-		}
-	}
-	if n == 0 {
-		return ""
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	})
 }
 
 // nodeResourceName names a node's component after the cluster component:
@@ -519,12 +576,4 @@ func healthClientConfig(cc machine.ClientConfigurationOutput) cluster.GetHealthC
 		ClientCertificate: cc.ClientCertificate(),
 		ClientKey:         cc.ClientKey(),
 	}
-}
-
-// upgradeSettings are args.Upgrade, or the zero settings (the defaults).
-func (args *TalosClusterArgs) upgradeSettings() TalosUpgradeArgs {
-	if args.Upgrade == nil {
-		return TalosUpgradeArgs{}
-	}
-	return *args.Upgrade
 }

@@ -3,7 +3,6 @@ package components
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
@@ -11,13 +10,14 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
 
 	"github.com/sda-platform/sda/components/guestchange"
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/grammar"
 )
 
 // Talos machine roles (TalosNodeSpec.Role).
 const (
-	RoleControlPlane = "controlplane"
-	RoleWorker       = "worker"
+	RoleControlPlane = spec.RoleControlPlane
+	RoleWorker       = spec.RoleWorker
 )
 
 // TalosNodeSpec is one Talos VM: who it is, where it runs and its size.
@@ -151,62 +151,128 @@ type TalosNode struct {
 
 // NewTalosNode creates the VM and applies its machine configuration.
 func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ...pulumi.ResourceOption) (*TalosNode, error) {
-	if args == nil || args.Node.Hostname == "" || args.Node.Address == "" {
-		return nil, fmt.Errorf("TalosNode %s: Node with hostname and address is required", name)
+	if err := args.validate(); err != nil {
+		return nil, fmt.Errorf("TalosNode %s: %w", name, err)
 	}
-	m := args.Node
-	if m.Role != RoleControlPlane && m.Role != RoleWorker {
-		return nil, fmt.Errorf("TalosNode %s: role %q: use %q or %q", name, m.Role, RoleControlPlane, RoleWorker)
-	}
-	if !grammar.DNSLabel(m.Hostname) {
-		return nil, fmt.Errorf("TalosNode %s: Node.Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab-cp1", name, m.Hostname)
-	}
-	if _, err := netip.ParseAddr(m.Address); err != nil {
-		return nil, fmt.Errorf("TalosNode %s: address %q: %w", name, m.Address, err)
-	}
-	cpuType := args.CPUType
-	if cpuType == "" {
-		cpuType = "host"
-	}
-	nw := args.Network
 	comp := &TalosNode{}
 	if err := ctx.RegisterComponentResource(TalosNodeType, name, comp, opts...); err != nil {
 		return nil, err
 	}
-	parent := pulumi.Parent(comp)
-
-	// Before any update of the VM (and in preview), say which changes
-	// reboot it and refuse those the Proxmox provider would fail half way.
-	role := "worker"
-	if m.Role == RoleControlPlane {
-		role = "controlPlane"
+	n := &nodeBuild{ctx: ctx, name: name, args: args, comp: comp, parent: pulumi.Parent(comp)}
+	for _, step := range []func() error{
+		n.guard, // says which VM updates reboot, refuses those Proxmox would fail
+		n.drain, // drains the node before a restart, in its turn
+		n.vm,    // the VM
+		n.apply, // the machine configuration
+		n.ready, // waits for the node to be back and uncordoned
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
 	}
-	names := guestchange.Names{"disks.size": "sda:nodes." + role + ".diskGiB", "disks.interface": "sda:nodes.diskInterface",
-		"disks": "the VM's disks"}
-	guard, err := ctx.RegisterResourceHook(name+"-vm-guard", func(a *pulumi.ResourceHookArgs) error {
+	return comp, n.outputs()
+}
+
+// validate checks what names the VM and reaches its configuration.
+func (args *TalosNodeArgs) validate() error {
+	if args == nil || args.Node.Hostname == "" || args.Node.Address == "" {
+		return fmt.Errorf("Node with hostname and address is required")
+	}
+	m := args.Node
+	if m.Role != RoleControlPlane && m.Role != RoleWorker {
+		return fmt.Errorf("role %q: use %q or %q", m.Role, RoleControlPlane, RoleWorker)
+	}
+	if !grammar.DNSLabel(m.Hostname) {
+		return fmt.Errorf("Node.Hostname = %q is not a DNS label: write lowercase letters, digits and inner hyphens, such as lab-cp1", m.Hostname)
+	}
+	if _, err := netip.ParseAddr(m.Address); err != nil {
+		return fmt.Errorf("address %q: %w", m.Address, err)
+	}
+	return nil
+}
+
+// nodeBuild carries what NewTalosNode's steps hand to each other.
+type nodeBuild struct {
+	ctx    *pulumi.Context
+	name   string
+	args   *TalosNodeArgs
+	comp   *TalosNode
+	parent pulumi.ResourceOrInvokeOption
+
+	vmGuard *pulumi.ResourceHook
+	// roll is the NodeDrain and NodeReady inputs; nil outside a cluster.
+	roll      *nodeRestartInputs
+	vmAfter   []pulumi.Resource
+	machineVM *vm.VirtualMachine
+	applied   *machine.ConfigurationApply
+	// addressAfter are the IDs the node's Address output waits for.
+	addressAfter []any
+}
+
+// cpuType is the VM's CPU type, or the default.
+func (args *TalosNodeArgs) cpuType() string {
+	if args.CPUType == "" {
+		return spec.DefaultCPUType
+	}
+	return args.CPUType
+}
+
+// rebuildTrigger replaces the VM and its configuration when
+// Node.Rebuild is raised.
+func (args *TalosNodeArgs) rebuildTrigger() pulumi.ResourceOption {
+	return pulumi.ReplacementTrigger(pulumi.String(fmt.Sprintf("%s#%d", args.Node.Hostname, max(args.Node.Rebuild, 0))))
+}
+
+// guard registers the hook that runs before any update of the VM (and in
+// preview): it says which changes reboot the VM and refuses those the
+// Proxmox provider would fail half way. It names the Args fields.
+func (n *nodeBuild) guard() error {
+	m := n.args.Node
+	names := guestchange.Names{"disks.size": "Node.DiskGiB", "disks.interface": "DiskInterface", "disks": "the VM's disks"}
+	guard, err := n.ctx.RegisterResourceHook(n.name+"-vm-guard", func(a *pulumi.ResourceHookArgs) error {
 		reboots, err := guestchange.VM(a.OldInputs.Mappable(), a.NewInputs.Mappable(), names)
 		if err != nil {
 			return fmt.Errorf("TalosNode %s: %w", m.Hostname, err)
 		}
 		if len(reboots) > 0 {
 			order := "not rolled: this node is not part of a TalosCluster"
-			if args.Roll != nil {
+			if n.args.Roll != nil {
 				order = "rolled: drained first, waited for until Ready; control planes one at a time, workers workerParallelism at a time"
 			}
-			_ = ctx.Log.Warn(fmt.Sprintf("%s reboots: Proxmox applies %s only with a reboot (%s)", m.Hostname, strings.Join(reboots, ", "), order),
-				&pulumi.LogArgs{Resource: comp})
+			_ = n.ctx.Log.Warn(fmt.Sprintf("%s reboots: Proxmox applies %s only with a reboot (%s)", m.Hostname, strings.Join(reboots, ", "), order),
+				&pulumi.LogArgs{Resource: n.comp})
 		}
 		return nil
 	}, &pulumi.ResourceHookOptions{OnDryRun: true})
-	if err != nil {
-		return nil, err
-	}
+	n.vmGuard = guard
+	return err
+}
 
+// restartSpec is the settings whose change makes the Proxmox provider
+// reboot the VM (guestchange.RebootKeys that SDA sets), and the cluster's
+// patches that Talos applies only with a reboot: a new value is a restart
+// that NodeDrain and NodeReady roll (the configuration apply runs between
+// them, so a rebooting apply is rolled too).
+func (n *nodeBuild) restartSpec() pulumi.StringOutput {
+	args, m, nw := n.args, n.args.Node, n.args.Network
+	return pulumi.All(args.Bridge).ApplyT(func(v []any) string {
+		spec := fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
+			m.Cores, args.cpuType(), m.MemoryMiB, v[0], m.MAC, nw.MTU, m.Address, nw.PrefixLen, nw.Gateway, nw.Domain)
+		if args.Roll != nil && args.Roll.RebootingPatches != "" {
+			spec += " patches=" + args.Roll.RebootingPatches
+		}
+		return spec
+	}).(pulumi.StringOutput)
+}
+
+// vm creates the Proxmox VM: its disk seeded from the Talos image, its
+// NIC on the internal bridge, its static address by cloud-init.
+func (n *nodeBuild) vm() error {
+	args, m, nw := n.args, n.args.Node, n.args.Network
 	diskInterface := "scsi0"
 	if args.DiskInterface == "virtio" {
 		diskInterface = "virtio0"
 	}
-	address := m.Address
 	nic := &vm.VirtualMachineNetworkDeviceArgs{
 		Bridge:     args.Bridge,
 		MacAddress: pulumi.String(m.MAC),
@@ -217,36 +283,14 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 	if nw.MTU != 0 && nw.MTU != 1500 {
 		nic.Mtu = pulumi.Int(nw.MTU)
 	}
-	// The settings whose change makes the Proxmox provider reboot the VM
-	// (guestchange.RebootKeys that SDA sets), and the cluster's patches
-	// that Talos applies only with a reboot: a new value is a restart that
-	// NodeDrain and NodeReady roll (the configuration apply runs between
-	// them, so a rebooting apply is rolled too).
-	restartSpec := pulumi.All(args.Bridge).ApplyT(func(v []any) string {
-		spec := fmt.Sprintf("cpu=%d/%s memory=%d nic=%v/%s/mtu%d ip=%s/%d gw=%s domain=%s",
-			m.Cores, cpuType, m.MemoryMiB, v[0], m.MAC, nw.MTU, address, nw.PrefixLen, nw.Gateway, nw.Domain)
-		if args.Roll != nil && args.Roll.RebootingPatches != "" {
-			spec += " patches=" + args.Roll.RebootingPatches
-		}
-		return spec
-	}).(pulumi.StringOutput)
-	rebuildTrigger := pulumi.ReplacementTrigger(pulumi.String(fmt.Sprintf("%s#%d", m.Hostname, max(m.Rebuild, 0))))
-	vmAfter := args.VMAfter
-	roll, drain, err := nodeDrain(ctx, name, args, restartSpec, parent)
-	if err != nil {
-		return nil, err
-	}
-	if drain != nil {
-		vmAfter = append(slices.Clip(vmAfter), drain)
-	}
-	machineVM, err := vm.NewVirtualMachine(ctx, name+"-vm", &vm.VirtualMachineArgs{
+	machineVM, err := vm.NewVirtualMachine(n.ctx, n.name+"-vm", &vm.VirtualMachineArgs{
 		NodeName:    pulumi.String(m.ProxmoxNode),
 		VmId:        pulumi.Int(m.VMID),
 		Name:        pulumi.String(m.Hostname),
 		Description: pulumi.String(fmt.Sprintf("SDA Talos %s %s", m.Role, m.Hostname)),
 		Tags:        pulumi.StringArray{pulumi.String("sda"), pulumi.String("talos"), pulumi.String(m.Role)},
 		// Talos needs x86-64-v2; the default kvm64 lacks it.
-		Cpu:    &vm.VirtualMachineCpuArgs{Cores: pulumi.Int(m.Cores), Type: pulumi.String(cpuType)},
+		Cpu:    &vm.VirtualMachineCpuArgs{Cores: pulumi.Int(m.Cores), Type: pulumi.String(args.cpuType())},
 		Memory: &vm.VirtualMachineMemoryArgs{Dedicated: pulumi.Int(m.MemoryMiB)},
 		// The nocloud image carries the qemu-guest-agent extension; the agent
 		// is enabled only together with it (a missing agent stalls Proxmox).
@@ -271,7 +315,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			DatastoreId: pulumi.String(args.Datastore),
 			IpConfigs: vm.VirtualMachineInitializationIpConfigArray{&vm.VirtualMachineInitializationIpConfigArgs{
 				Ipv4: &vm.VirtualMachineInitializationIpConfigIpv4Args{
-					Address: pulumi.String(fmt.Sprintf("%s/%d", address, nw.PrefixLen)),
+					Address: pulumi.String(fmt.Sprintf("%s/%d", m.Address, nw.PrefixLen)),
 					Gateway: pulumi.String(nw.Gateway),
 				},
 			}},
@@ -283,7 +327,7 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 		OnBoot:        pulumi.Bool(true),
 		Started:       pulumi.Bool(true),
 		StopOnDestroy: pulumi.Bool(true),
-	}, parent,
+	}, n.parent,
 		// The boot image only seeds the disk at creation; Talos installs and
 		// upgrades itself afterwards. A new image (another Talos version or
 		// schematic) applies to new VMs and must not replace running ones.
@@ -292,62 +336,56 @@ func NewTalosNode(ctx *pulumi.Context, name string, args *TalosNodeArgs, opts ..
 			// vm.go:4899): VMs created before the timeout was set keep
 			// the provider's default rather than all rebooting at once.
 			"agent.timeout"}),
-		pulumi.DependsOn(vmAfter),
+		pulumi.DependsOn(n.vmAfter),
 		// A raised Rebuild replaces the VM; its ID is the same, so the old
 		// one goes first. (The engine records the trigger on the first run
 		// and replaces only when a recorded value changes.)
-		rebuildTrigger, pulumi.DeleteBeforeReplace(true),
-		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{guard}}))
-	if err != nil {
-		return nil, err
-	}
-	applyAfter := append([]pulumi.Resource{machineVM}, args.ApplyAfter...)
-	applied, err := machine.NewConfigurationApply(ctx, name+"-config", &machine.ConfigurationApplyArgs{
+		args.rebuildTrigger(), pulumi.DeleteBeforeReplace(true),
+		pulumi.ResourceHooks(&pulumi.ResourceHookBinding{BeforeUpdate: []*pulumi.ResourceHook{n.vmGuard}}))
+	n.machineVM = machineVM
+	return err
+}
+
+// apply applies the machine configuration, always at the node's own
+// address: the VIP is not up before bootstrap.
+func (n *nodeBuild) apply() error {
+	args := n.args
+	applyAfter := append([]pulumi.Resource{n.machineVM}, args.ApplyAfter...)
+	applied, err := machine.NewConfigurationApply(n.ctx, n.name+"-config", &machine.ConfigurationApplyArgs{
 		ClientConfiguration:       args.ClientConfiguration,
 		MachineConfigurationInput: args.MachineConfiguration,
 		ConfigPatches:             args.ConfigPatches,
-		// Always the node's own address: the VIP is not up before bootstrap.
-		Node:     pulumi.String(address),
-		Endpoint: pulumi.String(address),
-	}, parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor),
+		Node:                      pulumi.String(args.Node.Address),
+		Endpoint:                  pulumi.String(args.Node.Address),
+	}, n.parent, pulumi.DependsOn(applyAfter), dependsOnValues(args.WaitFor),
 		// Replaced with its VM on a rebuild: the old one (whose delete does
 		// nothing on the node) goes first, as the VM's does.
-		rebuildTrigger, pulumi.DeleteBeforeReplace(true),
+		args.rebuildTrigger(), pulumi.DeleteBeforeReplace(true),
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
-	if err != nil {
-		return nil, err
-	}
+	n.applied = applied
+	return err
+}
 
-	// Everything that reads the node's address (the cluster's health
-	// checks) waits for it to be back and uncordoned after a restart.
-	addressAfter := []any{machineVM.ID()}
-	if roll != nil {
-		ready, err := nodeReady(ctx, name, roll, parent, machineVM, applied)
-		if err != nil {
-			return nil, err
-		}
-		addressAfter = append(addressAfter, ready.ID())
-	}
-
-	comp.VM = machineVM
-	comp.Applied = applied
+// outputs sets and registers the component's outputs. Address and VM ID
+// are read through the resources so that dependents wait for the VM (and
+// the configuration) to exist.
+func (n *nodeBuild) outputs() error {
+	comp, m := n.comp, n.args.Node
+	address := m.Address
+	comp.VM = n.machineVM
+	comp.Applied = n.applied
 	comp.Hostname = pulumi.String(m.Hostname).ToStringOutput()
 	comp.Role = pulumi.String(m.Role).ToStringOutput()
-	// Address and VM ID are read through the resources so that dependents
-	// wait for the VM (and the configuration) to exist.
-	comp.Address = pulumi.All(append(addressAfter, applied.ID())...).ApplyT(func([]any) string { return address }).(pulumi.StringOutput)
-	comp.VMID = machineVM.VmId
-	comp.MachineConfiguration = pulumi.ToSecret(applied.MachineConfiguration).(pulumi.StringOutput)
-	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+	comp.Address = pulumi.All(append(n.addressAfter, n.applied.ID())...).ApplyT(func([]any) string { return address }).(pulumi.StringOutput)
+	comp.VMID = n.machineVM.VmId
+	comp.MachineConfiguration = pulumi.ToSecret(n.applied.MachineConfiguration).(pulumi.StringOutput)
+	return n.ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"hostname":             comp.Hostname,
 		"address":              comp.Address,
 		"vmId":                 comp.VMID,
 		"role":                 comp.Role,
 		"machineConfiguration": comp.MachineConfiguration,
-	}); err != nil {
-		return nil, err
-	}
-	return comp, nil
+	})
 }
 
 // dependsOnValues makes a resource wait for the resources behind values:

@@ -177,79 +177,18 @@ func TestMACIsStableLocalUnicast(t *testing.T) {
 	}
 }
 
-// Every invalid configuration is reported with its key, value and a fix.
-func TestInvalidConfigurations(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(*Config)
-		key    string
-		value  string
-		fix    string
-	}{
-		{"even control planes", func(c *Config) { c.Cluster.ControlPlanes = 2 }, "sda:cluster.controlPlanes", "2", "odd"},
-		{"zero control planes", func(c *Config) { c.Cluster.ControlPlanes = 0 }, "sda:cluster.controlPlanes", "0", "odd"},
-		{"negative workers", func(c *Config) { c.Cluster.Workers = -1 }, "sda:cluster.workers", "-1", "0 or more"},
-		{"missing cluster name", func(c *Config) { c.Cluster.Name = "" }, "sda:cluster.name", "", "required"},
-		{"bad cluster name", func(c *Config) { c.Cluster.Name = "My_Lab" }, "sda:cluster.name", "My_Lab", "lowercase"},
-		{"internal CIDR not a CIDR", func(c *Config) { c.Network.Internal.CIDR = "10.10.0.0/33" }, "sda:network.internal.cidr", "10.10.0.0/33", "IPv4 CIDR"},
-		{"internal CIDR host bits", func(c *Config) { c.Network.Internal.CIDR = "10.10.0.5/24" }, "sda:network.internal.cidr", "10.10.0.5/24", "10.10.0.0/24"},
-		{"external CIDR missing", func(c *Config) { c.Network.External.CIDR = "" }, "sda:network.external.cidr", "", "required"},
-		{"overlapping CIDRs", func(c *Config) { c.Network.Internal.CIDR = "192.168.0.0/16" }, "sda:network.internal.cidr", "192.168.0.0/16", "overlap"},
-		{"VIP outside internal subnet", func(c *Config) { c.Cluster.VIP = "10.99.0.10" }, "sda:cluster.vip", "10.99.0.10", "inside"},
-		{"VIP on a node", func(c *Config) { c.Cluster.VIP = "10.10.0.11" }, "sda:cluster.controlPlanes", "10.10.0.11", "collides with the VIP"},
-		{"VIP on the gateway", func(c *Config) { c.Cluster.VIP = "10.10.0.1" }, "sda:cluster.vip", "10.10.0.1", "collides"},
-		{"rebuild of a node the stack does not have", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp9": 1} }, "sda:nodes.rebuild.lab-cp9", "1", "no node of this stack: name one of lab-cp1"},
-		{"negative rebuild", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp1": -1} }, "sda:nodes.rebuild.lab-cp1", "-1", "0 or more"},
-		{"VIP is broadcast", func(c *Config) { c.Cluster.VIP = "10.10.0.255" }, "sda:cluster.vip", "10.10.0.255", "broadcast"},
-		{"three control planes without VIP", func(c *Config) { c.Cluster.ControlPlanes = 3 }, "sda:cluster.vip", "", "set a VIP"},
-		{"more nodes than the range holds", func(c *Config) {
-			c.Network.Internal.CIDR = "10.10.0.0/27"
-			c.Cluster.Workers = 4
-		}, "sda:network.internal.dhcpStart", "10.10.0.24", "lower the node counts"},
-		{"workers past the subnet", func(c *Config) {
-			c.Network.Internal.CIDR = "10.10.0.0/27"
-			c.Network.Internal.DHCPStart, c.Network.Internal.DHCPEnd = "10.10.0.2", "10.10.0.9"
-			c.Cluster.Workers = 12
-		}, "sda:cluster.workers", "10.10.0.31", "broadcast"},
-		{"DHCP range over static addresses", func(c *Config) { c.Network.Internal.DHCPStart = "10.10.0.20" }, "sda:network.internal.dhcpStart", "10.10.0.20", "static addresses"},
-		{"DHCP range reversed", func(c *Config) {
-			c.Network.Internal.DHCPStart, c.Network.Internal.DHCPEnd = "10.10.0.200", "10.10.0.100"
-		}, "sda:network.internal.dhcpEnd", "10.10.0.100", "not be below"},
-		{"duplicate VM ID", func(c *Config) { c.Router.VMID = 8011 }, "sda:proxmox.vmIdBase", "8000", "VM ID 8011"},
-		{"duplicate hostname", func(c *Config) { c.Router.Hostname = "lab-worker1" }, "sda:router.hostname", "lab-worker1", "used by"},
-		{"unknown CNI", func(c *Config) { c.Cluster.CNI = "calico" }, "sda:cluster.cni", "calico", `"flannel" or "cilium"`},
-		{"empty Proxmox node list", func(c *Config) { c.Proxmox.Nodes = nil }, "sda:proxmox.nodes", "[]", "at least one"},
-		{"duplicate Proxmox node", func(c *Config) { c.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "a"}} }, "sda:proxmox.nodes[1].name", "a", "once"},
-		{"Talos version not a version", func(c *Config) { c.Cluster.TalosVersion = "latest" }, "sda:cluster.talosVersion", "latest", "v1.12.0"},
-		{"Kubernetes version not a version", func(c *Config) { c.Cluster.KubernetesVersion = "1.35" }, "sda:cluster.kubernetesVersion", "1.35", "v1.35.0"},
-		{"router address outside external", func(c *Config) { c.Network.External.RouterAddress = "10.0.0.5" }, "sda:network.external.routerAddress", "10.0.0.5", "inside"},
-		{"static router without gateway", func(c *Config) { c.Network.External.Gateway = "" }, "sda:network.external.gateway", "", "required"},
-		{"same bridge both sides", func(c *Config) { c.Network.Internal.Bridge = "vmbr0" }, "sda:network.internal.bridge", "vmbr0", "must differ"},
-		{"disk interface", func(c *Config) { c.Nodes.DiskInterface = "ide" }, "sda:nodes.diskInterface", "ide", "/dev/sda"},
-		{"CPU type without x86-64-v2", func(c *Config) { c.Nodes.CPUType = "kvm64" }, "sda:nodes.cpuType", "kvm64", "x86-64-v2"},
-		{"too little memory", func(c *Config) { c.Nodes.Worker.MemoryMiB = 1024 }, "sda:nodes.worker.memoryMiB", "1024", "2048"},
-		{"port-forward to unknown host", func(c *Config) {
-			c.Network.PortForwards = []PortForward{{Name: "web", Port: 80, Target: "nope"}}
-		}, "sda:network.portForwards[0].target", "nope", "hostname"},
-		{"port-forward to vip without vip", func(c *Config) {
-			c.Network.PortForwards = []PortForward{{Name: "api", Port: 6443, Target: "vip"}}
-		}, "sda:network.portForwards[0].target", "vip", "no VIP"},
-		{"duplicate forwarded port", func(c *Config) {
-			c.Network.PortForwards = []PortForward{{Name: "a", Port: 80, Target: "lab-worker1"}, {Name: "b", Port: 80, Target: "lab-worker2"}}
-		}, "sda:network.portForwards[1].port", "80", "already forwarded"},
-		{"admin CIDR", func(c *Config) { c.Network.AdminCIDRs = []string{"everyone"} }, "sda:network.adminCidrs[0]", "everyone", "IPv4 CIDR"},
-		{"router template over http", func(c *Config) {
-			c.Router.TemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
-		}, "sda:router.templateUrl", "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst", "https://"},
-		{"own router template without checksum", func(c *Config) {
-			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
-		}, "sda:router.templateChecksum", "", "SHA-512"},
-		{"router template checksum is MD5", func(c *Config) {
-			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
-			c.Router.TemplateChecksum = "d41d8cd98f00b204e9800998ecf8427e"
-		}, "sda:router.templateChecksum", "d41d8cd98f00b204e9800998ecf8427e", "MD5 and SHA-1 are not accepted"},
-		{"no guest agent extension", func(c *Config) { c.Cluster.Extensions = []string{"siderolabs/iscsi-tools"} }, "sda:cluster.extensions", "siderolabs/iscsi-tools", "qemu-guest-agent"},
-	}
+// problemCase breaks valid() one way and expects, among the problems, one
+// with the key, the value and words of the fix.
+type problemCase struct {
+	name   string
+	mutate func(*Config)
+	key    string
+	value  string
+	fix    string
+}
+
+func runProblemCases(t *testing.T, cases []problemCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
@@ -267,6 +206,75 @@ func TestInvalidConfigurations(t *testing.T) {
 			t.Fatalf("no problem {%s = %q: ...%s...} in:\n%v", tc.key, tc.value, tc.fix, err)
 		})
 	}
+}
+
+// ruleCase breaks valid() one way and expects exactly one problem: its key,
+// its value and words of its fix.
+type ruleCase struct {
+	name     string
+	edit     func(*Config)
+	key, val string
+	fix      []string
+}
+
+func runRuleCases(t *testing.T, cases []ruleCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			_, _, err := Resolve(c)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			problems := err.(*Error).Problems
+			if len(problems) != 1 {
+				t.Fatalf("want one problem, got %d:\n%v", len(problems), err)
+			}
+			p := problems[0]
+			if p.Key != tc.key || p.Value != tc.val {
+				t.Errorf("problem %s = %q, want %s = %q", p.Key, p.Value, tc.key, tc.val)
+			}
+			for _, w := range tc.fix {
+				if !strings.Contains(p.Fix, w) {
+					t.Errorf("fix lacks %q: %s", w, p.Fix)
+				}
+			}
+		})
+	}
+}
+
+// Every invalid configuration is reported with its key, value and a fix:
+// the cluster, Proxmox, node and router keys (each concern's file tests its
+// own: network_test.go, exposure_test.go, versions_test.go, sizes_test.go).
+func TestInvalidConfigurations(t *testing.T) {
+	runProblemCases(t, []problemCase{
+		{"even control planes", func(c *Config) { c.Cluster.ControlPlanes = 2 }, "sda:cluster.controlPlanes", "2", "odd"},
+		{"zero control planes", func(c *Config) { c.Cluster.ControlPlanes = 0 }, "sda:cluster.controlPlanes", "0", "odd"},
+		{"negative workers", func(c *Config) { c.Cluster.Workers = -1 }, "sda:cluster.workers", "-1", "0 or more"},
+		{"missing cluster name", func(c *Config) { c.Cluster.Name = "" }, "sda:cluster.name", "", "required"},
+		{"bad cluster name", func(c *Config) { c.Cluster.Name = "My_Lab" }, "sda:cluster.name", "My_Lab", "lowercase"},
+		{"rebuild of a node the stack does not have", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp9": 1} }, "sda:nodes.rebuild.lab-cp9", "1", "no node of this stack: name one of lab-cp1"},
+		{"negative rebuild", func(c *Config) { c.Nodes.Rebuild = map[string]int{"lab-cp1": -1} }, "sda:nodes.rebuild.lab-cp1", "-1", "0 or more"},
+		{"duplicate VM ID", func(c *Config) { c.Router.VMID = 8011 }, "sda:proxmox.vmIdBase", "8000", "VM ID 8011"},
+		{"duplicate hostname", func(c *Config) { c.Router.Hostname = "lab-worker1" }, "sda:router.hostname", "lab-worker1", "used by"},
+		{"unknown CNI", func(c *Config) { c.Cluster.CNI = "calico" }, "sda:cluster.cni", "calico", `"flannel" or "cilium"`},
+		{"empty Proxmox node list", func(c *Config) { c.Proxmox.Nodes = nil }, "sda:proxmox.nodes", "[]", "at least one"},
+		{"duplicate Proxmox node", func(c *Config) { c.Proxmox.Nodes = []ProxmoxNode{{Name: "a"}, {Name: "a"}} }, "sda:proxmox.nodes[1].name", "a", "once"},
+		{"disk interface", func(c *Config) { c.Nodes.DiskInterface = "ide" }, "sda:nodes.diskInterface", "ide", "/dev/sda"},
+		{"CPU type without x86-64-v2", func(c *Config) { c.Nodes.CPUType = "kvm64" }, "sda:nodes.cpuType", "kvm64", "x86-64-v2"},
+		{"router template over http", func(c *Config) {
+			c.Router.TemplateURL = "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst"
+		}, "sda:router.templateUrl", "http://download.proxmox.com/images/system/debian-12-standard_12.7-1_amd64.tar.zst", "https://"},
+		{"own router template without checksum", func(c *Config) {
+			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
+		}, "sda:router.templateChecksum", "", "SHA-512"},
+		{"router template checksum is MD5", func(c *Config) {
+			c.Router.TemplateURL = "https://mirror.example/debian-12-custom_amd64.tar.zst"
+			c.Router.TemplateChecksum = "d41d8cd98f00b204e9800998ecf8427e"
+		}, "sda:router.templateChecksum", "d41d8cd98f00b204e9800998ecf8427e", "MD5 and SHA-1 are not accepted"},
+		{"no guest agent extension", func(c *Config) { c.Cluster.Extensions = []string{"siderolabs/iscsi-tools"} }, "sda:cluster.extensions", "siderolabs/iscsi-tools", "qemu-guest-agent"},
+	})
 }
 
 // The default router template comes with its SHA-512, so a stack that

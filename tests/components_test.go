@@ -2,7 +2,7 @@ package tests
 
 import (
 	"encoding/base64"
-	"fmt"
+	"github.com/sda-platform/sda/stacks/inputs"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,7 +18,6 @@ import (
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
 )
 
 func devPlan(t *testing.T) (config.Config, config.Plan) {
@@ -165,46 +164,20 @@ func TestInternalNetworkModes(t *testing.T) {
 	})
 }
 
-// routerArgs are Args describing what spec describes, written out as
-// strings the way a program other than SDA's stack would: the component
-// must render exactly routerfiles.Render(spec).
-func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
+// routerArgs are the router's Args as SDA's stack builds them
+// (stacks/inputs, then components.NewRouterLXCArgs), on test wiring: the
+// component must render exactly what `sda render` renders from the same
+// configuration (inputs.RouterFiles).
+func routerArgs(t *testing.T, c config.Config, p config.Plan) *components.RouterLXCArgs {
 	t.Helper()
-	args := &components.RouterLXCArgs{
-		ProxmoxNode: "pve", VMID: 8001, Hostname: spec.RouterName, Cores: 1, MemoryMiB: 256, DiskGiB: 4,
-		Datastore: "local-lvm", TemplateDatastore: "local", TemplateURL: config.DefaultRouterTemplateURL,
-		TemplateChecksum: config.DefaultRouterTemplateChecksum,
-		ExternalBridge:   "vmbr0", ExternalAddress: "dhcp", ExternalGateway: "192.168.1.1",
-		InternalBridge:  pulumi.String("vmbr1"),
-		InternalAddress: fmt.Sprintf("%s/%d", spec.RouterInternal, spec.Internal.Bits()),
-		Domain:          spec.Domain, DHCPStart: spec.DHCPStart.String(), DHCPEnd: spec.DHCPEnd.String(), DHCPLeaseTime: spec.LeaseTime,
-		SSH: components.RouterSSH{Host: "192.168.1.10", User: "root", HostKey: testHostKey(t, "pve")},
+	r, err := inputs.Router(c, p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if spec.RouterExternal.IsValid() {
-		args.ExternalAddress = fmt.Sprintf("%s/%d", spec.RouterExternal, spec.External.Bits())
-	}
-	for _, a := range spec.UpstreamDNS {
-		args.UpstreamDNS = append(args.UpstreamDNS, a.String())
-	}
-	for _, p := range spec.AdminCIDRs {
-		args.AdminCIDRs = append(args.AdminCIDRs, p.String())
-	}
-	for _, p := range spec.TalosAPICIDRs {
-		args.TalosAPICIDRs = append(args.TalosAPICIDRs, p.String())
-	}
-	for _, a := range spec.KubernetesAPI {
-		args.KubernetesAPIAddresses = append(args.KubernetesAPIAddresses, a.String())
-	}
-	for _, h := range spec.Hosts {
-		args.Hosts = append(args.Hosts, components.RouterHostArgs{Name: h.Name, Address: h.Address.String(), MAC: h.MAC, ControlPlane: h.ControlPlane})
-	}
-	for _, f := range spec.Forwards {
-		fw := components.RouterForwardArgs{Name: f.Name, Protocol: f.Protocol, Port: f.Port, Target: f.Target.String(), TargetPort: f.TargetPort}
-		for _, p := range f.AllowFrom {
-			fw.AllowFrom = append(fw.AllowFrom, p.String())
-		}
-		args.Forwards = append(args.Forwards, fw)
-	}
+	args := components.NewRouterLXCArgs(r)
+	args.VMID = 8001
+	args.InternalBridge = pulumi.String("vmbr1")
+	args.SSH = components.RouterSSH{Host: "192.168.1.10", User: "root", HostKey: testHostKey(t, "pve")}
 	return args
 }
 
@@ -213,14 +186,14 @@ func routerArgs(t *testing.T, spec routerfiles.Spec) *components.RouterLXCArgs {
 // so a configuration change never touches (or recreates) the container.
 func TestRouterLXCAlone(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := render.RouterSpec(c, p)
+	spec, err := inputs.RouterFiles(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := routerfiles.Render(spec)
-	registerWith := func(s routerfiles.Spec) *mocks {
+	registerWith := func(c config.Config, p config.Plan) *mocks {
 		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
-			_, err := components.NewRouterLXC(ctx, "lab-router", routerArgs(t, s))
+			_, err := components.NewRouterLXC(ctx, "lab-router", routerArgs(t, c, p))
 			return err
 		})
 		if err != nil {
@@ -228,7 +201,7 @@ func TestRouterLXCAlone(t *testing.T) {
 		}
 		return m
 	}
-	m := registerWith(spec)
+	m := registerWith(c, p)
 
 	// The template is fetched over https and checked by Proxmox against
 	// its SHA-512; its resource is named after the file and keeps the name
@@ -278,11 +251,7 @@ func TestRouterLXCAlone(t *testing.T) {
 
 	// A changed port-forward changes the script only.
 	c.Network.PortForwards = append(c.Network.PortForwards, config.PortForward{Name: "web", Protocol: "tcp", Port: 8080, Target: "dev-worker1", TargetPort: 80})
-	spec2, err := render.RouterSpec(c, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2 := registerWith(spec2)
+	m2 := registerWith(c, p)
 	if m2.named(t, "lab-router-ct").Inputs.DeepEquals(ct.Inputs) == false {
 		t.Error("container inputs changed with the router configuration")
 	}
@@ -296,11 +265,11 @@ func TestRouterLXCAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec3, err := render.RouterSpec(c3, p3)
+	spec3, err := inputs.RouterFiles(c3, p3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m3 := registerWith(spec3)
+	m3 := registerWith(c3, p3)
 	if got, want := len(m3.ofType("command:remote:Command")), len(m2.ofType("command:remote:Command"))+2; got != want {
 		t.Errorf("%d commands with two more workers, want %d", got, want)
 	}
@@ -338,12 +307,8 @@ func checkHostCommands(t *testing.T, m *mocks, router string, vmid int, hosts []
 // A forward's protocol defaults to tcp and its target port to its port.
 func TestRouterLXCForwardDefaults(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := render.RouterSpec(c, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	script := func(fw components.RouterForwardArgs) string {
-		args := routerArgs(t, spec)
+		args := routerArgs(t, c, p)
 		args.Forwards = []components.RouterForwardArgs{fw}
 		m, err := run(t, "unit", func(ctx *pulumi.Context) error {
 			_, err := components.NewRouterLXC(ctx, "lab-router", args)
@@ -367,12 +332,8 @@ func TestRouterLXCForwardDefaults(t *testing.T) {
 // with a message naming the field, the value and the fix.
 func TestRouterLXCRefusesBadArgs(t *testing.T) {
 	c, p := devPlan(t)
-	spec, err := render.RouterSpec(c, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	with := func(mod func(a *components.RouterLXCArgs)) *components.RouterLXCArgs {
-		a := routerArgs(t, spec)
+		a := routerArgs(t, c, p)
 		mod(a)
 		return a
 	}

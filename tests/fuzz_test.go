@@ -8,7 +8,6 @@ import (
 
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/grammar"
-	"github.com/sda-platform/sda/internal/render"
 )
 
 // FuzzRouterLXCArgs feeds hostile strings to every RouterLXC argument that
@@ -30,11 +29,7 @@ func FuzzRouterLXCArgs(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, domain, hostname, host0, lease, forward, allowFrom, url, checksum, hostKey string) {
 		c, p := devPlan(t)
-		spec, err := render.RouterSpec(c, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := routerArgs(t, spec)
+		args := routerArgs(t, c, p)
 		args.Domain, args.Hostname, args.Hosts[0].Name, args.DHCPLeaseTime = domain, hostname, host0, lease
 		args.Forwards = []components.RouterForwardArgs{{Name: forward, Port: 443, Target: args.Hosts[0].Address, AllowFrom: []string{allowFrom}}}
 		args.TemplateURL, args.TemplateChecksum = url, checksum

@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sda-platform/sda/stacks/inputs"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/components/sdn"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -148,7 +148,7 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := render.RouterSpec(c, p)
+	spec, err := inputs.RouterFiles(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 	}
 	checkHostCommands(t, m, stack+"-router", p.RouterVMID, spec.Hosts)
 	// The stack hands the router its Args, which the component parses back:
-	// the files it applies are those `sda render` writes (render.RouterSpec).
+	// the files it applies are those `sda render` writes (inputs.RouterFiles).
 	want := routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
 	if got := decodePct(t, m.named(t, stack+"-router-config").Inputs["create"].StringValue(), p.RouterVMID); got != want {
 		t.Errorf("the router applies other files than sda render writes:\n%.300s", got)

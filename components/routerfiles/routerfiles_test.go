@@ -2,6 +2,7 @@ package routerfiles_test
 
 import (
 	"encoding/base64"
+	"github.com/sda-platform/sda/stacks/inputs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
 )
 
 // testConfig is a resolved stack (internal/render's router tests use the same
@@ -20,7 +20,7 @@ import (
 // workers, a static external address and three kinds of port-forward.
 func testConfig(t *testing.T, mod func(*config.Config)) (config.Config, config.Plan) {
 	t.Helper()
-	c := render.RouterFixture()
+	c := inputs.RouterFixture()
 	if mod != nil {
 		mod(&c)
 	}
@@ -33,7 +33,7 @@ func testConfig(t *testing.T, mod func(*config.Config)) (config.Config, config.P
 
 func testSpec(t *testing.T, mod func(*config.Config)) routerfiles.Spec {
 	t.Helper()
-	s, err := render.RouterSpec(testConfig(t, mod))
+	s, err := inputs.RouterFiles(testConfig(t, mod))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,9 +76,10 @@ type Forward struct {
 	AllowFrom []netip.Prefix
 }
 
-// Spec is everything the router's files are rendered from. RouterLXC builds
-// it from its Args; SDA's stacks from their configuration (render.RouterSpec,
-// for `sda render`); tests may build or adjust one directly.
+// Spec is everything the router's files are rendered from. It is built
+// from the router's inputs by components/spec (Router.Files), for
+// RouterLXC and for `sda render` alike; tests may build or adjust one
+// directly.
 type Spec struct {
 	ExternalInterface string
 	InternalInterface string

@@ -3,9 +3,9 @@
 // SDA's patches with Talos's configpatcher, validate with Talos's validator.
 //
 // The patches are the exact strings the Pulumi components hand to the Talos
-// provider (both call components/talospatch and components/overlay), so a
-// configuration that renders and validates here is the one the provider
-// applies, apart from the secrets.
+// provider (both take the cluster from stacks/inputs and its patches from
+// spec.Cluster.PatchCluster), so a configuration that renders and
+// validates here is the one the provider applies, apart from the secrets.
 package render
 
 import (
@@ -22,9 +22,9 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config/validation"
 
-	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 // Redacted replaces every secret of the throwaway bundle in rendered
@@ -60,84 +60,16 @@ func InstallerImage(c config.Config) (string, error) {
 
 // Patches lists one machine's patches in application order, each named by
 // where it comes from, so an error can point at the user's own patch. It is
-// talospatch.MachinePatches of the stack's PatchCluster: the list
-// TalosCluster hands to the Talos provider (tests/patches_test.go checks it).
+// talospatch.MachinePatches of the stack's cluster as TalosCluster sees it
+// (stacks/inputs and spec.Cluster.PatchCluster, the path the deployment
+// takes): the list TalosCluster hands to the Talos provider.
 func Patches(c config.Config, p config.Plan, m config.Machine, installerImage string) []Patch {
 	var out []Patch
-	for _, n := range talospatch.MachinePatches(PatchCluster(c, p, installerImage), PatchNode(m)) {
+	cluster := inputs.Cluster(c, p)
+	for _, n := range talospatch.MachinePatches(cluster.PatchCluster(installerImage), inputs.Node(c, m).PatchNode()) {
 		out = append(out, Patch{Source: n.Source, Content: n.Content})
 	}
 	return out
-}
-
-// PatchCluster is the stack's cluster as the patches see it.
-func PatchCluster(c config.Config, p config.Plan, installerImage string) talospatch.Cluster {
-	pc := talospatch.Cluster{
-		TalosVersion:             c.Cluster.TalosVersion,
-		APIAddress:               p.KubernetesAPIAddress().String(),
-		ExtraCertSANs:            ExtraCertSANs(c, p),
-		PodCIDR:                  c.Cluster.PodCIDR,
-		ServiceCIDR:              c.Cluster.ServiceCIDR,
-		SchedulableControlPlanes: c.Cluster.Workers == 0,
-		Extra:                    ExtraPatches(c),
-		InstallDisk:              c.Nodes.InstallDisk(),
-		InstallerImage:           installerImage,
-		PrefixLen:                p.Internal.Bits(),
-		Gateway:                  p.RouterInternal.String(),
-		MTU:                      p.Network.MTU,
-	}
-	if p.VIP.IsValid() {
-		pc.VIP = p.VIP.String()
-	}
-	return pc
-}
-
-// PatchNode is one planned machine as its patches see it.
-func PatchNode(m config.Machine) talospatch.Node {
-	return talospatch.Node{Hostname: m.Hostname, MAC: m.MAC, Address: m.Address.String(),
-		ControlPlane: m.Role == config.RoleControlPlane}
-}
-
-// ExtraPatches are the patches the stack adds after SDA's cluster patches:
-// the user's sda:cluster.patches, then the CNI's.
-func ExtraPatches(c config.Config) []talospatch.Named {
-	var out []talospatch.Named
-	for i, content := range c.Cluster.Patches {
-		out = append(out, talospatch.Named{Source: fmt.Sprintf("sda:cluster.patches[%d]", i), Content: content})
-	}
-	if cni := overlay.MachinePatch(c.Cluster.CNI, c.Cluster.Cilium.KubeProxyReplacementEnabled()); cni != "" {
-		out = append(out, talospatch.Named{Source: "sda:cni-" + c.Cluster.CNI, Content: cni})
-	}
-	return out
-}
-
-// ExtraCertSANs are the API server certificate's names beyond the internal
-// API address: the router's external address when a port-forward publishes
-// the API there, so a kubeconfig pointing at the router verifies.
-func ExtraCertSANs(c config.Config, p config.Plan) []string {
-	if p.RouterExternal.IsValid() && ForwardsKubernetesAPI(c, p) {
-		return []string{p.RouterExternal.String()}
-	}
-	return nil
-}
-
-// ForwardsKubernetesAPI reports whether a port-forward on the router targets
-// the Kubernetes API: the VIP or a control plane, target port 6443.
-func ForwardsKubernetesAPI(c config.Config, p config.Plan) bool {
-	apiAddrs := map[string]bool{}
-	if p.VIP.IsValid() {
-		apiAddrs[p.VIP.String()] = true
-	}
-	for _, m := range p.ControlPlanes {
-		apiAddrs[m.Address.String()] = true
-	}
-	for _, f := range c.Network.PortForwards {
-		target, err := config.ForwardTarget(p, f.Target)
-		if err == nil && f.TargetPort == talospatch.KubernetesAPIPort && apiAddrs[target.String()] {
-			return true
-		}
-	}
-	return false
 }
 
 // Machines renders and validates the configuration of every planned machine,
@@ -145,7 +77,7 @@ func ForwardsKubernetesAPI(c config.Config, p config.Plan) bool {
 // the machine, the patch when a patch does not load or apply, and Talos's
 // own message.
 func Machines(c config.Config, p config.Plan) ([]Machine, error) {
-	input, image, err := generateInput(c, p)
+	input, image, err := GenerateInput(c, p)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +94,7 @@ func Machines(c config.Config, p config.Plan) ([]Machine, error) {
 }
 
 func renderMachine(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (Machine, error) {
-	generated, err := generateFor(input, m)
+	generated, err := GenerateFor(input, m)
 	if err != nil {
 		return Machine{}, err
 	}
@@ -216,9 +148,11 @@ func Validate(cfg talosconfig.Provider) error {
 	return nil
 }
 
-// generateInput prepares Talos's generator for the stack, with a throwaway
-// secrets bundle shared by every machine, and the installer image.
-func generateInput(c config.Config, p config.Plan) (*generate.Input, string, error) {
+// GenerateInput prepares Talos's generator for the stack, with a throwaway
+// secrets bundle shared by every machine, and the installer image. Machines
+// renders from it; config/check generates from it to check the user's
+// patches.
+func GenerateInput(c config.Config, p config.Plan) (*generate.Input, string, error) {
 	contract, err := talosconfig.ParseContractFromVersion(c.Cluster.TalosVersion)
 	if err != nil {
 		return nil, "", fmt.Errorf("sda:cluster.talosVersion = %q: %w", c.Cluster.TalosVersion, err)
@@ -246,109 +180,9 @@ func generateInput(c config.Config, p config.Plan) (*generate.Input, string, err
 	return input, image, nil
 }
 
-// CheckPatches loads every user patch (sda:cluster.patches) with Talos's
-// patcher, applies it with SDA's patches to a generated configuration of
-// each role the stack has (its first machine) and validates the result.
-// Each problem names the patch by its index and carries Talos's complaint.
-// One throwaway secrets bundle and one configuration per role keep it fast
-// enough for `sda plan` and for the program before it registers anything.
-func CheckPatches(c config.Config, p config.Plan) []config.Problem {
-	if len(c.Cluster.Patches) == 0 {
-		return nil
-	}
-	var problems []config.Problem
-	for i, content := range c.Cluster.Patches {
-		if _, err := configpatcher.LoadPatch([]byte(content)); err != nil {
-			problems = append(problems, patchProblem(i, content, "Talos cannot load it as a patch: %s", err))
-		}
-	}
-	if len(problems) > 0 {
-		return problems
-	}
-	input, image, err := generateInput(c, p)
-	if err != nil {
-		return []config.Problem{{Key: "sda:cluster.talosVersion", Value: c.Cluster.TalosVersion, Fix: err.Error()}}
-	}
-	var firsts []config.Machine
-	if len(p.ControlPlanes) > 0 {
-		firsts = append(firsts, p.ControlPlanes[0])
-	}
-	if len(p.Workers) > 0 {
-		firsts = append(firsts, p.Workers[0])
-	}
-	seen := map[int]bool{}
-	for _, m := range firsts {
-		idx, msg := firstBadPatch(input, c, p, m, image)
-		if idx >= 0 && !seen[idx] {
-			seen[idx] = true
-			problems = append(problems, patchProblem(idx, c.Cluster.Patches[idx], "on a %s: %s", m.Role, msg))
-		}
-	}
-	return problems
-}
-
-func patchProblem(i int, content, format string, args ...any) config.Problem {
-	value := strings.Join(strings.Fields(content), " ")
-	if len(value) > 60 {
-		value = value[:57] + "..."
-	}
-	msg := strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")
-	return config.Problem{Key: fmt.Sprintf("sda:cluster.patches[%d]", i), Value: value,
-		Fix: msg + "; fix or remove the patch (`sda render` shows the configuration it produces)"}
-}
-
-// firstBadPatch returns the index (in sda:cluster.patches) of the first user
-// patch that does not apply, or with which the machine's configuration no
-// longer validates, with Talos's message; -1 when all is well or when the
-// fault is not a user patch's. A configuration validates only complete
-// (SDA's node patches add the install disk), so each candidate is the whole
-// patch list with the user's patches cut after the one under test.
-func firstBadPatch(input *generate.Input, c config.Config, p config.Plan, m config.Machine, image string) (int, string) {
-	generated, err := generateFor(input, m)
-	if err != nil {
-		return -1, ""
-	}
-	all := Patches(c, p, m, image)
-	// try applies every patch but the user's from index keep on.
-	try := func(keep int) error {
-		cfg := configpatcher.WithConfig(generated)
-		user := -1
-		for _, patch := range all {
-			if strings.HasPrefix(patch.Source, "sda:cluster.patches[") {
-				if user++; user >= keep {
-					continue
-				}
-			}
-			loaded, err := configpatcher.LoadPatch([]byte(patch.Content))
-			if err != nil {
-				return err
-			}
-			if cfg, err = configpatcher.Apply(cfg, []configpatcher.Patch{loaded}); err != nil {
-				return fmt.Errorf("it does not apply: %w", err)
-			}
-		}
-		final, err := cfg.Config()
-		if err != nil {
-			return err
-		}
-		return Validate(final)
-	}
-	if try(len(c.Cluster.Patches)) == nil {
-		return -1, ""
-	}
-	if try(0) != nil {
-		return -1, "" // not the user's patches: `sda render` reports it
-	}
-	for k := 1; k <= len(c.Cluster.Patches); k++ {
-		if err := try(k); err != nil {
-			return k - 1, err.Error()
-		}
-	}
-	return -1, ""
-}
-
-// generateFor generates the configuration of the machine's role.
-func generateFor(input *generate.Input, m config.Machine) (talosconfig.Provider, error) {
+// GenerateFor generates the configuration of the machine's role, before
+// any patch.
+func GenerateFor(input *generate.Input, m config.Machine) (talosconfig.Provider, error) {
 	typ := machine.TypeWorker
 	if m.Role == config.RoleControlPlane {
 		typ = machine.TypeControlPlane

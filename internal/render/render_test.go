@@ -12,6 +12,7 @@ import (
 	"github.com/sda-platform/sda/components/overlay"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 func loadStack(t *testing.T, stack string) config.Config {
@@ -172,7 +173,7 @@ func checkMachine(t *testing.T, c config.Config, p config.Plan, rm Machine, want
 	if !slices.Contains(sans, p.KubernetesAPIAddress().String()) {
 		t.Errorf("%s: API server certSANs %v lack the API address %s", m.Hostname, sans, p.KubernetesAPIAddress())
 	}
-	forwarded := ForwardsKubernetesAPI(c, p)
+	forwarded := inputs.ForwardsKubernetesAPI(c, p)
 	if slices.Contains(sans, p.RouterExternal.String()) != forwarded {
 		t.Errorf("%s: certSANs %v: router external %s present should be %v (6443 forwarded)", m.Hostname, sans, p.RouterExternal, forwarded)
 	}
@@ -222,38 +223,6 @@ func TestPatchOrder(t *testing.T) {
 				t.Errorf("patch sources %v, want %v", sources, tc.want)
 			}
 		})
-	}
-}
-
-// The router's external address is a certificate name only when a
-// port-forward publishes the API there; a forward to 6443 on a worker or
-// to another port does not.
-func TestExtraCertSANs(t *testing.T) {
-	prod, p := resolve(t, loadStack(t, "prod"))
-	dev, dp := resolve(t, loadStack(t, "dev"))
-	if got := ExtraCertSANs(dev, dp); got != nil {
-		t.Errorf("dev forwards nothing to the API: extra SANs %v", got)
-	}
-	cases := []struct {
-		target string
-		port   int
-		want   bool
-	}{
-		{"vip", 6443, true},
-		{"prod-cp2", 6443, true},
-		{"10.20.0.13", 6443, true},
-		{"prod-worker1", 6443, false},
-		{"vip", 443, false},
-	}
-	for _, tc := range cases {
-		c := prod
-		c.Network.PortForwards = []config.PortForward{{Name: "x", Protocol: "tcp", Port: 7000, Target: tc.target, TargetPort: tc.port}}
-		if got := ForwardsKubernetesAPI(c, p); got != tc.want {
-			t.Errorf("forward to %s:%d: ForwardsKubernetesAPI = %v, want %v", tc.target, tc.port, got, tc.want)
-		}
-		if got := ExtraCertSANs(c, p); slices.Equal(got, []string{"192.168.1.60"}) != tc.want {
-			t.Errorf("forward to %s:%d: extra SANs %v", tc.target, tc.port, got)
-		}
 	}
 }
 
@@ -331,40 +300,5 @@ func TestValidateRejects(t *testing.T) {
 	}
 	if err := Validate(broken); err == nil || !strings.Contains(err.Error(), "install instructions are required") {
 		t.Errorf("Validate = %v, want Talos's install-required error", err)
-	}
-}
-
-// Every user patch is loaded, applied and validated by Talos's machinery;
-// a problem names the patch's index and Talos's complaint.
-func TestCheckPatches(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		patches []string
-		want    []string // "index: words of the fix"
-	}{
-		{"no patches", nil, nil},
-		{"good patches", []string{"machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n", "cluster:\n  proxy:\n    disabled: true\n"}, nil},
-		{"not YAML", []string{"machine: [unclosed\n"}, []string{"0: cannot load"}},
-		{"second of three is not a mapping", []string{"machine:\n  sysctls:\n    a.b: \"1\"\n", "- just\n- a list\n", "cluster: {}\n"}, []string{"1: cannot load"}},
-		{"unknown field", []string{"machine:\n  kubelett:\n    image: x\n"}, []string{"0: cannot load"}},
-		{"valid alone, rejected by the validator", []string{"machine:\n  sysctls:\n    vm.max_map_count: \"1\"\n", "cluster:\n  network:\n    cni:\n      name: custom\n"}, []string{"1: on a controlplane"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, p, err := config.LoadStack("../../testdata/stacks", "dev")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Cluster.Patches = tc.patches
-			got := CheckPatches(c, p)
-			if len(got) != len(tc.want) {
-				t.Fatalf("%d problems, want %d: %v", len(got), len(tc.want), got)
-			}
-			for i, w := range tc.want {
-				idx, words, _ := strings.Cut(w, ": ")
-				if got[i].Key != "sda:cluster.patches["+idx+"]" || !strings.Contains(got[i].Fix, words) {
-					t.Errorf("problem %v, want key index %s and %q", got[i], idx, words)
-				}
-			}
-		})
 	}
 }

@@ -188,7 +188,7 @@ func TestProdChanges(t *testing.T) {
 			t.Errorf("the preview should refuse the shrink: %v", err)
 		}
 		err := e.assertRejected(ctx, "would shrink")
-		for _, want := range []string{"sda:nodes.worker.diskGiB", "or more"} {
+		for _, want := range []string{"Node.DiskGiB", "or more"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("the refusal should name %q: %v", want, err)
 			}

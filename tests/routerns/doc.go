@@ -1,7 +1,7 @@
 // Package routerns is the router's real-network test (tests only): it builds a
 // small network of Linux network namespaces and veth pairs, applies inside the
 // router namespace exactly what the RouterLXC component renders (the stack's
-// Spec from internal/render.RouterSpec; components/routerfiles: Render,
+// Spec from stacks/inputs.RouterFiles; components/routerfiles: Render,
 // ApplyScript, and every node's HostScript) with the real sysctl, nft and
 // dnsmasq, and checks DHCP, DNS, NAT, the firewall, re-applying, and adding
 // and removing a node (HostScript, RemoveHostScript) without restarting

@@ -3,6 +3,7 @@ package routerns
 import (
 	"context"
 	"fmt"
+	"github.com/sda-platform/sda/stacks/inputs"
 	"maps"
 	"net/netip"
 	"os"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/render"
 )
 
 // The external side of the test network, in TEST-NET-3: these addresses
@@ -176,7 +176,7 @@ func (n *testNet) configureRouter(t *testing.T, p config.Plan) {
 // test's directory (the layout's).
 func (n *testNet) spec(t *testing.T, c config.Config, p config.Plan) routerfiles.Spec {
 	t.Helper()
-	s, err := render.RouterSpec(c, p)
+	s, err := inputs.RouterFiles(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -691,7 +691,7 @@ func TestRenderedFilesPassTheTools(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := render.RouterSpec(c, p)
+			s, err := inputs.RouterFiles(c, p)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package offline
+package main
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 // projectDir holds the test copies of Pulumi.yaml and the shipped stack
@@ -24,15 +25,13 @@ const (
 // runCmd runs one offline command as the CLI does.
 func runCmd(t *testing.T, name string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	for _, c := range Commands {
-		if c.Name == name {
-			var out, errOut bytes.Buffer
-			code := c.Run(args, &out, &errOut)
-			return code, out.String(), errOut.String()
-		}
+	c, ok := offlineCommands[name]
+	if !ok {
+		t.Fatalf("no command %q", name)
 	}
-	t.Fatalf("no command %q", name)
-	return 0, "", ""
+	var out, errOut bytes.Buffer
+	code = c.run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
 }
 
 func load(t *testing.T, stack string) (config.Config, config.Plan) {
@@ -101,8 +100,11 @@ func TestPlanOutput(t *testing.T) {
 
 // Totals count the router on its node and every VM on its own.
 func TestTotals(t *testing.T) {
-	c, p := load(t, "prod")
-	got := Totals(c, p)
+	in, err := inputs.Build(load(t, "prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Totals(in)
 	want := []NodeTotals{
 		{"pve1", 3, 2 + 4 + 8, 512 + 8192 + 16384, 4 + 40 + 100},
 		{"pve2", 2, 4 + 8, 8192 + 16384, 40 + 100},

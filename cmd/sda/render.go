@@ -1,8 +1,9 @@
-package offline
+package main
 
 import (
 	"errors"
 	"fmt"
+	"github.com/sda-platform/sda/stacks/inputs"
 	"io/fs"
 	"os"
 	"path"
@@ -35,7 +36,7 @@ const Marker = ".sda-render"
 // and for every node its numbered patches and its complete validated
 // machine configuration.
 func Files(c config.Config, p config.Plan) ([]File, error) {
-	spec, err := render.RouterSpec(c, p)
+	spec, err := inputs.RouterFiles(c, p)
 	if err != nil {
 		return nil, err
 	}

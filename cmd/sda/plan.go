@@ -1,4 +1,4 @@
-package offline
+package main
 
 import (
 	"fmt"
@@ -6,8 +6,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 // NodeTotals is what one Proxmox node hosts for the stack.
@@ -20,29 +22,26 @@ type NodeTotals struct {
 }
 
 // Totals sums the stack's guests per Proxmox node, the router included, in
-// the order the nodes are configured.
-func Totals(c config.Config, p config.Plan) []NodeTotals {
+// the order the nodes are configured: from the components' inputs, as the
+// deployment creates them.
+func Totals(in inputs.Stack) []NodeTotals {
 	byNode := map[string]*NodeTotals{}
 	var out []*NodeTotals
 	add := func(node string, cores, mem, disk int) {
 		t := byNode[node]
-		if t == nil {
-			t = &NodeTotals{Node: node}
-			byNode[node] = t
-			out = append(out, t)
-		}
 		t.Guests++
 		t.Cores += cores
 		t.MemoryMiB += mem
 		t.DiskGiB += disk
 	}
-	for _, n := range p.ProxmoxNodesUsed() {
+	for _, n := range in.Network.ProxmoxNodes {
 		byNode[n] = &NodeTotals{Node: n}
 		out = append(out, byNode[n])
 	}
-	add(p.RouterNode, c.Router.Cores, c.Router.MemoryMiB, c.Router.DiskGiB)
-	for _, m := range p.Machines() {
-		add(m.ProxmoxNode, m.Size.Cores, m.Size.MemoryMiB, m.Size.DiskGiB)
+	r := in.Router
+	add(r.ProxmoxNode, r.Cores, r.MemoryMiB, r.DiskGiB)
+	for _, m := range in.Cluster.Nodes {
+		add(m.ProxmoxNode, m.Cores, m.MemoryMiB, m.DiskGiB)
 	}
 	result := make([]NodeTotals, len(out))
 	for i, t := range out {
@@ -53,20 +52,54 @@ func Totals(c config.Config, p config.Plan) []NodeTotals {
 
 // WritePlan prints the stack's plan: the router's two sides, the VIP and the
 // API endpoint, every guest with its placement, IDs, addresses and size, the
-// port-forwards, the images, and the totals per Proxmox node.
-func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error {
-	var b strings.Builder
-	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+// port-forwards, the images, and the totals per Proxmox node. The guests
+// are the components' inputs (stacks/inputs), what `pulumi up` creates.
+func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan, warnings []config.Warning) error {
+	in, err := inputs.Build(c, p)
+	if err != nil {
+		return err
+	}
+	pw := &planWriter{}
 	cl := c.Cluster
-	line("Stack %s: cluster %q, Talos %s, Kubernetes %s, CNI %s", stack, cl.Name, cl.TalosVersion, cl.KubernetesVersion, cniLabel(cl))
-	line("")
+	pw.line("Stack %s: cluster %q, Talos %s, Kubernetes %s, CNI %s", stack, cl.Name, cl.TalosVersion, cl.KubernetesVersion, cniLabel(cl))
+	pw.line("")
+	pw.table(0, func(row func(...string)) { writeNetwork(row, c, p) })
+	pw.line("")
+	pw.table(0, func(row func(...string)) { writeGuests(row, in) })
+	if len(c.Network.PortForwards) > 0 {
+		pw.line("")
+		pw.line("Port-forwards on the router's external address:")
+		pw.table(0, func(row func(...string)) { writeForwards(row, c, in.Router) })
+	}
+	if err := writeImages(pw, in.Cluster); err != nil {
+		return err
+	}
+	pw.line("Totals per Proxmox node (the router container counted):")
+	pw.table(tabwriter.AlignRight, func(row func(...string)) { writeTotals(row, in) })
+	pw.line("")
+	writeNotes(pw, c, p, warnings)
+	_, err = io.WriteString(w, pw.b.String())
+	return err
+}
 
+// planWriter collects the plan's lines and tables.
+type planWriter struct{ b strings.Builder }
+
+func (pw *planWriter) line(format string, args ...any) { fmt.Fprintf(&pw.b, format+"\n", args...) }
+
+// table writes the rows fill adds, aligned in columns.
+func (pw *planWriter) table(flags uint, fill func(row func(...string))) {
+	tw := tabwriter.NewWriter(&pw.b, 0, 0, 2, ' ', flags)
+	fill(func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) })
+	_ = tw.Flush() // writes into a strings.Builder, which does not fail
+}
+
+// writeNetwork is the router's two sides, the networks and the APIs.
+func writeNetwork(row func(...string), c config.Config, p config.Plan) {
 	routerExternal := "DHCP"
 	if p.RouterExternal.IsValid() {
 		routerExternal = fmt.Sprintf("%s/%d, gateway %s", p.RouterExternal, p.External.Bits(), p.ExternalGateway)
 	}
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 	row("Router external", fmt.Sprintf("%s on %s (%s)%s", routerExternal, c.Network.External.Bridge, p.External, vlanLabel(c)))
 	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), p.Network.Bridge, createdLabel(p.Network), c.Network.Internal.Domain))
 	row("Internal network", p.Network.Describe())
@@ -82,60 +115,54 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 	if len(c.Network.TalosAPICIDRs) > 0 {
 		row("Talos API CIDRs", strings.Join(c.Network.TalosAPICIDRs, ", "))
 	}
-	row("Pod network", cl.PodCIDR)
-	row("Service network", cl.ServiceCIDR)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	line("")
+	row("Pod network", c.Cluster.PodCIDR)
+	row("Service network", c.Cluster.ServiceCIDR)
+}
 
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+// writeGuests is every guest with its placement, IDs, address and size.
+func writeGuests(row func(...string), in inputs.Stack) {
+	r := in.Router
+	routerAddress, _, _ := strings.Cut(r.InternalAddress, "/")
 	row("ROLE", "HOSTNAME", "PROXMOX", "VMID", "MAC", "ADDRESS", "VCPU", "MEMORY", "DISK")
-	row("router (LXC)", c.Router.Hostname, p.RouterNode, fmt.Sprint(p.RouterVMID), "-", p.RouterInternal.String(),
-		fmt.Sprint(c.Router.Cores), mib(c.Router.MemoryMiB), gib(c.Router.DiskGiB))
-	for _, m := range p.Machines() {
-		row(string(m.Role), m.Hostname, m.ProxmoxNode, fmt.Sprint(m.VMID), m.MAC, m.Address.String(),
-			fmt.Sprint(m.Size.Cores), mib(m.Size.MemoryMiB), gib(m.Size.DiskGiB))
+	row("router (LXC)", r.Hostname, r.ProxmoxNode, fmt.Sprint(r.VMID), "-", routerAddress,
+		fmt.Sprint(r.Cores), mib(r.MemoryMiB), gib(r.DiskGiB))
+	for _, m := range in.Cluster.Nodes {
+		row(m.Role, m.Hostname, m.ProxmoxNode, fmt.Sprint(m.VMID), m.MAC, m.Address,
+			fmt.Sprint(m.Cores), mib(m.MemoryMiB), gib(m.DiskGiB))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+}
 
-	if len(c.Network.PortForwards) > 0 {
-		line("")
-		line("Port-forwards on the router's external address:")
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, f := range c.Network.PortForwards {
-			target, err := config.ForwardTarget(p, f.Target)
-			if err != nil {
-				return fmt.Errorf("sda:network.portForwards %s: %w", f.Name, err)
-			}
-			from := "anyone"
-			if len(f.AllowFrom) > 0 {
-				from = strings.Join(f.AllowFrom, ", ")
-			}
-			row("  "+f.Name, fmt.Sprintf("%s/%d", f.Protocol, f.Port), fmt.Sprintf("-> %s (%s):%d", f.Target, target, f.TargetPort), "from "+from)
+// writeForwards is each port-forward as configured (its target's name)
+// and as the router gets it (the resolved address).
+func writeForwards(row func(...string), c config.Config, r spec.Router) {
+	for i, f := range c.Network.PortForwards {
+		from := "anyone"
+		if len(f.AllowFrom) > 0 {
+			from = strings.Join(f.AllowFrom, ", ")
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		row("  "+f.Name, fmt.Sprintf("%s/%d", f.Protocol, f.Port), fmt.Sprintf("-> %s (%s):%d", f.Target, r.Forwards[i].Target, f.TargetPort), "from "+from)
 	}
+}
 
+// writeImages is the Image Factory schematic and its images.
+func writeImages(pw *planWriter, cl spec.Cluster) error {
 	id, err := talospatch.SchematicID(talospatch.SchematicYAML(cl.Extensions))
 	if err != nil {
 		return err
 	}
-	line("")
-	line("Image Factory schematic %s (extensions: %s)", id, strings.Join(cl.Extensions, ", "))
-	line("  boot image  %s (Proxmox decompression: %s)", talospatch.NocloudImageURL(id, cl.TalosVersion), talospatch.NocloudImageDecompression)
-	line("  installer   %s", talospatch.InstallerImage(id, cl.TalosVersion))
-	line("")
+	pw.line("")
+	pw.line("Image Factory schematic %s (extensions: %s)", id, strings.Join(cl.Extensions, ", "))
+	pw.line("  boot image  %s (Proxmox decompression: %s)", talospatch.NocloudImageURL(id, cl.TalosVersion), talospatch.NocloudImageDecompression)
+	pw.line("  installer   %s", talospatch.InstallerImage(id, cl.TalosVersion))
+	pw.line("")
+	return nil
+}
 
-	line("Totals per Proxmox node (the router container counted):")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+// writeTotals is the guests' totals per Proxmox node, and for all.
+func writeTotals(row func(...string), in inputs.Stack) {
 	row("PROXMOX", "GUESTS", "VCPU", "MEMORY", "DISK", "")
 	var sum NodeTotals
-	for _, t := range Totals(c, p) {
+	for _, t := range Totals(in) {
 		row(t.Node, fmt.Sprint(t.Guests), fmt.Sprint(t.Cores), mib(t.MemoryMiB), gib(t.DiskGiB), "")
 		sum.Guests += t.Guests
 		sum.Cores += t.Cores
@@ -143,33 +170,30 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan) error 
 		sum.DiskGiB += t.DiskGiB
 	}
 	row("all", fmt.Sprint(sum.Guests), fmt.Sprint(sum.Cores), mib(sum.MemoryMiB), gib(sum.DiskGiB), "")
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	line("")
-	line("Changes that restart guests (what `pulumi up` does when these keys change later):")
+}
+
+// writeNotes is what restarts guests later, the warnings (legal but
+// probably wrong: said, never fatal), and what `sda up` refuses until it
+// is done (not a plan problem: the plan does not need it).
+func writeNotes(pw *planWriter, c config.Config, p config.Plan, warnings []config.Warning) {
+	pw.line("Changes that restart guests (what `pulumi up` does when these keys change later):")
 	for _, n := range RestartNotes(c, p) {
-		line("  - %s", n)
+		pw.line("  - %s", n)
 	}
-	// Legal but probably wrong: said, never fatal.
-	if warnings := config.Warnings(c, p); len(warnings) > 0 {
-		line("")
-		line("Warnings (%d):", len(warnings))
+	if len(warnings) > 0 {
+		pw.line("")
+		pw.line("Warnings (%d):", len(warnings))
 		for _, wr := range warnings {
-			line("  - %s", wr)
+			pw.line("  - %s", wr)
 		}
 	}
-	// What `sda up` refuses until it is done (not a plan problem: the
-	// plan does not need it).
 	if todo := config.HostKeyProblems(c, p); len(todo) > 0 {
-		line("")
-		line("Before `sda up` (%d):", len(todo))
+		pw.line("")
+		pw.line("Before `sda up` (%d):", len(todo))
 		for _, pr := range todo {
-			line("  - %s: %s", pr.Key, pr.Fix)
+			pw.line("  - %s: %s", pr.Key, pr.Fix)
 		}
 	}
-	_, err = io.WriteString(w, b.String())
-	return err
 }
 
 func cniLabel(cl config.Cluster) string {

@@ -1,8 +1,8 @@
-package render
+package inputs
 
 import "github.com/sda-platform/sda/config"
 
-// RouterFixture is the stack the router tests render (internal/render's and
+// RouterFixture is the stack the router tests render (stacks/inputs' and
 // components/routerfiles'): three control planes behind a VIP, two workers,
 // a static external address and three kinds of port-forward. Unresolved:
 // tests adjust it, then call config.Resolve.

@@ -91,3 +91,62 @@ func TestKubernetesRangeMatchesMachinery(t *testing.T) {
 		}
 	}
 }
+
+// Malformed versions are refused with an example of a release.
+func TestVersionProblems(t *testing.T) {
+	runProblemCases(t, []problemCase{
+		{"Talos version not a version", func(c *Config) { c.Cluster.TalosVersion = "latest" }, "sda:cluster.talosVersion", "latest", "v1.12.0"},
+		{"Kubernetes version not a version", func(c *Config) { c.Cluster.KubernetesVersion = "1.35" }, "sda:cluster.kubernetesVersion", "1.35", "v1.35.0"},
+	})
+}
+
+// The Cilium chart version is checked only when Cilium is the CNI, and
+// then must be a bare chart version (no "v").
+func TestCiliumVersion(t *testing.T) {
+	runRuleCases(t, []ruleCase{
+		{"chart version with a v",
+			func(c *Config) { c.Cluster.CNI, c.Cluster.Cilium.Version = CNICilium, "v1.16.5" },
+			"sda:cluster.cilium.version", "v1.16.5", []string{"chart version such as " + DefaultCiliumVersion}},
+	})
+	c := valid()
+	c.Cluster.CNI, c.Cluster.Cilium.Version = CNIFlannel, "whatever"
+	if _, _, err := Resolve(c); err != nil {
+		t.Errorf("a Cilium version with flannel refused: %v", err)
+	}
+	c.Cluster.CNI, c.Cluster.Cilium.Version = CNICilium, "1.16.5"
+	if _, _, err := Resolve(c); err != nil {
+		t.Errorf("Cilium 1.16.5 refused: %v", err)
+	}
+}
+
+func TestVersionRules(t *testing.T) {
+	runRuleCases(t, []ruleCase{
+		{"Kubernetes too new for Talos 1.12",
+			func(c *Config) { c.Cluster.KubernetesVersion = "v1.36.2" },
+			"sda:cluster.kubernetesVersion", "v1.36.2",
+			[]string{"too new", "Talos v1.12.0, which supports Kubernetes 1.30 to 1.35", "v1.35.0"}},
+		{"Kubernetes too old for Talos 1.12",
+			func(c *Config) { c.Cluster.KubernetesVersion = "v1.27.4" },
+			"sda:cluster.kubernetesVersion", "v1.27.4",
+			[]string{"too old", "1.30 to 1.35", "a Talos release that supports v1.27.4: v1.4, v1.5, v1.6, v1.7, v1.8, v1.9"}},
+		{"older Talos with a Kubernetes it predates",
+			func(c *Config) { c.Cluster.TalosVersion, c.Cluster.KubernetesVersion = "v1.9.5", "v1.34.1" },
+			"sda:cluster.kubernetesVersion", "v1.34.1",
+			[]string{"too new for Talos v1.9.5, which supports Kubernetes 1.27 to 1.32", "supports v1.34.1: v1.11, v1.12"}},
+		{"Talos release machinery does not know",
+			func(c *Config) { c.Cluster.TalosVersion = "v1.14.0" },
+			"sda:cluster.talosVersion", "v1.14.0",
+			[]string{"for Talos v1.2 to v1.12 only", DefaultTalosVersion}},
+		{"Talos 2.x",
+			func(c *Config) { c.Cluster.TalosVersion = "v2.0.0" },
+			"sda:cluster.talosVersion", "v2.0.0", []string{"v1.12"}},
+	})
+	// Matching pairs pass.
+	for _, pair := range [][2]string{{"v1.12.1", "v1.30.0"}, {"v1.11.5", "v1.34.3"}, {"v1.10.0", "v1.33.0"}} {
+		c := valid()
+		c.Cluster.TalosVersion, c.Cluster.KubernetesVersion = pair[0], pair[1]
+		if _, _, err := Resolve(c); err != nil {
+			t.Errorf("Talos %s with Kubernetes %s refused: %v", pair[0], pair[1], err)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package render
+package inputs
 
 import (
 	"net/netip"
@@ -28,7 +28,7 @@ func routerTestConfig(t *testing.T, mod func(*config.Config)) (config.Config, co
 
 func routerTestSpec(t *testing.T, mod func(*config.Config)) routerfiles.Spec {
 	t.Helper()
-	s, err := RouterSpec(routerTestConfig(t, mod))
+	s, err := RouterFiles(routerTestConfig(t, mod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +43,9 @@ func routerAddrs(ss ...string) []netip.Addr {
 	return out
 }
 
-func TestRouterSpec(t *testing.T) {
+func TestRouterFiles(t *testing.T) {
 	c, p := routerTestConfig(t, nil)
-	s, err := RouterSpec(c, p)
+	s, err := RouterFiles(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func routerEqual(a, b any) bool {
 	return a == b
 }
 
-func TestRouterSpecWithoutVIPOrStaticAddress(t *testing.T) {
+func TestRouterFilesWithoutVIPOrStaticAddress(t *testing.T) {
 	s := routerTestSpec(t, func(c *config.Config) {
 		c.Cluster.ControlPlanes, c.Cluster.VIP = 1, ""
 		c.Network.External = config.External{CIDR: "192.0.2.0/24", RouterAddress: "dhcp"}
@@ -123,21 +123,21 @@ func TestRouterSpecWithoutVIPOrStaticAddress(t *testing.T) {
 	}
 }
 
-func TestRouterSpecRejectsUnresolved(t *testing.T) {
-	_, err := RouterSpec(config.Config{}, config.Plan{})
+func TestRouterFilesRejectsUnresolved(t *testing.T) {
+	_, err := RouterFiles(config.Config{}, config.Plan{})
 	if err == nil || !strings.Contains(err.Error(), "config.Resolve") {
 		t.Fatalf("err = %v, want one naming config.Resolve", err)
 	}
 }
 
-func TestRouterSpecOfStacks(t *testing.T) {
+func TestRouterFilesOfStacks(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
 			c, p, err := config.LoadStack("../../testdata/stacks", stack)
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := RouterSpec(c, p)
+			s, err := RouterFiles(c, p)
 			if err != nil {
 				t.Fatal(err)
 			}
