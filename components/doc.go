@@ -2,11 +2,26 @@
 // RouterLXC, TalosNode, TalosCluster and OverlayNetwork. Each is a
 // pulumi.ComponentResource with a constructor NewX(ctx, name, args, opts...)
 // that parents every child to the component and names it after the
-// component, so two instances never collide.
+// component, so two instances never collide. Each turns its Args into its
+// spec first (components/spec) and then registers its resources in named
+// steps, in the order they come up.
 //
-// The logic the components wire up lives in pure packages beside them:
-// routerfiles (router configuration files), talospatch (Talos machine-config
-// patches and Image Factory names) and overlay (CNI patch and Helm values).
+// The components import no SDA package outside components/ and grammar:
+// a program that uses them needs no SDA stack configuration. The logic
+// they wire up lives in pure packages beside them, each tested without
+// Pulumi:
+//   - spec: every component's inputs as plain Go values, their checks, and
+//     what follows from them (the router's files, the patches' view of the
+//     cluster); SDA's stacks build these from their configuration
+//     (stacks/inputs);
+//   - routerfiles: the router's nftables, dnsmasq and sysctl files, and
+//     the scripts that apply them and each host's entries;
+//   - talospatch: Talos machine-config patches, which of their fields need
+//     a reboot, and Image Factory names (schematic ID, image, installer);
+//   - overlay: the CNI's machine patch and Cilium's Helm values;
+//   - sdn: the Proxmox SDN (VXLAN zone and VNet) scripts;
+//   - guestchange: which VM updates reboot the VM, and which the Proxmox
+//     provider would fail half way and are refused.
 package components
 
 // Type tokens of the components, as they appear in URNs.

@@ -7,6 +7,8 @@
 // `sda plan|render|diagram` commands and the router's network-namespace test.
 package config
 
+import "github.com/sda-platform/sda/components/spec"
+
 // Namespace is the Pulumi configuration namespace of the project's own keys
 // (`sda:cluster`, `sda:proxmox`, ...). Provider credentials live in the
 // providers' namespaces (`proxmoxve:endpoint`, `proxmoxve:apiToken`).
@@ -322,7 +324,7 @@ func WithDefaults(c Config) Config {
 	defInt(&n.Worker.MemoryMiB, 4096)
 	defInt(&n.Worker.DiskGiB, 40)
 	def(&n.DiskInterface, DiskSCSI)
-	def(&n.CPUType, "host")
+	def(&n.CPUType, spec.DefaultCPUType) // the component's own default, written once
 
 	r := &c.Router
 	def(&r.Hostname, "router")

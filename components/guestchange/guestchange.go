@@ -28,8 +28,9 @@ var RebootKeys = []string{"acpi", "kvmArguments", "bios", "keyboardLayout", "mac
 	"agent", "audioDevice", "bootOrders", "cdrom", "cpu", "efiDisk", "tpmState", "initialization", "hostpcis",
 	"numas", "usbs", "memory", "networkDevices", "operatingSystem", "serialDevices", "vga", "scsiHardware", "watchdog"}
 
-// Names maps a VM input to the SDA configuration key that sets it, for
-// messages; unknown inputs are named as they are.
+// Names maps a VM input to the name its caller knows it by (the
+// component's Args field, such as Node.DiskGiB), for messages; unknown
+// inputs are named as they are.
 type Names map[string]string
 
 func (n Names) of(key string) string {

@@ -84,8 +84,9 @@ func renderSysctl() string {
 		"net.ipv4.ip_forward = 1\n"
 }
 
+// renderNftables is the router's whole ruleset, one table defined anew
+// atomically: the address sets, then each chain.
 func renderNftables(s Spec) string {
-	ext, in := quoteIf(s.ExternalInterface), quoteIf(s.InternalInterface)
 	external := "DHCP"
 	if s.RouterExternal.IsValid() {
 		external = s.RouterExternal.String()
@@ -93,7 +94,6 @@ func renderNftables(s Spec) string {
 			external += " on " + s.External.String()
 		}
 	}
-
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("#!/usr/sbin/nft -f")
@@ -107,20 +107,39 @@ func renderNftables(s Spec) string {
 	w("table inet %s {}", TableName)
 	w("delete table inet %s", TableName)
 	w("table inet %s {", TableName)
+	talosSources := writeSets(&b, s)
+	forwards := sortedForwards(s.Forwards)
+	writeInputChain(w, s)
+	writeForwardChain(w, s, talosSources, forwards)
+	writeNATChains(w, s, forwards)
+	w("}")
+	w("")
+	w("# Every node's elements of the sets above, one file per node (RenderHost), so")
+	w("# that this file stays the same when nodes come and go. No file is no error.")
+	w("%s", nftInclude(s.NftablesHostsDir))
+	return b.String()
+}
 
-	talosSources := "admin"
+// writeSets writes the address sets: who may reach the APIs, and the APIs'
+// addresses. It returns the set of the Talos API's sources.
+func writeSets(b *strings.Builder, s Spec) (talosSources string) {
+	talosSources = "admin"
 	if len(s.TalosAPICIDRs) > 0 {
 		talosSources = "talos_admin"
-		writeSet(&b, "admin", "admin CIDRs: may reach the Kubernetes API", true, prefixElements(s.AdminCIDRs))
-		writeSet(&b, talosSources, "Talos API CIDRs: may reach the Talos API (narrower than the admins: maintenance mode takes configurations from anyone)", true, prefixElements(s.TalosAPICIDRs))
+		writeSet(b, "admin", "admin CIDRs: may reach the Kubernetes API", true, prefixElements(s.AdminCIDRs))
+		writeSet(b, talosSources, "Talos API CIDRs: may reach the Talos API (narrower than the admins: maintenance mode takes configurations from anyone)", true, prefixElements(s.TalosAPICIDRs))
 	} else {
-		writeSet(&b, "admin", "admin CIDRs: may reach the Talos and Kubernetes APIs", true, prefixElements(s.AdminCIDRs))
+		writeSet(b, "admin", "admin CIDRs: may reach the Talos and Kubernetes APIs", true, prefixElements(s.AdminCIDRs))
 	}
-	writeSet(&b, TalosAPISet, fmt.Sprintf("Talos API (tcp %d): every node, added by the node's own file", TalosAPIPort), false, nil)
-	writeSet(&b, KubernetesAPISet, fmt.Sprintf("Kubernetes API (tcp %d): the VIP here, each control plane by its own file", KubernetesAPIPort), false, addrElements(s.KubernetesAPI))
+	writeSet(b, TalosAPISet, fmt.Sprintf("Talos API (tcp %d): every node, added by the node's own file", TalosAPIPort), false, nil)
+	writeSet(b, KubernetesAPISet, fmt.Sprintf("Kubernetes API (tcp %d): the VIP here, each control plane by its own file", KubernetesAPIPort), false, addrElements(s.KubernetesAPI))
+	return talosSources
+}
 
-	forwards := sortedForwards(s.Forwards)
-
+// writeInputChain is what reaches the router itself: the internal side's
+// services, its own DHCP client, ping.
+func writeInputChain(w func(string, ...any), s Spec) {
+	ext, in := quoteIf(s.ExternalInterface), quoteIf(s.InternalInterface)
 	w("\tchain input {")
 	w("\t\ttype filter hook input priority filter; policy drop;")
 	w("\t\tct state established,related accept")
@@ -138,7 +157,12 @@ func renderNftables(s Spec) string {
 	w("\t\ticmpv6 type { echo-request, nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept")
 	w("\t}")
 	w("")
+}
 
+// writeForwardChain is what crosses the router: anti-spoofing, the
+// internal network out, the admins in to the APIs, the port-forwards.
+func writeForwardChain(w func(string, ...any), s Spec, talosSources string, forwards []Forward) {
+	ext, in := quoteIf(s.ExternalInterface), quoteIf(s.InternalInterface)
 	w("\tchain forward {")
 	w("\t\ttype filter hook forward priority filter; policy drop;")
 	w("\t\t# BCP 38, before anything is accepted: only the internal network's own")
@@ -162,7 +186,12 @@ func renderNftables(s Spec) string {
 	}
 	w("\t}")
 	w("")
+}
 
+// writeNATChains are the port-forwards' DNAT and the internal network's
+// masquerade.
+func writeNATChains(w func(string, ...any), s Spec, forwards []Forward) {
+	ext := quoteIf(s.ExternalInterface)
 	w("\tchain prerouting {")
 	w("\t\ttype nat hook prerouting priority dstnat; policy accept;")
 	if len(forwards) > 0 {
@@ -174,18 +203,11 @@ func renderNftables(s Spec) string {
 	}
 	w("\t}")
 	w("")
-
 	w("\tchain postrouting {")
 	w("\t\ttype nat hook postrouting priority srcnat; policy accept;")
 	w("\t\t# The internal network leaves with the router's external address.")
 	w("\t\toifname %s ip saddr %s masquerade", ext, s.Internal.Masked())
 	w("\t}")
-	w("}")
-	w("")
-	w("# Every node's elements of the sets above, one file per node (RenderHost), so")
-	w("# that this file stays the same when nodes come and go. No file is no error.")
-	w("%s", nftInclude(s.NftablesHostsDir))
-	return b.String()
 }
 
 // writeSet writes a named set; an empty set is valid and matches nothing.
