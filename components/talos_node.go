@@ -3,7 +3,6 @@ package components
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
@@ -117,15 +116,6 @@ type TalosNodeRoll struct {
 	RebootingPatches string
 }
 
-// NodeDrainType and NodeReadyType are the two halves of a rolled restart,
-// custom resources served by SDA's plugin (provider/node_restart.go).
-const (
-	NodeDrainType = "sda:index:NodeDrain"
-	NodeReadyType = "sda:index:NodeReady"
-)
-
-type nodeRestartResource struct{ pulumi.CustomResourceState }
-
 // AgentTimeout bounds how long the Proxmox provider waits for the QEMU
 // guest agent to report addresses whenever it reads a started VM with the
 // agent enabled (bpg v0.69.1 proxmoxtf/resource/vm/network/network.go:240,
@@ -211,7 +201,7 @@ type nodeBuild struct {
 
 	vmGuard *pulumi.ResourceHook
 	// roll is the NodeDrain and NodeReady inputs; nil outside a cluster.
-	roll      pulumi.Map
+	roll      *nodeRestartInputs
 	vmAfter   []pulumi.Resource
 	machineVM *vm.VirtualMachine
 	applied   *machine.ConfigurationApply
@@ -273,35 +263,6 @@ func (n *nodeBuild) restartSpec() pulumi.StringOutput {
 		}
 		return spec
 	}).(pulumi.StringOutput)
-}
-
-// drain registers the node's NodeDrain, which the VM waits for, when the
-// node rolls its restarts with a cluster.
-func (n *nodeBuild) drain() error {
-	n.vmAfter = n.args.VMAfter
-	r := n.args.Roll
-	if r == nil {
-		return nil
-	}
-	m := n.args.Node
-	peers := pulumi.Array{}
-	for _, p := range r.Cluster {
-		peers = append(peers, nodeInput(p))
-	}
-	n.roll = pulumi.Map{
-		"clusterName": pulumi.String(r.ClusterName), "hostname": pulumi.String(m.Hostname),
-		"address": pulumi.String(m.Address), "controlPlane": pulumi.Bool(m.Role == RoleControlPlane),
-		"restartSpec": n.restartSpec(), "cluster": peers, "talosconfig": pulumi.ToSecret(r.Talosconfig),
-		"workerParallelism": pulumi.Int(r.WorkerParallelism), "timeoutSeconds": pulumi.Int(r.TimeoutSeconds),
-		"pollSeconds": pulumi.Int(r.PollSeconds), "rebuild": pulumi.Int(m.Rebuild),
-	}
-	var drain nodeRestartResource
-	if err := n.ctx.RegisterResource(NodeDrainType, n.name+"-drain", n.roll, &drain, n.parent,
-		pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-		return err
-	}
-	n.vmAfter = append(slices.Clip(n.vmAfter), &drain)
-	return nil
 }
 
 // vm creates the Proxmox VM: its disk seeded from the Talos image, its
@@ -403,24 +364,6 @@ func (n *nodeBuild) apply() error {
 		pulumi.AdditionalSecretOutputs([]string{"machineConfiguration", "machineConfigurationInput"}))
 	n.applied = applied
 	return err
-}
-
-// ready registers the node's NodeReady after the VM and the apply, when
-// it rolls its restarts: everything that reads the node's address (the
-// cluster's health checks) waits for it to be back and uncordoned.
-func (n *nodeBuild) ready() error {
-	n.addressAfter = []any{n.machineVM.ID()}
-	if n.roll == nil {
-		return nil
-	}
-	var ready nodeRestartResource
-	if err := n.ctx.RegisterResource(NodeReadyType, n.name+"-ready", n.roll, &ready, n.parent,
-		pulumi.DependsOn([]pulumi.Resource{n.machineVM, n.applied}),
-		pulumi.AdditionalSecretOutputs([]string{"talosconfig"})); err != nil {
-		return err
-	}
-	n.addressAfter = append(n.addressAfter, ready.ID())
-	return nil
 }
 
 // outputs sets and registers the component's outputs. Address and VM ID

@@ -11,6 +11,7 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
+	"github.com/sda-platform/sda/components/pluginapi"
 	"github.com/sda-platform/sda/internal/day2"
 )
 
@@ -25,34 +26,29 @@ import (
 // talosctl, no kubectl, no shell on the deployer.
 type ClusterMembers struct{}
 
-// ClusterMembersArgs are the declared nodes and the credentials.
-type ClusterMembersArgs struct {
-	ClusterName string                 `pulumi:"clusterName"`
-	Nodes       []TalosNodeVersionPeer `pulumi:"nodes"`
-	Talosconfig string                 `pulumi:"talosconfig" provider:"secret"`
-	Kubeconfig  string                 `pulumi:"kubeconfig" provider:"secret"`
-	// TimeoutSeconds bounds each wait (default 900): the Kubernetes API
-	// answering after the bootstrap, one node's reset.
-	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
-	PollSeconds    int `pulumi:"pollSeconds,optional"`
-}
-
+// ClusterMembersArgs are the declared nodes and the credentials;
 // ClusterMembersState records the declaration the cluster was made to
-// match: the next update takes leaving nodes' addresses from it.
-type ClusterMembersState struct {
-	ClusterMembersArgs
-	// Members are the declared node names, sorted.
-	Members []string `pulumi:"members"`
-	// Removed are the members the last create or update removed.
-	Removed []string `pulumi:"removed"`
-}
+// match (pluginapi, shared with the component that registers it).
+type (
+	ClusterMembersArgs  = pluginapi.ClusterMembersArgs
+	ClusterMembersState = pluginapi.ClusterMembersState
+)
+
+var (
+	_ infer.Annotated                                               = (*ClusterMembers)(nil)
+	_ infer.CustomResource[ClusterMembersArgs, ClusterMembersState] = (*ClusterMembers)(nil)
+	_ infer.CustomDiff[ClusterMembersArgs, ClusterMembersState]     = (*ClusterMembers)(nil)
+	_ infer.CustomUpdate[ClusterMembersArgs, ClusterMembersState]   = (*ClusterMembers)(nil)
+	_ infer.CustomDelete[ClusterMembersState]                       = (*ClusterMembers)(nil)
+)
 
 func (r *ClusterMembers) Annotate(a infer.Annotator) {
 	a.SetToken("index", "ClusterMembers")
 	a.Describe(r, "The nodes a Talos cluster's members must be: every Kubernetes Node and etcd member the stack does not declare is removed through the Talos and Kubernetes APIs (graceful reset, etcd member removal by ID for a node that is gone, Node deletion), workers first, control planes one at a time, never below etcd quorum.")
 }
 
-func (a ClusterMembersArgs) membership(ctx context.Context, previous []TalosNodeVersionPeer) day2.Membership {
+// membership is the removal of the members a declaration drops.
+func membership(ctx context.Context, a ClusterMembersArgs, previous []TalosNodeVersionPeer) day2.Membership {
 	return day2.Membership{
 		Declared: dayNodes(a.Nodes), Previous: dayNodes(previous),
 		Talosconfig: a.Talosconfig, Kubeconfig: a.Kubeconfig,
@@ -75,7 +71,7 @@ func reconcile(ctx context.Context, in ClusterMembersArgs, previous []TalosNodeV
 		if in.Talosconfig == "" || in.Kubeconfig == "" || !leaves(previous, in.Nodes) {
 			return state, nil
 		}
-		m := in.membership(ctx, previous)
+		m := membership(ctx, in, previous)
 		m.Timeout = time.Second
 		if _, err := m.Reconcile(ctx, true); err != nil {
 			if isQuorumRefusal(err) {
@@ -85,7 +81,7 @@ func reconcile(ctx context.Context, in ClusterMembersArgs, previous []TalosNodeV
 		}
 		return state, nil
 	}
-	removed, err := in.membership(ctx, previous).Reconcile(ctx, false)
+	removed, err := membership(ctx, in, previous).Reconcile(ctx, false)
 	if err != nil {
 		return ClusterMembersState{}, fmt.Errorf("TalosCluster %s: %w", in.ClusterName, err)
 	}

@@ -6,13 +6,25 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/components"
 )
 
-// Provider serves every SDA component under its Go component's token.
+// Provider serves every SDA component under its Go component's token, and
+// SDA's custom resources, with a schema that describes every property by
+// its Go comment (withFieldDocs).
 func Provider() (p.Provider, error) {
+	prov, err := undescribedProvider()
+	if err != nil {
+		return prov, err
+	}
+	return withFieldDocs(prov), nil
+}
+
+// undescribedProvider is Provider with the schema as infer builds it.
+func undescribedProvider() (p.Provider, error) {
 	prov, err := infer.NewProviderBuilder().
 		WithNamespace("sda-platform").
 		WithDisplayName("SDA").
@@ -28,6 +40,9 @@ func Provider() (p.Provider, error) {
 		).
 		WithResources(infer.Resource(&TalosNodeVersion{}), infer.Resource(&KubernetesVersion{}), infer.Resource(&ClusterMembers{}), infer.Resource(&NodeDrain{}), infer.Resource(&NodeReady{}), infer.Resource(&KnownHost{})).
 		WithFunctions(infer.Function(&OverlayMachinePatch{})).
+		// The plugin resources' nested types live in components/pluginapi
+		// (shared with the components); their tokens stay sda:index:*.
+		WithModuleMap(map[tokens.ModuleName]tokens.ModuleName{"pluginapi": "index"}).
 		Build()
 	if err != nil {
 		return prov, err
@@ -115,12 +130,16 @@ type OverlayMachinePatch struct{}
 
 // OverlayMachinePatchArgs selects the CNI.
 type OverlayMachinePatchArgs struct {
-	CNI                  string `pulumi:"cni"`
-	KubeProxyReplacement *bool  `pulumi:"kubeProxyReplacement,optional"`
+	// CNI is "flannel" or "cilium", as OverlayNetwork's cni.
+	CNI string `pulumi:"cni"`
+	// KubeProxyReplacement says Cilium replaces kube-proxy (default true,
+	// OverlayNetwork's default; Cilium only).
+	KubeProxyReplacement *bool `pulumi:"kubeProxyReplacement,optional"`
 }
 
 // OverlayMachinePatchResult is the patch; empty for Flannel, which needs none.
 type OverlayMachinePatchResult struct {
+	// Patch is the Talos machine-config patch, empty for Flannel.
 	Patch string `pulumi:"patch"`
 }
 

@@ -9,6 +9,7 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
+	"github.com/sda-platform/sda/components/pluginapi"
 	"github.com/sda-platform/sda/grammar"
 	"github.com/sda-platform/sda/internal/sshtrust"
 )
@@ -24,32 +25,28 @@ import (
 type KnownHost struct{}
 
 var (
-	_ = (infer.CustomDiff[KnownHostArgs, KnownHostState])((*KnownHost)(nil))
-	_ = (infer.CustomUpdate[KnownHostArgs, KnownHostState])((*KnownHost)(nil))
-	_ = (infer.CustomDelete[KnownHostState])((*KnownHost)(nil))
+	_ infer.Annotated                                     = (*KnownHost)(nil)
+	_ infer.CustomResource[KnownHostArgs, KnownHostState] = (*KnownHost)(nil)
+	_ infer.CustomDiff[KnownHostArgs, KnownHostState]     = (*KnownHost)(nil)
+	_ infer.CustomUpdate[KnownHostArgs, KnownHostState]   = (*KnownHost)(nil)
+	_ infer.CustomDelete[KnownHostState]                  = (*KnownHost)(nil)
 )
 
-// KnownHostArgs are the node's SSH address and its pinned key.
-type KnownHostArgs struct {
-	Host string `pulumi:"host"`
-	// Port is the SSH port (default 22).
-	Port int `pulumi:"port,optional"`
-	// HostKey is the authorized_keys line of the node's host key.
-	HostKey string `pulumi:"hostKey"`
-}
-
-// KnownHostState records the file the pin went into.
-type KnownHostState struct {
-	KnownHostArgs
-	File string `pulumi:"file"`
-}
+// KnownHostArgs are the node's SSH address and its pinned key, and
+// KnownHostState adds the file the pin went into (pluginapi, shared with
+// the component that registers it).
+type (
+	KnownHostArgs  = pluginapi.KnownHostArgs
+	KnownHostState = pluginapi.KnownHostState
+)
 
 func (r *KnownHost) Annotate(a infer.Annotator) {
 	a.SetToken("index", "KnownHost")
 	a.Describe(r, "A Proxmox node's SSH host key pinned in ~/.ssh/known_hosts of the machine running Pulumi, where the Proxmox provider's disk import checks it.")
 }
 
-func (a KnownHostArgs) port() int {
+// sshPort is the inputs' port, 22 when unset.
+func sshPort(a KnownHostArgs) int {
 	if a.Port == 0 {
 		return 22
 	}
@@ -67,9 +64,9 @@ func pin(in KnownHostArgs, dryRun bool) (KnownHostState, error) {
 		return KnownHostState{}, err
 	}
 	if dryRun {
-		_, err = sshtrust.CheckKnownHost(file, in.Host, in.port(), key)
+		_, err = sshtrust.CheckKnownHost(file, in.Host, sshPort(in), key)
 	} else {
-		err = sshtrust.PinKnownHost(file, in.Host, in.port(), key)
+		err = sshtrust.PinKnownHost(file, in.Host, sshPort(in), key)
 	}
 	return KnownHostState{KnownHostArgs: in, File: file}, err
 }
@@ -79,7 +76,7 @@ func (KnownHost) Create(_ context.Context, req infer.CreateRequest[KnownHostArgs
 	if err != nil {
 		return infer.CreateResponse[KnownHostState]{}, err
 	}
-	return infer.CreateResponse[KnownHostState]{ID: net.JoinHostPort(req.Inputs.Host, strconv.Itoa(req.Inputs.port())), Output: state}, nil
+	return infer.CreateResponse[KnownHostState]{ID: net.JoinHostPort(req.Inputs.Host, strconv.Itoa(sshPort(req.Inputs))), Output: state}, nil
 }
 
 func (KnownHost) Update(_ context.Context, req infer.UpdateRequest[KnownHostArgs, KnownHostState]) (infer.UpdateResponse[KnownHostState], error) {
@@ -97,14 +94,14 @@ func (KnownHost) Diff(_ context.Context, req infer.DiffRequest[KnownHostArgs, Kn
 	if req.Inputs.Host != req.State.Host {
 		diff["host"] = p.PropertyDiff{Kind: p.UpdateReplace, InputDiff: true}
 	}
-	if req.Inputs.port() != req.State.port() {
+	if sshPort(req.Inputs) != sshPort(req.State.KnownHostArgs) {
 		diff["port"] = p.PropertyDiff{Kind: p.UpdateReplace, InputDiff: true}
 	}
 	if req.Inputs.HostKey != req.State.HostKey {
 		diff["hostKey"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 	} else if key, err := grammar.SSHHostKey(req.Inputs.HostKey); err == nil {
 		if file, err := sshtrust.KnownHostsFile(); err == nil {
-			if state, _ := sshtrust.CheckKnownHost(file, req.Inputs.Host, req.Inputs.port(), key); state != sshtrust.HostPinned {
+			if state, _ := sshtrust.CheckKnownHost(file, req.Inputs.Host, sshPort(req.Inputs), key); state != sshtrust.HostPinned {
 				diff["hostKey"] = p.PropertyDiff{Kind: p.Update}
 			}
 		}

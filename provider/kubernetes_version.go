@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 
+	"github.com/sda-platform/sda/components/pluginapi"
 	"github.com/sda-platform/sda/internal/day2"
 )
 
@@ -26,38 +27,24 @@ type KubernetesVersion struct{}
 // KubernetesVersionArgs are the version and what the roll needs: each
 // node's configuration as its ConfigurationApply builds it (the role's
 // generated configuration and the node's patches), and the credentials.
-type KubernetesVersionArgs struct {
-	ClusterName       string `pulumi:"clusterName"`
-	KubernetesVersion string `pulumi:"kubernetesVersion"`
-	// ControlPlaneConfiguration and WorkerConfiguration are the roles'
-	// generated machine configurations (secret).
-	ControlPlaneConfiguration string `pulumi:"controlPlaneConfiguration" provider:"secret"`
-	WorkerConfiguration       string `pulumi:"workerConfiguration,optional" provider:"secret"`
-	// Nodes are the declared nodes with their own patches.
-	Nodes       []KubernetesVersionNode `pulumi:"nodes"`
-	Talosconfig string                  `pulumi:"talosconfig" provider:"secret"`
-	// TimeoutSeconds bounds each wait (default 900); PollSeconds is the
-	// interval between health checks (default 5).
-	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
-	PollSeconds    int `pulumi:"pollSeconds,optional"`
-}
+// KubernetesVersionNode is one declared node with its own patches;
+// KubernetesVersionState is what the last create or update recorded, the
+// old side of the next roll (pluginapi, shared with the component that
+// registers it).
+type (
+	KubernetesVersionArgs  = pluginapi.KubernetesVersionArgs
+	KubernetesVersionNode  = pluginapi.KubernetesVersionNode
+	KubernetesVersionState = pluginapi.KubernetesVersionState
+)
 
-// KubernetesVersionNode is one declared node and its own machine-config
-// patches, applied after its role's configuration.
-type KubernetesVersionNode struct {
-	Hostname      string   `pulumi:"hostname"`
-	Address       string   `pulumi:"address"`
-	ControlPlane  bool     `pulumi:"controlPlane,optional"`
-	ConfigPatches []string `pulumi:"configPatches,optional"`
-}
-
-// KubernetesVersionState is what the last create or update recorded: the
-// version and the roles' configurations the nodes run, the old side of the
-// next roll. (Its node list and credentials may be older: a run that only
-// adds or removes nodes is no update of this resource.)
-type KubernetesVersionState struct {
-	KubernetesVersionArgs
-}
+var (
+	_ infer.Annotated                                                     = (*KubernetesVersion)(nil)
+	_ infer.CustomResource[KubernetesVersionArgs, KubernetesVersionState] = (*KubernetesVersion)(nil)
+	_ infer.CustomCheck[KubernetesVersionArgs]                            = (*KubernetesVersion)(nil)
+	_ infer.CustomDiff[KubernetesVersionArgs, KubernetesVersionState]     = (*KubernetesVersion)(nil)
+	_ infer.CustomUpdate[KubernetesVersionArgs, KubernetesVersionState]   = (*KubernetesVersion)(nil)
+	_ infer.CustomDelete[KubernetesVersionState]                          = (*KubernetesVersion)(nil)
+)
 
 func (r *KubernetesVersion) Annotate(a infer.Annotator) {
 	a.SetToken("index", "KubernetesVersion")
@@ -173,12 +160,12 @@ func rollOf(ctx context.Context, old, now KubernetesVersionArgs) (day2.Kubernete
 	for _, n := range now.Nodes {
 		node := day2.Node{Hostname: n.Hostname, Address: n.Address, ControlPlane: n.ControlPlane}
 		k.Cluster = append(k.Cluster, node)
-		c, err := day2.MachineConfig(now.roleConfig(n.ControlPlane), n.ConfigPatches)
+		c, err := day2.MachineConfig(roleConfig(now, n.ControlPlane), n.ConfigPatches)
 		if err != nil {
 			return k, fmt.Errorf("%s's configuration: %w", n.Hostname, err)
 		}
 		var o config.Provider
-		if base := old.roleConfig(n.ControlPlane); base != "" {
+		if base := roleConfig(old, n.ControlPlane); base != "" {
 			o, err = day2.MachineConfig(base, n.ConfigPatches)
 		} else {
 			o, err = day2.WithImages(c, map[day2.Component]string{day2.Kubelet: day2.Images(oldCP)[day2.Kubelet]})
@@ -191,7 +178,8 @@ func rollOf(ctx context.Context, old, now KubernetesVersionArgs) (day2.Kubernete
 	return k, nil
 }
 
-func (a KubernetesVersionArgs) roleConfig(controlPlane bool) string {
+// roleConfig is the recorded configuration of a role.
+func roleConfig(a KubernetesVersionArgs, controlPlane bool) string {
 	if controlPlane {
 		return a.ControlPlaneConfiguration
 	}

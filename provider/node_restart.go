@@ -8,6 +8,7 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
+	"github.com/sda-platform/sda/components/pluginapi"
 	"github.com/sda-platform/sda/internal/day2"
 )
 
@@ -26,29 +27,28 @@ type NodeDrain struct{ nodeRestartHalf }
 // NodeReady is NodeDrain's other half.
 type NodeReady struct{ nodeRestartHalf }
 
-// NodeRestartArgs are the node, what restarts it, and what the gates need.
-type NodeRestartArgs struct {
-	ClusterName  string `pulumi:"clusterName"`
-	Hostname     string `pulumi:"hostname"`
-	Address      string `pulumi:"address"`
-	ControlPlane bool   `pulumi:"controlPlane,optional"`
-	// RestartSpec is the node's settings whose change restarts it; a new
-	// value is a restart to roll.
-	RestartSpec string                 `pulumi:"restartSpec"`
-	Cluster     []TalosNodeVersionPeer `pulumi:"cluster"`
-	Talosconfig string                 `pulumi:"talosconfig" provider:"secret"`
-	// WorkerParallelism is how many workers restart at once (default 1).
-	WorkerParallelism int `pulumi:"workerParallelism,optional"`
-	TimeoutSeconds    int `pulumi:"timeoutSeconds,optional"`
-	PollSeconds       int `pulumi:"pollSeconds,optional"`
-	// Rebuild, changed, is a rebuild of the node: NodeDrain removes it
-	// from the cluster before its VM is replaced, NodeReady waits for it
-	// to join again.
-	Rebuild int `pulumi:"rebuild,optional"`
-}
+// NodeRestartArgs are the node, what restarts it, and what the gates
+// need; NodeRestartState is what the last run recorded (pluginapi, shared
+// with the component that registers them).
+type (
+	NodeRestartArgs  = pluginapi.NodeRestartArgs
+	NodeRestartState = pluginapi.NodeRestartState
+)
 
-// NodeRestartState is what the last run recorded.
-type NodeRestartState struct{ NodeRestartArgs }
+var (
+	_ infer.Annotated                                         = (*NodeDrain)(nil)
+	_ infer.CustomResource[NodeRestartArgs, NodeRestartState] = (*NodeDrain)(nil)
+	_ infer.CustomCheck[NodeRestartArgs]                      = (*NodeDrain)(nil)
+	_ infer.CustomDiff[NodeRestartArgs, NodeRestartState]     = (*NodeDrain)(nil)
+	_ infer.CustomUpdate[NodeRestartArgs, NodeRestartState]   = (*NodeDrain)(nil)
+	_ infer.CustomDelete[NodeRestartState]                    = (*NodeDrain)(nil)
+
+	_ infer.Annotated                                         = (*NodeReady)(nil)
+	_ infer.CustomResource[NodeRestartArgs, NodeRestartState] = (*NodeReady)(nil)
+	_ infer.CustomDiff[NodeRestartArgs, NodeRestartState]     = (*NodeReady)(nil)
+	_ infer.CustomUpdate[NodeRestartArgs, NodeRestartState]   = (*NodeReady)(nil)
+	_ infer.CustomDelete[NodeRestartState]                    = (*NodeReady)(nil)
+)
 
 func (r *NodeDrain) Annotate(a infer.Annotator) {
 	a.SetToken("index", "NodeDrain")
@@ -60,7 +60,8 @@ func (r *NodeReady) Annotate(a infer.Annotator) {
 	a.Describe(r, "After a Talos node's VM update restarted it: waits until it is back and Ready, uncordons it, checks the cluster's health and gives the turn to the next node.")
 }
 
-func (a NodeRestartArgs) restart(ctx context.Context) day2.Restart {
+// restartOf is the inputs' rolled restart of the node.
+func restartOf(ctx context.Context, a NodeRestartArgs) day2.Restart {
 	r := day2.Restart{
 		ClusterName: a.ClusterName,
 		Node:        day2.Node{Hostname: a.Hostname, Address: a.Address, ControlPlane: a.ControlPlane},
@@ -92,7 +93,7 @@ func restartDiff(in NodeRestartArgs, state NodeRestartState) infer.DiffResponse 
 type nodeRestartHalf struct{}
 
 func (nodeRestartHalf) Create(_ context.Context, req infer.CreateRequest[NodeRestartArgs]) (infer.CreateResponse[NodeRestartState], error) {
-	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{req.Inputs}}, nil
+	return infer.CreateResponse[NodeRestartState]{ID: req.Inputs.Hostname, Output: NodeRestartState{NodeRestartArgs: req.Inputs}}, nil
 }
 
 func (nodeRestartHalf) Diff(_ context.Context, req infer.DiffRequest[NodeRestartArgs, NodeRestartState]) (infer.DiffResponse, error) {
@@ -113,11 +114,11 @@ func update(ctx context.Context, req infer.UpdateRequest[NodeRestartArgs, NodeRe
 		if req.Inputs.Rebuild != req.State.Rebuild {
 			step = rebuild
 		}
-		if err := step(req.Inputs.restart(ctx))(ctx); err != nil {
+		if err := step(restartOf(ctx, req.Inputs))(ctx); err != nil {
 			return infer.UpdateResponse[NodeRestartState]{}, err
 		}
 	}
-	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{req.Inputs}}, nil
+	return infer.UpdateResponse[NodeRestartState]{Output: NodeRestartState{NodeRestartArgs: req.Inputs}}, nil
 }
 
 // Check refuses a lowered rebuild number before anything changes (also in

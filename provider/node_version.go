@@ -8,6 +8,7 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
+	"github.com/sda-platform/sda/components/pluginapi"
 	"github.com/sda-platform/sda/internal/day2"
 )
 
@@ -21,36 +22,23 @@ import (
 type TalosNodeVersion struct{}
 
 // TalosNodeVersionArgs are the node, its desired version, and the cluster
-// the health gates check.
-type TalosNodeVersionArgs struct {
-	Hostname     string `pulumi:"hostname"`
-	Address      string `pulumi:"address"`
-	ControlPlane bool   `pulumi:"controlPlane,optional"`
-	// TalosVersion (vX.Y.Z) is what the node must run; InstallerImage the
-	// installer that carries it (its tag is the version).
-	TalosVersion   string `pulumi:"talosVersion"`
-	InstallerImage string `pulumi:"installerImage"`
-	// Talosconfig is the cluster's client configuration.
-	Talosconfig string `pulumi:"talosconfig" provider:"secret"`
-	// Cluster is every declared node: all must answer, and the control
-	// planes must be exactly etcd's members, before and after an upgrade.
-	Cluster []TalosNodeVersionPeer `pulumi:"cluster"`
-	// TimeoutSeconds bounds each wait (default 900).
-	TimeoutSeconds int `pulumi:"timeoutSeconds,optional"`
-	// PollSeconds is the interval between checks (default 5).
-	PollSeconds int `pulumi:"pollSeconds,optional"`
-	// SyncManifests is set on the roll's last node: after it converges,
-	// the bootstrap manifests the new release renders (Flannel's image
-	// comes with Talos) are applied (day2.SyncManifests).
-	SyncManifests bool `pulumi:"syncManifests,optional"`
-}
+// the health gates check; TalosNodeVersionPeer is one declared node, as
+// the health gates see it; TalosNodeVersionState adds the version the node
+// reported (pluginapi, shared with the component that registers it).
+type (
+	TalosNodeVersionArgs  = pluginapi.TalosNodeVersionArgs
+	TalosNodeVersionPeer  = pluginapi.TalosNodeVersionPeer
+	TalosNodeVersionState = pluginapi.TalosNodeVersionState
+)
 
-// TalosNodeVersionPeer is one declared node, as the health gates see it.
-type TalosNodeVersionPeer struct {
-	Hostname     string `pulumi:"hostname"`
-	Address      string `pulumi:"address"`
-	ControlPlane bool   `pulumi:"controlPlane,optional"`
-}
+var (
+	_ infer.Annotated                                                   = (*TalosNodeVersion)(nil)
+	_ infer.CustomResource[TalosNodeVersionArgs, TalosNodeVersionState] = (*TalosNodeVersion)(nil)
+	_ infer.CustomDiff[TalosNodeVersionArgs, TalosNodeVersionState]     = (*TalosNodeVersion)(nil)
+	_ infer.CustomUpdate[TalosNodeVersionArgs, TalosNodeVersionState]   = (*TalosNodeVersion)(nil)
+	_ infer.CustomRead[TalosNodeVersionArgs, TalosNodeVersionState]     = (*TalosNodeVersion)(nil)
+	_ infer.CustomDelete[TalosNodeVersionState]                         = (*TalosNodeVersion)(nil)
+)
 
 // dayNodes are declared nodes as internal/day2 takes them.
 func dayNodes(ps []TalosNodeVersionPeer) []day2.Node {
@@ -61,20 +49,13 @@ func dayNodes(ps []TalosNodeVersionPeer) []day2.Node {
 	return out
 }
 
-// TalosNodeVersionState adds what the node reported.
-type TalosNodeVersionState struct {
-	TalosNodeVersionArgs
-	// RunningVersion is the version the node reported after the last
-	// create, update or refresh.
-	RunningVersion string `pulumi:"runningVersion"`
-}
-
 func (r *TalosNodeVersion) Annotate(a infer.Annotator) {
 	a.SetToken("index", "TalosNodeVersion")
 	a.Describe(r, "The Talos version one node runs: a change upgrades the node in place through the Talos API (talosctl upgrade --preserve), gated on the cluster's health before and after.")
 }
 
-func (a TalosNodeVersionArgs) upgrade(ctx context.Context) day2.Upgrade {
+// upgrade is the inputs' upgrade of the node.
+func upgrade(ctx context.Context, a TalosNodeVersionArgs) day2.Upgrade {
 	u := day2.Upgrade{
 		Node:        day2.Node{Hostname: a.Hostname, Address: a.Address, ControlPlane: a.ControlPlane},
 		Version:     a.TalosVersion,
@@ -97,7 +78,7 @@ func converge(ctx context.Context, in TalosNodeVersionArgs, dryRun, sync bool) (
 	if dryRun {
 		return state, nil
 	}
-	running, err := in.upgrade(ctx).Converge(ctx)
+	running, err := upgrade(ctx, in).Converge(ctx)
 	if err != nil {
 		return TalosNodeVersionState{}, err
 	}
@@ -154,7 +135,7 @@ func (TalosNodeVersion) Diff(_ context.Context, req infer.DiffRequest[TalosNodeV
 // shows a node someone upgraded or rolled back by hand).
 func (TalosNodeVersion) Read(ctx context.Context, req infer.ReadRequest[TalosNodeVersionArgs, TalosNodeVersionState]) (infer.ReadResponse[TalosNodeVersionArgs, TalosNodeVersionState], error) {
 	state := req.State
-	if running, err := req.State.runningNow(ctx); err == nil {
+	if running, err := runningNow(ctx, req.State); err == nil {
 		state.RunningVersion = running
 	} else {
 		p.GetLogger(ctx).Warningf("%s (%s): Talos version not read: %v", req.State.Hostname, req.State.Address, err)
@@ -162,7 +143,8 @@ func (TalosNodeVersion) Read(ctx context.Context, req infer.ReadRequest[TalosNod
 	return infer.ReadResponse[TalosNodeVersionArgs, TalosNodeVersionState]{ID: req.ID, Inputs: req.Inputs, State: state}, nil
 }
 
-func (s TalosNodeVersionState) runningNow(ctx context.Context) (string, error) {
+// runningNow asks the node which version it runs.
+func runningNow(ctx context.Context, s TalosNodeVersionState) (string, error) {
 	cfg, err := day2.ParseTalosconfig(s.Talosconfig)
 	if err != nil {
 		return "", err
