@@ -51,6 +51,7 @@ type OverlayNetworkArgs struct {
 type OverlayNetwork struct {
 	pulumi.ResourceState
 
+	// CNI is the installed CNI, as given: flannel or cilium.
 	CNI pulumi.StringOutput `pulumi:"cni"`
 	// Ready resolves once Talos reports the whole cluster, Kubernetes
 	// included, healthy with the CNI in place.

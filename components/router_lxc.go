@@ -63,14 +63,19 @@ func (s RouterSSH) connection(ctx *pulumi.Context, field string) (remote.Connect
 // address is a string: the constructor parses them and says which field is
 // wrong.
 type RouterLXCArgs struct {
+	// ProxmoxNode is the Proxmox node the container runs on.
 	ProxmoxNode string `pulumi:"proxmoxNode"`
-	VMID        int    `pulumi:"vmId"`
+	// VMID is the container's ID on the Proxmox cluster.
+	VMID int `pulumi:"vmId"`
 	// Hostname of the container; it is also the router's own DNS name on
 	// the internal network.
-	Hostname  string `pulumi:"hostname"`
-	Cores     int    `pulumi:"cores"`
-	MemoryMiB int    `pulumi:"memoryMiB"`
-	DiskGiB   int    `pulumi:"diskGiB"`
+	Hostname string `pulumi:"hostname"`
+	// Cores are the container's CPU cores.
+	Cores int `pulumi:"cores"`
+	// MemoryMiB is the container's memory, in MiB.
+	MemoryMiB int `pulumi:"memoryMiB"`
+	// DiskGiB is the size of the container's root disk, in GiB.
+	DiskGiB int `pulumi:"diskGiB"`
 	// Datastore holds the container's root disk.
 	Datastore string `pulumi:"datastore"`
 	// TemplateDatastore receives the downloaded LXC template (content vztmpl).
@@ -82,14 +87,18 @@ type RouterLXCArgs struct {
 	// template is used.
 	TemplateChecksum string `pulumi:"templateChecksum"`
 
+	// ExternalBridge is the bridge of the external network on the Proxmox node,
+	// where the router's external NIC attaches.
 	ExternalBridge string `pulumi:"externalBridge"`
 	// ExternalVLAN tags the external NIC; 0 leaves it untagged.
 	ExternalVLAN int `pulumi:"externalVlan,optional"`
 	// ExternalAddress is "dhcp" or a CIDR such as 192.168.1.50/24.
 	ExternalAddress string `pulumi:"externalAddress"`
 	// ExternalGateway is the default gateway of a static ExternalAddress.
-	ExternalGateway string             `pulumi:"externalGateway,optional"`
-	InternalBridge  pulumi.StringInput `pulumi:"internalBridge"`
+	ExternalGateway string `pulumi:"externalGateway,optional"`
+	// InternalBridge is the internal network's bridge on the Proxmox node
+	// (InternalNetwork's bridge), where the router's internal NIC attaches.
+	InternalBridge pulumi.StringInput `pulumi:"internalBridge"`
 	// InternalMTU of the internal NIC; 0 or 1500 leaves the default.
 	InternalMTU int `pulumi:"internalMtu,optional"`
 	// InternalAddress is the router's address in the internal network, as
@@ -127,6 +136,8 @@ type RouterLXCArgs struct {
 	// Forwards publish internal ports on the router's external address.
 	Forwards []RouterForwardArgs `pulumi:"forwards,optional"`
 
+	// SSH is how the configuration reaches the container: SSH to its Proxmox
+	// host, then pct exec.
 	SSH RouterSSH `pulumi:"ssh"`
 }
 
@@ -134,7 +145,8 @@ type RouterLXCArgs struct {
 type RouterHostArgs struct {
 	// Name is the short hostname, a DNS label; it also names the host's
 	// command.
-	Name    string `pulumi:"name"`
+	Name string `pulumi:"name"`
+	// Address is the host's IPv4 address on the internal network.
 	Address string `pulumi:"address"`
 	// MAC fixes the host's DHCP lease to Address; without it the host
 	// gets a DNS name and firewall entries only.
@@ -150,7 +162,8 @@ type RouterForwardArgs struct {
 	Name string `pulumi:"name"`
 	// Protocol is tcp (the default) or udp.
 	Protocol string `pulumi:"protocol,optional"`
-	Port     int    `pulumi:"port"`
+	// Port is the port on the router's external address.
+	Port int `pulumi:"port"`
 	// Target is an internal address.
 	Target string `pulumi:"target"`
 	// TargetPort defaults to Port.
@@ -165,8 +178,13 @@ type RouterForwardArgs struct {
 type RouterLXC struct {
 	pulumi.ResourceState
 
-	VMID            pulumi.IntOutput    `pulumi:"vmId"`
+	// VMID is the container's ID on the Proxmox cluster.
+	VMID pulumi.IntOutput `pulumi:"vmId"`
+	// ExternalAddress is the router's external address as given ("dhcp" or a
+	// CIDR).
 	ExternalAddress pulumi.StringOutput `pulumi:"externalAddress"`
+	// InternalAddress is the router's internal address as given, as CIDR: the
+	// internal network's gateway and DNS server.
 	InternalAddress pulumi.StringOutput `pulumi:"internalAddress"`
 	// ConfigDigest identifies the applied configuration; it changes exactly
 	// when a rendered file changes.

@@ -118,7 +118,9 @@ type TalosUpgradeArgs struct {
 // TalosPatch is one named Talos machine-config patch (a YAML strategic
 // merge patch or JSON6902 document). The name says where it comes from.
 type TalosPatch struct {
-	Name    string `pulumi:"name"`
+	// Name says where the patch comes from.
+	Name string `pulumi:"name"`
+	// Content is the patch: a YAML strategic merge patch or a JSON6902 document.
 	Content string `pulumi:"content"`
 }
 
@@ -126,6 +128,7 @@ type TalosPatch struct {
 type TalosCluster struct {
 	pulumi.ResourceState
 
+	// ClusterName is the Kubernetes cluster's name.
 	ClusterName pulumi.StringOutput `pulumi:"clusterName"`
 	// KubernetesEndpoint is the API URL: the VIP when set, else the first
 	// control plane.
@@ -133,6 +136,8 @@ type TalosCluster struct {
 	// Kubeconfig and Talosconfig are secret.
 	Kubeconfig  pulumi.StringOutput `pulumi:"kubeconfig" provider:"secret"`
 	Talosconfig pulumi.StringOutput `pulumi:"talosconfig" provider:"secret"`
+	// SchematicID is the Image Factory schematic of the nodes' image and
+	// installer (its extensions).
 	SchematicID pulumi.StringOutput `pulumi:"schematicId"`
 	// ControlPlaneAddresses and WorkerAddresses resolve once every node's
 	// configuration is applied.

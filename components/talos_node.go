@@ -33,10 +33,13 @@ type TalosNodeSpec struct {
 	// the image names the NIC. Keep it fixed for the VM's life.
 	MAC string `pulumi:"mac"`
 	// Address is the node's static IPv4 address on the internal network.
-	Address   string `pulumi:"address"`
-	Cores     int    `pulumi:"cores"`
-	MemoryMiB int    `pulumi:"memoryMiB"`
-	DiskGiB   int    `pulumi:"diskGiB"`
+	Address string `pulumi:"address"`
+	// Cores are the VM's CPU cores.
+	Cores int `pulumi:"cores"`
+	// MemoryMiB is the VM's memory, in MiB.
+	MemoryMiB int `pulumi:"memoryMiB"`
+	// DiskGiB is the size of the VM's disk, in GiB.
+	DiskGiB int `pulumi:"diskGiB"`
 	// Rebuild, changed, rebuilds the node: it is removed from the cluster
 	// quorum-safely (NodeDrainType), its VM and configuration are created
 	// anew with the same name, ID and address, and it joins again. 0 is
@@ -61,7 +64,9 @@ type TalosNetworkArgs struct {
 
 // TalosNodeArgs describes one Talos VM and the configuration applied to it.
 type TalosNodeArgs struct {
-	Node    TalosNodeSpec    `pulumi:"node"`
+	// Node is the VM: who it is, where it runs and its size.
+	Node TalosNodeSpec `pulumi:"node"`
+	// Network is the internal network the node is on.
 	Network TalosNetworkArgs `pulumi:"network"`
 
 	// Datastore holds the VM's disk and cloud-init drive.
@@ -136,10 +141,16 @@ const AgentTimeout = "1m"
 type TalosNode struct {
 	pulumi.ResourceState
 
+	// Hostname is the node's name.
 	Hostname pulumi.StringOutput `pulumi:"hostname"`
-	Address  pulumi.StringOutput `pulumi:"address"`
-	VMID     pulumi.IntOutput    `pulumi:"vmId"`
-	Role     pulumi.StringOutput `pulumi:"role"`
+	// Address is the node's address; it resolves once the VM exists and its
+	// configuration is applied (and, in a TalosCluster, the node is Ready after
+	// a restart).
+	Address pulumi.StringOutput `pulumi:"address"`
+	// VMID is the VM's ID on the Proxmox cluster.
+	VMID pulumi.IntOutput `pulumi:"vmId"`
+	// Role is controlplane or worker.
+	Role pulumi.StringOutput `pulumi:"role"`
 	// MachineConfiguration is the applied configuration (secret: it embeds
 	// the cluster's keys).
 	MachineConfiguration pulumi.StringOutput `pulumi:"machineConfiguration" provider:"secret"`

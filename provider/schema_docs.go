@@ -69,60 +69,13 @@ func docOf(key, property string) string {
 	return uncommentedFields[key][property]
 }
 
-// uncommentedFields describe the fields the components' sources leave
-// without a comment of their own (or one before them that names them).
-// TestUncommentedFieldsAreUncommented fails for an entry whose field has
-// since got a comment: the comment then wins, and the entry goes. (Better
-// still, each of these becomes a comment on its field.)
-var uncommentedFields = map[string]map[string]string{
-	"github.com/sda-platform/sda/components.RouterLXCArgs": {
-		"proxmoxNode":    "ProxmoxNode is the Proxmox node the container runs on.",
-		"vmId":           "VMID is the container's ID on the Proxmox cluster.",
-		"cores":          "Cores are the container's CPU cores.",
-		"memoryMiB":      "MemoryMiB is the container's memory, in MiB.",
-		"diskGiB":        "DiskGiB is the size of the container's root disk, in GiB.",
-		"externalBridge": "ExternalBridge is the bridge of the external network on the Proxmox node, where the router's external NIC attaches.",
-		"internalBridge": "InternalBridge is the internal network's bridge on the Proxmox node (InternalNetwork's bridge), where the router's internal NIC attaches.",
-		"ssh":            "SSH is how the configuration reaches the container: SSH to its Proxmox host, then pct exec.",
-	},
-	"github.com/sda-platform/sda/components.RouterLXC": {
-		"vmId":            "VMID is the container's ID on the Proxmox cluster.",
-		"externalAddress": "ExternalAddress is the router's external address as given (\"dhcp\" or a CIDR).",
-		"internalAddress": "InternalAddress is the router's internal address as given, as CIDR: the internal network's gateway and DNS server.",
-	},
-	"github.com/sda-platform/sda/components.RouterHostArgs": {
-		"address": "Address is the host's IPv4 address on the internal network.",
-	},
-	"github.com/sda-platform/sda/components.RouterForwardArgs": {
-		"port": "Port is the port on the router's external address.",
-	},
-	"github.com/sda-platform/sda/components.OverlayNetwork": {
-		"cni": "CNI is the installed CNI, as given: flannel or cilium.",
-	},
-	"github.com/sda-platform/sda/components.TalosCluster": {
-		"clusterName": "ClusterName is the Kubernetes cluster's name.",
-		"schematicId": "SchematicID is the Image Factory schematic of the nodes' image and installer (its extensions).",
-	},
-	"github.com/sda-platform/sda/components.TalosNodeArgs": {
-		"node":    "Node is the VM: who it is, where it runs and its size.",
-		"network": "Network is the internal network the node is on.",
-	},
-	"github.com/sda-platform/sda/components.TalosNode": {
-		"hostname": "Hostname is the node's name.",
-		"address":  "Address is the node's address; it resolves once the VM exists and its configuration is applied (and, in a TalosCluster, the node is Ready after a restart).",
-		"vmId":     "VMID is the VM's ID on the Proxmox cluster.",
-		"role":     "Role is controlplane or worker.",
-	},
-	"github.com/sda-platform/sda/components.TalosNodeSpec": {
-		"cores":     "Cores are the VM's CPU cores.",
-		"memoryMiB": "MemoryMiB is the VM's memory, in MiB.",
-		"diskGiB":   "DiskGiB is the size of the VM's disk, in GiB.",
-	},
-	"github.com/sda-platform/sda/components.TalosPatch": {
-		"name":    "Name says where the patch comes from.",
-		"content": "Content is the patch: a YAML strategic merge patch or a JSON6902 document.",
-	},
-}
+// uncommentedFields describe fields whose sources leave them without a
+// comment of their own (or one before them that names them): none today,
+// every served field's Go comment is its description. Write a comment on a
+// new field rather than an entry here; TestSchemaDescribed fails until one
+// or the other is there, and TestUncommentedFieldsAreUncommented fails for
+// an entry whose field has a comment.
+var uncommentedFields = map[string]map[string]string{}
 
 // describeProperties fills the empty descriptions of props from the Go
 // type key's field comments.
