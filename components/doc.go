@@ -22,6 +22,10 @@
 //   - sdn: the Proxmox SDN (VXLAN zone and VNet) scripts;
 //   - guestchange: which VM updates reboot the VM, and which the Proxmox
 //     provider would fail half way and are refused.
+//
+// pluginapi is the one definition of the custom resources SDA's plugin
+// (provider/) serves and the components register (plugin_resources.go):
+// their tokens, inputs and outputs, shared by both sides.
 package components
 
 // Type tokens of the components, as they appear in URNs.
