@@ -1,0 +1,111 @@
+package talos
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	cosi "github.com/cosi-project/runtime/api/v1alpha1"
+	"github.com/cosi-project/runtime/pkg/resource"
+	"github.com/cosi-project/runtime/pkg/resource/protobuf"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// staticPodConfigVersion is the version of machine m's configuration
+// resource for component (COSI: created at 1, +1 per change of its spec;
+// pkg/state/impl/inmem/collection.go:152, pkg/state/wrap.go:52 skips
+// an update that changes nothing).
+func StaticPodConfigVersion(tx *engine.Tx, m *engine.TalosMachine, component string, now time.Time) uint64 {
+	cv := m.StaticPodConfigs[component]
+	if cv == nil || BootedAt(tx, m.VMID, now).After(cv.Boot) {
+		return 1
+	}
+	return cv.Version
+}
+
+// bumpStaticPodConfig records a change of component's rendered
+// configuration on m (a new image: componentChanges).
+func BumpStaticPodConfig(tx *engine.Tx, m *engine.TalosMachine, component string, now time.Time) {
+	v := StaticPodConfigVersion(tx, m, component, now)
+	if m.StaticPodConfigs == nil {
+		m.StaticPodConfigs = map[string]*engine.StaticPodConfig{}
+	}
+	m.StaticPodConfigs[component] = &engine.StaticPodConfig{Version: v + 1, Boot: BootedAt(tx, m.VMID, now)}
+}
+
+// ---- the components' configurations on the Talos API (COSI) ----
+
+// staticPodConfigTypes are the COSI types of the control plane
+// components' configurations (pkg/machinery/resources/k8s at v1.12.0),
+// in namespace controlplane, ID the component (controlplaneConfigResourceType,
+// pkg/cluster/kubernetes/talos_managed.go:264-276).
+var staticPodConfigTypes = map[resource.Type]string{
+	k8s.APIServerConfigType:         "kube-apiserver",
+	k8s.ControllerManagerConfigType: "kube-controller-manager",
+	k8s.SchedulerConfigType:         "kube-scheduler",
+}
+
+func isStaticPodConfigGet(req *cosi.GetRequest) bool {
+	_, ok := staticPodConfigTypes[req.GetType()]
+	return ok
+}
+
+// getStaticPodConfig is COSI Get of a component's configuration resource
+// on a node: on a configured control plane, the resource with the
+// component's image and its version (staticPodConfigVersion); elsewhere
+// (a worker, another ID or namespace) NotFound, as COSI reports it.
+func (s *cosiState) getStaticPodConfig(ctx context.Context, req *cosi.GetRequest) (*cosi.GetResponse, error) {
+	a := s.api
+	info, target, err := a.streamTarget(ctx, "COSI.List", status.Error(codes.InvalidArgument, "one-2-many proxying is not supported for COSI methods"))
+	if err != nil {
+		return nil, err
+	}
+	component := staticPodConfigTypes[req.GetType()]
+	var r resource.Resource
+	err = a.St().View(func(tx *engine.Tx) error {
+		nc, err := a.target(tx, info, target)
+		if err != nil {
+			return err
+		}
+		if nc.m.Type != "controlplane" || req.GetNamespace() != k8s.ControlPlaneNamespaceName || req.GetId() != component {
+			return status.Errorf(codes.NotFound, "resource %s(%s/%s@undefined) doesn't exist", req.GetType(), req.GetNamespace(), req.GetId())
+		}
+		image := ComponentImage(nc.m, V1alpha1Doc(AppliedConfig(nc.tx, nc.m.Address)), component)
+		switch req.GetType() {
+		case k8s.APIServerConfigType:
+			res := k8s.NewAPIServerConfig()
+			res.TypedSpec().Image = image
+			r = res
+		case k8s.ControllerManagerConfigType:
+			res := k8s.NewControllerManagerConfig()
+			res.TypedSpec().Image = image
+			r = res
+		default:
+			res := k8s.NewSchedulerConfig()
+			res.TypedSpec().Image = image
+			r = res
+		}
+		v, err := resource.ParseVersion(strconv.FormatUint(StaticPodConfigVersion(nc.tx, nc.m, component, nc.now), 10))
+		if err != nil {
+			return err
+		}
+		r.Metadata().SetVersion(v)
+		return nil
+	})
+	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.Get", Type: TokenTalosAPI, Name: target, Error: errString(err)})
+	if err != nil {
+		return nil, err
+	}
+	pr, err := protobuf.FromResource(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := pr.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return &cosi.GetResponse{Resource: m}, nil
+}
