@@ -1,3 +1,20 @@
+// Package simulator wires the simulated providers together: New builds
+// the provider plugin cmd/pulumi-sim serves (proxmoxve, talos, kubernetes,
+// command) from the engine and the subject packages, and ServeTalosAPI
+// serves the Talos API with the clusters' kube-apiservers on one listener.
+// The simulation itself lives in the subject packages:
+//
+//   - engine: the Pulumi provider plugin protocol, property values and the
+//     state store (the Pulumi engine's side of a plugin);
+//   - proxmox: Proxmox VE and pulumi-proxmoxve v6.18.1
+//     (bpg/terraform-provider-proxmox v0.69.1);
+//   - network: the data plane between guests and from Pulumi;
+//   - talos: Talos v1.12.0, its API and pulumi-talos v0.7.1
+//     (terraform-provider-talos v0.10.1);
+//   - kubeapi: the kube-apiserver and pulumi-kubernetes v4.32.0;
+//   - clis: pulumi-command v1.1.0 and the pct and pvesh its scripts run.
+//
+// See docs/simulation.md.
 package simulator
 
 import (

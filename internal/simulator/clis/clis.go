@@ -12,19 +12,6 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
-// The simulated pct and pvesh. A remote command (command:remote:Command)
-// runs its script for real, with sh, on the Proxmox node named by NodeEnv,
-// and finds these on PATH in place of the real tools: they act on the
-// simulated systems exactly as far as SDA's scripts use them, and refuse
-// every other invocation, so a script that starts using something new
-// fails here instead of passing unseen:
-//
-//	pct exec|push|pull VMID ...   (the container must exist on that node; exec: and run; stdin is read and discarded)
-//	pvesh get|create|set|delete /cluster/sdn/...   (the forms in pvesh.go)
-//
-// SDA runs no talosctl or kubectl: its plugin speaks the Talos and
-// Kubernetes APIs, which the simulation serves (talosapi.go, kubeapi.go).
-
 // CLIs are the tool names RunCLI answers to.
 var CLIs = []string{"pct", "pvesh"}
 

@@ -95,7 +95,7 @@ const NodeEnv = "SDA_SIM_NODE"
 // has none; a hung test should end).
 const remoteCommandTimeout = 5 * time.Minute
 
-// toolDir is where the simulated tools are: next to the plugin.
+// ToolDir is where the simulated tools are: next to the plugin.
 var ToolDir = func() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {

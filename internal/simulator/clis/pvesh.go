@@ -14,7 +14,7 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/network"
 )
 
-// pvesh is Proxmox's API shell on node, for exactly the SDN calls SDA's
+// Pvesh is Proxmox's API shell on node, for exactly the SDN calls SDA's
 // VXLAN command makes (Proxmox API /cluster/sdn, pve-network; messages
 // inferred where marked in docs/simulation.md). Every other invocation is
 // refused, so a script that starts using something new fails here.
@@ -361,7 +361,7 @@ func pendingConfig(running, edited sdnObjects) sdnObjects {
 	return out
 }
 
-// sdnZoneContent is `pvesh get /nodes/N/sdn/zones/Z/content`: the VNets
+// SdnZoneContent is `pvesh get /nodes/N/sdn/zones/Z/content`: the VNets
 // of zone Z in the running configuration as node N has them (pve-network
 // src/PVE/API2/Network/SDN/Zones/Content.pm:73-82 and
 // PVE::Network::SDN::Zones::status, src/PVE/Network/SDN/Zones.pm:227-300,

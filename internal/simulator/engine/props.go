@@ -27,12 +27,12 @@ type Props struct {
 	Prepared any
 }
 
-// unknownMarker stands for a value the engine does not know yet.
+// UnknownMarker stands for a value the engine does not know yet.
 type UnknownMarker struct{}
 
 func (UnknownMarker) String() string { return "<unknown>" }
 
-// fromStruct converts the wire form of properties into Props.
+// FromStruct converts the wire form of properties into Props.
 func FromStruct(s *structpb.Struct) Props {
 	p := Props{Values: map[string]any{}, Secret: map[string]bool{}, Unknown: map[string]bool{}}
 	if s == nil {
@@ -98,7 +98,7 @@ func unwrap(v any) (out any, secret, unknown bool) {
 	}
 }
 
-// toStruct converts values to the wire form, wrapping the given top-level
+// ToStruct converts values to the wire form, wrapping the given top-level
 // keys as secrets.
 func ToStruct(values map[string]any, secret map[string]bool) (*structpb.Struct, error) {
 	m := make(map[string]any, len(values))
@@ -112,7 +112,7 @@ func ToStruct(values map[string]any, secret map[string]bool) (*structpb.Struct, 
 	return structpb.NewStruct(m)
 }
 
-// normalise turns any JSON-able Go value into the plain shapes structpb
+// Normalise turns any JSON-able Go value into the plain shapes structpb
 // accepts (ints become float64, typed slices become []any).
 func Normalise(v any) any {
 	switch v.(type) {
@@ -144,7 +144,7 @@ func Normalise(v any) any {
 	return out
 }
 
-// get walks a dotted path with optional [i] indexes ("disks[0].fileId").
+// Get walks a dotted path with optional [i] indexes ("disks[0].fileId").
 func Get(values map[string]any, path string) any {
 	var cur any = values
 	for _, part := range splitPath(path) {
@@ -216,7 +216,7 @@ func StrList(values map[string]any, path string) []string {
 	return out
 }
 
-// changedPaths lists the leaf paths whose values differ between olds and
+// ChangedPaths lists the leaf paths whose values differ between olds and
 // news ("cpu.cores", "disks[0].fileId", "configPatches"). Arrays of scalars
 // are compared whole; arrays of objects element by element.
 func ChangedPaths(olds, news map[string]any) []string {
@@ -272,7 +272,7 @@ func containsObjects(a []any) bool {
 	return false
 }
 
-// topKey is the top-level property of a path ("disks" for "disks[0].fileId").
+// TopKey is the top-level property of a path ("disks" for "disks[0].fileId").
 func TopKey(path string) string {
 	end := strings.IndexAny(path, ".[")
 	if end < 0 {
@@ -281,7 +281,7 @@ func TopKey(path string) string {
 	return path[:end]
 }
 
-// matchesRule reports whether a changed path falls under a replace rule.
+// MatchesRule reports whether a changed path falls under a replace rule.
 // Rules use [*] for any index: "disks[*].fileId".
 func MatchesRule(path, rule string) bool {
 	pp := splitPath(path)

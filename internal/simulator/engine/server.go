@@ -15,14 +15,14 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// faults reads the fault settings; a broken file counts as none here (the
+// Faults reads the fault settings; a broken file counts as none here (the
 // server's before() reports it on every call already).
 func (s *Server) Faults() Faults {
 	f, _ := s.Store.Faults()
 	return f
 }
 
-// configObject is an object-typed provider setting ("ssh"). Configure
+// ConfigObject is an object-typed provider setting ("ssh"). Configure
 // stores the engine's values as they come: an object, or a JSON string
 // (older engines and flat "proxmoxve:config:ssh" variables).
 func (s *Server) ConfigObject(key string) map[string]any {
@@ -40,44 +40,44 @@ func (s *Server) ConfigObject(key string) map[string]any {
 	return nil
 }
 
-// kind is one resource type of a simulated provider.
+// Kind is one resource type of a simulated provider.
 type Kind struct {
 	Token string
-	// replace lists the input paths whose change replaces the resource, as
+	// Replace lists the input paths whose change replaces the resource, as
 	// the real provider does ("nodeName", "disks[*].fileId"). A path covers
 	// everything inside it; a path ending in "!" ("efiDisk!") only the
 	// block itself being added or removed (Terraform's ForceNew on a block).
 	Replace []string
-	// secretOutputs are outputs the real provider marks secret.
+	// SecretOutputs are outputs the real provider marks secret.
 	SecretOutputs []string
-	// check may add defaults (kept stable from olds) and report failures.
+	// Check may add defaults (kept stable from olds) and report failures.
 	Check func(name string, olds, news map[string]any) (map[string]any, []*pulumirpc.CheckFailure)
-	// create does what the real system does and returns the ID and the
+	// Create does what the real system does and returns the ID and the
 	// outputs besides the inputs.
 	Create func(s *Server, tx *Tx, name string, in Props) (id string, outs map[string]any, err error)
-	// prepare may be nil. It does the expensive work that needs no state
+	// Prepare may be nil. It does the expensive work that needs no state
 	// (key generation, parsing and validating Talos configurations) before
 	// the state lock is taken, so parallel calls do not queue behind it; its
 	// result reaches create and update as Props.Prepared.
 	Prepare func(values map[string]any) (any, error)
-	// update may be nil: then an update only records the new inputs.
+	// Update may be nil: then an update only records the new inputs.
 	Update func(s *Server, tx *Tx, id string, olds *Object, news Props) (outs map[string]any, err error)
-	// delete may be nil: then deleting forgets the object only.
+	// Delete may be nil: then deleting forgets the object only.
 	Delete func(s *Server, tx *Tx, obj *Object) error
-	// read may be nil: then a read returns what is stored. It may change
+	// Read may be nil: then a read returns what is stored. It may change
 	// obj.Outputs (what the real provider reads back), set tx.Wait, or
 	// report the object gone (refresh then drops it).
 	Read func(s *Server, tx *Tx, obj *Object) (gone bool, err error)
-	// forceNew may be nil. It returns the top-level keys that force a
+	// ForceNew may be nil. It returns the top-level keys that force a
 	// replacement by rules the replace paths cannot say (conditional
 	// ForceNew, list elements added or removed, computed values that
 	// drifted); oldOutputs are the outputs in the engine's state.
 	ForceNew func(s *Server, urn, id string, oldOutputs, olds, news map[string]any) []string
-	// replaceWhen may be nil. It asks for a replacement where a plan
+	// ReplaceWhen may be nil. It asks for a replacement where a plan
 	// modifier of the real provider decides by value (a Talos downgrade),
 	// besides the fixed paths in replace.
 	ReplaceWhen func(path string, oldV, newV any) bool
-	// exec may be nil. It runs what the real provider runs on another
+	// Exec may be nil. It runs what the real provider runs on another
 	// machine (a remote command's script) for method "create", "update" or
 	// "delete", outside the state lock, after the injected faults and the
 	// await: the simulated tools the script calls take the lock
@@ -85,14 +85,14 @@ type Kind struct {
 	// (kinds with exec have no prepare); an error fails the call before
 	// the state changes.
 	Exec func(ctx context.Context, s *Server, method string, v map[string]any) (any, error)
-	// await may be nil. It returns how long to wait, outside the state
+	// Await may be nil. It returns how long to wait, outside the state
 	// lock, before create or update: the time until a node that the real
 	// provider would retry comes back (a reboot in progress), if that is
 	// within window. See Server.await.
 	Await func(tx *Tx, v map[string]any, window time.Duration) time.Duration
 }
 
-// committedError is an error after the simulated system already changed:
+// CommittedError is an error after the simulated system already changed:
 // the transaction is kept (the world changed as it would for real) while
 // the call fails and the object keeps its old inputs. The real providers
 // fail half way like this, e.g. a VM update that applied the new
@@ -116,16 +116,16 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// invoke is one function of a simulated provider.
+// Invoke is one function of a simulated provider.
 type Invoke struct {
 	Token string
-	// fn reads the world and state; it must not change them.
+	// Fn reads the world and state; it must not change them.
 	Fn func(s *Server, tx *Tx, args map[string]any) (map[string]any, error)
-	// stateless functions get a nil Tx and run without the state lock.
+	// Stateless functions get a nil Tx and run without the state lock.
 	Stateless bool
-	// secret outputs of the function.
+	// Secret outputs of the function.
 	Secret []string
-	// await is as kind.await, for functions that retry (getHealth).
+	// Await is as kind.await, for functions that retry (getHealth).
 	Await func(tx *Tx, v map[string]any, window time.Duration) time.Duration
 }
 
@@ -149,7 +149,7 @@ type Server struct {
 	ConfigureRule func(config Props) error
 
 	mu sync.Mutex
-	// config is this provider instance's configuration (Configure).
+	// Config is this provider instance's configuration (Configure).
 	Config  map[string]any
 	unknown map[string]bool
 }
@@ -200,7 +200,7 @@ func (s *Server) before(ctx context.Context, typ, method string) error {
 	return s.Store.Before(ctx, typ, method)
 }
 
-// before is Server.before for any caller of the simulation directory (the
+// Before is Server.before for any caller of the simulation directory (the
 // provider plugins and the Talos API).
 func (s *Store) Before(ctx context.Context, typ, method string) error {
 	faults, err := s.Faults()
@@ -389,7 +389,7 @@ func (s *Server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc
 	return s.DiffAll(k, req.GetUrn(), req.GetId(), FromStruct(req.GetOlds()).Values, olds.Values, news.Values), nil
 }
 
-// diffAll is diff plus the kind's conditional replacements (forceNew).
+// DiffAll is diff plus the kind's conditional replacements (forceNew).
 func (s *Server) DiffAll(k *Kind, urn, id string, oldOutputs, olds, news map[string]any) *pulumirpc.DiffResponse {
 	resp := Diff(k, olds, news)
 	if k.ForceNew != nil {

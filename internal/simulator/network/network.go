@@ -17,7 +17,7 @@ type segment struct {
 	MTU  int
 }
 
-// vnetOn returns the running VNet whose bridge name is bridge on node, and
+// VnetOn returns the running VNet whose bridge name is bridge on node, and
 // its zone, when node is a peer of the zone and has reloaded its network
 // since SDN was first applied: a node whose every reload failed (pvesh
 // only warns, SDN.pm) never made the bridge. (A node that reloaded once and
@@ -40,7 +40,7 @@ func VnetOn(tx *engine.Tx, node, bridge string) (*engine.SDNZone, bool) {
 	return nil, false
 }
 
-// segmentOf is the segment of bridge on node.
+// SegmentOf is the segment of bridge on node.
 func SegmentOf(tx *engine.Tx, node, bridge string) segment {
 	local := segment{Key: node + "/" + bridge, Name: node + "/" + bridge, MTU: 1500}
 	if z, ok := VnetOn(tx, node, bridge); ok {
@@ -73,7 +73,7 @@ func SegmentOf(tx *engine.Tx, node, bridge string) segment {
 	return local
 }
 
-// callerSegment is where Pulumi runs.
+// CallerSegment is where Pulumi runs.
 func CallerSegment(tx *engine.Tx) segment {
 	b := tx.World.CallerBridge
 	if b == "" {
@@ -86,15 +86,15 @@ func CallerSegment(tx *engine.Tx) segment {
 	return SegmentOf(tx, node, b)
 }
 
-// guestSegment is the segment of the guest NIC holding address.
+// GuestSegment is the segment of the guest NIC holding address.
 func GuestSegment(tx *engine.Tx, g *engine.Guest, address string) segment {
 	if len(g.Bridges) == 0 {
 		return segment{Key: "none", Name: "no network device", MTU: 1500}
 	}
-	return SegmentOf(tx, g.Node, g.Bridges[g.NicOf(address)])
+	return SegmentOf(tx, g.Node, g.Bridges[g.NICOf(address)])
 }
 
-// routeFromCaller checks that Pulumi's machine reaches target (a segment)
+// RouteFromCaller checks that Pulumi's machine reaches target (a segment)
 // on address:port: directly, or through a running container with a NIC on
 // both segments. what names the destination for the message.
 func RouteFromCaller(tx *engine.Tx, address string, port int, what string, target segment, now time.Time) error {
@@ -163,7 +163,7 @@ func sortedIDs(m map[int]*engine.Guest) []int {
 	return ids
 }
 
-// talosReachable is talosUp plus the network: Pulumi's machine must reach
+// TalosReachable is talosUp plus the network: Pulumi's machine must reach
 // the node's segment on the Talos API port.
 func TalosReachable(tx *engine.Tx, address string, now time.Time) (*engine.Guest, error) {
 	g, err := TalosUp(tx, address, now)
@@ -176,24 +176,24 @@ func TalosReachable(tx *engine.Tx, address string, now time.Time) (*engine.Guest
 	return g, nil
 }
 
-// nicMTU is what the guest sends on the NIC holding address: the Talos
+// NICMTU is what the guest sends on the NIC holding address: the Talos
 // link MTU of the applied configuration when it sets one for that NIC,
 // else the Proxmox NIC mtu (virtio passes it to the guest), else 1500.
-func NicMTU(g *engine.Guest, address string, talosMTU int) int {
+func NICMTU(g *engine.Guest, address string, talosMTU int) int {
 	if talosMTU > 0 {
 		return talosMTU
 	}
-	i := g.NicOf(address)
+	i := g.NICOf(address)
 	if i < len(g.MTUs) && g.MTUs[i] > 0 {
 		return g.MTUs[i]
 	}
 	return 1500
 }
 
-// checkMTU refuses a guest whose NIC sends frames its segment drops.
+// CheckMTU refuses a guest whose NIC sends frames its segment drops.
 func CheckMTU(tx *engine.Tx, g *engine.Guest, address string, talosMTU int) error {
 	seg := GuestSegment(tx, g, address)
-	if mtu := NicMTU(g, address, talosMTU); mtu > seg.MTU {
+	if mtu := NICMTU(g, address, talosMTU); mtu > seg.MTU {
 		return fmt.Errorf("%s (%s) sends frames up to MTU %d on segment %s, whose MTU is %d: larger frames are dropped "+
 			"(the TLS handshake of the Talos API stalls); set the Proxmox NIC mtu and the Talos link mtu to %d",
 			g.Label(), address, mtu, seg.Name, seg.MTU, seg.MTU)
@@ -201,7 +201,7 @@ func CheckMTU(tx *engine.Tx, g *engine.Guest, address string, talosMTU int) erro
 	return nil
 }
 
-// peerReach checks that guest g (at address) reaches dest (at destAddr)
+// PeerReach checks that guest g (at address) reaches dest (at destAddr)
 // on port: both on one segment (the internal network is one subnet; the
 // router does not route between its parts).
 func PeerReach(tx *engine.Tx, g *engine.Guest, address string, dest *engine.Guest, destAddr, shown string, port int) error {
@@ -217,11 +217,11 @@ func PeerReach(tx *engine.Tx, g *engine.Guest, address string, dest *engine.Gues
 		shown, port, g.Label(), a.Name, what, b.Name)
 }
 
-// apiHolder is the guest answering on the cluster's Kubernetes endpoint:
+// APIHolder is the guest answering on the cluster's Kubernetes endpoint:
 // the node itself when the endpoint is a node address, else (a VIP) the
 // first etcd member that is up: Talos announces the VIP from one control
 // plane, by gratuitous ARP on that control plane's segment only.
-func ApiHolder(tx *engine.Tx, c *engine.TalosCluster, now time.Time) (*engine.Guest, string, bool, error) {
+func APIHolder(tx *engine.Tx, c *engine.TalosCluster, now time.Time) (*engine.Guest, string, bool, error) {
 	host := EndpointHost(c.Endpoint)
 	for _, g := range tx.State.Guests {
 		if g.Kind == "qemu" && slices.Contains(g.Addresses, host) {
@@ -247,11 +247,11 @@ func EndpointHost(endpoint string) string {
 	return u.Hostname()
 }
 
-// kubeAPIReachable checks that Pulumi's machine reaches the Kubernetes API
+// KubeAPIReachable checks that Pulumi's machine reaches the Kubernetes API
 // at the cluster's endpoint.
 func KubeAPIReachable(tx *engine.Tx, c *engine.TalosCluster, now time.Time) error {
 	host := EndpointHost(c.Endpoint)
-	g, addr, vip, err := ApiHolder(tx, c, now)
+	g, addr, vip, err := APIHolder(tx, c, now)
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,7 @@ func KubeAPIReachable(tx *engine.Tx, c *engine.TalosCluster, now time.Time) erro
 	return RouteFromCaller(tx, host, 6443, what, GuestSegment(tx, g, addr), now)
 }
 
-// joinBlocked says why a configured machine cannot join its cluster: a
+// JoinBlocked says why a configured machine cannot join its cluster: a
 // control plane must reach an etcd member on 2380 (peer port; clients use
 // 2379), every node's kubelet the Kubernetes endpoint on 6443. Empty when
 // nothing blocks it.
@@ -286,7 +286,7 @@ func JoinBlocked(tx *engine.Tx, c *engine.TalosCluster, m *engine.TalosMachine, 
 			return "etcd join: " + errs[0]
 		}
 	}
-	holder, addr, vip, err := ApiHolder(tx, c, now)
+	holder, addr, vip, err := APIHolder(tx, c, now)
 	if err != nil {
 		return "kubelet: " + err.Error()
 	}
@@ -303,7 +303,7 @@ func JoinBlocked(tx *engine.Tx, c *engine.TalosCluster, m *engine.TalosMachine, 
 	return ""
 }
 
-// routerBack reports when Pulumi's way to the guest g (at address) comes
+// RouterBack reports when Pulumi's way to the guest g (at address) comes
 // back, when it is blocked only by routers that are rebooting: the end of
 // the last such reboot.
 func RouterBack(tx *engine.Tx, g *engine.Guest, address string, now time.Time) (time.Time, bool) {
@@ -337,7 +337,7 @@ func RouterBack(tx *engine.Tx, g *engine.Guest, address string, now time.Time) (
 	return back, found
 }
 
-func VmAt(tx *engine.Tx, address string) (*engine.Guest, error) {
+func VMAt(tx *engine.Tx, address string) (*engine.Guest, error) {
 	for _, g := range tx.State.Guests {
 		if g.Kind == "qemu" && slices.Contains(g.Addresses, address) {
 			if !g.Started {
@@ -352,10 +352,10 @@ func VmAt(tx *engine.Tx, address string) (*engine.Guest, error) {
 	return nil, fmt.Errorf("dial tcp %s:50000: connect: no route to host (no VM of the simulated Proxmox has address %s)", address, address)
 }
 
-// talosUp is vmAt plus reboots: a node inside a reboot interval does not
+// TalosUp is vmAt plus reboots: a node inside a reboot interval does not
 // answer on the Talos API. Whether Pulumi reaches it is talosReachable.
 func TalosUp(tx *engine.Tx, address string, now time.Time) (*engine.Guest, error) {
-	g, err := VmAt(tx, address)
+	g, err := VMAt(tx, address)
 	if err != nil {
 		return nil, err
 	}

@@ -93,7 +93,7 @@ func (f *netFixture) router(node, bridge string, internalMTU int) {
 func (f *netFixture) vm(node, bridge, addr string, mtu int, cp bool) error {
 	f.t.Helper()
 	f.vmid++
-	v := simtest.VmArgs(node, f.vmid, addr, bridge, "", 2, 2048)
+	v := simtest.VMArgs(node, f.vmid, addr, bridge, "", 2, 2048)
 	v["name"] = "vm-" + addr
 	if mtu > 0 {
 		v["networkDevices"].([]any)[0].(map[string]any)["mtu"] = mtu

@@ -10,7 +10,7 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
-// pvePrivileges are the privileges Proxmox VE 8.2 knows (pve-access-control
+// PvePrivileges are the privileges Proxmox VE 8.2 knows (pve-access-control
 // src/PVE/AccessControl.pm:1057-1164, $privgroups and Permissions.Modify):
 // what root@pam holds everywhere, and what `pveum role add` accepts.
 var PvePrivileges = []string{
@@ -92,7 +92,7 @@ func TokenPrivileges(w engine.World, tokenID, path string) map[string]bool {
 	return out
 }
 
-// checkTokenACLs refuses privilege names Proxmox does not know (pveum role
+// CheckTokenACLs refuses privilege names Proxmox does not know (pveum role
 // add: "invalid privilege"), so a typo in a test's World fails loudly
 // instead of silently denying.
 func CheckTokenACLs(w engine.World, tokenID string) error {
@@ -171,7 +171,7 @@ type pveRequest struct {
 	wrap func(httpErr string) error
 }
 
-// tokenID is the token part of the configured apiToken
+// TokenID is the token part of the configured apiToken
 // ("sda@pve!deploy=<secret>" → "sda@pve!deploy"; Proxmox splits at the
 // last "=", AccessControl.pm:487-498). The secret is never kept or shown.
 func TokenID(s *engine.Server) string {
@@ -182,7 +182,7 @@ func TokenID(s *engine.Server) string {
 	return ""
 }
 
-// permit runs the permission tests of calls with the configured token, in
+// Permit runs the permission tests of calls with the configured token, in
 // order, and fails with the first refusal as the provider reports it. No
 // token, or one the World does not list, is allowed everything (today's
 // behaviour, as root@pam).
@@ -362,13 +362,13 @@ func vmCreateBlocks(v map[string]any) []string {
 	return out
 }
 
-// nicChecks is check_vnet_access (pve-guest-common
+// NICChecks is check_vnet_access (pve-guest-common
 // src/PVE/GuestHelpers.pm:393-417) for every NIC of key: SDN.Use on
 // /sdn/zones/<zone>/<bridge>, where the zone is the VNet's in the edited
 // SDN configuration (Vnets::config(), not the running one) and
 // localnetwork for a plain bridge; with a VLAN tag or trunks only
 // …/<bridge>/<tag> (a grant on the bridge reaches it by propagation).
-func NicChecks(tx *engine.Tx, v map[string]any, key string) []check {
+func NICChecks(tx *engine.Tx, v map[string]any, key string) []check {
 	var out []check
 	for i := range engine.List(v, key) {
 		p := fmt.Sprintf("%s[%d]", key, i)
@@ -433,14 +433,14 @@ func powerCall(vmid int, format string) pveRequest {
 	return pveRequest{checks: []check{need(vmPath(vmid), "VM.PowerMgmt")}, wrap: wrapf(format)}
 }
 
-// vmCreateCalls is the create POST (qemu-server Qemu.pm create_vm,
+// VMCreateCalls is the create POST (qemu-server Qemu.pm create_vm,
 // :1245-1303): VM.Allocate on the VM (a failure names nothing, :1260),
 // Datastore.AllocateSpace for every new blank disk (:177-183; disks with a
 // fileId are imported over SSH afterwards and the cloud-init drive
 // "<ds>:cloudinit" is not checked, :167-171), the configuration keys
 // (:1294), then SDN.Use for each NIC (:1303). bpg retries the POST three
 // times (vms.go:80-113, LastErrorOnly(false)).
-func VmCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
+func VMCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 	checks := []check{{path: vmPath(g.vmid), privs: []string{"VM.Allocate"}, bare: true}}
 	for i := range engine.List(v, "disks") {
 		p := fmt.Sprintf("disks[%d]", i)
@@ -449,7 +449,7 @@ func VmCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 		}
 	}
 	checks = appendNew(checks, qemuKeyChecks(g.vmid, vmKeys(v, vmCreateBlocks(v)))...)
-	checks = append(checks, NicChecks(tx, v, "networkDevices")...)
+	checks = append(checks, NICChecks(tx, v, "networkDevices")...)
 	return []pveRequest{{checks: checks, wrap: func(e string) error { return fmt.Errorf("error creating VM: %s", allAttemptsFail(3, e)) }}}
 }
 
@@ -471,7 +471,7 @@ func vmAfterCreateCalls(g guestSpec, v map[string]any) []pveRequest {
 	return calls
 }
 
-// vmUpdateCalls are the requests of vmUpdate (bpg vm.go:4743-5398,
+// VMUpdateCalls are the requests of vmUpdate (bpg vm.go:4743-5398,
 // 5399-5621) for a change from olds to news, after disk.Update's SSH
 // imports: a new disk with a fileId is resized (disk.go Update); the
 // configuration PUT carries the changed blocks (Qemu.pm update_vm:
@@ -482,7 +482,7 @@ func vmAfterCreateCalls(g guestSpec, v map[string]any) []pveRequest {
 // starts or shuts down the VM; a disk on another datastore is moved
 // (shutdown, move_vm_disk :4636 and :5055); a grown disk is resized; a
 // running VM that needs it is rebooted (:3867).
-func VmUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequest {
+func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequest {
 	changed := engine.TopKeys(engine.ChangedPaths(olds, news))
 	var calls []pveRequest
 	oldDisks, oldOrder := vmDisks(olds)
@@ -509,7 +509,7 @@ func VmUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	}
 	netChanged := slices.Contains(changed, "networkDevices")
 	if netChanged {
-		checks = append(checks, NicChecks(tx, news, "networkDevices")...)
+		checks = append(checks, NICChecks(tx, news, "networkDevices")...)
 	}
 	if disksChanged {
 		checks = appendNew(checks, need(vm, "VM.Config.Disk"))
@@ -518,7 +518,7 @@ func VmUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 		checks = appendNew(checks, need(vm, "VM.Config.Cloudinit", "VM.Config.CDROM"))
 	}
 	if netChanged {
-		checks = append(checks, NicChecks(tx, olds, "networkDevices")...)
+		checks = append(checks, NICChecks(tx, olds, "networkDevices")...)
 	}
 	calls = append(calls, pveRequest{checks: checks, wrap: wrapf("error updating VM: %s")})
 
@@ -565,7 +565,7 @@ func VmUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	return calls
 }
 
-// lxcKeyChecks is check_ct_modify_config_perm (pve-container
+// LxcKeyChecks is check_ct_modify_config_perm (pve-container
 // src/PVE/LXC.pm:1507-1608) for the keys of newConf (old: the NICs before
 // an update). Proxmox walks the keys in hash order, the simulation sorted.
 func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]any) []check {
@@ -591,7 +591,7 @@ func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 				if i >= len(engine.List(v, "networkInterfaces")) {
 					return nil
 				}
-				return NicChecks(tx, map[string]any{"n": []any{engine.Get(v, fmt.Sprintf("networkInterfaces[%d]", i))}}, "n")
+				return NICChecks(tx, map[string]any{"n": []any{engine.Get(v, fmt.Sprintf("networkInterfaces[%d]", i))}}, "n")
 			}
 			out = append(out, one(olds)...) // :1536, the old bridge first
 			out = append(out, one(news)...)
@@ -646,7 +646,7 @@ func containerKeys(v map[string]any, blocks []string) []string {
 	return out
 }
 
-// containerCreateCalls is the create POST (pve-container
+// ContainerCreateCalls is the create POST (pve-container
 // src/PVE/API2/LXC.pm create_vm): VM.Allocate on the container (a failure
 // names nothing, :276-300), the configuration keys (:306), read access to
 // the template (check_volume_access, :322; pve-storage Storage.pm:549-566:
@@ -674,7 +674,7 @@ func ContainerCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveReq
 	return []pveRequest{{checks: checks, wrap: wrapf("error creating container: %s")}}
 }
 
-// containerUpdateCalls are containerUpdate's requests (container.go
+// ContainerUpdateCalls are containerUpdate's requests (container.go
 // 2641-3116): the configuration PUT (update_vm, LXC.pm:2191, the same key
 // privileges; the description is always sent, and the NICs whenever
 // initialization or networkInterfaces change), a start or shutdown when

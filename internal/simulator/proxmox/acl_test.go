@@ -127,7 +127,7 @@ func aclUpdate(s *engine.Server, token, name, id string, news map[string]any) er
 // talosVM is a Talos VM as SDA declares it: an imported disk, a NIC on
 // bridge, cloud-init addresses and DNS.
 func talosVM(bridge string) map[string]any {
-	v := simtest.VmArgs("pve1", 8011, "10.20.0.11", bridge, "local:iso/talos.img", 2, 2048)
+	v := simtest.VMArgs("pve1", 8011, "10.20.0.11", bridge, "local:iso/talos.img", 2, 2048)
 	return with(v, "initialization.dns", map[string]any{"servers": []any{"10.20.0.1"}, "domain": "prod.sda.internal"})
 }
 

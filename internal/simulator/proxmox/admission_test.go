@@ -26,7 +26,7 @@ func TestProxmoxAdmission(t *testing.T) {
 	if img != "local:iso/talos.img" {
 		t.Fatalf("file ID = %q", img)
 	}
-	if _, _, err := simtest.Create(t, s, proxmox.TokenVM, "vm1", simtest.VmArgs("pve1", 8011, "10.0.0.11", "vmbr1", img, 2, 4096)); err != nil {
+	if _, _, err := simtest.Create(t, s, proxmox.TokenVM, "vm1", simtest.VMArgs("pve1", 8011, "10.0.0.11", "vmbr1", img, 2, 4096)); err != nil {
 		t.Fatalf("a valid VM was refused: %v", err)
 	}
 	cases := []struct {
@@ -34,13 +34,13 @@ func TestProxmoxAdmission(t *testing.T) {
 		args        map[string]any
 		want        string
 	}{
-		{"duplicate VM ID", proxmox.TokenVM, simtest.VmArgs("pve2", 8011, "10.0.0.12", "vmbr0", "", 2, 2048), "VM ID 8011 already exists"},
-		{"bridge missing on node", proxmox.TokenVM, simtest.VmArgs("pve2", 8012, "10.0.0.12", "vmbr1", "", 2, 2048), `bridge "vmbr1" does not exist on node "pve2"`},
-		{"image only on another node", proxmox.TokenVM, simtest.VmArgs("pve2", 8012, "10.0.0.12", "vmbr0", img, 2, 2048), "does not exist on node \"pve2\""},
-		{"more cores than the node", proxmox.TokenVM, simtest.VmArgs("pve1", 8012, "10.0.0.12", "vmbr1", img, 16, 2048), "node \"pve1\" has only 8"},
-		{"memory beyond what is left", proxmox.TokenVM, simtest.VmArgs("pve1", 8012, "10.0.0.12", "vmbr1", img, 2, 6144), "has 4096 MiB of 8192 MiB left"},
-		{"address already used", proxmox.TokenVM, simtest.VmArgs("pve1", 8012, "10.0.0.11", "vmbr1", img, 2, 1024), "address 10.0.0.11 is already configured"},
-		{"unknown node", proxmox.TokenVM, simtest.VmArgs("pve9", 8012, "10.0.0.12", "vmbr0", "", 2, 1024), `node "pve9" does not exist`},
+		{"duplicate VM ID", proxmox.TokenVM, simtest.VMArgs("pve2", 8011, "10.0.0.12", "vmbr0", "", 2, 2048), "VM ID 8011 already exists"},
+		{"bridge missing on node", proxmox.TokenVM, simtest.VMArgs("pve2", 8012, "10.0.0.12", "vmbr1", "", 2, 2048), `bridge "vmbr1" does not exist on node "pve2"`},
+		{"image only on another node", proxmox.TokenVM, simtest.VMArgs("pve2", 8012, "10.0.0.12", "vmbr0", img, 2, 2048), "does not exist on node \"pve2\""},
+		{"more cores than the node", proxmox.TokenVM, simtest.VMArgs("pve1", 8012, "10.0.0.12", "vmbr1", img, 16, 2048), "node \"pve1\" has only 8"},
+		{"memory beyond what is left", proxmox.TokenVM, simtest.VMArgs("pve1", 8012, "10.0.0.12", "vmbr1", img, 2, 6144), "has 4096 MiB of 8192 MiB left"},
+		{"address already used", proxmox.TokenVM, simtest.VMArgs("pve1", 8012, "10.0.0.11", "vmbr1", img, 2, 1024), "address 10.0.0.11 is already configured"},
+		{"unknown node", proxmox.TokenVM, simtest.VMArgs("pve9", 8012, "10.0.0.12", "vmbr0", "", 2, 1024), `node "pve9" does not exist`},
 		{"iso needs .img or .iso", proxmox.TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",
 			"url": "https://example.test/nocloud-amd64.raw.xz"}, "(filename: wrong file extension)"},
 		{"xz is not a Proxmox decompression", proxmox.TokenDownload, map[string]any{"nodeName": "pve1", "datastoreId": "local", "contentType": "iso",

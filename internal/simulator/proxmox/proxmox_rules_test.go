@@ -154,7 +154,7 @@ func (r rules) talosImage() string {
 }
 
 func ruleVM(vmid int, address, fileID string) map[string]any {
-	return simtest.VmArgs("pve", vmid, address, "vmbr0", fileID, 2, 2048)
+	return simtest.VMArgs("pve", vmid, address, "vmbr0", fileID, 2, 2048)
 }
 
 func TestProxmoxRules(t *testing.T) {
@@ -496,7 +496,7 @@ func TestProxmoxRules(t *testing.T) {
 			func(t *testing.T, r rules) {
 				br := map[string]any{"nodeName": "pve", "name": "vmbr1"}
 				id := r.mustCreate(proxmox.TokenBridge, "br", br)
-				r.mustCreate(proxmox.TokenVM, "vm", simtest.VmArgs("pve", 8011, "10.0.0.11", "vmbr1", "", 2, 2048))
+				r.mustCreate(proxmox.TokenVM, "vm", simtest.VMArgs("pve", 8011, "10.0.0.11", "vmbr1", "", 2, 2048))
 				if _, err := r.px.Delete(context.Background(), &pulumirpc.DeleteRequest{Urn: urnOf(proxmox.TokenBridge, "br"), Type: proxmox.TokenBridge, Id: id}); err != nil {
 					t.Fatalf("Proxmox deletes a bridge in use: %v", err)
 				}

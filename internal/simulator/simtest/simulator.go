@@ -8,7 +8,7 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
-// newTestServer is a simulated provider on a fresh simulation directory
+// NewTestServer is a simulated provider on a fresh simulation directory
 // with one or two Proxmox nodes.
 func NewTestServer(t *testing.T, name string, w engine.World) *engine.Server {
 	t.Helper()
@@ -23,7 +23,7 @@ func NewTestServer(t *testing.T, name string, w engine.World) *engine.Server {
 	return s
 }
 
-// prepared runs what Server runs before the state lock for method (the
+// Prepared runs what Server runs before the state lock for method (the
 // kind's prepare, then its exec step) and returns the props to hand on.
 func Prepared(s *engine.Server, k *engine.Kind, method string, v map[string]any) (engine.Props, error) {
 	in := engine.Props{Values: engine.Normalise(v).(map[string]any)}
@@ -39,7 +39,7 @@ func Prepared(s *engine.Server, k *engine.Kind, method string, v map[string]any)
 	return in, err
 }
 
-// create runs a kind's create in one transaction, as Server.Create does.
+// Create runs a kind's create in one transaction, as Server.Create does.
 func Create(t *testing.T, s *engine.Server, token, name string, v map[string]any) (string, map[string]any, error) {
 	t.Helper()
 	k := s.Kinds[token]
@@ -60,7 +60,7 @@ func Create(t *testing.T, s *engine.Server, token, name string, v map[string]any
 	return id, outs, err
 }
 
-func VmArgs(node string, vmid int, address, bridge, fileID string, cores, memory int) map[string]any {
+func VMArgs(node string, vmid int, address, bridge, fileID string, cores, memory int) map[string]any {
 	return map[string]any{
 		"nodeName": node, "vmId": vmid,
 		"cpu":            map[string]any{"cores": cores},
@@ -72,7 +72,7 @@ func VmArgs(node string, vmid int, address, bridge, fileID string, cores, memory
 	}
 }
 
-// newHostKey is a fresh ed25519 host key as an authorized_keys line.
+// NewHostKey is a fresh ed25519 host key as an authorized_keys line.
 func NewHostKey(t *testing.T) string {
 	t.Helper()
 	k, err := engine.NewHostKey()

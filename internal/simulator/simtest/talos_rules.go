@@ -10,7 +10,7 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/talos"
 )
 
-// talosFixture is a simulated Proxmox with Talos VMs, their configurations
+// TalosFixture is a simulated Proxmox with Talos VMs, their configurations
 // applied, and (optionally) the cluster bootstrapped on the first control
 // plane. Control planes are 10.0.0.11.., workers 10.0.0.21...
 type TalosFixture struct {
@@ -49,7 +49,7 @@ func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 		f.Workers = append(f.Workers, "10.0.0.2"+string(rune('1'+i)))
 	}
 	for i, a := range append(append([]string{}, f.Cps...), f.Workers...) {
-		if _, _, err := Create(t, px, proxmox.TokenVM, "vm-"+a, VmArgs("pve", 8011+i, a, "vmbr0", "", 2, 2048)); err != nil {
+		if _, _, err := Create(t, px, proxmox.TokenVM, "vm-"+a, VMArgs("pve", 8011+i, a, "vmbr0", "", 2, 2048)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.Apply(a, nil); err != nil {
@@ -78,7 +78,7 @@ func (f *TalosFixture) Args(addr string, extra map[string]any, patches ...string
 	return v
 }
 
-// apply creates the ConfigurationApply "apply-<addr>".
+// Apply creates the ConfigurationApply "apply-<addr>".
 func (f *TalosFixture) Apply(addr string, extra map[string]any, patches ...string) (map[string]any, error) {
 	_, outs, err := Create(f.T, f.Talos, talos.TokenApply, "apply-"+addr, f.Args(addr, extra, patches...))
 	return outs, err
@@ -111,7 +111,7 @@ func (f *TalosFixture) Faults(fl engine.Faults) {
 	}
 }
 
-// remove runs a kind's delete on a stored object, as Server.Delete does.
+// Remove runs a kind's delete on a stored object, as Server.Delete does.
 func Remove(t *testing.T, s *engine.Server, token, name, id string) error {
 	t.Helper()
 	k := s.Kinds[token]

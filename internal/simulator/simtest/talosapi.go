@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// talosAPIFixture is a talosFixture with the simulated Talos API serving
+// TalosAPIFixture is a talosFixture with the simulated Talos API serving
 // its simulation directory on a loopback listener.
 type TalosAPIFixture struct {
 	*TalosFixture
@@ -40,7 +40,7 @@ func NewTalosAPIFixture(t *testing.T, cps, workers int, boot bool) *TalosAPIFixt
 	return &TalosAPIFixture{TalosFixture: f, Addr: lis.Addr().String()}
 }
 
-// client is machinery's client with a talosconfig made from the client
+// Client is machinery's client with a talosconfig made from the client
 // configuration cc (the Secrets resource's clientConfiguration output),
 // talking to endpoint through the simulator's dialer.
 func (f *TalosAPIFixture) Client(cc any, endpoint string) *client.Client {
@@ -70,7 +70,7 @@ func VersionOf(t *testing.T, c *client.Client, node string) (string, error) {
 	return resp.Messages[0].Version.Tag, nil
 }
 
-// swapTag is text with every image tag from replaced by to on the lines
+// SwapTag is text with every image tag from replaced by to on the lines
 // naming component's image.
 func SwapTag(text, component, from, to string) string {
 	var out []string

@@ -59,7 +59,7 @@ func TestTalosLifecycle(t *testing.T) {
 		t.Fatal("bootstrap before the VM and its configuration exist must fail")
 	}
 	for i, addr := range []string{"10.0.0.11", "10.0.0.21"} {
-		if _, _, err := simtest.Create(t, px, proxmox.TokenVM, "vm"+addr, simtest.VmArgs("pve", 8011+i, addr, "vmbr0", "", 2, 2048)); err != nil {
+		if _, _, err := simtest.Create(t, px, proxmox.TokenVM, "vm"+addr, simtest.VMArgs("pve", 8011+i, addr, "vmbr0", "", 2, 2048)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package talos
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -9,12 +10,75 @@ import (
 	"github.com/cosi-project/runtime/pkg/resource"
 	"github.com/cosi-project/runtime/pkg/resource/protobuf"
 	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/siderolabs/talos/pkg/machinery/api/common"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// staticPodConfigVersion is the version of machine m's configuration
+// StaticPods are the control plane's static pods, in the kube-system
+// namespace, as Talos renders them (k8s-app label and pod name
+// "<component>-<node name>").
+var StaticPods = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// Containers is machined's Containers (talos v1.12.0 v1alpha1_server.go
+// Containers): the CRI containers in namespace k8s.io (`talosctl
+// containers -k`: the static pods, named by component, pod
+// "kube-system/<component>-<node>") or the system containerd namespace
+// (`talosctl containers`: Talos's own services, the kubelet among them).
+// A component whose image a configuration just changed is not listed
+// while it restarts (ComponentChange.Ready); static pods run once the node
+// has joined its bootstrapped cluster.
+func (a *API) Containers(ctx context.Context, in *machine.ContainersRequest) (*machine.ContainersResponse, error) {
+	switch {
+	case in.GetNamespace() == constants.K8sContainerdNamespace && in.GetDriver() == common.ContainerDriver_CRI,
+		in.GetNamespace() == constants.SystemContainerdNamespace && in.GetDriver() == common.ContainerDriver_CONTAINERD:
+	default:
+		return nil, status.Errorf(codes.Unimplemented, "simulation: containers of namespace %q with driver %s are not simulated: use k8s.io with CRI or system with CONTAINERD", in.GetNamespace(), in.GetDriver())
+	}
+	msgs, err := apiCall(ctx, a, "Containers", false, func(nc *nodeCall) (*machine.Container, error) {
+		m := nc.m
+		doc := V1alpha1Doc(AppliedConfig(nc.tx, m.Address))
+		restarting := func(component string) bool {
+			for _, c := range nc.tx.State.ComponentChanges {
+				if c.Address == m.Address && c.Component == component && nc.now.Before(c.Ready) {
+					return true
+				}
+			}
+			return false
+		}
+		out := &machine.Container{}
+		if in.GetNamespace() == constants.SystemContainerdNamespace {
+			if !restarting("kubelet") && !nc.now.Before(m.KubeletStoppedUntil) {
+				out.Containers = append(out.Containers, &machine.ContainerInfo{Namespace: constants.SystemContainerdNamespace,
+					Id: "kubelet", Image: ComponentImage(m, doc, "kubelet"), Status: "RUNNING"})
+			}
+			return out, nil
+		}
+		c := nc.tx.State.Clusters[m.ClusterID]
+		if m.Type != "controlplane" || c == nil || m.JoinBlocked != "" {
+			return out, nil
+		}
+		node := nodeName(m, nc.g)
+		for _, pod := range StaticPods {
+			if restarting(pod) {
+				continue
+			}
+			out.Containers = append(out.Containers, &machine.ContainerInfo{Namespace: constants.K8sContainerdNamespace,
+				Id: fmt.Sprintf("%x", EtcdMemberID(m.Address+pod)), PodId: "kube-system/" + pod + "-" + node, Name: pod,
+				Image: ComponentImage(m, doc, pod), Status: "CONTAINER_RUNNING"})
+		}
+		return out, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &machine.ContainersResponse{Messages: msgs}, nil
+}
+
+// StaticPodConfigVersion is the version of machine m's configuration
 // resource for component (COSI: created at 1, +1 per change of its spec;
 // pkg/state/impl/inmem/collection.go:152, pkg/state/wrap.go:52 skips
 // an update that changes nothing).
@@ -26,7 +90,7 @@ func StaticPodConfigVersion(tx *engine.Tx, m *engine.TalosMachine, component str
 	return cv.Version
 }
 
-// bumpStaticPodConfig records a change of component's rendered
+// BumpStaticPodConfig records a change of component's rendered
 // configuration on m (a new image: componentChanges).
 func BumpStaticPodConfig(tx *engine.Tx, m *engine.TalosMachine, component string, now time.Time) {
 	v := StaticPodConfigVersion(tx, m, component, now)

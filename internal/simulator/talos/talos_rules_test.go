@@ -203,7 +203,7 @@ func TestTalosRules(t *testing.T) {
 				t.Fatalf("members %v nodes %v", c.EtcdMembers, c.Nodes)
 			}
 			// A control plane configured into the bootstrapped cluster joins.
-			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-cp2", simtest.VmArgs("pve", 8031, "10.0.0.12", "vmbr0", "", 2, 2048))
+			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-cp2", simtest.VMArgs("pve", 8031, "10.0.0.12", "vmbr0", "", 2, 2048))
 			simtest.NoErr(t, err)
 			f.Cps = append(f.Cps, "10.0.0.12")
 			_, err = f.Apply("10.0.0.12", nil)
@@ -306,7 +306,7 @@ func TestTalosRules(t *testing.T) {
 			simtest.WantErr(t, f.Health(f.Cps, f.Workers[:1], true), `waiting for all k8s nodes to report: unexpected nodes with IPs ["10.0.0.22"]`)
 			simtest.NoErr(t, simtest.Remove(t, f.Px, proxmox.TokenVM, "vm-10.0.0.22", "8013"))
 			simtest.WantErr(t, f.Health(f.Cps, f.Workers[:1], true), `unexpected nodes with IPs ["10.0.0.22"]`)
-			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-w3", simtest.VmArgs("pve", 8040, "10.0.0.23", "vmbr0", "", 2, 2048))
+			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-w3", simtest.VMArgs("pve", 8040, "10.0.0.23", "vmbr0", "", 2, 2048))
 			simtest.NoErr(t, err)
 			f.Workers = append(f.Workers, "10.0.0.23")
 			// Not configured yet: apid is not ready on it.

@@ -54,7 +54,7 @@ func checkRelease(name string, olds, news map[string]any) (map[string]any, []*pu
 	return out, failures
 }
 
-// cluster finds the bootstrapped cluster the provider's kubeconfig points
+// Cluster finds the bootstrapped cluster the provider's kubeconfig points
 // at: same CA, and a server that is the cluster endpoint.
 func Cluster(s *engine.Server, tx *engine.Tx) (*engine.TalosCluster, error) {
 	raw, unknown, configured := s.ConfigValue("kubeconfig")
@@ -67,7 +67,7 @@ func Cluster(s *engine.Server, tx *engine.Tx) (*engine.TalosCluster, error) {
 	return ClusterOf(tx, raw)
 }
 
-// clusterOf is the cluster a kubeconfig reaches: same CA, its server the
+// ClusterOf is the cluster a kubeconfig reaches: same CA, its server the
 // cluster's endpoint, and a control plane up to answer.
 func ClusterOf(tx *engine.Tx, raw string) (*engine.TalosCluster, error) {
 	var kc struct {

@@ -17,7 +17,16 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 )
 
-// lastChange is the last change of component's image on the node at addr
+// The pods of a simulated cluster, as a fresh Talos cluster has them:
+// the control plane's mirror pods (kubelet-created for Talos's static
+// pods), the DaemonSets' pods on every node (kube-proxy, the CNI), and
+// CoreDNS's two replicas, the only pods whose placement is stored
+// (TalosCluster.ReplicaPods). And what `talosctl upgrade-k8s` reads of a
+// static pod: the version of the component's configuration resource
+// (COSI, served by the Talos API) and the mirror pod's
+// talos.dev/config-version annotation.
+
+// LastChange is the last change of component's image on the node at addr
 // that started at or after since (nil when none).
 func LastChange(tx *engine.Tx, addr, component string, since time.Time) *engine.ComponentChange {
 	for i := len(tx.State.ComponentChanges) - 1; i >= 0; i-- {
@@ -32,7 +41,7 @@ func LastChange(tx *engine.Tx, addr, component string, since time.Time) *engine.
 	return nil
 }
 
-// crashLoop is the fault that makes the change ch crash-loop (nil when
+// CrashLoop is the fault that makes the change ch crash-loop (nil when
 // none).
 func CrashLoop(f engine.Faults, n *engine.K8sNode, ch *engine.ComponentChange) *engine.CrashLoop {
 	if ch == nil {
@@ -79,7 +88,7 @@ func randomSuffix(n int) string {
 	return string(buf)
 }
 
-// bootstrapDoc is the running configuration of the cluster's bootstrap
+// BootstrapDoc is the running configuration of the cluster's bootstrap
 // node (what Talos renders its bootstrap manifests from), else of any of
 // its control planes.
 func BootstrapDoc(tx *engine.Tx, c *engine.TalosCluster) map[string]any {
@@ -94,7 +103,7 @@ func BootstrapDoc(tx *engine.Tx, c *engine.TalosCluster) map[string]any {
 	return nil
 }
 
-// workloadImage is the first container image of a stored workload (the
+// WorkloadImage is the first container image of a stored workload (the
 // object server-side apply wrote: Talos's bootstrap manifests), else def.
 func WorkloadImage(c *engine.TalosCluster, resource, ns, name, def string) string {
 	if obj := Object(c, GVR{"apps", "v1", resource}, ns, name); obj != nil {
@@ -107,7 +116,7 @@ func WorkloadImage(c *engine.TalosCluster, resource, ns, name, def string) strin
 
 type daemonSet struct{ ns, name, app, image string }
 
-// daemonSets are the cluster's DaemonSets with pods on every node:
+// DaemonSets are the cluster's DaemonSets with pods on every node:
 // kube-proxy unless disabled, Talos's flannel when the CNI is flannel,
 // Cilium when a Helm release installed it.
 func DaemonSets(tx *engine.Tx, c *engine.TalosCluster) []daemonSet {
@@ -133,7 +142,7 @@ func DaemonSets(tx *engine.Tx, c *engine.TalosCluster) []daemonSet {
 	return out
 }
 
-// corednsReplicas is CoreDNS's replica count: 0 when Talos does not
+// CorednsReplicas is CoreDNS's replica count: 0 when Talos does not
 // deploy it (cluster.coreDNS.disabled), the stored Deployment's
 // spec.replicas, else Talos's 2 (k8stemplates/coredns.go).
 func CorednsReplicas(tx *engine.Tx, c *engine.TalosCluster) int {
@@ -148,7 +157,7 @@ func CorednsReplicas(tx *engine.Tx, c *engine.TalosCluster) int {
 	return 2
 }
 
-// schedulePods brings the stored ReplicaSet pods in line with the cluster
+// SchedulePods brings the stored ReplicaSet pods in line with the cluster
 // (the ReplicaSet controller, the scheduler and the pod garbage
 // collector, at once): pods of a deleted node are deleted, missing
 // replicas are created, and a Pending pod goes to the schedulable Ready
@@ -205,7 +214,7 @@ func SchedulePods(tx *engine.Tx, c *engine.TalosCluster, now time.Time, _ engine
 	return true
 }
 
-// kubePods are the cluster's pods, by namespace and name.
+// KubePods are the cluster's pods, by namespace and name.
 func KubePods(tx *engine.Tx, c *engine.TalosCluster, now time.Time, f engine.Faults) []*simPod {
 	var out []*simPod
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -452,4 +461,13 @@ func (q *kubeRequest) evict(ns, name string) (int, any, error) {
 	}
 	q.removePod(p)
 	return http.StatusCreated, map[string]any{"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{}, "status": "Success", "code": http.StatusCreated}, nil
+}
+
+// RunningImage is the image a component runs: the previous one while a
+// change restarts it, else the configuration's.
+func RunningImage(tx *engine.Tx, m *engine.TalosMachine, doc map[string]any, component string, now time.Time) string {
+	if ch := LastChange(tx, m.Address, component, time.Time{}); ch != nil && now.Before(ch.Ready) {
+		return ch.From
+	}
+	return talos.ComponentImage(m, doc, component)
 }

@@ -11,16 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	cosi "github.com/cosi-project/runtime/api/v1alpha1"
-
-	"github.com/distribution/reference"
-	"github.com/google/uuid"
 	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simulator/network"
 	"github.com/siderolabs/crypto/x509"
@@ -36,23 +32,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// The simulated Talos API: Talos's MachineService over the real gRPC wire
-// protocol with mutual TLS, answering for every simulated node from one
-// listener, so a client built on machinery's client package talks to it as
-// to real nodes. See docs/simulation.md, "The Talos API".
-//
-// How a client reaches it: as a real client behind an HTTP proxy does. The
-// simulator's listener is an HTTP CONNECT proxy in front of every node:
-// machinery's client (its default dialer honours HTTPS_PROXY, as talosctl
-// does) sends "CONNECT node:50000"; the simulator answers 200, or 502 with
-// the connection error Pulumi's machine would get (the data-plane rules of
-// talosReachable). After 200 the connection is the endpoint node's apid:
-// TLS with a server certificate from its cluster's Talos OS CA, client
-// certificates required and verified against that CA. So code under test
-// needs no hook: the harness sets HTTPS_PROXY=http://<listen address>.
 const (
 	// TokenTalosAPI is the type token of the Talos API in faults.json
 	// (latency, failOnce with method "Upgrade", "Reset", ...) and in the
@@ -163,7 +144,7 @@ type API struct {
 	certs map[string]*tls.Certificate // by address and CA
 }
 
-// st is the store of the current simulation directory.
+// St is the store of the current simulation directory.
 func (a *API) St() *engine.Store {
 	dir := a.dir()
 	s, _ := a.stores.LoadOrStore(dir, &engine.Store{Dir: dir})
@@ -244,7 +225,7 @@ func (a *API) accept(target string) (*tls.Config, string, string, error) {
 	var ca string
 	err = a.St().View(func(tx *engine.Tx) error {
 		if port != strconv.Itoa(apidPort) {
-			if _, err := network.VmAt(tx, host); err != nil {
+			if _, err := network.VMAt(tx, host); err != nil {
 				return err
 			}
 			return fmt.Errorf("dial tcp %s: connect: connection refused (the Talos API listens on %d)", target, apidPort)
@@ -523,252 +504,10 @@ func (a *API) target(tx *engine.Tx, info apidInfo, target string) (*nodeCall, er
 	return &nodeCall{tx: tx, m: tm, g: tg, now: now}, nil
 }
 
-// Version is machined's Version (talos v1.12.0 v1alpha1_server.go:1178-1206):
-// the running Talos version, the platform (nocloud, in cloud mode) and
-// features.rbac on a configured machine.
-func (a *API) Version(ctx context.Context, _ *emptypb.Empty) (*machine.VersionResponse, error) {
-	msgs, err := apiCall(ctx, a, "Version", false, func(nc *nodeCall) (*machine.Version, error) {
-		return &machine.Version{
-			Version:  &machine.VersionInfo{Tag: nc.m.Version, Os: "linux", Arch: "amd64"},
-			Platform: &machine.PlatformInfo{Name: "nocloud", Mode: "cloud"},
-			Features: &machine.FeaturesInfo{Rbac: true},
-		}, nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.VersionResponse{Messages: msgs}, nil
-}
-
-// imageTag is the tag of an image reference ("" without one).
-func ImageTag(ref string) string {
-	named, err := reference.ParseDockerRef(ref)
-	if err != nil {
-		return ""
-	}
-	if t, ok := named.(reference.Tagged); ok {
-		return t.Tag()
-	}
-	return ""
-}
-
-// Reset is machined's Reset (talos v1.12.0 v1alpha1_server.go:607-705):
-// it replies with an actor ID at once and runs the reset sequence after
-// (v1alpha1_sequencer.go:258-341): graceful: cordon and drain, a control
-// plane leaves etcd; then wipe and halt or reboot (resetMachine). A
-// sequence that fails (etcd refuses the leave) is only logged by the node:
-// the reply was sent, the node stays configured and cordoned. The
-// simulation records that failure in the call log's error column.
-func (a *API) Reset(ctx context.Context, in *machine.ResetRequest) (*machine.ResetResponse, error) {
-	msgs, err := apiCall(ctx, a, "Reset", true, func(nc *nodeCall) (*machine.Reset, error) {
-		if in.GetMode() != machine.ResetRequest_ALL || len(in.GetSystemPartitionsToWipe()) > 0 || len(in.GetUserDisksToWipe()) > 0 {
-			return nil, status.Error(codes.Unimplemented, "simulation: only the default reset (mode ALL, no partition or disk list) is simulated")
-		}
-		actor := uuid.New().String()
-		m := nc.m
-		ev := func(action, errMsg string) {
-			nc.tx.State.TalosEvents = append(nc.tx.State.TalosEvents, engine.TalosEvent{Address: m.Address, ID: strconv.Itoa(len(nc.tx.State.TalosEvents) + 1),
-				ActorID: actor, Kind: "sequence", Name: "reset", Action: action, Time: nc.now, Error: errMsg})
-		}
-		ev("start", "")
-		if err := ResetMachine(nc.tx, m, in.GetGraceful(), in.GetReboot(), nc.faults); err != nil {
-			nc.log = fmt.Errorf("reset failed: %w", err)
-			// The sequence's fourth phase, "leave" (drain, cleanup, dbus,
-			// leave: v1alpha1_sequencer.go:258-341), failed; machined
-			// publishes it as a failed sequence (v1alpha1_controller.go:141-156).
-			ev("stop", "")
-			ev("noop", `sequence failed: error running phase 4 in reset sequence: task 1/1: failed, task "leaveEtcd" failed: `+err.Error())
-		}
-		return &machine.Reset{ActorId: actor}, nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.ResetResponse{Messages: msgs}, nil
-}
-
 // checkControlplane is machined's checkControlplane (v1alpha1_server.go:132-142).
 func checkControlplane(m *engine.TalosMachine, api string) error {
 	if m.Type != "controlplane" {
 		return status.Errorf(codes.Unimplemented, "%s is only available on control plane nodes", api)
 	}
 	return nil
-}
-
-// etcdClient is what machined's etcd client on the control planes needs:
-// a bootstrapped cluster (endpoints) and a leader (WithRequireLeader).
-func EtcdClient(tx *engine.Tx, m *engine.TalosMachine, now time.Time) (*engine.TalosCluster, error) {
-	c := tx.State.Clusters[m.ClusterID]
-	if c == nil || len(c.EtcdMembers) == 0 {
-		return nil, errors.New("failed to create etcd client: no controlplane endpoints discovered yet")
-	}
-	if EtcdLeader(tx, c, now) == "" {
-		return nil, status.Error(codes.Unavailable, "etcdserver: no leader")
-	}
-	return c, nil
-}
-
-// memberName is an etcd member's name: the node's hostname (its Node
-// object's name, which outlives the machine), else its address.
-func MemberName(tx *engine.Tx, c *engine.TalosCluster, addr string) string {
-	if m := tx.State.Machines[addr]; m != nil && m.ClusterID == c.ID {
-		// The name is the member's own, given when it joined (Talos names
-		// its etcd after the hostname): a stopped node keeps it.
-		var g *engine.Guest
-		for _, cand := range tx.State.Guests {
-			if cand.Kind == "qemu" && slices.Contains(cand.Addresses, addr) {
-				g = cand
-			}
-		}
-		return nodeName(m, g)
-	}
-	for _, n := range c.Nodes {
-		if n.Address == addr {
-			return n.Name
-		}
-	}
-	return addr
-}
-
-// localMember is GetLocalMemberID (internal/pkg/etcd/local.go:19-34): a
-// control plane whose etcd is not a member waits 3 minutes and fails.
-func localMember(c *engine.TalosCluster, m *engine.TalosMachine) error {
-	for _, a := range c.EtcdMembers {
-		if a == m.Address {
-			return nil
-		}
-	}
-	return fmt.Errorf("failed to get local etcd member ID: context deadline exceeded (%s is not an etcd member)", m.Address)
-}
-
-// EtcdMemberList is machined's EtcdMemberList (v1alpha1_server.go:1762-1808):
-// control planes only; members in ID order, named by hostname, with peer
-// (2380) and client (2379) URLs. Member IDs: see etcdMemberID.
-func (a *API) EtcdMemberList(ctx context.Context, in *machine.EtcdMemberListRequest) (*machine.EtcdMemberListResponse, error) {
-	msgs, err := apiCall(ctx, a, "EtcdMemberList", false, func(nc *nodeCall) (*machine.EtcdMembers, error) {
-		if err := checkControlplane(nc.m, "member list"); err != nil {
-			return nil, err
-		}
-		c, err := EtcdClient(nc.tx, nc.m, nc.now)
-		if err != nil {
-			return nil, err
-		}
-		if in.GetQueryLocal() {
-			if err := localMember(c, nc.m); err != nil {
-				return nil, err
-			}
-		}
-		out := &machine.EtcdMembers{}
-		for _, addr := range SortedMembers(c) {
-			name := MemberName(nc.tx, c, addr)
-			out.LegacyMembers = append(out.LegacyMembers, name)
-			out.Members = append(out.Members, &machine.EtcdMember{Id: EtcdMemberID(addr), Hostname: name,
-				PeerUrls:   []string{"https://" + net.JoinHostPort(addr, "2380")},
-				ClientUrls: []string{"https://" + net.JoinHostPort(addr, "2379")}})
-		}
-		return out, nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.EtcdMemberListResponse{Messages: msgs}, nil
-}
-
-// EtcdLeaveCluster is machined's EtcdLeaveCluster (v1alpha1_server.go:1841-1864;
-// etcd.go:152-194 LeaveCluster): the node's own member is removed, under
-// etcd's quorum rule (removeEtcdMember, shared with reset), and its etcd
-// stops.
-func (a *API) EtcdLeaveCluster(ctx context.Context, _ *machine.EtcdLeaveClusterRequest) (*machine.EtcdLeaveClusterResponse, error) {
-	msgs, err := apiCall(ctx, a, "EtcdLeaveCluster", true, func(nc *nodeCall) (*machine.EtcdLeaveCluster, error) {
-		if err := checkControlplane(nc.m, "etcd leave"); err != nil {
-			return nil, err
-		}
-		c, err := EtcdClient(nc.tx, nc.m, nc.now)
-		if err != nil {
-			return nil, err
-		}
-		if err := localMember(c, nc.m); err != nil {
-			return nil, fmt.Errorf("failed to leave cluster: %w", err)
-		}
-		if err := RemoveEtcdMember(nc.tx, c, nc.m.Address, nc.now); err != nil {
-			return nil, fmt.Errorf("failed to leave cluster: %w", err)
-		}
-		return &machine.EtcdLeaveCluster{}, nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.EtcdLeaveClusterResponse{Messages: msgs}, nil
-}
-
-// EtcdRemoveMemberByID is machined's EtcdRemoveMemberByID
-// (v1alpha1_server.go:1811-1838): any member by ID (the way to drop the
-// member of a control plane that is gone), NotFound for an unknown ID,
-// under the same quorum rule.
-func (a *API) EtcdRemoveMemberByID(ctx context.Context, in *machine.EtcdRemoveMemberByIDRequest) (*machine.EtcdRemoveMemberByIDResponse, error) {
-	msgs, err := apiCall(ctx, a, "EtcdRemoveMemberByID", true, func(nc *nodeCall) (*machine.EtcdRemoveMemberByID, error) {
-		if err := checkControlplane(nc.m, "etcd remove member"); err != nil {
-			return nil, err
-		}
-		c, err := EtcdClient(nc.tx, nc.m, nc.now)
-		if err != nil {
-			return nil, err
-		}
-		for _, addr := range c.EtcdMembers {
-			if EtcdMemberID(addr) == in.GetMemberId() {
-				if err := RemoveEtcdMember(nc.tx, c, addr, nc.now); err != nil {
-					return nil, fmt.Errorf("failed to remove member: %w", err)
-				}
-				return &machine.EtcdRemoveMemberByID{}, nil
-			}
-		}
-		return nil, status.Error(codes.NotFound, "etcdserver: member not found")
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.EtcdRemoveMemberByIDResponse{Messages: msgs}, nil
-}
-
-// EtcdForfeitLeadership is machined's EtcdForfeitLeadership
-// (v1alpha1_server.go:1867-1898; etcd.go:220-290 ForfeitLeadership): a
-// lone member cannot; a member that does not lead returns no member; the
-// leader moves leadership to the first other member in list order and
-// returns its name. A move to a member that is down times out (etcd's
-// ErrTimeoutLeaderTransfer, inferred).
-func (a *API) EtcdForfeitLeadership(ctx context.Context, _ *machine.EtcdForfeitLeadershipRequest) (*machine.EtcdForfeitLeadershipResponse, error) {
-	msgs, err := apiCall(ctx, a, "EtcdForfeitLeadership", true, func(nc *nodeCall) (*machine.EtcdForfeitLeadership, error) {
-		if err := checkControlplane(nc.m, "etcd forfeit leadership"); err != nil {
-			return nil, err
-		}
-		c, err := EtcdClient(nc.tx, nc.m, nc.now)
-		if err != nil {
-			return nil, err
-		}
-		if err := localMember(c, nc.m); err != nil {
-			return nil, err
-		}
-		members := SortedMembers(c)
-		if len(members) == 1 {
-			return nil, errors.New("failed to forfeit leadership: cannot forfeit leadership, only one member")
-		}
-		if EtcdLeader(nc.tx, c, nc.now) != nc.m.Address {
-			return &machine.EtcdForfeitLeadership{}, nil
-		}
-		for _, addr := range members {
-			if addr == nc.m.Address {
-				continue
-			}
-			if !EtcdUp(nc.tx, c, addr, nc.now) {
-				return nil, errors.New("failed to forfeit leadership: etcdserver: request timed out, leader transfer took too long")
-			}
-			c.EtcdLeader = addr
-			return &machine.EtcdForfeitLeadership{Member: MemberName(nc.tx, c, addr)}, nil
-		}
-		return &machine.EtcdForfeitLeadership{}, nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &machine.EtcdForfeitLeadershipResponse{Messages: msgs}, nil
 }

@@ -1,0 +1,188 @@
+package talos
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/siderolabs/crypto/x509"
+	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
+	talosconfig "github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
+	"github.com/siderolabs/talos/pkg/machinery/role"
+)
+
+// defaultSecretsVersion is what the talos_version plan modifier stores when
+// none is given: semver.MajorMinor(gendata.VersionTag) of machinery v1.12.0.
+const defaultSecretsVersion = "v1.12"
+
+// secretsDowngrade is talosMachineFeaturesVersionPlanModifier: a
+// replacement only when the planned talos_version is lower than the stored
+// one (semver.Compare(plan, state) < 0); an upgrade updates in place and
+// keeps the secrets. An unknown planned value never replaces.
+func secretsDowngrade(path string, oldV, newV any) bool {
+	if path != "talosVersion" {
+		return false
+	}
+	if _, unknown := newV.(engine.UnknownMarker); unknown {
+		return false
+	}
+	version := func(v any) string {
+		s, _ := v.(string)
+		if s == "" {
+			return defaultSecretsVersion
+		}
+		return s
+	}
+	return compareVersions(version(newV), version(oldV)) < 0
+}
+
+// compareVersions compares vMAJOR.MINOR.PATCH versions as semver.Compare
+// does for releases (a missing part counts as 0; pre-release tags are not
+// compared).
+func compareVersions(a, b string) int {
+	parts := func(v string) [3]int {
+		var out [3]int
+		v = strings.TrimPrefix(v, "v")
+		if i := strings.IndexAny(v, "-+"); i >= 0 {
+			v = v[:i]
+		}
+		for i, p := range strings.SplitN(v, ".", 3) {
+			out[i], _ = strconv.Atoi(p)
+		}
+		return out
+	}
+	pa, pb := parts(a), parts(b)
+	for i := range pa {
+		if pa[i] != pb[i] {
+			if pa[i] < pb[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func contract(version string) (*talosconfig.VersionContract, error) {
+	if version == "" {
+		version = defaultTalosContract
+	}
+	vc, err := talosconfig.ParseContractFromVersion(version)
+	if err != nil {
+		return nil, fmt.Errorf("talosVersion %q: %w", version, err)
+	}
+	return vc, nil
+}
+
+func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func Unb64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func certKey(p *x509.PEMEncodedCertificateAndKey) map[string]any {
+	return map[string]any{"cert": B64(p.Crt), "key": B64(p.Key)}
+}
+
+// bundleToSDK maps a Talos secrets bundle to the SDK's MachineSecrets shape.
+func bundleToSDK(b *secrets.Bundle) map[string]any {
+	return map[string]any{
+		"certs": map[string]any{
+			"etcd":              certKey(b.Certs.Etcd),
+			"k8s":               certKey(b.Certs.K8s),
+			"k8sAggregator":     certKey(b.Certs.K8sAggregator),
+			"k8sServiceaccount": map[string]any{"key": B64(b.Certs.K8sServiceAccount.Key)},
+			"os":                certKey(b.Certs.OS),
+		},
+		"cluster": map[string]any{"id": b.Cluster.ID, "secret": b.Cluster.Secret},
+		"secrets": map[string]any{
+			"bootstrapToken":            b.Secrets.BootstrapToken,
+			"secretboxEncryptionSecret": b.Secrets.SecretboxEncryptionSecret,
+			"aescbcEncryptionSecret":    b.Secrets.AESCBCEncryptionSecret,
+		},
+		"trustdinfo": map[string]any{"token": b.TrustdInfo.Token},
+	}
+}
+
+// bundleFromSDK is the inverse of bundleToSDK.
+func bundleFromSDK(v map[string]any) (*secrets.Bundle, error) {
+	pair := func(p string) *x509.PEMEncodedCertificateAndKey {
+		return &x509.PEMEncodedCertificateAndKey{Crt: Unb64(engine.Str(v, p+".cert")), Key: Unb64(engine.Str(v, p+".key"))}
+	}
+	b := &secrets.Bundle{
+		Clock:   secrets.NewFixedClock(time.Now()),
+		Cluster: &secrets.Cluster{ID: engine.Str(v, "cluster.id"), Secret: engine.Str(v, "cluster.secret")},
+		Secrets: &secrets.Secrets{
+			BootstrapToken:            engine.Str(v, "secrets.bootstrapToken"),
+			SecretboxEncryptionSecret: engine.Str(v, "secrets.secretboxEncryptionSecret"),
+			AESCBCEncryptionSecret:    engine.Str(v, "secrets.aescbcEncryptionSecret"),
+		},
+		TrustdInfo: &secrets.TrustdInfo{Token: engine.Str(v, "trustdinfo.token")},
+		Certs: &secrets.Certs{
+			Etcd: pair("certs.etcd"), K8s: pair("certs.k8s"), K8sAggregator: pair("certs.k8sAggregator"),
+			K8sServiceAccount: &x509.PEMEncodedKey{Key: Unb64(engine.Str(v, "certs.k8sServiceaccount.key"))},
+			OS:                pair("certs.os"),
+		},
+	}
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("machineSecrets: %w", err)
+	}
+	return b, nil
+}
+
+func clientConfigurationFor(b *secrets.Bundle) (map[string]any, error) {
+	admin, err := b.GenerateTalosAPIClientCertificate(role.MakeSet(role.Admin))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"caCertificate": B64(b.Certs.OS.Crt), "clientCertificate": B64(admin.Crt), "clientKey": B64(admin.Key)}, nil
+}
+
+// newSecrets generates the bundle (CA keys and tokens) outside the lock.
+func newSecrets(v map[string]any) (any, error) {
+	vc, err := contract(engine.Str(v, "talosVersion"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := secrets.NewBundle(secrets.NewFixedClock(time.Now()), vc)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := clientConfigurationFor(b)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"id": "machine_secrets_" + b.Cluster.ID[:8], "machineSecrets": bundleToSDK(b), "clientConfiguration": cc}, nil
+}
+
+func createSecrets(_ *engine.Server, _ *engine.Tx, _ string, in engine.Props) (string, map[string]any, error) {
+	out := in.Prepared.(map[string]any)
+	return out["id"].(string), map[string]any{"machineSecrets": out["machineSecrets"], "clientConfiguration": out["clientConfiguration"]}, nil
+}
+
+func getClientConfiguration(_ *engine.Server, _ *engine.Tx, args map[string]any) (map[string]any, error) {
+	cc, _ := args["clientConfiguration"].(map[string]any)
+	ca, crt, key := Unb64(engine.Str(cc, "caCertificate")), Unb64(engine.Str(cc, "clientCertificate")), Unb64(engine.Str(cc, "clientKey"))
+	if len(ca) == 0 || len(crt) == 0 || len(key) == 0 {
+		return nil, fmt.Errorf("clientConfiguration: caCertificate, clientCertificate and clientKey are required (base64 PEM)")
+	}
+	endpoints := engine.StrList(args, "endpoints")
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("endpoints: at least one Talos endpoint is required")
+	}
+	cfg := clientconfig.NewConfig(engine.Str(args, "clusterName"), endpoints, ca, &x509.PEMEncodedCertificateAndKey{Crt: crt, Key: key})
+	cfg.Contexts[cfg.Context].Nodes = engine.StrList(args, "nodes")
+	b, err := cfg.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"talosConfig": string(b), "id": engine.Str(args, "clusterName")}, nil
+}
