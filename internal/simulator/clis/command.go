@@ -55,14 +55,14 @@ func updateCommand(_ *engine.Server, _ *engine.Tx, _ string, old *engine.Object,
 	if o, ok := news.Prepared.(map[string]any); ok {
 		return o, nil
 	}
-	return map[string]any{"stdout": engine.Str(old.Outputs, "stdout"), "stderr": engine.Str(old.Outputs, "stderr")}, nil
+	return map[string]any{"stdout": keyStdout.In(old.Outputs), "stderr": keyStderr.In(old.Outputs)}, nil
 }
 
 // scriptFor is the script a command runs for method: `update` falls back to
 // `create` (commandController.go:70-74); ok is false when there is none.
 func scriptFor(method string, v map[string]any) (name, text string, ok bool) {
 	name = method
-	if _, has := v["update"]; method == "update" && !has {
+	if method == "update" && !keyUpdate.Present(v) {
 		name = "create"
 	}
 	text, ok = v[name].(string)
@@ -158,7 +158,7 @@ func runRemote(ctx context.Context, s *engine.Server, method string, v map[strin
 	if err != nil {
 		return nil, fmt.Errorf("simulated Proxmox configuration %s: %w", engine.WorldFile, err)
 	}
-	host := engine.Str(v, "connection.host")
+	host := keyConnectionHost.In(v)
 	var node *engine.WorldNode
 	for i := range w.Nodes {
 		if w.Nodes[i].SSHHost == host || w.Nodes[i].Name == host {
@@ -168,11 +168,11 @@ func runRemote(ctx context.Context, s *engine.Server, method string, v map[strin
 	if node == nil {
 		return nil, fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
 	}
-	if err := checkHostKey(engine.Str(v, "connection.hostKey"), node.HostKeys); err != nil {
+	if err := checkHostKey(keyConnectionHostKey.In(v), node.HostKeys); err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", script, host, err)
 	}
 	env := []string{"PATH=", engine.StateDirEnv + "=" + s.Store.Dir, NodeEnv + "=" + node.Name, "HOME=/root", "USER=root"}
-	if e, ok := v["environment"].(map[string]any); ok {
+	if e := keyEnvironment.In(v); e != nil {
 		for _, k := range slices.Sorted(maps.Keys(e)) {
 			if !acceptedEnv(k) {
 				return nil, fmt.Errorf("could not set environment variable %q: ssh: setenv failed (sshd on %s accepts only LANG and LC_* by default)", k, host)

@@ -35,23 +35,23 @@ func runLocal(ctx context.Context, _ *engine.Server, method string, v map[string
 	if !ok || script == "" {
 		return nil, nil
 	}
-	if v["addPreviousOutputInEnv"] != false {
+	if keyAddPreviousOutputInEnv.In(v) != false {
 		return nil, fmt.Errorf("simulated local command: set addPreviousOutputInEnv: false (previous outputs are not simulated)")
 	}
 	bin, err := ToolDir()
 	if err != nil {
 		return nil, err
 	}
-	args := engine.StrList(v, "interpreter")
+	args := keyInterpreter.In(v)
 	if len(args) == 0 {
 		args = []string{"/bin/sh", "-c"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, localCommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], append(args[1:], script)...)
-	cmd.Dir = engine.Str(v, "dir")
+	cmd.Dir = keyDir.In(v)
 	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if env, ok := v["environment"].(map[string]any); ok {
+	if env := keyEnvironment.In(v); env != nil {
 		for k, val := range env {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%v", k, val))
 		}

@@ -35,8 +35,8 @@ func Kinds() []*engine.Kind {
 // one, kept from the previous inputs so it never changes by itself.
 func checkRelease(name string, olds, news map[string]any) (map[string]any, []*pulumirpc.CheckFailure) {
 	out := engine.Merge(news, nil)
-	if engine.Str(out, "name") == "" {
-		if old := engine.Str(olds, "name"); old != "" {
+	if keyName.In(out) == "" {
+		if old := keyName.In(olds); old != "" {
 			out["name"] = old
 		} else {
 			b := make([]byte, 4)
@@ -44,11 +44,11 @@ func checkRelease(name string, olds, news map[string]any) (map[string]any, []*pu
 			out["name"] = name + "-" + hex.EncodeToString(b)
 		}
 	}
-	if engine.Str(out, "namespace") == "" {
+	if keyNamespace.In(out) == "" {
 		out["namespace"] = "default"
 	}
 	var failures []*pulumirpc.CheckFailure
-	if _, unknown := out["chart"].(engine.UnknownMarker); !unknown && engine.Str(out, "chart") == "" {
+	if _, unknown := out["chart"].(engine.UnknownMarker); !unknown && keyChart.In(out) == "" {
 		failures = append(failures, &pulumirpc.CheckFailure{Property: "chart", Reason: "chart is required"})
 	}
 	return out, failures
@@ -114,7 +114,7 @@ func ClusterOf(tx *engine.Tx, raw string) (*engine.TalosCluster, error) {
 }
 
 func releaseKey(v map[string]any) string {
-	return engine.Str(v, "namespace") + "/" + engine.Str(v, "name")
+	return keyNamespace.In(v) + "/" + keyName.In(v)
 }
 
 func Install(s *engine.Server, tx *engine.Tx, v map[string]any, revision int) (map[string]any, error) {
@@ -122,15 +122,15 @@ func Install(s *engine.Server, tx *engine.Tx, v map[string]any, revision int) (m
 	if err != nil {
 		return nil, err
 	}
-	chart := engine.Str(v, "chart")
+	chart := keyChart.In(v)
 	isRef := strings.Contains(chart, "://") || strings.HasPrefix(chart, "./") || strings.HasPrefix(chart, "/")
-	if !isRef && engine.Str(v, "repositoryOpts.repo") == "" && !strings.Contains(chart, "/") {
+	if !isRef && keyRepositoryOptsRepo.In(v) == "" && !strings.Contains(chart, "/") {
 		return nil, fmt.Errorf("helm: chart %q not found: set repositoryOpts.repo", chart)
 	}
 	base := chart[strings.LastIndex(chart, "/")+1:]
 	if base == "cilium" && c.ProxyDisabled {
-		kpr := fmt.Sprint(engine.Get(v, "values.kubeProxyReplacement"))
-		if kpr != "true" || engine.Str(v, "values.k8sServiceHost") == "" {
+		kpr := fmt.Sprint(keyValuesKubeProxyReplacement.In(v))
+		if kpr != "true" || keyValuesK8sServiceHost.In(v) == "" {
 			return nil, fmt.Errorf("cilium: kube-proxy is disabled in the Talos configuration, so the agent needs kubeProxyReplacement=true and k8sServiceHost/k8sServicePort (KubePrism: localhost:7445)")
 		}
 	}
@@ -139,8 +139,8 @@ func Install(s *engine.Server, tx *engine.Tx, v map[string]any, revision int) (m
 	}
 	c.Releases[releaseKey(v)] = base
 	return map[string]any{"status": map[string]any{
-		"name": engine.Str(v, "name"), "namespace": engine.Str(v, "namespace"), "chart": base, "version": engine.Str(v, "version"),
-		"revision": float64(revision), "status": "deployed", "appVersion": engine.Str(v, "version"),
+		"name": keyName.In(v), "namespace": keyNamespace.In(v), "chart": base, "version": keyVersion.In(v),
+		"revision": float64(revision), "status": "deployed", "appVersion": keyVersion.In(v),
 	}}, nil
 }
 
@@ -161,7 +161,7 @@ func updateRelease(s *engine.Server, tx *engine.Tx, _ string, old *engine.Object
 	if _, err := Cluster(s, tx); err != nil {
 		return nil, fmt.Errorf("can't update Helm Release with unreachable cluster: %w", err)
 	}
-	return Install(s, tx, news.Values, engine.Num(old.Outputs, "status.revision")+1)
+	return Install(s, tx, news.Values, keyStatusRevision.In(old.Outputs)+1)
 }
 
 func deleteRelease(s *engine.Server, tx *engine.Tx, obj *engine.Object) error {
@@ -232,7 +232,7 @@ func DiffConfig(olds, news engine.Props) *pulumirpc.DiffResponse {
 // the cluster entry of the current context, with the provider's context and
 // cluster overrides.
 func activeCluster(config map[string]any) (map[string]any, bool) {
-	raw, _ := config["kubeconfig"].(string)
+	raw := keyKubeconfig.In(config)
 	var kc struct {
 		CurrentContext string `yaml:"current-context"`
 		Contexts       []struct {

@@ -315,16 +315,16 @@ func vmKeys(v map[string]any, blocks []string) []string {
 // (proxmox/nodes/vms/custom_cloud_init.go:50-130).
 func cloudInitKeys(v map[string]any) []string {
 	var out []string
-	for i := range engine.List(v, "initialization.ipConfigs") {
+	for i := range keyInitializationIPConfigs.In(v) {
 		out = append(out, fmt.Sprintf("ipconfig%d", i))
 	}
-	if len(engine.List(v, "initialization.dns.servers")) > 0 || engine.Str(v, "initialization.dns.server") != "" {
+	if len(keyInitializationDNSServers.In(v)) > 0 || keyInitializationDNSServer.In(v) != "" {
 		out = append(out, "nameserver")
 	}
-	if engine.Str(v, "initialization.dns.domain") != "" {
+	if keyInitializationDNSDomain.In(v) != "" {
 		out = append(out, "searchdomain")
 	}
-	if engine.Get(v, "initialization.userAccount") != nil {
+	if keyInitializationUserAccount.In(v) != nil {
 		out = append(out, "ciuser", "cipassword", "sshkeys")
 	}
 	for _, f := range []string{"userDataFileId", "vendorDataFileId", "networkDataFileId", "metaDataFileId"} {
@@ -333,7 +333,7 @@ func cloudInitKeys(v map[string]any) []string {
 			break
 		}
 	}
-	if engine.Str(v, "initialization.type") != "" {
+	if keyInitializationType.In(v) != "" {
 		out = append(out, "citype")
 	}
 	return out
@@ -442,7 +442,7 @@ func powerCall(vmid int, format string) pveRequest {
 // times (vms.go:80-113, LastErrorOnly(false)).
 func VMCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 	checks := []check{{path: vmPath(g.vmid), privs: []string{"VM.Allocate"}, bare: true}}
-	for i := range engine.List(v, "disks") {
+	for i := range keyDisks.In(v) {
 		p := fmt.Sprintf("disks[%d]", i)
 		if engine.Str(v, p+".fileId") == "" {
 			checks = appendNew(checks, need("/storage/"+datastoreOf(v, p+".datastoreId", "local-lvm"), "Datastore.AllocateSpace"))
@@ -459,13 +459,13 @@ func VMCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 // Qemu.pm:3396).
 func vmAfterCreateCalls(g guestSpec, v map[string]any) []pveRequest {
 	var calls []pveRequest
-	for i := range engine.List(v, "disks") {
+	for i := range keyDisks.In(v) {
 		p := fmt.Sprintf("disks[%d]", i)
 		if engine.Str(v, p+".fileId") != "" {
 			calls = append(calls, resizeCall(g.vmid, datastoreOf(v, p+".datastoreId", "local-lvm"), "resizing disk: "))
 		}
 	}
-	if template, _ := engine.Get(v, "template").(bool); g.started && !template {
+	if template, _ := keyTemplate.In(v).(bool); g.started && !template {
 		calls = append(calls, powerCall(g.vmid, "error starting VM: %s"))
 	}
 	return calls
@@ -522,10 +522,10 @@ func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	}
 	calls = append(calls, pveRequest{checks: checks, wrap: wrapf("error updating VM: %s")})
 
-	template, _ := engine.Get(news, "template").(bool)
+	template, _ := keyTemplate.In(news).(bool)
 	prev := tx.State.Guests[vmid]
 	running := prev != nil && prev.Started
-	started, ok := engine.Get(news, "started").(bool)
+	started, ok := keyStarted.In(news).(bool)
 	if !ok {
 		started = true
 	}
@@ -588,7 +588,7 @@ func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 			i, _ := strconv.Atoi(k[3:])
 			out = appendNew(out, need(vm, "VM.Config.Network"))
 			one := func(v map[string]any) []check {
-				if i >= len(engine.List(v, "networkInterfaces")) {
+				if i >= len(keyNetworkInterfaces.In(v)) {
 					return nil
 				}
 				return NICChecks(tx, map[string]any{"n": []any{engine.Get(v, fmt.Sprintf("networkInterfaces[%d]", i))}}, "n")
@@ -638,7 +638,7 @@ func containerKeys(v map[string]any, blocks []string) []string {
 					out = append(out, k[0])
 				}
 			}
-			if len(engine.List(v, "initialization.dns.servers")) > 0 || engine.Str(v, "initialization.dns.server") != "" {
+			if len(keyInitializationDNSServers.In(v)) > 0 || keyInitializationDNSServer.In(v) != "" {
 				out = append(out, "nameserver")
 			}
 		}
@@ -695,13 +695,13 @@ func ContainerUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []
 	}
 	keys := containerKeys(news, blocks)
 	if slices.Contains(blocks, "networkInterfaces") {
-		for i := len(engine.List(news, "networkInterfaces")); i < len(engine.List(olds, "networkInterfaces")); i++ {
+		for i := len(keyNetworkInterfaces.In(news)); i < len(keyNetworkInterfaces.In(olds)); i++ {
 			keys = append(keys, fmt.Sprintf("net%d", i)) // deleted: Network and the old bridge
 		}
 	}
 	calls := []pveRequest{{checks: LxcKeyChecks(tx, vmid, keys, news, olds), wrap: wrapf("error updating container: %s")}}
-	template, _ := engine.Get(news, "template").(bool)
-	started, ok := engine.Get(news, "started").(bool)
+	template, _ := keyTemplate.In(news).(bool)
+	started, ok := keyStarted.In(news).(bool)
 	if !ok {
 		started = true
 	}

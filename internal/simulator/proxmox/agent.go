@@ -18,9 +18,9 @@ const (
 
 // vmAgent is the VM's agent block: enabled (default false) and timeout.
 func vmAgent(v map[string]any) (bool, time.Duration) {
-	enabled, _ := engine.Get(v, "agent.enabled").(bool)
+	enabled, _ := keyAgentEnabled.In(v).(bool)
 	t := dvAgentTimeout
-	if d, err := time.ParseDuration(engine.Str(v, "agent.timeout")); err == nil {
+	if d, err := time.ParseDuration(keyAgentTimeout.In(v)); err == nil {
 		t = d
 	}
 	return enabled, t
@@ -44,14 +44,14 @@ func AgentAnswers(tx *engine.Tx, g *engine.Guest, v map[string]any, now time.Tim
 		return false
 	}
 	var image string
-	for i := range engine.List(v, "disks") {
+	for i := range keyDisks.In(v) {
 		if id := engine.Str(v, fmt.Sprintf("disks[%d].fileId", i)); id != "" {
 			image = id
 			break
 		}
 	}
 	if image == "" {
-		image = engine.Str(v, "cdrom.fileId")
+		image = keyCdromFileID.In(v)
 	}
 	f := tx.State.Files[FileKey(tx, g.Node, image)]
 	if f == nil {
@@ -64,7 +64,7 @@ func AgentAnswers(tx *engine.Tx, g *engine.Guest, v map[string]any, now time.Tim
 	hasExt := false
 	for _, o := range tx.State.Objects {
 		if o.Type == "talos:imageFactory/schematic:Schematic" && o.ID == m[1] {
-			hasExt = strings.Contains(engine.Str(o.Inputs, "schematic"), qemuAgentExt)
+			hasExt = strings.Contains(keySchematic.In(o.Inputs), qemuAgentExt)
 		}
 	}
 	if !hasExt {
@@ -86,7 +86,7 @@ func VMNetwork(s *engine.Server, tx *engine.Tx, v map[string]any, g *engine.Gues
 	empty := func() []any { return []any{} }
 	out := map[string]any{"ipv4Addresses": empty(), "ipv6Addresses": empty(), "networkInterfaceNames": empty()}
 	enabled, _ := vmAgent(v)
-	started, ok := engine.Get(v, "started").(bool)
+	started, ok := keyStarted.In(v).(bool)
 	if !ok {
 		started = true
 	}

@@ -10,10 +10,10 @@ import (
 )
 
 func containerSpec(v map[string]any) guestSpec {
-	g := guestSpec{kind: "lxc", node: engine.Str(v, "nodeName"), vmid: engine.Num(v, "vmId"), name: engine.Str(v, "initialization.hostname"),
-		cores: engine.Num(v, "cpu.cores"), memory: engine.Num(v, "memory.dedicated"), template: engine.Str(v, "operatingSystem.templateFileId"),
+	g := guestSpec{kind: "lxc", node: keyNodeName.In(v), vmid: keyVMID.In(v), name: keyInitializationHostname.In(v),
+		cores: keyCPUCores.In(v), memory: keyMemoryDedicated.In(v), template: keyOperatingSystemTemplateFileID.In(v),
 		started: true}
-	if s, ok := engine.Get(v, "started").(bool); ok {
+	if s, ok := keyStarted.In(v).(bool); ok {
 		g.started = s
 	}
 	if g.cores == 0 {
@@ -22,7 +22,7 @@ func containerSpec(v map[string]any) guestSpec {
 	if g.memory == 0 {
 		g.memory = 512
 	}
-	ds := engine.Str(v, "disk.datastoreId")
+	ds := keyDiskDatastoreID.In(v)
 	if ds == "" {
 		ds = "local"
 	}
@@ -50,7 +50,7 @@ func CheckContainerFeatures(s *engine.Server, verb string, v map[string]any) err
 	if token == "" {
 		return nil
 	}
-	features, _ := engine.Get(v, "features").(map[string]any)
+	features, _ := keyFeatures.In(v).(map[string]any)
 	for k, val := range features {
 		if k == "nesting" || val == nil || val == false || reflect.DeepEqual(val, []any{}) {
 			continue
@@ -90,7 +90,7 @@ func updateContainer(s *engine.Server, tx *engine.Tx, id string, old *engine.Obj
 	if err := Admit(tx, g, self); err != nil {
 		return nil, err
 	}
-	if !reflect.DeepEqual(engine.Normalise(engine.Get(old.Inputs, "features")), engine.Normalise(engine.Get(news.Values, "features"))) {
+	if !reflect.DeepEqual(engine.Normalise(keyFeatures.In(old.Inputs)), engine.Normalise(keyFeatures.In(news.Values))) {
 		if err := CheckContainerFeatures(s, "updating", news.Values); err != nil {
 			return nil, err
 		}
@@ -98,7 +98,7 @@ func updateContainer(s *engine.Server, tx *engine.Tx, id string, old *engine.Obj
 	Place(tx, g)
 	// containerUpdate reboots a started container (config "started") when
 	// a reboot key changed, unless it is being stopped or is a template.
-	template, _ := engine.Get(news.Values, "template").(bool)
+	template, _ := keyTemplate.In(news.Values).(bool)
 	if causes := rebootCauses(old.Inputs, news.Values, containerRebootKeys); len(causes) > 0 && g.started && !template {
 		tx.Reboot(s.Faults(), tx.State.Guests[self], "proxmox update: "+strings.Join(causes, ", "))
 	}

@@ -53,11 +53,11 @@ func URLSize(tx *engine.Tx, u string) int64 {
 
 func createDownload(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) (string, map[string]any, error) {
 	v := in.Values
-	node, ds, content, u := engine.Str(v, "nodeName"), engine.Str(v, "datastoreId"), engine.Str(v, "contentType"), engine.Str(v, "url")
+	node, ds, content, u := keyNodeName.In(v), keyDatastoreID.In(v), keyContentType.In(v), keyURL.In(v)
 	if !slices.Contains(downloadContentTypes, content) {
 		return "", nil, oneOf("content_type", downloadContentTypes, content)
 	}
-	d := engine.Str(v, "decompressionAlgorithm")
+	d := keyDecompressionAlgorithm.In(v)
 	if d != "" && !slices.Contains(decompressions, d) {
 		return "", nil, oneOf("decompression_algorithm", decompressions, d)
 	}
@@ -67,7 +67,7 @@ func createDownload(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) 
 	if _, err := Node(tx, node); err != nil {
 		return "", nil, err
 	}
-	fileName := engine.Str(v, "fileName")
+	fileName := keyFileName.In(v)
 	if fileName == "" {
 		// The provider asks Proxmox for the URL's metadata (query-url-metadata).
 		pu, err := url.Parse(u)
@@ -102,7 +102,7 @@ func createDownload(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) 
 	id := fmt.Sprintf("%s:%s/%s", ds, content, fileName)
 	key := FileKey(tx, node, id)
 	if _, exists := tx.State.Files[key]; exists {
-		if b, _ := engine.Get(v, "overwriteUnmanaged").(bool); !b {
+		if b, _ := keyOverwriteUnmanaged.In(v).(bool); !b {
 			return "", nil, fmt.Errorf("File already exists in the datastore, it was created outside of Terraform or is managed by another resource.: "+
 				"File already exists in the datastore: '%s', error: refusing to override existing file '%s'", fileName, fileName)
 		}
@@ -116,7 +116,7 @@ func createDownload(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) 
 
 // overwrite is the download's overwrite flag (default true).
 func overwrite(v map[string]any) bool {
-	b, ok := engine.Get(v, "overwrite").(bool)
+	b, ok := keyOverwrite.In(v).(bool)
 	return !ok || b
 }
 
@@ -124,17 +124,17 @@ func overwrite(v map[string]any) bool {
 // gone drops the resource. With overwrite it also asks the URL's size and
 // keeps both sizes as private state for the next plan (downloadForceNew).
 func readDownload(_ *engine.Server, tx *engine.Tx, obj *engine.Object) (bool, error) {
-	f := tx.State.Files[FileKey(tx, engine.Str(obj.Inputs, "nodeName"), obj.ID)]
+	f := tx.State.Files[FileKey(tx, keyNodeName.In(obj.Inputs), obj.ID)]
 	if f == nil {
 		return true, nil
 	}
 	if obj.Outputs == nil {
 		obj.Outputs = map[string]any{}
 	}
-	obj.Private = map[string]any{"original_state_size": obj.Outputs["size"]}
-	obj.Outputs["size"] = float64(f.Size)
+	obj.Private = map[string]any{"original_state_size": keySize.In(obj.Outputs)}
+	obj.Outputs[keySize.Path()] = float64(f.Size)
 	if overwrite(obj.Inputs) {
-		obj.Private["url_size"] = float64(URLSize(tx, engine.Str(obj.Inputs, "url")))
+		obj.Private["url_size"] = float64(URLSize(tx, keyURL.In(obj.Inputs)))
 	}
 	return false, nil
 }
@@ -153,17 +153,17 @@ func downloadForceNew(s *engine.Server, urn, id string, oldOutputs, olds, news m
 		}
 		return errors.New("read only") // nothing to save
 	})
-	size, _ := oldOutputs["size"].(float64)
+	size, _ := keySize.In(oldOutputs).(float64)
 	if orig, ok := private["original_state_size"].(float64); ok && orig != size {
 		return []string{"size"}
 	}
-	if us, ok := private["url_size"].(float64); ok && engine.Str(olds, "url") == engine.Str(news, "url") && us != size {
+	if us, ok := private["url_size"].(float64); ok && keyURL.In(olds) == keyURL.In(news) && us != size {
 		return []string{"size"}
 	}
 	return nil
 }
 
 func deleteDownload(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
-	delete(tx.State.Files, FileKey(tx, engine.Str(obj.Inputs, "nodeName"), obj.ID))
+	delete(tx.State.Files, FileKey(tx, keyNodeName.In(obj.Inputs), obj.ID))
 	return nil
 }

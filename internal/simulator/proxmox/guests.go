@@ -36,7 +36,7 @@ type diskSpec struct {
 // gives ipconfigN (ip=N for containers) to netN.
 func nicAddresses(v map[string]any) []string {
 	var out []string
-	for i := range engine.List(v, "initialization.ipConfigs") {
+	for i := range keyInitializationIPConfigs.In(v) {
 		a := engine.Str(v, fmt.Sprintf("initialization.ipConfigs[%d].ipv4.address", i))
 		if a == "dhcp" {
 			a = ""
@@ -64,7 +64,7 @@ func (g *guestSpec) readNICs(v map[string]any, key string) {
 
 func ipConfigAddresses(v map[string]any) []string {
 	var out []string
-	for i := range engine.List(v, "initialization.ipConfigs") {
+	for i := range keyInitializationIPConfigs.In(v) {
 		a := engine.Str(v, fmt.Sprintf("initialization.ipConfigs[%d].ipv4.address", i))
 		if a == "" || a == "dhcp" {
 			continue

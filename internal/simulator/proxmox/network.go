@@ -39,7 +39,7 @@ func CheckPorts(tx *engine.Tx, node, name string, ports []string) error {
 var bridgeName = regexp.MustCompile(`^vmbr(\d{1,4})$`)
 
 func createBridge(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) (string, map[string]any, error) {
-	node, name := engine.Str(in.Values, "nodeName"), engine.Str(in.Values, "name")
+	node, name := keyNodeName.In(in.Values), keyName.In(in.Values)
 	if _, err := Node(tx, node); err != nil {
 		return "", nil, err
 	}
@@ -53,7 +53,7 @@ func createBridge(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) (s
 		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: "+
 			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface already exists) (%s on node %q)", name, node)
 	}
-	ports := engine.StrList(in.Values, "ports")
+	ports := keyPorts.In(in.Values)
 	if err := CheckPorts(tx, node, name, ports); err != nil {
 		return "", nil, fmt.Errorf("Error creating Linux Bridge interface: Could not create Linux Bridge, unexpected error: %w", err)
 	}
@@ -69,7 +69,7 @@ func createBridge(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) (s
 // interface on the planned node: a bridge "moved" to another node is not
 // there, and Proxmox refuses.
 func updateBridge(s *engine.Server, tx *engine.Tx, _ string, old *engine.Object, news engine.Props) (map[string]any, error) {
-	node, name := engine.Str(news.Values, "nodeName"), engine.Str(news.Values, "name")
+	node, name := keyNodeName.In(news.Values), keyName.In(news.Values)
 	if _, err := Node(tx, node); err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func updateBridge(s *engine.Server, tx *engine.Tx, _ string, old *engine.Object,
 		return nil, fmt.Errorf("Error updating Linux Bridge interface: Could not update Linux Bridge, unexpected error: "+
 			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface does not exist) (%s on node %q)", name, node)
 	}
-	ports := engine.StrList(news.Values, "ports")
+	ports := keyPorts.In(news.Values)
 	if err := CheckPorts(tx, node, name, ports); err != nil {
 		return nil, fmt.Errorf("Error updating Linux Bridge interface: Could not update Linux Bridge, unexpected error: %w", err)
 	}
@@ -88,14 +88,14 @@ func updateBridge(s *engine.Server, tx *engine.Tx, _ string, old *engine.Object,
 		tx.State.BridgePorts[node+"/"+name] = ports
 	}
 	// The provider reloads the network of the node in its old state.
-	tx.State.NetworkReloads[engine.Str(old.Inputs, "nodeName")]++
+	tx.State.NetworkReloads[keyNodeName.In(old.Inputs)]++
 	return nil, nil
 }
 
 // deleteBridge removes a bridge and reloads the node's network. Proxmox
 // does not check whether guests still use it: their NICs lose the bridge.
 func deleteBridge(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
-	node, name := engine.Str(obj.Inputs, "nodeName"), engine.Str(obj.Inputs, "name")
+	node, name := keyNodeName.In(obj.Inputs), keyName.In(obj.Inputs)
 	delete(tx.State.Bridges, node+"/"+name)
 	delete(tx.State.BridgePorts, node+"/"+name)
 	tx.State.NetworkReloads[node]++
@@ -106,7 +106,7 @@ func deleteBridge(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
 // the tag unless `interface` and `vlan` are set; a custom name ("vlan_lab")
 // needs both (resource_linux_vlan.go:155-216, bpg v0.69.1).
 func vlanSpec(v map[string]any) (*engine.VLANIface, error) {
-	x := &engine.VLANIface{Node: engine.Str(v, "nodeName"), Name: engine.Str(v, "name"), Interface: engine.Str(v, "interface"), VLAN: engine.Num(v, "vlan"), MTU: engine.Num(v, "mtu")}
+	x := &engine.VLANIface{Node: keyNodeName.In(v), Name: keyName.In(v), Interface: keyInterface.In(v), VLAN: keyVlan.In(v), MTU: keyMTU.In(v)}
 	if len(x.Name) < 3 {
 		return nil, fmt.Errorf("Attribute name string length must be at least 3, got: %d", len(x.Name))
 	}
@@ -163,12 +163,12 @@ func updateVLAN(s *engine.Server, tx *engine.Tx, _ string, old *engine.Object, n
 			"received an HTTP 400 response - Reason: Parameter verification failed. (iface: interface does not exist) (%s on node %q)", x.Name, x.Node)
 	}
 	tx.State.VLANs[x.Node+"/"+x.Name] = x
-	tx.State.NetworkReloads[engine.Str(old.Inputs, "nodeName")]++
+	tx.State.NetworkReloads[keyNodeName.In(old.Inputs)]++
 	return map[string]any{"interface": x.Interface, "vlan": float64(x.VLAN)}, nil
 }
 
 func deleteVLAN(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
-	node, name := engine.Str(obj.Inputs, "nodeName"), engine.Str(obj.Inputs, "name")
+	node, name := keyNodeName.In(obj.Inputs), keyName.In(obj.Inputs)
 	delete(tx.State.VLANs, node+"/"+name)
 	tx.State.NetworkReloads[node]++
 	return nil

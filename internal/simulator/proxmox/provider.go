@@ -25,13 +25,13 @@ func CheckConfig(p engine.Props) error {
 			p.Values[key] = os.Getenv(env)
 		}
 	}
-	endpoint, _ := p.Values["endpoint"].(string)
-	if endpoint == "" && !p.Unknown["endpoint"] {
+	endpoint := keyEndpoint.In(p.Values)
+	if endpoint == "" && !p.Unknown[keyEndpoint.Path()] {
 		return fmt.Errorf("proxmoxve: the provider needs an endpoint: set proxmoxve:endpoint (https://<host>:8006/)")
 	}
-	token, _ := p.Values["apiToken"].(string)
-	user, _ := p.Values["username"].(string)
-	if token == "" && user == "" && !p.Unknown["apiToken"] {
+	token := keyAPIToken.In(p.Values)
+	user := keyUsername.In(p.Values)
+	if token == "" && user == "" && !p.Unknown[keyAPIToken.Path()] {
 		return fmt.Errorf("proxmoxve: the provider needs credentials: set proxmoxve:apiToken as a secret (pulumi config set --secret proxmoxve:apiToken 'user@realm!id=uuid')")
 	}
 	if token != "" && !strings.Contains(token, "!") || token != "" && !strings.Contains(token, "=") {

@@ -30,10 +30,10 @@ func envAny(names ...string) string {
 // then fails to authenticate (proxmox/ssh/client.go openNodeShell).
 func SSHLogin(s *engine.Server, tx *engine.Tx, node string) error {
 	conf := s.ConfigObject("ssh")
-	user, _ := conf["username"].(string)
-	password, _ := conf["password"].(string)
-	key, _ := conf["privateKey"].(string)
-	agent, _ := conf["agent"].(bool)
+	user := keyUsername.In(conf)
+	password := keyPassword.In(conf)
+	key := keyPrivateKey.In(conf)
+	agent := keyAgent.In(conf)
 	apiUser, _, _ := s.ConfigValue("username")
 	apiPassword, _, _ := s.ConfigValue("password")
 	if user == "" {
@@ -59,10 +59,10 @@ func SSHLogin(s *engine.Server, tx *engine.Tx, node string) error {
 		host = n.SSHHost
 	}
 	port := 22
-	for _, e := range engine.List(conf, "nodes") {
-		if m, ok := e.(map[string]any); ok && engine.Str(m, "name") == node {
-			host = engine.Str(m, "address")
-			if p := engine.Num(m, "port"); p > 0 {
+	for _, e := range keyNodes.In(conf) {
+		if m, ok := e.(map[string]any); ok && keyName.In(m) == node {
+			host = keyAddress.In(m)
+			if p := keyPort.In(m); p > 0 {
 				port = p
 			}
 		}

@@ -11,21 +11,21 @@ import (
 )
 
 func vmSpec(v map[string]any) guestSpec {
-	g := guestSpec{kind: "qemu", node: engine.Str(v, "nodeName"), vmid: engine.Num(v, "vmId"), name: engine.Str(v, "name"),
-		cores: engine.Num(v, "cpu.cores"), memory: engine.Num(v, "memory.dedicated"), started: true}
-	if s, ok := engine.Get(v, "started").(bool); ok {
+	g := guestSpec{kind: "qemu", node: keyNodeName.In(v), vmid: keyVMID.In(v), name: keyName.In(v),
+		cores: keyCPUCores.In(v), memory: keyMemoryDedicated.In(v), started: true}
+	if s, ok := keyStarted.In(v).(bool); ok {
 		g.started = s
 	}
 	if g.cores == 0 {
 		g.cores = 1
 	}
-	if sockets := engine.Num(v, "cpu.sockets"); sockets > 1 {
+	if sockets := keyCPUSockets.In(v); sockets > 1 {
 		g.cores *= sockets
 	}
 	if g.memory == 0 {
 		g.memory = 512
 	}
-	for i := range engine.List(v, "disks") {
+	for i := range keyDisks.In(v) {
 		p := fmt.Sprintf("disks[%d]", i)
 		d := diskSpec{datastore: engine.Str(v, p+".datastoreId"), fileID: engine.Str(v, p+".fileId"), iface: engine.Str(v, p+".interface")}
 		if d.datastore == "" {
@@ -37,7 +37,7 @@ func vmSpec(v map[string]any) guestSpec {
 		g.diskIface = strings.TrimRight(g.disks[0].iface, "0123456789")
 	}
 	g.readNICs(v, "networkDevices")
-	if ds := engine.Str(v, "initialization.datastoreId"); ds != "" {
+	if ds := keyInitializationDatastoreID.In(v); ds != "" {
 		g.disks = append(g.disks, diskSpec{datastore: ds, iface: "ide2"})
 	}
 	g.addresses = ipConfigAddresses(v)
@@ -73,13 +73,13 @@ func createVM(s *engine.Server, tx *engine.Tx, _ string, in engine.Props) (strin
 	CreateTask(s, tx, TokenVM)
 	guest := tx.State.Guests[g.vmid]
 	// vmCreateStart: start, reboot if asked, then vmRead.
-	template, _ := engine.Get(in.Values, "template").(bool)
-	if reboot, _ := engine.Get(in.Values, "reboot").(bool); reboot && g.started && !template {
+	template, _ := keyTemplate.In(in.Values).(bool)
+	if reboot, _ := keyReboot.In(in.Values).(bool); reboot && g.started && !template {
 		tx.Reboot(s.Faults(), guest, "proxmox create: reboot")
 	}
 	_, agentTimeout := vmAgent(in.Values)
 	createTimeout := dvTimeoutCreate
-	if n := engine.Num(in.Values, "timeoutCreate"); n > 0 {
+	if n := keyTimeoutCreate.In(in.Values); n > 0 {
 		createTimeout = time.Duration(n) * time.Second
 	}
 	outs := engine.Merge(guestOutputs(g), VMNetwork(s, tx, in.Values, guest, min(agentTimeout, createTimeout)))
@@ -109,12 +109,12 @@ func readVM(s *engine.Server, tx *engine.Tx, obj *engine.Object) (bool, error) {
 // a fileId replaces the VM too (Terraform diffs disk.N.file_id from "").
 func vmForceNew(_ *engine.Server, _, _ string, _, olds, news map[string]any) []string {
 	var keys []string
-	if engine.Str(olds, "nodeName") != engine.Str(news, "nodeName") {
-		if migrate, _ := engine.Get(news, "migrate").(bool); !migrate {
+	if keyNodeName.In(olds) != keyNodeName.In(news) {
+		if migrate, _ := keyMigrate.In(news).(bool); !migrate {
 			keys = append(keys, "nodeName")
 		}
 	}
-	od, nd := engine.List(olds, "disks"), engine.List(news, "disks")
+	od, nd := keyDisks.In(olds), keyDisks.In(news)
 	for i := 0; i < max(len(od), len(nd)); i++ {
 		p := fmt.Sprintf("disks[%d].fileId", i)
 		if engine.Str(olds, p) != engine.Str(news, p) {
@@ -143,7 +143,7 @@ type vmDisk struct {
 func vmDisks(v map[string]any) (map[string]vmDisk, []string) {
 	out := map[string]vmDisk{}
 	var order []string
-	for i := range engine.List(v, "disks") {
+	for i := range keyDisks.In(v) {
 		p := fmt.Sprintf("disks[%d]", i)
 		d := vmDisk{iface: engine.Str(v, p+".interface"), datastore: engine.Str(v, p+".datastoreId"), size: engine.Num(v, p+".size"), index: i}
 		if d.iface == "" {
@@ -195,7 +195,7 @@ func updateVM(s *engine.Server, tx *engine.Tx, id string, old *engine.Object, ne
 	}
 	// UpdateVM applies the configuration (and starts or stops the VM)...
 	running := prev != nil && prev.Started
-	if !reflect.DeepEqual(engine.Get(olds, "started"), engine.Get(nv, "started")) {
+	if !reflect.DeepEqual(keyStarted.In(olds), keyStarted.In(nv)) {
 		running = g.started // a changed "started" starts or stops it
 	}
 	keepIface := ""
@@ -222,7 +222,7 @@ func updateVM(s *engine.Server, tx *engine.Tx, id string, old *engine.Object, ne
 				od.datastore, fmt.Sprintf("vm-%d-disk-%d", self, od.index), self)}
 		}
 	}
-	template, _ := engine.Get(nv, "template").(bool)
+	template, _ := keyTemplate.In(nv).(bool)
 	causes := rebootCauses(olds, nv, vmRebootKeys)
 	if len(moved) > 0 && running && !template {
 		// A moved disk needs the VM stopped and started: that is the reboot.

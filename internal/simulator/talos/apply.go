@@ -138,8 +138,8 @@ func AppliedConfig(tx *engine.Tx, address string) string {
 		return m.Config
 	}
 	for _, obj := range tx.State.Objects {
-		if obj.Type == TokenApply && engine.Str(obj.Inputs, "node") == address {
-			if text := engine.Str(obj.Outputs, "machineConfiguration"); text != "" {
+		if obj.Type == TokenApply && keyNode.In(obj.Inputs) == address {
+			if text := keyMachineConfiguration.In(obj.Outputs); text != "" {
 				return text
 			}
 		}
@@ -151,8 +151,8 @@ func AppliedConfig(tx *engine.Tx, address string) string {
 // configuration was patched and validated by prepareConfiguration.
 func apply(s *engine.Server, tx *engine.Tx, v map[string]any, p patched) (map[string]any, error) {
 	now := time.Now()
-	node := engine.Str(v, "node")
-	endpoint := engine.Str(v, "endpoint")
+	node := keyNode.In(v)
+	endpoint := keyEndpoint.In(v)
 	if endpoint == "" {
 		endpoint = node
 	}
@@ -165,7 +165,7 @@ func apply(s *engine.Server, tx *engine.Tx, v map[string]any, p patched) (map[st
 			return nil, retried(fmt.Errorf("endpoint: %w", err))
 		}
 	}
-	cc, _ := v["clientConfiguration"].(map[string]any)
+	cc := keyClientConfiguration.In(v)
 	prev := tx.State.Machines[node]
 	linkMTU := LinkMTU(g, node, p.text)
 	// A NIC sending frames above its segment's MTU: the first connection
@@ -180,7 +180,7 @@ func apply(s *engine.Server, tx *engine.Tx, v map[string]any, p patched) (map[st
 	if prev != nil && !caMatches(cc, prev.OSCA) {
 		return nil, retried(fmt.Errorf("rpc error: code = Unavailable desc = connection error: tls: failed to verify certificate: x509: certificate signed by unknown authority (node %s belongs to another cluster's CA)", node))
 	}
-	mode := engine.Str(v, "applyMode")
+	mode := keyApplyMode.In(v)
 	if mode == "" {
 		mode = "auto"
 	}

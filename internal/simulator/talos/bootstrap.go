@@ -50,8 +50,8 @@ func Join(tx *engine.Tx, c *engine.TalosCluster, m *engine.TalosMachine, g *engi
 const BootstrapID = "machine_bootstrap"
 
 func bootstrap(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props) (string, map[string]any, error) {
-	node := engine.Str(in.Values, "node")
-	cc, _ := in.Values["clientConfiguration"].(map[string]any)
+	node := keyNode.In(in.Values)
+	cc := keyClientConfiguration.In(in.Values)
 	m, err := Configured(tx, node, cc)
 	if err != nil {
 		return "", nil, fmt.Errorf("Error bootstrapping node: %w", retried(err))
@@ -88,8 +88,8 @@ func bootstrap(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props) (stri
 // configuration applied to a control plane.
 func K8sCA(tx *engine.Tx, m *engine.TalosMachine) (*x509.PEMEncodedCertificateAndKey, error) {
 	for _, obj := range tx.State.Objects {
-		if obj.Type == TokenApply && engine.Str(obj.Inputs, "node") == m.Address {
-			cfg, err := configloader.NewFromBytes([]byte(engine.Str(obj.Outputs, "machineConfiguration")))
+		if obj.Type == TokenApply && keyNode.In(obj.Inputs) == m.Address {
+			cfg, err := configloader.NewFromBytes([]byte(keyMachineConfiguration.In(obj.Outputs)))
 			if err == nil && cfg.Cluster().IssuingCA() != nil {
 				return cfg.Cluster().IssuingCA(), nil
 			}

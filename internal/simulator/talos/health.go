@@ -19,8 +19,8 @@ import (
 // see awaitNodes), with the data source's error and the reporter's last line.
 func GetHealth(_ *engine.Server, tx *engine.Tx, args map[string]any) (map[string]any, error) {
 	now := time.Now()
-	cc, _ := args["clientConfiguration"].(map[string]any)
-	cps, workers := engine.StrList(args, "controlPlaneNodes"), engine.StrList(args, "workerNodes")
+	cc := keyClientConfiguration.In(args)
+	cps, workers := keyControlPlaneNodes.In(args), keyWorkerNodes.In(args)
 	if len(cps) == 0 {
 		return nil, fmt.Errorf("health: controlPlaneNodes is required")
 	}
@@ -29,7 +29,7 @@ func GetHealth(_ *engine.Server, tx *engine.Tx, args map[string]any) (map[string
 	}
 	// The client talks to the cluster through the endpoints; the etcd
 	// member list without a node target comes from the first one.
-	endpoints := engine.StrList(args, "endpoints")
+	endpoints := keyEndpoints.In(args)
 	for _, e := range endpoints {
 		if _, err := Configured(tx, e, cc); err != nil {
 			return nil, fmt.Errorf("cluster health check failed: endpoint: %w", err)
@@ -112,7 +112,7 @@ func GetHealth(_ *engine.Server, tx *engine.Tx, args map[string]any) (map[string
 		ips := slices.Sorted(maps.Keys(remaining))
 		return nil, fail("all k8s nodes to report", fmt.Errorf("unexpected nodes with IPs %q", ips))
 	}
-	skipK8s, _ := args["skipKubernetesChecks"].(bool)
+	skipK8s := keySkipKubernetesChecks.In(args)
 	if !skipK8s {
 		var notReady, unschedulable []string
 		for _, name := range slices.Sorted(maps.Keys(cluster.Nodes)) {

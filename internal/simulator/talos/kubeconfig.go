@@ -82,8 +82,8 @@ func kubeconfig(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props) (str
 }
 
 func IssueKubeconfig(tx *engine.Tx, v map[string]any) (*engine.TalosCluster, map[string]any, error) {
-	node := engine.Str(v, "node")
-	cc, _ := v["clientConfiguration"].(map[string]any)
+	node := keyNode.In(v)
+	cc := keyClientConfiguration.In(v)
 	m, c, err := Bootstrapped(tx, node, cc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to retrieve kubeconfig: %w", retried(err))
@@ -111,13 +111,13 @@ func IssueKubeconfig(tx *engine.Tx, v map[string]any) (*engine.TalosCluster, map
 // certificateRenewalDuration (default 720h); otherwise the outputs stay.
 func renewKubeconfig(_ *engine.Server, tx *engine.Tx, _ string, old *engine.Object, news engine.Props) (map[string]any, error) {
 	renewal := 720 * time.Hour
-	if d := engine.Str(news.Values, "certificateRenewalDuration"); d != "" {
+	if d := keyCertificateRenewalDuration.In(news.Values); d != "" {
 		var err error
 		if renewal, err = time.ParseDuration(d); err != nil {
 			return nil, fmt.Errorf("failed to parse certificate renewal duration: %w", err)
 		}
 	}
-	if block, _ := pem.Decode(Unb64(engine.Str(old.Outputs, "kubernetesClientConfiguration.clientCertificate"))); block != nil {
+	if block, _ := pem.Decode(Unb64(keyKubernetesClientConfigurationClientCertificate.In(old.Outputs))); block != nil {
 		if crt, err := stdx509.ParseCertificate(block.Bytes); err == nil && !crt.NotAfter.Before(time.Now().Add(renewal)) {
 			return old.Outputs, nil
 		}

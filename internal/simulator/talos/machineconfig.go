@@ -64,28 +64,28 @@ func patchAndValidate(base []byte, patches []string, mode runtimeMode) (taloscon
 }
 
 func GetMachineConfiguration(_ *engine.Server, _ *engine.Tx, args map[string]any) (map[string]any, error) {
-	sec, _ := args["machineSecrets"].(map[string]any)
+	sec := keyMachineSecrets.In(args)
 	b, err := bundleFromSDK(sec)
 	if err != nil {
 		return nil, err
 	}
-	vc, err := contract(engine.Str(args, "talosVersion"))
+	vc, err := contract(keyTalosVersion.In(args))
 	if err != nil {
 		return nil, err
 	}
-	k8s := strings.TrimPrefix(engine.Str(args, "kubernetesVersion"), "v")
+	k8s := strings.TrimPrefix(keyKubernetesVersion.In(args), "v")
 	if k8s == "" {
 		k8s = constants.DefaultKubernetesVersion
 	}
-	endpoint := engine.Str(args, "clusterEndpoint")
+	endpoint := keyClusterEndpoint.In(args)
 	if u, err := url.Parse(endpoint); err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("clusterEndpoint %q: must be an https URL such as https://10.0.0.10:6443", endpoint)
 	}
-	mt, err := machine.ParseType(engine.Str(args, "machineType"))
+	mt, err := machine.ParseType(keyMachineType.In(args))
 	if err != nil || (mt != machine.TypeControlPlane && mt != machine.TypeWorker) {
-		return nil, fmt.Errorf("machineType %q: use controlplane or worker", engine.Str(args, "machineType"))
+		return nil, fmt.Errorf("machineType %q: use controlplane or worker", keyMachineType.In(args))
 	}
-	input, err := generate.NewInput(engine.Str(args, "clusterName"), endpoint, k8s,
+	input, err := generate.NewInput(keyClusterName.In(args), endpoint, k8s,
 		generate.WithSecretsBundle(b), generate.WithVersionContract(vc))
 	if err != nil {
 		return nil, err
@@ -98,17 +98,17 @@ func GetMachineConfiguration(_ *engine.Server, _ *engine.Tx, args map[string]any
 	if err != nil {
 		return nil, err
 	}
-	_, text, err := patchAndValidate(raw, engine.StrList(args, "configPatches"), runtimeMode{install: false})
+	_, text, err := patchAndValidate(raw, keyConfigPatches.In(args), runtimeMode{install: false})
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"machineConfiguration": text, "id": engine.Str(args, "clusterName")}, nil
+	return map[string]any{"machineConfiguration": text, "id": keyClusterName.In(args)}, nil
 }
 
 // caMatches reports whether the client's CA is the node's Talos API CA: a
 // configured node accepts only clients with certificates from its own CA.
 func caMatches(clientConfig map[string]any, osCA string) bool {
-	return bytes.Equal(bytes.TrimSpace(Unb64(engine.Str(clientConfig, "caCertificate"))), bytes.TrimSpace([]byte(osCA)))
+	return bytes.Equal(bytes.TrimSpace(Unb64(keyCACertificate.In(clientConfig))), bytes.TrimSpace([]byte(osCA)))
 }
 
 // V1alpha1Doc returns the main document of a machine configuration as
@@ -133,7 +133,7 @@ type patched struct {
 }
 
 func prepareConfiguration(v map[string]any) (any, error) {
-	cfg, text, err := patchAndValidate([]byte(engine.Str(v, "machineConfigurationInput")), engine.StrList(v, "configPatches"), runtimeMode{install: false})
+	cfg, text, err := patchAndValidate([]byte(keyMachineConfigurationInput.In(v)), keyConfigPatches.In(v), runtimeMode{install: false})
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +141,11 @@ func prepareConfiguration(v map[string]any) (any, error) {
 }
 
 func getImageURLs(_ *engine.Server, _ *engine.Tx, args map[string]any) (map[string]any, error) {
-	id, version := engine.Str(args, "schematicId"), engine.Str(args, "talosVersion")
+	id, version := keySchematicID.In(args), keyTalosVersion.In(args)
 	if len(id) != 64 {
 		return nil, fmt.Errorf("schematicId %q: not a schematic ID", id)
 	}
-	platform, arch := engine.Str(args, "platform"), engine.Str(args, "architecture")
+	platform, arch := keyPlatform.In(args), keyArchitecture.In(args)
 	if platform == "" {
 		platform = "metal"
 	}

@@ -58,20 +58,20 @@ func (a *API) Reset(ctx context.Context, in *machine.ResetRequest) (*machine.Res
 // last member cannot leave). The Node object stays behind either way.
 func resetOnDestroy(s *engine.Server, tx *engine.Tx, obj *engine.Object) error {
 	v := obj.Inputs
-	if reset, _ := engine.Get(v, "onDestroy.reset").(bool); !reset {
+	if reset, _ := keyOnDestroyReset.In(v).(bool); !reset {
 		return nil
 	}
 	graceful := true
-	if b, ok := engine.Get(v, "onDestroy.graceful").(bool); ok {
+	if b, ok := keyOnDestroyGraceful.In(v).(bool); ok {
 		graceful = b
 	}
-	reboot, _ := engine.Get(v, "onDestroy.reboot").(bool)
-	cc, _ := v["clientConfiguration"].(map[string]any)
+	reboot, _ := keyOnDestroyReboot.In(v).(bool)
+	cc := keyClientConfiguration.In(v)
 	faults, err := s.Store.Faults()
 	if err != nil {
 		return err
 	}
-	if err := Reset(tx, engine.Str(v, "node"), cc, graceful, reboot, faults); err != nil {
+	if err := Reset(tx, keyNode.In(v), cc, graceful, reboot, faults); err != nil {
 		return fmt.Errorf("Error resetting machine: %w", err)
 	}
 	return nil

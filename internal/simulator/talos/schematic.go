@@ -45,7 +45,7 @@ func postSchematic(tx *engine.Tx, text string) (string, error) {
 }
 
 func createSchematic(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props) (string, map[string]any, error) {
-	id, err := postSchematic(tx, engine.Str(in.Values, "schematic"))
+	id, err := postSchematic(tx, keySchematic.In(in.Values))
 	return id, nil, err
 }
 
@@ -54,7 +54,7 @@ func createSchematic(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props)
 // cannot change a resource's ID: the resource keeps the old schematic's ID
 // while the factory now also knows the new one.
 func updateSchematic(_ *engine.Server, tx *engine.Tx, _ string, old *engine.Object, news engine.Props) (map[string]any, error) {
-	if _, err := postSchematic(tx, engine.Str(news.Values, "schematic")); err != nil {
+	if _, err := postSchematic(tx, keySchematic.In(news.Values)); err != nil {
 		return nil, fmt.Errorf("failed to update schematic: %w", err)
 	}
 	return old.Outputs, nil

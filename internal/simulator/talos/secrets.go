@@ -119,16 +119,16 @@ func bundleFromSDK(v map[string]any) (*secrets.Bundle, error) {
 	}
 	b := &secrets.Bundle{
 		Clock:   secrets.NewFixedClock(time.Now()),
-		Cluster: &secrets.Cluster{ID: engine.Str(v, "cluster.id"), Secret: engine.Str(v, "cluster.secret")},
+		Cluster: &secrets.Cluster{ID: keyClusterID.In(v), Secret: keyClusterSecret.In(v)},
 		Secrets: &secrets.Secrets{
-			BootstrapToken:            engine.Str(v, "secrets.bootstrapToken"),
-			SecretboxEncryptionSecret: engine.Str(v, "secrets.secretboxEncryptionSecret"),
-			AESCBCEncryptionSecret:    engine.Str(v, "secrets.aescbcEncryptionSecret"),
+			BootstrapToken:            keySecretsBootstrapToken.In(v),
+			SecretboxEncryptionSecret: keySecretsSecretboxEncryptionSecret.In(v),
+			AESCBCEncryptionSecret:    keySecretsAescbcEncryptionSecret.In(v),
 		},
-		TrustdInfo: &secrets.TrustdInfo{Token: engine.Str(v, "trustdinfo.token")},
+		TrustdInfo: &secrets.TrustdInfo{Token: keyTrustdinfoToken.In(v)},
 		Certs: &secrets.Certs{
 			Etcd: pair("certs.etcd"), K8s: pair("certs.k8s"), K8sAggregator: pair("certs.k8sAggregator"),
-			K8sServiceAccount: &x509.PEMEncodedKey{Key: Unb64(engine.Str(v, "certs.k8sServiceaccount.key"))},
+			K8sServiceAccount: &x509.PEMEncodedKey{Key: Unb64(keyCertsK8sServiceaccountKey.In(v))},
 			OS:                pair("certs.os"),
 		},
 	}
@@ -148,7 +148,7 @@ func clientConfigurationFor(b *secrets.Bundle) (map[string]any, error) {
 
 // newSecrets generates the bundle (CA keys and tokens) outside the lock.
 func newSecrets(v map[string]any) (any, error) {
-	vc, err := contract(engine.Str(v, "talosVersion"))
+	vc, err := contract(keyTalosVersion.In(v))
 	if err != nil {
 		return nil, err
 	}
@@ -169,20 +169,20 @@ func createSecrets(_ *engine.Server, _ *engine.Tx, _ string, in engine.Props) (s
 }
 
 func getClientConfiguration(_ *engine.Server, _ *engine.Tx, args map[string]any) (map[string]any, error) {
-	cc, _ := args["clientConfiguration"].(map[string]any)
-	ca, crt, key := Unb64(engine.Str(cc, "caCertificate")), Unb64(engine.Str(cc, "clientCertificate")), Unb64(engine.Str(cc, "clientKey"))
+	cc := keyClientConfiguration.In(args)
+	ca, crt, key := Unb64(keyCACertificate.In(cc)), Unb64(keyClientCertificate.In(cc)), Unb64(keyClientKey.In(cc))
 	if len(ca) == 0 || len(crt) == 0 || len(key) == 0 {
 		return nil, fmt.Errorf("clientConfiguration: caCertificate, clientCertificate and clientKey are required (base64 PEM)")
 	}
-	endpoints := engine.StrList(args, "endpoints")
+	endpoints := keyEndpoints.In(args)
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("endpoints: at least one Talos endpoint is required")
 	}
-	cfg := clientconfig.NewConfig(engine.Str(args, "clusterName"), endpoints, ca, &x509.PEMEncodedCertificateAndKey{Crt: crt, Key: key})
-	cfg.Contexts[cfg.Context].Nodes = engine.StrList(args, "nodes")
+	cfg := clientconfig.NewConfig(keyClusterName.In(args), endpoints, ca, &x509.PEMEncodedCertificateAndKey{Crt: crt, Key: key})
+	cfg.Contexts[cfg.Context].Nodes = keyNodes.In(args)
 	b, err := cfg.Bytes()
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"talosConfig": string(b), "id": engine.Str(args, "clusterName")}, nil
+	return map[string]any{"talosConfig": string(b), "id": keyClusterName.In(args)}, nil
 }

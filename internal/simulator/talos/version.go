@@ -76,7 +76,7 @@ func BootVersion(tx *engine.Tx, g *engine.Guest, doc map[string]any) (version, s
 		if obj.Type != proxmox.TokenVM || obj.ID != strconv.Itoa(g.VMID) {
 			continue
 		}
-		for i := range engine.List(obj.Inputs, "disks") {
+		for i := range keyDisks.In(obj.Inputs) {
 			id := engine.Str(obj.Inputs, fmt.Sprintf("disks[%d].fileId", i))
 			if f := tx.State.Files[proxmox.FileKey(tx, g.Node, id)]; id != "" && f != nil {
 				if m := versionInURL.FindStringSubmatch(f.URL); m != nil {

@@ -1,0 +1,48 @@
+package talos
+
+import "github.com/sda-platform/sda/internal/simulator/engine"
+
+// The properties the rules of this package read, each declared once (see
+// engine.Key): resource inputs and outputs, function arguments and the
+// provider configuration, by their paths in the real provider's schema.
+var (
+	keyApplyMode                                      = engine.StrKey("applyMode")
+	keyArchitecture                                   = engine.StrKey("architecture")
+	keyCACertificate                                  = engine.StrKey("caCertificate")
+	keyCertificateRenewalDuration                     = engine.StrKey("certificateRenewalDuration")
+	keyCertsK8sServiceaccountKey                      = engine.StrKey("certs.k8sServiceaccount.key")
+	keyClientCertificate                              = engine.StrKey("clientCertificate")
+	keyClientConfiguration                            = engine.MapKey("clientConfiguration")
+	keyClientKey                                      = engine.StrKey("clientKey")
+	keyClusterEndpoint                                = engine.StrKey("clusterEndpoint")
+	keyClusterID                                      = engine.StrKey("cluster.id")
+	keyClusterName                                    = engine.StrKey("clusterName")
+	keyClusterSecret                                  = engine.StrKey("cluster.secret")
+	keyConfigPatches                                  = engine.StrListKey("configPatches")
+	keyControlPlaneNodes                              = engine.StrListKey("controlPlaneNodes")
+	keyDisks                                          = engine.ListKey("disks")
+	keyEndpoint                                       = engine.StrKey("endpoint")
+	keyEndpoints                                      = engine.StrListKey("endpoints")
+	keyID                                             = engine.StrKey("id")
+	keyKubernetesClientConfigurationClientCertificate = engine.StrKey("kubernetesClientConfiguration.clientCertificate")
+	keyKubernetesVersion                              = engine.StrKey("kubernetesVersion")
+	keyMachineConfiguration                           = engine.StrKey("machineConfiguration")
+	keyMachineConfigurationInput                      = engine.StrKey("machineConfigurationInput")
+	keyMachineSecrets                                 = engine.MapKey("machineSecrets")
+	keyMachineType                                    = engine.StrKey("machineType")
+	keyNode                                           = engine.StrKey("node")
+	keyNodes                                          = engine.StrListKey("nodes")
+	keyOnDestroyGraceful                              = engine.AnyKey("onDestroy.graceful")
+	keyOnDestroyReboot                                = engine.AnyKey("onDestroy.reboot")
+	keyOnDestroyReset                                 = engine.AnyKey("onDestroy.reset")
+	keyPlatform                                       = engine.StrKey("platform")
+	keySchematic                                      = engine.StrKey("schematic")
+	keySchematicID                                    = engine.StrKey("schematicId")
+	keySecretsAescbcEncryptionSecret                  = engine.StrKey("secrets.aescbcEncryptionSecret")
+	keySecretsBootstrapToken                          = engine.StrKey("secrets.bootstrapToken")
+	keySecretsSecretboxEncryptionSecret               = engine.StrKey("secrets.secretboxEncryptionSecret")
+	keySkipKubernetesChecks                           = engine.BoolKey("skipKubernetesChecks")
+	keyTalosVersion                                   = engine.StrKey("talosVersion")
+	keyTrustdinfoToken                                = engine.StrKey("trustdinfo.token")
+	keyWorkerNodes                                    = engine.StrListKey("workerNodes")
+)
