@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -46,6 +47,17 @@ func (k Key[T]) Present(values map[string]any) bool {
 // Path is k's path in the property map.
 func (k Key[T]) Path() string { return k.path }
 
+// Elem is element i of a list property as an object: nil when the list
+// is shorter or the element is not an object, so element keys read zero
+// values from it as a path "list[i].key" would.
+func Elem(list []any, i int) map[string]any {
+	if i < 0 || i >= len(list) {
+		return nil
+	}
+	m, _ := list[i].(map[string]any)
+	return m
+}
+
 // DeclaredKey is a Key as declared: its path, what its value is read as,
 // and the file that declared it.
 type DeclaredKey struct {
@@ -73,8 +85,11 @@ func declare[T any](path, typ string, get func(map[string]any, string) T) Key[T]
 		panic(fmt.Sprintf("simulator: property key %q is not a dotted path of names", path))
 	}
 	_, file, _, _ := runtime.Caller(2)
+	d := DeclaredKey{Path: path, Type: typ, File: file}
 	declaredMu.Lock()
-	declared = append(declared, DeclaredKey{Path: path, Type: typ, File: file})
+	if !slices.Contains(declared, d) {
+		declared = append(declared, d)
+	}
 	declaredMu.Unlock()
 	return Key[T]{path: path, get: get}
 }

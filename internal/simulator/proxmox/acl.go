@@ -327,8 +327,9 @@ func cloudInitKeys(v map[string]any) []string {
 	if keyInitializationUserAccount.In(v) != nil {
 		out = append(out, "ciuser", "cipassword", "sshkeys")
 	}
-	for _, f := range []string{"userDataFileId", "vendorDataFileId", "networkDataFileId", "metaDataFileId"} {
-		if engine.Str(v, "initialization."+f) != "" {
+	for _, k := range []engine.Key[string]{keyInitializationUserDataFileID, keyInitializationVendorDataFileID,
+		keyInitializationNetworkDataFileID, keyInitializationMetaDataFileID} {
+		if k.In(v) != "" {
 			out = append(out, "cicustom")
 			break
 		}
@@ -368,11 +369,11 @@ func vmCreateBlocks(v map[string]any) []string {
 // SDN configuration (Vnets::config(), not the running one) and
 // localnetwork for a plain bridge; with a VLAN tag or trunks only
 // …/<bridge>/<tag> (a grant on the bridge reaches it by propagation).
-func NICChecks(tx *engine.Tx, v map[string]any, key string) []check {
+func NICChecks(tx *engine.Tx, nics []any) []check {
 	var out []check
-	for i := range engine.List(v, key) {
-		p := fmt.Sprintf("%s[%d]", key, i)
-		bridge := engine.Str(v, p+".bridge")
+	for _, e := range nics {
+		nic := asObject(e)
+		bridge := keyBridge.In(nic)
 		if bridge == "" {
 			bridge = "vmbr0"
 		}
@@ -381,7 +382,7 @@ func NICChecks(tx *engine.Tx, v map[string]any, key string) []check {
 			zone = vn.Zone
 		}
 		base := "/sdn/zones/" + zone + "/" + bridge
-		tag, trunks := engine.Num(v, p+".vlanId"), engine.Str(v, p+".trunks")
+		tag, trunks := keyVLANID.In(nic), keyTrunks.In(nic)
 		if tag != 0 {
 			out = append(out, need(base+"/"+strconv.Itoa(tag), "SDN.Use"))
 		}
@@ -410,8 +411,8 @@ func NICChecks(tx *engine.Tx, v map[string]any, key string) []check {
 	return out
 }
 
-func datastoreOf(v map[string]any, path, def string) string {
-	if ds := engine.Str(v, path); ds != "" {
+func datastoreOf(v map[string]any, key engine.Key[string], def string) string {
+	if ds := key.In(v); ds != "" {
 		return ds
 	}
 	return def
@@ -442,14 +443,14 @@ func powerCall(vmid int, format string) pveRequest {
 // times (vms.go:80-113, LastErrorOnly(false)).
 func VMCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 	checks := []check{{path: vmPath(g.vmid), privs: []string{"VM.Allocate"}, bare: true}}
-	for i := range keyDisks.In(v) {
-		p := fmt.Sprintf("disks[%d]", i)
-		if engine.Str(v, p+".fileId") == "" {
-			checks = appendNew(checks, need("/storage/"+datastoreOf(v, p+".datastoreId", "local-lvm"), "Datastore.AllocateSpace"))
+	for _, e := range keyDisks.In(v) {
+		disk := asObject(e)
+		if keyFileID.In(disk) == "" {
+			checks = appendNew(checks, need("/storage/"+datastoreOf(disk, keyDatastoreID, "local-lvm"), "Datastore.AllocateSpace"))
 		}
 	}
 	checks = appendNew(checks, qemuKeyChecks(g.vmid, vmKeys(v, vmCreateBlocks(v)))...)
-	checks = append(checks, NICChecks(tx, v, "networkDevices")...)
+	checks = append(checks, NICChecks(tx, keyNetworkDevices.In(v))...)
 	return []pveRequest{{checks: checks, wrap: func(e string) error { return fmt.Errorf("error creating VM: %s", allAttemptsFail(3, e)) }}}
 }
 
@@ -459,10 +460,10 @@ func VMCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveRequest {
 // Qemu.pm:3396).
 func vmAfterCreateCalls(g guestSpec, v map[string]any) []pveRequest {
 	var calls []pveRequest
-	for i := range keyDisks.In(v) {
-		p := fmt.Sprintf("disks[%d]", i)
-		if engine.Str(v, p+".fileId") != "" {
-			calls = append(calls, resizeCall(g.vmid, datastoreOf(v, p+".datastoreId", "local-lvm"), "resizing disk: "))
+	for _, e := range keyDisks.In(v) {
+		disk := asObject(e)
+		if keyFileID.In(disk) != "" {
+			calls = append(calls, resizeCall(g.vmid, datastoreOf(disk, keyDatastoreID, "local-lvm"), "resizing disk: "))
 		}
 	}
 	if template, _ := keyTemplate.In(v).(bool); g.started && !template {
@@ -489,7 +490,7 @@ func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	newDisks, newOrder := vmDisks(news)
 	for _, iface := range newOrder {
 		d := newDisks[iface]
-		if _, ok := oldDisks[iface]; !ok && engine.Str(news, fmt.Sprintf("disks[%d].fileId", d.index)) != "" {
+		if _, ok := oldDisks[iface]; !ok && keyFileID.In(engine.Elem(keyDisks.In(news), d.index)) != "" {
 			calls = append(calls, resizeCall(vmid, d.datastore, "creating custom disk: resizing disk: "))
 		}
 	}
@@ -502,14 +503,14 @@ func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	if disksChanged {
 		for _, iface := range newOrder {
 			d := newDisks[iface]
-			if _, ok := oldDisks[iface]; !ok && engine.Str(news, fmt.Sprintf("disks[%d].fileId", d.index)) == "" {
+			if _, ok := oldDisks[iface]; !ok && keyFileID.In(engine.Elem(keyDisks.In(news), d.index)) == "" {
 				checks = appendNew(checks, need("/storage/"+d.datastore, "Datastore.AllocateSpace"))
 			}
 		}
 	}
 	netChanged := slices.Contains(changed, "networkDevices")
 	if netChanged {
-		checks = append(checks, NICChecks(tx, news, "networkDevices")...)
+		checks = append(checks, NICChecks(tx, keyNetworkDevices.In(news))...)
 	}
 	if disksChanged {
 		checks = appendNew(checks, need(vm, "VM.Config.Disk"))
@@ -518,7 +519,7 @@ func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 		checks = appendNew(checks, need(vm, "VM.Config.Cloudinit", "VM.Config.CDROM"))
 	}
 	if netChanged {
-		checks = append(checks, NICChecks(tx, olds, "networkDevices")...)
+		checks = append(checks, NICChecks(tx, keyNetworkDevices.In(olds))...)
 	}
 	calls = append(calls, pveRequest{checks: checks, wrap: wrapf("error updating VM: %s")})
 
@@ -579,7 +580,7 @@ func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 			out = appendNew(out, need(vm, "VM.Config.CPU"))
 		case k == "rootfs":
 			out = appendNew(out, need(vm, "VM.Config.Disk"),
-				need("/storage/"+datastoreOf(news, "disk.datastoreId", "local"), "Datastore.AllocateSpace")) // :1524-1526
+				need("/storage/"+datastoreOf(news, keyDiskDatastoreID, "local"), "Datastore.AllocateSpace")) // :1524-1526
 		case strings.HasPrefix(k, "mp"):
 			out = appendNew(out, need(vm, "VM.Config.Disk"))
 		case k == "memory" || k == "swap":
@@ -591,7 +592,7 @@ func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 				if i >= len(keyNetworkInterfaces.In(v)) {
 					return nil
 				}
-				return NICChecks(tx, map[string]any{"n": []any{engine.Get(v, fmt.Sprintf("networkInterfaces[%d]", i))}}, "n")
+				return NICChecks(tx, []any{engine.Elem(keyNetworkInterfaces.In(v), i)})
 			}
 			out = append(out, one(olds)...) // :1536, the old bridge first
 			out = append(out, one(news)...)
@@ -670,7 +671,7 @@ func ContainerCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveReq
 		checks = appendNew(checks, check{path: "/storage/" + sid, privs: []string{"Datastore.AllocateSpace", "Datastore.Audit"},
 			any: true, unless: "Datastore.Allocate"})
 	}
-	checks = appendNew(checks, need("/storage/"+datastoreOf(v, "disk.datastoreId", "local"), "Datastore.AllocateSpace"))
+	checks = appendNew(checks, need("/storage/"+datastoreOf(v, keyDiskDatastoreID, "local"), "Datastore.AllocateSpace"))
 	return []pveRequest{{checks: checks, wrap: wrapf("error creating container: %s")}}
 }
 

@@ -44,8 +44,8 @@ func AgentAnswers(tx *engine.Tx, g *engine.Guest, v map[string]any, now time.Tim
 		return false
 	}
 	var image string
-	for i := range keyDisks.In(v) {
-		if id := engine.Str(v, fmt.Sprintf("disks[%d].fileId", i)); id != "" {
+	for _, e := range keyDisks.In(v) {
+		if id := keyFileID.In(asObject(e)); id != "" {
 			image = id
 			break
 		}

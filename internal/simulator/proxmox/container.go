@@ -27,7 +27,7 @@ func containerSpec(v map[string]any) guestSpec {
 		ds = "local"
 	}
 	g.disks = []diskSpec{{datastore: ds, iface: "rootfs"}}
-	g.readNICs(v, "networkInterfaces")
+	g.readNICs(keyNetworkInterfaces.In(v))
 	g.addresses = ipConfigAddresses(v)
 	g.nicAddrs = nicAddresses(v)
 	return g

@@ -36,8 +36,8 @@ type diskSpec struct {
 // gives ipconfigN (ip=N for containers) to netN.
 func nicAddresses(v map[string]any) []string {
 	var out []string
-	for i := range keyInitializationIPConfigs.In(v) {
-		a := engine.Str(v, fmt.Sprintf("initialization.ipConfigs[%d].ipv4.address", i))
+	for _, c := range keyInitializationIPConfigs.In(v) {
+		a := keyIPv4Address.In(asObject(c))
 		if a == "dhcp" {
 			a = ""
 		}
@@ -49,23 +49,29 @@ func nicAddresses(v map[string]any) []string {
 
 // readNICs reads the bridges and MACs of a VM's networkDevices or a
 // container's networkInterfaces (same fields; Proxmox defaults to vmbr0).
-func (g *guestSpec) readNICs(v map[string]any, key string) {
-	for i := range engine.List(v, key) {
-		p := fmt.Sprintf("%s[%d]", key, i)
-		b := engine.Str(v, p+".bridge")
+func (g *guestSpec) readNICs(nics []any) {
+	for _, e := range nics {
+		nic := asObject(e)
+		b := keyBridge.In(nic)
 		if b == "" {
 			b = "vmbr0"
 		}
 		g.bridges = append(g.bridges, b)
-		g.macs = append(g.macs, strings.ToUpper(engine.Str(v, p+".macAddress")))
-		g.mtus = append(g.mtus, engine.Num(v, p+".mtu"))
+		g.macs = append(g.macs, strings.ToUpper(keyMACAddress.In(nic)))
+		g.mtus = append(g.mtus, keyMTU.In(nic))
 	}
+}
+
+// asObject is a list element as an object (nil when it is not one).
+func asObject(e any) map[string]any {
+	m, _ := e.(map[string]any)
+	return m
 }
 
 func ipConfigAddresses(v map[string]any) []string {
 	var out []string
-	for i := range keyInitializationIPConfigs.In(v) {
-		a := engine.Str(v, fmt.Sprintf("initialization.ipConfigs[%d].ipv4.address", i))
+	for _, c := range keyInitializationIPConfigs.In(v) {
+		a := keyIPv4Address.In(asObject(c))
 		if a == "" || a == "dhcp" {
 			continue
 		}

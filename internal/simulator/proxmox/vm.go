@@ -25,9 +25,9 @@ func vmSpec(v map[string]any) guestSpec {
 	if g.memory == 0 {
 		g.memory = 512
 	}
-	for i := range keyDisks.In(v) {
-		p := fmt.Sprintf("disks[%d]", i)
-		d := diskSpec{datastore: engine.Str(v, p+".datastoreId"), fileID: engine.Str(v, p+".fileId"), iface: engine.Str(v, p+".interface")}
+	for _, e := range keyDisks.In(v) {
+		disk := asObject(e)
+		d := diskSpec{datastore: keyDatastoreID.In(disk), fileID: keyFileID.In(disk), iface: keyInterface.In(disk)}
 		if d.datastore == "" {
 			d.datastore = "local-lvm"
 		}
@@ -36,7 +36,7 @@ func vmSpec(v map[string]any) guestSpec {
 	if len(g.disks) > 0 {
 		g.diskIface = strings.TrimRight(g.disks[0].iface, "0123456789")
 	}
-	g.readNICs(v, "networkDevices")
+	g.readNICs(keyNetworkDevices.In(v))
 	if ds := keyInitializationDatastoreID.In(v); ds != "" {
 		g.disks = append(g.disks, diskSpec{datastore: ds, iface: "ide2"})
 	}
@@ -116,8 +116,7 @@ func vmForceNew(_ *engine.Server, _, _ string, _, olds, news map[string]any) []s
 	}
 	od, nd := keyDisks.In(olds), keyDisks.In(news)
 	for i := 0; i < max(len(od), len(nd)); i++ {
-		p := fmt.Sprintf("disks[%d].fileId", i)
-		if engine.Str(olds, p) != engine.Str(news, p) {
+		if keyFileID.In(engine.Elem(od, i)) != keyFileID.In(engine.Elem(nd, i)) {
 			keys = append(keys, "disks")
 			break
 		}
@@ -143,9 +142,9 @@ type vmDisk struct {
 func vmDisks(v map[string]any) (map[string]vmDisk, []string) {
 	out := map[string]vmDisk{}
 	var order []string
-	for i := range keyDisks.In(v) {
-		p := fmt.Sprintf("disks[%d]", i)
-		d := vmDisk{iface: engine.Str(v, p+".interface"), datastore: engine.Str(v, p+".datastoreId"), size: engine.Num(v, p+".size"), index: i}
+	for i, e := range keyDisks.In(v) {
+		disk := asObject(e)
+		d := vmDisk{iface: keyInterface.In(disk), datastore: keyDatastoreID.In(disk), size: keyDiskSize.In(disk), index: i}
 		if d.iface == "" {
 			d.iface = "scsi0"
 		}
@@ -183,7 +182,7 @@ func updateVM(s *engine.Server, tx *engine.Tx, id string, old *engine.Object, ne
 	// disk.Update: a disk on a new interface is added; one with a fileId is
 	// imported over SSH first.
 	for _, iface := range newOrder {
-		if _, ok := oldDisks[iface]; !ok && engine.Str(nv, fmt.Sprintf("disks[%d].fileId", newDisks[iface].index)) != "" {
+		if _, ok := oldDisks[iface]; !ok && keyFileID.In(engine.Elem(keyDisks.In(nv), newDisks[iface].index)) != "" {
 			if err := SSHLogin(s, tx, g.node); err != nil {
 				// disk.Update wraps createCustomDisk's error once more.
 				return nil, fmt.Errorf("creating custom disk: creating custom disk: %w", err)

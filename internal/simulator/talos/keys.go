@@ -6,6 +6,13 @@ import "github.com/sda-platform/sda/internal/simulator/engine"
 // engine.Key): resource inputs and outputs, function arguments and the
 // provider configuration, by their paths in the real provider's schema.
 var (
+	keyCert                                           = engine.StrKey("cert")
+	keyKey                                            = engine.StrKey("key")
+	keyCertsEtcd                                      = engine.MapKey("certs.etcd")
+	keyCertsK8s                                       = engine.MapKey("certs.k8s")
+	keyCertsK8sAggregator                             = engine.MapKey("certs.k8sAggregator")
+	keyCertsOS                                        = engine.MapKey("certs.os")
+	keyFileID                                         = engine.StrKey("fileId")
 	keyApplyMode                                      = engine.StrKey("applyMode")
 	keyArchitecture                                   = engine.StrKey("architecture")
 	keyCACertificate                                  = engine.StrKey("caCertificate")

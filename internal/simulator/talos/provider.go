@@ -53,13 +53,26 @@ func Kinds() ([]*engine.Kind, []*engine.Invoke) {
 // such a node until its timeout (10 minutes); the simulation waits only as
 // long as the reboot lasts, and fails at once on anything else.
 func AwaitNodes(keys ...string) func(tx *engine.Tx, v map[string]any, window time.Duration) time.Duration {
+	nodeKeys := make([]engine.Key[any], len(keys))
+	for i, k := range keys {
+		nodeKeys[i] = engine.AnyKey(k)
+	}
 	return func(tx *engine.Tx, v map[string]any, window time.Duration) time.Duration {
 		now := time.Now()
 		var wait time.Duration
-		for _, key := range keys {
-			addrs := engine.StrList(v, key)
-			if a := engine.Str(v, key); a != "" {
-				addrs = []string{a}
+		for _, key := range nodeKeys {
+			var addrs []string
+			switch a := key.In(v).(type) {
+			case string:
+				if a != "" {
+					addrs = []string{a}
+				}
+			case []any:
+				for _, e := range a {
+					if s, ok := e.(string); ok {
+						addrs = append(addrs, s)
+					}
+				}
 			}
 			for _, a := range addrs {
 				g, err := network.VMAt(tx, a)

@@ -114,8 +114,9 @@ func bundleToSDK(b *secrets.Bundle) map[string]any {
 
 // bundleFromSDK is the inverse of bundleToSDK.
 func bundleFromSDK(v map[string]any) (*secrets.Bundle, error) {
-	pair := func(p string) *x509.PEMEncodedCertificateAndKey {
-		return &x509.PEMEncodedCertificateAndKey{Crt: Unb64(engine.Str(v, p+".cert")), Key: Unb64(engine.Str(v, p+".key"))}
+	pair := func(k engine.Key[map[string]any]) *x509.PEMEncodedCertificateAndKey {
+		p := k.In(v)
+		return &x509.PEMEncodedCertificateAndKey{Crt: Unb64(keyCert.In(p)), Key: Unb64(keyKey.In(p))}
 	}
 	b := &secrets.Bundle{
 		Clock:   secrets.NewFixedClock(time.Now()),
@@ -127,9 +128,9 @@ func bundleFromSDK(v map[string]any) (*secrets.Bundle, error) {
 		},
 		TrustdInfo: &secrets.TrustdInfo{Token: keyTrustdinfoToken.In(v)},
 		Certs: &secrets.Certs{
-			Etcd: pair("certs.etcd"), K8s: pair("certs.k8s"), K8sAggregator: pair("certs.k8sAggregator"),
+			Etcd: pair(keyCertsEtcd), K8s: pair(keyCertsK8s), K8sAggregator: pair(keyCertsK8sAggregator),
 			K8sServiceAccount: &x509.PEMEncodedKey{Key: Unb64(keyCertsK8sServiceaccountKey.In(v))},
-			OS:                pair("certs.os"),
+			OS:                pair(keyCertsOS),
 		},
 	}
 	if err := b.Validate(); err != nil {

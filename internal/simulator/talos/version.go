@@ -2,7 +2,6 @@ package talos
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,8 +75,9 @@ func BootVersion(tx *engine.Tx, g *engine.Guest, doc map[string]any) (version, s
 		if obj.Type != proxmox.TokenVM || obj.ID != strconv.Itoa(g.VMID) {
 			continue
 		}
-		for i := range keyDisks.In(obj.Inputs) {
-			id := engine.Str(obj.Inputs, fmt.Sprintf("disks[%d].fileId", i))
+		for _, e := range keyDisks.In(obj.Inputs) {
+			disk, _ := e.(map[string]any)
+			id := keyFileID.In(disk)
 			if f := tx.State.Files[proxmox.FileKey(tx, g.Node, id)]; id != "" && f != nil {
 				if m := versionInURL.FindStringSubmatch(f.URL); m != nil {
 					return m[1], schematicOfImage(f.URL)
