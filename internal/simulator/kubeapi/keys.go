@@ -7,8 +7,8 @@ import "github.com/sda-platform/sda/internal/simulator/engine"
 // provider configuration, by their paths in the real provider's schema.
 var (
 	keyChart                      = engine.StrKey("chart")
-	keyCluster                    = engine.StrKey("cluster")
-	keyContext                    = engine.StrKey("context")
+	keyCluster                    = engine.AnyKey("cluster")
+	keyContext                    = engine.AnyKey("context")
 	keyKubeconfig                 = engine.StrKey("kubeconfig")
 	keyName                       = engine.StrKey("name")
 	keyNamespace                  = engine.StrKey("namespace")

@@ -199,7 +199,7 @@ func DiffConfig(olds, news engine.Props) *pulumirpc.DiffResponse {
 	}
 	keepCI := hasCI && hadCI && !slices.Contains(changed, ci)
 	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME}
-	for _, key := range []string{"kubeconfig", "context", "cluster"} {
+	for _, key := range []string{keyKubeconfig.Path(), keyContext.Path(), keyCluster.Path()} {
 		if _, unknown := n[key].(engine.UnknownMarker); unknown || news.Unknown[key] {
 			resp.Diffs = []string{key}
 			resp.Replaces = append(replaces, key)
@@ -216,7 +216,7 @@ func DiffConfig(olds, news engine.Props) *pulumirpc.DiffResponse {
 	oldCluster, oldFound := activeCluster(o)
 	newCluster, found := activeCluster(n)
 	if oldFound && found && !reflect.DeepEqual(oldCluster, newCluster) {
-		for _, key := range []string{"kubeconfig", "context", "cluster"} {
+		for _, key := range []string{keyKubeconfig.Path(), keyContext.Path(), keyCluster.Path()} {
 			if slices.Contains(changed, key) {
 				replaces = append(replaces, key)
 			}
@@ -250,7 +250,7 @@ func activeCluster(config map[string]any) (map[string]any, bool) {
 		return nil, false
 	}
 	current := kc.CurrentContext
-	if v, ok := config["context"].(string); ok {
+	if v, ok := keyContext.In(config).(string); ok {
 		current = v
 	}
 	name, found := "", false
@@ -262,7 +262,7 @@ func activeCluster(config map[string]any) (map[string]any, bool) {
 	if !found {
 		return nil, false
 	}
-	if v, ok := config["cluster"].(string); ok {
+	if v, ok := keyCluster.In(config).(string); ok {
 		name = v
 	}
 	for _, c := range kc.Clusters {

@@ -30,7 +30,6 @@ var (
 	keyDisks                                          = engine.ListKey("disks")
 	keyEndpoint                                       = engine.StrKey("endpoint")
 	keyEndpoints                                      = engine.StrListKey("endpoints")
-	keyID                                             = engine.StrKey("id")
 	keyKubernetesClientConfigurationClientCertificate = engine.StrKey("kubernetesClientConfiguration.clientCertificate")
 	keyKubernetesVersion                              = engine.StrKey("kubernetesVersion")
 	keyMachineConfiguration                           = engine.StrKey("machineConfiguration")

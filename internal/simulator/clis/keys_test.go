@@ -1,0 +1,17 @@
+package clis_test
+
+import (
+	"testing"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+
+	_ "github.com/sda-platform/sda/internal/simulator/clis"
+	"github.com/sda-platform/sda/internal/simulator/simtest"
+)
+
+// TestKeysAreInTheProviderSchema: every property the command rules read is
+// one pulumi-command v1.1.0 has.
+func TestKeysAreInTheProviderSchema(t *testing.T) {
+	simtest.CheckKeys(t, "clis", remote.CommandArgs{}, remote.Command{}, local.CommandArgs{}, local.Command{})
+}
