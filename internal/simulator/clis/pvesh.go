@@ -45,7 +45,7 @@ import (
 // is only warned about (`warn $@`), and exits 0. A node listed in
 // Faults.SDNReloadFails fails its reload: it keeps the SDN version it last
 // reloaded with (State.SDNNodeVersions), and its zone content reports the
-// VNet "pending" as upstream's does. (The data plane, vnetOn in network.go,
+// VNet "pending" as upstream's does. (The data plane, network.VNetOn,
 // does not read that version yet: such a node still gets the bridge there.)
 func Pvesh(store *engine.Store, node string, args []string, stdout io.Writer) error {
 	if node == "" {
@@ -390,7 +390,7 @@ func SdnZoneContent(tx *engine.Tx, node, zone string) []map[string]any {
 		item := map[string]any{"vnet": id, "status": "available"}
 		if errConfig != "" {
 			item["status"], item["statusmsg"] = "pending", errConfig
-		} else if _, ok := network.VnetOn(tx, node, id); !ok {
+		} else if _, ok := network.VNetOn(tx, node, id); !ok {
 			item["status"], item["statusmsg"] = "error", "vnet is not generated. Please check the 'reload network' task log."
 		}
 		out = append(out, item)

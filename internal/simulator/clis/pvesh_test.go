@@ -210,10 +210,10 @@ func TestPveshReloadFailure(t *testing.T) {
 	}
 	// The data plane: the VNet's bridge exists where the reload ran only.
 	simtest.NoErr(t, s.Store.Update(func(tx *engine.Tx) error {
-		if _, ok := network.VnetOn(tx, "pve1", "vprod"); !ok {
+		if _, ok := network.VNetOn(tx, "pve1", "vprod"); !ok {
 			t.Error("pve1 reloaded but has no vprod bridge")
 		}
-		if _, ok := network.VnetOn(tx, "pve2", "vprod"); ok {
+		if _, ok := network.VNetOn(tx, "pve2", "vprod"); ok {
 			t.Error("pve2's reload failed, yet it has the vprod bridge")
 		}
 		return nil

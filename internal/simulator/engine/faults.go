@@ -25,7 +25,7 @@ type Faults struct {
 	// the real provider). Unset or 0 means 1: real time. Tests set e.g.
 	// 0.0001 (15m becomes 90ms).
 	AgentWaitScale float64 `json:"agentWaitScale,omitempty"`
-	// TalosRetryTime is how long the talos resources and getHealth keep
+	// TalosRetryTime is how long the talos resources and talos.GetHealth keep
 	// retrying a node that is down (a Go duration; default 10m, the
 	// upstream default timeout). The simulation waits only for a reboot in
 	// progress that ends within it; other failures fail at once.
@@ -38,7 +38,7 @@ type Faults struct {
 	// its machine boots, to start and answer health checks (a Go duration;
 	// default 0). Until then the etcd service is not healthy (ServiceList)
 	// and Talos refuses to upgrade another control plane
-	// (validateForUpgrade); the member still counts for quorum.
+	// (talos.ValidateForUpgrade); the member still counts for quorum.
 	EtcdStartTime string `json:"etcdStartTime,omitempty"`
 	// FatalRebootDelay is how long machined waits, after a sequence failed,
 	// before it reboots the node (a Go duration; default 10s, machined's
@@ -47,15 +47,15 @@ type Faults struct {
 	// SDNReloadFails are Proxmox nodes whose network reload fails when
 	// `pvesh set /cluster/sdn` applies SDN (ifupdown2 missing, the node
 	// offline): the apply only warns and exits 0, and the node keeps its
-	// older SDN network configuration (pvesh.go).
+	// older SDN network configuration (clis/pvesh.go).
 	SDNReloadFails []string `json:"sdnReloadFails,omitempty"`
 	// CrashLoops make a Kubernetes component crash-loop on a node once a
-	// configuration changes its image to the given one (kubeapi.go): its
+	// configuration changes its image to the given one (package kubeapi): its
 	// container shows CONTAINER_RUNNING between restarts, its mirror pod
 	// never turns Ready.
 	CrashLoops []CrashLoop `json:"crashLoops,omitempty"`
 	// EvictionRefusals make the Kubernetes API refuse evictions (429, a
-	// PodDisruptionBudget) of the pods they match (kubeapi.go).
+	// PodDisruptionBudget) of the pods they match (package kubeapi).
 	EvictionRefusals []EvictionRefusal `json:"evictionRefusals,omitempty"`
 }
 

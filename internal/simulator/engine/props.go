@@ -52,7 +52,7 @@ func FromStruct(s *structpb.Struct) Props {
 }
 
 // unwrap strips the engine's secret wrappers and replaces unknown sentinels
-// by unknownMarker, reporting whether either was seen.
+// by UnknownMarker, reporting whether either was seen.
 func unwrap(v any) (out any, secret, unknown bool) {
 	switch t := v.(type) {
 	case string:

@@ -125,7 +125,7 @@ type Invoke struct {
 	Stateless bool
 	// Secret outputs of the function.
 	Secret []string
-	// Await is as kind.await, for functions that retry (getHealth).
+	// Await is as Kind.Await, for functions that retry (talos.GetHealth).
 	Await func(tx *Tx, v map[string]any, window time.Duration) time.Duration
 }
 

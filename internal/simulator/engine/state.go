@@ -125,13 +125,13 @@ type TalosMachine struct {
 	// kubelet registration): the network between it and the cluster.
 	JoinBlocked string `json:"joinBlocked,omitempty"`
 	// Version is the Talos version the machine runs ("v1.12.0"): on its
-	// first configuration the version it booted (see bootVersion); an
+	// first configuration the version it booted (see talos.BootVersion); an
 	// upgrade through the Talos API changes it; applies do not.
 	Version string `json:"version,omitempty"`
 	// Schematic is the Image Factory schematic ID of the image the machine
 	// runs ("" for an image not built by the factory): Image Factory adds
 	// it to every image as the virtual extension "schematic" (see
-	// extensionStatuses); set like Version.
+	// talos.ExtensionStatuses); set like Version.
 	Schematic string `json:"schematic,omitempty"`
 	// KubeletStoppedUntil is when a machine whose graceful reset failed
 	// gets its kubelet back: the reset had already removed its pods and
@@ -145,7 +145,7 @@ type TalosMachine struct {
 	// KubeAPIServerConfigs, KubeControllerManagerConfigs and
 	// KubeSchedulerConfigs by component (kube-apiserver, ...): what
 	// `talosctl upgrade-k8s` waits for in the mirror pod's
-	// talos.dev/config-version annotation (kubeapi.go).
+	// talos.dev/config-version annotation (package kubeapi).
 	StaticPodConfigs map[string]*StaticPodConfig `json:"staticPodConfigs,omitempty"`
 }
 
@@ -170,7 +170,7 @@ type TalosCluster struct {
 	// unreachable, as in a real cluster).
 	EtcdMembers []string `json:"etcdMembers,omitempty"`
 	// EtcdLeader is the member that forfeited leadership last moved it to
-	// (empty: the first started member; see etcdLeader).
+	// (empty: the first started member; see talos.EtcdLeader).
 	EtcdLeader string `json:"etcdLeader,omitempty"`
 	// Nodes are the Kubernetes Node objects by node name. A node whose
 	// machine is gone stays, NotReady, until it is deleted through the
@@ -180,7 +180,7 @@ type TalosCluster struct {
 	// write through the simulated kube-apiserver takes the next one.
 	ResourceVersion uint64 `json:"resourceVersion,omitempty"`
 	// KubeObjects are the objects written by server-side apply, by
-	// "group/version/resource/namespace/name" (kubeapi.go).
+	// "group/version/resource/namespace/name" (package kubeapi).
 	KubeObjects map[string]*KubeObject `json:"kubeObjects,omitempty"`
 	// ReplicaPods are the pods of ReplicaSets (CoreDNS) with the node each
 	// was scheduled on; the other pods are derived from the state.
@@ -204,7 +204,7 @@ type K8sNode struct {
 // State is everything the simulated systems remember between calls and
 // between engine runs.
 type State struct {
-	Objects  map[string]*Object       `json:"objects"` // by objectKey
+	Objects  map[string]*Object       `json:"objects"` // by ObjectKey
 	Bridges  map[string]bool          `json:"bridges"` // "node/name" created by the stack
 	Files    map[string]*StoredFile   `json:"files"`   // "node/id"
 	Guests   map[int]*Guest           `json:"guests"`

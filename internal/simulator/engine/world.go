@@ -71,7 +71,7 @@ type World struct {
 	// Tokens are API tokens ("sda@pve!deploy") with their ACL entries. When
 	// the proxmoxve provider's apiToken names one of them, its creates and
 	// updates are refused as Proxmox VE 8 refuses them, with HTTP 403
-	// (acl.go); a token not listed may do everything, as root@pam.
+	// (proxmox/acl.go); a token not listed may do everything, as root@pam.
 	Tokens map[string][]ACL `json:"tokens,omitempty"`
 }
 

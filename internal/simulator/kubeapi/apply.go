@@ -67,7 +67,7 @@ func KindOf(c *engine.TalosCluster, g GVR) (string, bool, bool) {
 	return "", false, false
 }
 
-// GVROfKind is the resource of apiVersion and kind (for applyObject).
+// GVROfKind is the resource of apiVersion and kind (for ApplyObject).
 func GVROfKind(c *engine.TalosCluster, apiVersion, kind string) (GVR, bool) {
 	group, version, found := strings.Cut(apiVersion, "/")
 	if !found {

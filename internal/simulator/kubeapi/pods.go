@@ -400,7 +400,7 @@ func (q *kubeRequest) getPod(ns, name string) (int, any, error) {
 // removePod deletes a pod, and its owner makes another: the kubelet
 // recreates a mirror pod at once (same name, new UID), a DaemonSet a pod
 // of a new name on the same node, a ReplicaSet a pod of a new name that
-// the scheduler places (schedulePods, after the request).
+// the scheduler places (SchedulePods, after the request).
 func (q *kubeRequest) removePod(p *simPod) {
 	switch p.owner {
 	case "ReplicaSet":

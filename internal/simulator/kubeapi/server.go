@@ -199,7 +199,7 @@ func (k *Server) serveConn(raw net.Conn, target string) {
 
 // accept is a connection from Pulumi's machine to target: the cluster
 // endpoint's host (a VIP, or a node address) or a control plane's address,
-// on 6443. The kube-apiserver must be serving there (kubeServing); then it
+// on 6443. The kube-apiserver must be serving there (KubeServing); then it
 // presents a certificate of the cluster's Kubernetes CA and demands a
 // client certificate of that CA.
 func (k *Server) accept(target string) (*tls.Config, kubeConn, error) {
@@ -228,8 +228,8 @@ func (k *Server) accept(target string) (*tls.Config, kubeConn, error) {
 // KubeServing is the cluster whose kube-apiserver answers on host:6443
 // from Pulumi's machine, or the dial error. The cluster endpoint's host
 // goes to the control plane holding it (apiHolder: the node itself, or
-// the VIP's holder) through the data plane's rules (kubeAPIReachable); a
-// node address must be reachable as the Talos API is (talosUp, a route
+// the VIP's holder) through the data plane's rules (network.KubeAPIReachable); a
+// node address must be reachable as the Talos API is (network.TalosUp, a route
 // from Pulumi's segment) and run a kube-apiserver: a configured control
 // plane of a bootstrapped cluster whose etcd is a member (the static pod
 // is rendered only once etcd runs), not restarting it for a new image.

@@ -158,7 +158,7 @@ func TestKubeAPINodes(t *testing.T) {
 }
 
 // Cordon is a merge patch of spec.unschedulable (stored as Cordoned, what
-// getHealth's schedulable check reads), uncordon a strategic merge patch;
+// talos.GetHealth's schedulable check reads), uncordon a strategic merge patch;
 // a stale resourceVersion precondition is a 409; deleting a node removes
 // it and its pods.
 func TestKubeAPICordonAndDelete(t *testing.T) {

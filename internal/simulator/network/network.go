@@ -17,13 +17,13 @@ type segment struct {
 	MTU  int
 }
 
-// VnetOn returns the running VNet whose bridge name is bridge on node, and
+// VNetOn returns the running VNet whose bridge name is bridge on node, and
 // its zone, when node is a peer of the zone and has reloaded its network
 // since SDN was first applied: a node whose every reload failed (pvesh
 // only warns, SDN.pm) never made the bridge. (A node that reloaded once and
 // then failed keeps its older bridges, as ifreload's last good run left
 // them; the simulation does not track which VNets that run had.)
-func VnetOn(tx *engine.Tx, node, bridge string) (*engine.SDNZone, bool) {
+func VNetOn(tx *engine.Tx, node, bridge string) (*engine.SDNZone, bool) {
 	v := tx.State.SDNRunning.VNets[bridge]
 	if v == nil || tx.State.SDNNodeVersions[node] == 0 {
 		return nil, false
@@ -43,7 +43,7 @@ func VnetOn(tx *engine.Tx, node, bridge string) (*engine.SDNZone, bool) {
 // SegmentOf is the segment of bridge on node.
 func SegmentOf(tx *engine.Tx, node, bridge string) segment {
 	local := segment{Key: node + "/" + bridge, Name: node + "/" + bridge, MTU: 1500}
-	if z, ok := VnetOn(tx, node, bridge); ok {
+	if z, ok := VNetOn(tx, node, bridge); ok {
 		mtu := z.MTU
 		if mtu == 0 {
 			mtu = engine.DefaultVXLANMTU
@@ -163,7 +163,7 @@ func sortedIDs(m map[int]*engine.Guest) []int {
 	return ids
 }
 
-// TalosReachable is talosUp plus the network: Pulumi's machine must reach
+// TalosReachable is TalosUp plus the network: Pulumi's machine must reach
 // the node's segment on the Talos API port.
 func TalosReachable(tx *engine.Tx, address string, now time.Time) (*engine.Guest, error) {
 	g, err := TalosUp(tx, address, now)
@@ -353,7 +353,7 @@ func VMAt(tx *engine.Tx, address string) (*engine.Guest, error) {
 }
 
 // TalosUp is vmAt plus reboots: a node inside a reboot interval does not
-// answer on the Talos API. Whether Pulumi reaches it is talosReachable.
+// answer on the Talos API. Whether Pulumi reaches it is TalosReachable.
 func TalosUp(tx *engine.Tx, address string, now time.Time) (*engine.Guest, error) {
 	g, err := VMAt(tx, address)
 	if err != nil {

@@ -600,7 +600,7 @@ func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 			out = appendNew(out, need(vm, "VM.Config.Network"))
 		case k == "features":
 			// Nesting on an unprivileged container (:1546-1587); other flags
-			// and privileged containers are checkContainerFeatures' rule.
+			// and privileged containers are CheckContainerFeatures' rule.
 			out = appendNew(out, need(vm, "VM.Allocate"))
 		case k == "tags":
 		default:

@@ -12,7 +12,7 @@ import (
 )
 
 func BridgeExists(tx *engine.Tx, node, name string) bool {
-	if _, ok := network.VnetOn(tx, node, name); ok {
+	if _, ok := network.VNetOn(tx, node, name); ok {
 		return true // an applied SDN VNet on a node that is a peer of its zone
 	}
 	return slices.Contains(tx.World.Bridges, name) || tx.State.Bridges[node+"/"+name]

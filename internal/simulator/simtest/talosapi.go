@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// TalosAPIFixture is a talosFixture with the simulated Talos API serving
+// TalosAPIFixture is a TalosFixture with the simulated Talos API serving
 // its simulation directory on a loopback listener.
 type TalosAPIFixture struct {
 	*TalosFixture

@@ -213,7 +213,7 @@ func (c *apidCreds) OverrideServerName(string) error         { return nil }
 
 // accept is a connection to target (host:port) from Pulumi's machine: the
 // node must run, answer on the Talos API port and be reachable through the
-// simulated network (talosReachable); its apid then presents a certificate
+// simulated network (network.TalosReachable); its apid then presents a certificate
 // from its cluster's OS CA and demands a client certificate of that CA. A
 // node in maintenance mode presents a self-signed certificate.
 func (a *API) accept(target string) (*tls.Config, string, string, error) {
@@ -356,7 +356,7 @@ func unavailable(err error) error {
 //     metadata.status (internal/app/apid/pkg/backend/apid.go:173-257),
 //     which machinery's FilterMessages turns back into errors.
 //
-// The endpoint proxies to a target over the cluster network (peerReach on
+// The endpoint proxies to a target over the cluster network (network.PeerReach on
 // 50000), authenticated with its own certificate, which a node of another
 // CA (or in maintenance mode) refuses. write runs fn in a saved transaction.
 //

@@ -37,7 +37,7 @@ var applyModes = map[machine.ApplyConfigurationRequest_Mode]string{
 // refuses a change Runtime.CanApplyImmediate does not allow ("this config
 // change can't be applied in immediate mode"); AUTO reboots for such a
 // change; STAGED keeps it for the next boot. It is the same apply as the
-// provider's ConfigurationApply (applyTo), so both change the same running
+// provider's ConfigurationApply (ApplyTo), so both change the same running
 // configuration and the same components. TRY and dry runs are not
 // simulated and are refused as such.
 func (a *API) ApplyConfiguration(ctx context.Context, in *machine.ApplyConfigurationRequest) (*machine.ApplyConfigurationResponse, error) {

@@ -77,7 +77,7 @@ func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[c
 }
 
 // Get answers COSI Get for the resources it simulates: the control plane
-// components' configurations (kubeapi_pods.go, getStaticPodConfig);
+// components' configurations (staticpods.go, getStaticPodConfig);
 // other resource types are refused as not simulated.
 func (s *cosiState) Get(ctx context.Context, req *cosi.GetRequest) (*cosi.GetResponse, error) {
 	if isStaticPodConfigGet(req) {

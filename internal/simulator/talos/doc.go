@@ -18,7 +18,7 @@
 // machinery's client (its default dialer honours HTTPS_PROXY, as talosctl
 // does) sends "CONNECT node:50000"; the simulator answers 200, or 502 with
 // the connection error Pulumi's machine would get (the data-plane rules of
-// talosReachable). After 200 the connection is the endpoint node's apid:
+// network.TalosReachable). After 200 the connection is the endpoint node's apid:
 // TLS with a server certificate from its cluster's Talos OS CA, client
 // certificates required and verified against that CA. So code under test
 // needs no hook: the harness sets HTTPS_PROXY=http://<listen address>.

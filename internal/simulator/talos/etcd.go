@@ -66,7 +66,7 @@ func localMember(c *engine.TalosCluster, m *engine.TalosMachine) error {
 
 // EtcdMemberList is machined's EtcdMemberList (v1alpha1_server.go:1762-1808):
 // control planes only; members in ID order, named by hostname, with peer
-// (2380) and client (2379) URLs. Member IDs: see etcdMemberID.
+// (2380) and client (2379) URLs. Member IDs: see EtcdMemberID.
 func (a *API) EtcdMemberList(ctx context.Context, in *machine.EtcdMemberListRequest) (*machine.EtcdMemberListResponse, error) {
 	msgs, err := apiCall(ctx, a, "EtcdMemberList", false, func(nc *nodeCall) (*machine.EtcdMembers, error) {
 		if err := checkControlplane(nc.m, "member list"); err != nil {
@@ -99,7 +99,7 @@ func (a *API) EtcdMemberList(ctx context.Context, in *machine.EtcdMemberListRequ
 
 // EtcdLeaveCluster is machined's EtcdLeaveCluster (v1alpha1_server.go:1841-1864;
 // etcd.go:152-194 LeaveCluster): the node's own member is removed, under
-// etcd's quorum rule (removeEtcdMember, shared with reset), and its etcd
+// etcd's quorum rule (RemoveEtcdMember, shared with reset), and its etcd
 // stops.
 func (a *API) EtcdLeaveCluster(ctx context.Context, _ *machine.EtcdLeaveClusterRequest) (*machine.EtcdLeaveClusterResponse, error) {
 	msgs, err := apiCall(ctx, a, "EtcdLeaveCluster", true, func(nc *nodeCall) (*machine.EtcdLeaveCluster, error) {
@@ -213,7 +213,7 @@ func EtcdMemberID(address string) uint64 {
 }
 
 // EtcdStarted counts the members of c other than except whose etcd is up:
-// the machine is configured into c and answers (talosUp).
+// the machine is configured into c and answers (network.TalosUp).
 func EtcdStarted(tx *engine.Tx, c *engine.TalosCluster, except string, now time.Time) (started, total int) {
 	for _, a := range c.EtcdMembers {
 		if a == except {
@@ -295,7 +295,7 @@ func SortedMembers(c *engine.TalosCluster) []string {
 // control plane: an etcd client on the control planes (none before
 // bootstrap), two members refuse (an upgrade would lose quorum), and every
 // member must be started and answer etcd's health check
-// (validateMemberHealth, etcd.go:95-149): etcdHealthy.
+// (validateMemberHealth, etcd.go:95-149): EtcdHealthy.
 func ValidateForUpgrade(tx *engine.Tx, m *engine.TalosMachine, now time.Time, f engine.Faults) error {
 	c := tx.State.Clusters[m.ClusterID]
 	if c == nil || len(c.EtcdMembers) == 0 {
@@ -318,7 +318,7 @@ func ValidateForUpgrade(tx *engine.Tx, m *engine.TalosMachine, now time.Time, f 
 }
 
 // EtcdHealthy says why member addr of c does not answer etcd's health
-// check, or nil: its machine is configured into c and up (etcdUp), and
+// check, or nil: its machine is configured into c and up (EtcdUp), and
 // its etcd has had EtcdStartTime since the machine last booted.
 func EtcdHealthy(tx *engine.Tx, c *engine.TalosCluster, addr string, now time.Time, f engine.Faults) error {
 	if !EtcdUp(tx, c, addr, now) {
@@ -339,7 +339,7 @@ func EtcdHealthy(tx *engine.Tx, c *engine.TalosCluster, addr string, now time.Ti
 
 // ServiceList is machined's ServiceList (v1alpha1_server.go ServiceList)
 // for the services the simulation has: apid, the kubelet and, on a
-// control plane, etcd, whose health is etcdHealthy (what `talosctl
+// control plane, etcd, whose health is EtcdHealthy (what `talosctl
 // health`'s "etcd to be healthy" reads, pkg/cluster/check/service.go:
 // 101-139).
 func (a *API) ServiceList(ctx context.Context, _ *emptypb.Empty) (*machine.ServiceListResponse, error) {

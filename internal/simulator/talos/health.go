@@ -16,7 +16,7 @@ import (
 // PreBootSequenceChecks and K8sComponentsReadinessChecks, otherwise
 // DefaultClusterChecks. A real check polls until its timeout; here a check
 // that fails fails the call at once (after waiting for reboots in progress,
-// see awaitNodes), with the data source's error and the reporter's last line.
+// see AwaitNodes), with the data source's error and the reporter's last line.
 func GetHealth(_ *engine.Server, tx *engine.Tx, args map[string]any) (map[string]any, error) {
 	now := time.Now()
 	cc := keyClientConfiguration.In(args)

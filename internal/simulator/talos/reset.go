@@ -18,7 +18,7 @@ import (
 // Reset is machined's Reset (talos v1.12.0 v1alpha1_server.go:607-705):
 // it replies with an actor ID at once and runs the reset sequence after
 // (v1alpha1_sequencer.go:258-341): graceful: cordon and drain, a control
-// plane leaves etcd; then wipe and halt or reboot (resetMachine). A
+// plane leaves etcd; then wipe and halt or reboot (ResetMachine). A
 // sequence that fails (etcd refuses the leave) is only logged by the node:
 // the reply was sent, the node stays configured and cordoned. The
 // simulation records that failure in the call log's error column.
@@ -79,7 +79,7 @@ func resetOnDestroy(s *engine.Server, tx *engine.Tx, obj *engine.Object) error {
 
 // Reset is Talos's MachineService.Reset as `talosctl reset` and the
 // configuration apply's onDestroy send it: the node must be reachable from
-// Pulumi's machine and accept the client's CA; then resetMachine.
+// Pulumi's machine and accept the client's CA; then ResetMachine.
 func Reset(tx *engine.Tx, node string, cc map[string]any, graceful, reboot bool, f engine.Faults) error {
 	m, err := Configured(tx, node, cc)
 	if err != nil {
@@ -92,11 +92,11 @@ func Reset(tx *engine.Tx, node string, cc map[string]any, graceful, reboot bool,
 // v1.12.0 v1alpha1_sequencer.go:258-341): a graceful reset cordons and
 // drains the node, stops its pods and kubelet, then makes a control plane
 // leave etcd (refused when the remaining members would lose quorum, see
-// removeEtcdMember). A refused leave fails the sequence: machined reboots
+// RemoveEtcdMember). A refused leave fails the sequence: machined reboots
 // the node FatalRebootDelay later (internal/app/machined/main.go:100-151),
 // and it boots configured again, its STATE untouched (the wipe comes after
 // the leave). Otherwise the whole system disk is wiped (mode ALL without a
-// partition list: resetMachine's default) and the machine halts, or
+// partition list: ResetMachine's default) and the machine halts, or
 // reboots into nothing bootable: the boot partition went with the rest,
 // so a reset VM never comes back on its own (wipedDisk). The Node object
 // stays: deleting it is the Kubernetes API's business.

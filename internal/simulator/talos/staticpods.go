@@ -91,7 +91,7 @@ func StaticPodConfigVersion(tx *engine.Tx, m *engine.TalosMachine, component str
 }
 
 // BumpStaticPodConfig records a change of component's rendered
-// configuration on m (a new image: componentChanges).
+// configuration on m (a new image: ComponentChanges).
 func BumpStaticPodConfig(tx *engine.Tx, m *engine.TalosMachine, component string, now time.Time) {
 	v := StaticPodConfigVersion(tx, m, component, now)
 	if m.StaticPodConfigs == nil {
@@ -119,7 +119,7 @@ func isStaticPodConfigGet(req *cosi.GetRequest) bool {
 
 // getStaticPodConfig is COSI Get of a component's configuration resource
 // on a node: on a configured control plane, the resource with the
-// component's image and its version (staticPodConfigVersion); elsewhere
+// component's image and its version (StaticPodConfigVersion); elsewhere
 // (a worker, another ID or namespace) NotFound, as COSI reports it.
 func (s *cosiState) getStaticPodConfig(ctx context.Context, req *cosi.GetRequest) (*cosi.GetResponse, error) {
 	a := s.api

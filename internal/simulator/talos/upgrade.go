@@ -35,7 +35,7 @@ const UpgradeSequenceFailure = `sequence failed: error running phase 9 in upgrad
 // an injected failure of method "Upgrade" is a failed pull); a control
 // plane, unless force, must pass etcd's ValidateForUpgrade
 // (internal/pkg/etcd/etcd.go:95-121). The reply carries the actor ID; the
-// upgrade sequence runs after it (runUpgradeSequence).
+// upgrade sequence runs after it (RunUpgradeSequence).
 func (a *API) Upgrade(ctx context.Context, in *machine.UpgradeRequest) (*machine.UpgradeResponse, error) {
 	// The installer's own failure inside the sequence (an injected failure
 	// of method "UpgradeSequence", counted per Upgrade call).
