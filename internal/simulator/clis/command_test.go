@@ -86,3 +86,18 @@ func TestRemoteCommandHostKey(t *testing.T) {
 		}
 	}
 }
+
+// A delete script runs with the stored connection when the command is
+// deleted, against the simulated tools.
+func TestRemoteDeleteRuns(t *testing.T) {
+	s := simtest.NewTestServer(t, "command", engine.DefaultWorld(engine.WorldNode{Name: "pve1", SSHHost: "192.0.2.11"}, engine.WorldNode{Name: "pve2", SSHHost: "192.0.2.12"}))
+	id, _, err := simtest.Create(t, s, clis.TokenRemoteCommand, "sdn", map[string]any{"connection": map[string]any{"host": "192.0.2.11"},
+		"create": sdnScript("192.0.2.11,192.0.2.12", 1450, 9), "delete": sdnDelete})
+	simtest.NoErr(t, err)
+	simtest.NoErr(t, simtest.Remove(t, s, clis.TokenRemoteCommand, "sdn", id))
+	st, err := engine.ReadState(s.Store.Dir)
+	simtest.NoErr(t, err)
+	if len(st.SDN.Zones)+len(st.SDN.VNets)+len(st.SDNRunning.VNets) != 0 {
+		t.Errorf("delete left SDN configuration: %+v / %+v", st.SDN, st.SDNRunning)
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
-
 	_ "github.com/sda-platform/sda/internal/simulator/clis"
 	"github.com/sda-platform/sda/internal/simulator/simtest"
 )

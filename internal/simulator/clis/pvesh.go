@@ -98,7 +98,7 @@ func Pvesh(store *engine.Store, node string, args []string, stdout io.Writer) er
 			if !sdnID(zone) {
 				return fmt.Errorf("400 Parameter verification failed.\nzone: invalid format - invalid sdn zone ID '%s'", zone)
 			}
-			return printJSON(stdout, SdnZoneContent(tx, n, zone))
+			return printJSON(stdout, SDNZoneContent(tx, n, zone))
 		case verb == "set" && len(parts) == 2:
 			if err := allow(); err != nil {
 				return err
@@ -361,7 +361,7 @@ func pendingConfig(running, edited sdnObjects) sdnObjects {
 	return out
 }
 
-// SdnZoneContent is `pvesh get /nodes/N/sdn/zones/Z/content`: the VNets
+// SDNZoneContent is `pvesh get /nodes/N/sdn/zones/Z/content`: the VNets
 // of zone Z in the running configuration as node N has them (pve-network
 // src/PVE/API2/Network/SDN/Zones/Content.pm:73-82 and
 // PVE::Network::SDN::Zones::status, src/PVE/Network/SDN/Zones.pm:227-300,
@@ -370,7 +370,7 @@ func pendingConfig(running, edited sdnObjects) sdnObjects {
 // failed); "error" where the simulation has no bridge for the VNet (a node
 // that is not a peer of the zone; upstream's message for a VNet that
 // ifquery does not know, Zones/Plugin.pm:219-220); else "available".
-func SdnZoneContent(tx *engine.Tx, node, zone string) []map[string]any {
+func SDNZoneContent(tx *engine.Tx, node, zone string) []map[string]any {
 	out := []map[string]any{}
 	if tx.State.SDNVersion == 0 {
 		return out

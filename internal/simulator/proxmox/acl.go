@@ -566,10 +566,10 @@ func VMUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []pveRequ
 	return calls
 }
 
-// LxcKeyChecks is check_ct_modify_config_perm (pve-container
+// LXCKeyChecks is check_ct_modify_config_perm (pve-container
 // src/PVE/LXC.pm:1507-1608) for the keys of newConf (old: the NICs before
 // an update). Proxmox walks the keys in hash order, the simulation sorted.
-func LxcKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]any) []check {
+func LXCKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]any) []check {
 	vm := vmPath(vmid)
 	keys = slices.Clone(keys)
 	sort.Strings(keys)
@@ -665,7 +665,7 @@ func ContainerCreateCalls(tx *engine.Tx, g guestSpec, v map[string]any) []pveReq
 		}
 	}
 	checks := []check{{path: vmPath(g.vmid), privs: []string{"VM.Allocate"}, bare: true}}
-	checks = appendNew(checks, LxcKeyChecks(tx, g.vmid, containerKeys(v, blocks), v, nil)...)
+	checks = appendNew(checks, LXCKeyChecks(tx, g.vmid, containerKeys(v, blocks), v, nil)...)
 	if g.template != "" {
 		sid, _, _ := strings.Cut(g.template, ":")
 		checks = appendNew(checks, check{path: "/storage/" + sid, privs: []string{"Datastore.AllocateSpace", "Datastore.Audit"},
@@ -700,7 +700,7 @@ func ContainerUpdateCalls(tx *engine.Tx, vmid int, olds, news map[string]any) []
 			keys = append(keys, fmt.Sprintf("net%d", i)) // deleted: Network and the old bridge
 		}
 	}
-	calls := []pveRequest{{checks: LxcKeyChecks(tx, vmid, keys, news, olds), wrap: wrapf("error updating container: %s")}}
+	calls := []pveRequest{{checks: LXCKeyChecks(tx, vmid, keys, news, olds), wrap: wrapf("error updating container: %s")}}
 	template, _ := keyTemplate.In(news).(bool)
 	started, ok := keyStarted.In(news).(bool)
 	if !ok {

@@ -8,7 +8,6 @@ import (
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/cluster"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/imagefactory"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/machine"
-
 	"github.com/sda-platform/sda/internal/simulator/simtest"
 	_ "github.com/sda-platform/sda/internal/simulator/talos"
 )

@@ -11,10 +11,8 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simulator/simtest"
 	"github.com/sda-platform/sda/internal/simulator/talos"
-	"github.com/siderolabs/talos/pkg/machinery/api/common"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
-	"github.com/siderolabs/talos/pkg/machinery/constants"
 	talosruntime "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 	"google.golang.org/grpc/codes"
 )
@@ -166,115 +164,4 @@ func TestTalosAPIUpgradeSequenceFailure(t *testing.T) {
 			}
 		})
 	}
-}
-
-// etcd's service on a control plane is healthy only EtcdStartTime after
-// the node booted; until then ServiceList says so and Talos refuses to
-// upgrade another control plane, although the member is listed.
-func TestTalosAPIEtcdHealth(t *testing.T) {
-	f := simtest.NewTalosAPIFixture(t, 3, 0, true)
-	f.Faults(engine.Faults{EtcdStartTime: "1s"})
-	now := time.Now()
-	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
-		g := tx.State.Machines[f.Cps[2]]
-		tx.State.Reboots = append(tx.State.Reboots, engine.Reboot{VMID: g.VMID, Kind: "qemu", Name: "cp3", Cause: "test", Start: now.Add(-time.Second), End: now})
-		return nil
-	}))
-	c := f.Client(f.Cc, f.Cps[0])
-	infos, err := c.ServiceInfo(client.WithNodes(simtest.CtxTimeout(t), f.Cps...), "etcd")
-	simtest.NoErr(t, err)
-	healthy := map[string]bool{}
-	for _, info := range infos {
-		healthy[info.Metadata.GetHostname()] = info.Service.GetHealth().GetHealthy()
-		if info.Service.GetState() != "Running" {
-			t.Errorf("%s: etcd %s", info.Metadata.GetHostname(), info.Service.GetState())
-		}
-	}
-	if !healthy[f.Cps[0]] || !healthy[f.Cps[1]] || healthy[f.Cps[2]] || len(infos) != 3 {
-		t.Fatalf("etcd healthy %v, want all but %s", healthy, f.Cps[2])
-	}
-	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
-	wantCode(t, err, codes.Unknown, "all members must be healthy to perform an upgrade")
-	if !strings.Contains(err.Error(), "etcd is starting") {
-		t.Fatalf("the refusal does not say why: %v", err)
-	}
-	time.Sleep(time.Until(now.Add(time.Second)) + 50*time.Millisecond)
-	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
-	simtest.NoErr(t, err)
-}
-
-// A reset wipes the whole system disk (mode ALL, no partition list): with
-// reboot the VM has nothing left to boot and never answers again. A
-// graceful reset whose etcd leave is refused fails the sequence: the node
-// reboots FatalRebootDelay later and comes back configured.
-func TestTalosAPIResetSequence(t *testing.T) {
-	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
-	f.Faults(engine.Faults{RebootTime: "200ms", FatalRebootDelay: "300ms"})
-	c := f.Client(f.Cc, f.Cps[0])
-	w := f.Workers[0]
-	simtest.NoErr(t, c.Reset(client.WithNode(simtest.CtxTimeout(t), w), true, true))
-	st := f.State()
-	r := st.Reboots[len(st.Reboots)-1]
-	if r.Cause != "talos reset" || st.Machines[w] != nil {
-		t.Fatalf("reboot %+v, machine %+v", r, st.Machines[w])
-	}
-	time.Sleep(time.Until(r.End) + 50*time.Millisecond)
-	_, err := simtest.VersionOf(t, c, w)
-	wantCode(t, err, codes.Unavailable, "nothing to boot: a Talos reset wiped its whole system disk")
-
-	// The last etcd member cannot leave: the reset fails on the node, which
-	// reboots and is back, configured, afterwards.
-	cp := f.Cps[0]
-	resp, err := c.ResetGenericWithResponse(client.WithNode(simtest.CtxTimeout(t), cp), &machine.ResetRequest{Graceful: true, Reboot: false, Mode: machine.ResetRequest_ALL})
-	simtest.NoErr(t, err)
-	actor := resp.Messages[0].ActorId
-	st = f.State()
-	// The failure is published as the failed sequence, with the call's
-	// actor ID: the only word a client gets of it.
-	last := st.TalosEvents[len(st.TalosEvents)-1]
-	if last.ActorID != actor || last.Name != "reset" || last.Action != "noop" ||
-		!strings.Contains(last.Error, `error running phase 4 in reset sequence`) || !strings.Contains(last.Error, `task "leaveEtcd" failed: failed to leave cluster`) {
-		t.Fatalf("the failed reset published %+v (actor %s)", last, actor)
-	}
-	// Until that reboot the node is degraded: its pods were removed and its
-	// kubelet stopped before etcd refused the leave.
-	cs, err := c.Containers(client.WithNode(simtest.CtxTimeout(t), cp), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
-	simtest.NoErr(t, err)
-	if n := len(cs.Messages[0].Containers); n != 0 {
-		t.Fatalf("the kubelet still runs after the failed reset: %+v", cs.Messages[0].Containers)
-	}
-	r = st.Reboots[len(st.Reboots)-1]
-	if r.Cause != `fatal sequencer error in "reset" sequence` || st.Machines[cp] == nil {
-		t.Fatalf("after the refused leave: reboot %+v, machine %v", r, st.Machines[cp] != nil)
-	}
-	if d := r.Start.Sub(time.Now()); d <= 0 || d > 300*time.Millisecond {
-		t.Fatalf("the node reboots %s from now, want within the fatal reboot delay", d)
-	}
-	time.Sleep(time.Until(r.End) + 50*time.Millisecond)
-	if _, err := simtest.VersionOf(t, c, cp); err != nil {
-		t.Fatalf("the control plane is not back after its failed reset: %v", err)
-	}
-	cs, err = c.Containers(client.WithNode(simtest.CtxTimeout(t), cp), constants.SystemContainerdNamespace, common.ContainerDriver_CONTAINERD)
-	simtest.NoErr(t, err)
-	if n := len(cs.Messages[0].Containers); n != 1 {
-		t.Fatalf("the kubelet is not back after the reboot: %+v", cs.Messages[0].Containers)
-	}
-}
-
-// Kubeconfig is served by control planes only: an admin kubeconfig for the
-// cluster's endpoint, signed by its Kubernetes CA, in a .tar.gz (what
-// machinery's client unpacks); a worker refuses it.
-func TestTalosAPIKubeconfig(t *testing.T) {
-	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
-	c := f.Client(f.Cc, f.Cps[0])
-	raw, err := c.Kubeconfig(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]))
-	simtest.NoErr(t, err)
-	cl := f.Cluster()
-	for _, want := range []string{"server: " + cl.Endpoint, "certificate-authority-data: " + talos.B64([]byte(cl.K8sCA)), "current-context: admin@" + cl.Name} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("the kubeconfig lacks %q:\n%s", want, raw)
-		}
-	}
-	_, err = c.Kubeconfig(client.WithNode(simtest.CtxTimeout(t), f.Workers[0]))
-	wantCode(t, err, codes.Unimplemented, "kubeconfig is only available on control plane nodes")
 }
