@@ -10,7 +10,7 @@ import (
 	"github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve/vm"
 	"github.com/pulumiverse/pulumi-talos/sdk/go/talos/imagefactory"
 
-	_ "github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
 	"github.com/sda-platform/sda/internal/simulator/simtest"
 )
 
@@ -24,4 +24,24 @@ func TestKeysAreInTheProviderSchema(t *testing.T) {
 		// The agent rule reads the Image Factory schematic a VM's image
 		// came from (talos imageFactory.Schematic's input).
 		imagefactory.SchematicArgs{})
+}
+
+// TestReplacePathsAreInTheProviderSchema: the input paths that replace a
+// resource, and those whose change reboots a guest, are the resource's own.
+func TestReplacePathsAreInTheProviderSchema(t *testing.T) {
+	roots := map[string]any{
+		proxmox.TokenVM: vm.VirtualMachineArgs{}, proxmox.TokenContainer: ct.ContainerArgs{},
+		proxmox.TokenDownload: pxdownload.FileArgs{}, proxmox.TokenBridge: pxnetwork.NetworkBridgeArgs{},
+		proxmox.TokenVLAN: pxnetwork.NetworkVlanArgs{},
+	}
+	for _, k := range proxmox.Kinds() {
+		root, ok := roots[k.Token]
+		if !ok {
+			t.Errorf("no SDK type for %s", k.Token)
+			continue
+		}
+		simtest.CheckPaths(t, k.Token+" Replace", k.Replace, root)
+	}
+	simtest.CheckPaths(t, "vmRebootKeys", proxmox.VMRebootKeys, vm.VirtualMachineArgs{})
+	simtest.CheckPaths(t, "containerRebootKeys", proxmox.ContainerRebootKeys, ct.ContainerArgs{})
 }

@@ -36,6 +36,21 @@ func CheckKeys(t *testing.T, pkgDir string, roots ...any) {
 	}
 }
 
+// CheckPaths checks property paths of another kind than keys (a Kind's
+// Replace paths, a table of input blocks) as CheckKeys does: what names
+// them in failures; "[*]" and a trailing "!" (Kind.Replace's list
+// elements and block-only marks) are not part of the names.
+func CheckPaths(t *testing.T, what string, paths []string, roots ...any) {
+	t.Helper()
+	structs := reachable(roots)
+	for _, p := range paths {
+		clean := strings.TrimSuffix(strings.ReplaceAll(p, "[*]", ""), "!")
+		if !resolves(structs, strings.Split(clean, ".")) {
+			t.Errorf("%s: property path %q is not in the provider SDK's schema", what, p)
+		}
+	}
+}
+
 // plain is t with pointers, slices, arrays and maps stripped and Pulumi
 // Input/Output types replaced by their element types; nil when t is an
 // interface (an Input that says nothing of its element).
