@@ -186,11 +186,19 @@ func splitPath(path string) []pathPart {
 	return parts
 }
 
+// Str, Num, List and StrList read a value at a dotted path (with [i]
+// indexes) of a document that is not a property map: a Kubernetes object,
+// a Talos configuration document, an element built by the simulation. The
+// properties a rule reads go through Keys (keys.go), declared once and
+// checked against the provider's schema.
+
+// Str is the string at path ("" when absent or not a string).
 func Str(values map[string]any, path string) string {
 	s, _ := Get(values, path).(string)
 	return s
 }
 
+// Num is the number at path as an int (0 when absent or not a number).
 func Num(values map[string]any, path string) int {
 	switch n := Get(values, path).(type) {
 	case float64:
@@ -201,11 +209,13 @@ func Num(values map[string]any, path string) int {
 	return 0
 }
 
+// List is the list at path (nil when absent or not a list).
 func List(values map[string]any, path string) []any {
 	a, _ := Get(values, path).([]any)
 	return a
 }
 
+// StrList is the strings of the list at path.
 func StrList(values map[string]any, path string) []string {
 	var out []string
 	for _, e := range List(values, path) {

@@ -37,7 +37,7 @@ type kubeFixture struct {
 func newKubeFixture(t *testing.T, cps, workers int) *kubeFixture {
 	t.Helper()
 	f := simtest.NewTalosAPIFixture(t, cps, workers, true)
-	_, outs, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kubeconfig", map[string]any{"node": f.Cps[0], "clientConfiguration": f.Cc})
+	_, outs, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kubeconfig", map[string]any{"node": f.CPs[0], "clientConfiguration": f.ClientConfig})
 	simtest.NoErr(t, err)
 	return &kubeFixture{TalosAPIFixture: f, kc: outs["kubernetesClientConfiguration"].(map[string]any), endpoint: "https://10.0.0.11:6443"}
 }
@@ -136,7 +136,7 @@ func TestKubeAPINodes(t *testing.T) {
 	}
 	cp := f.items("/api/v1/nodes?labelSelector=" + url.QueryEscape("node-role.kubernetes.io/control-plane"))
 	workers := f.items("/api/v1/nodes?labelSelector=" + url.QueryEscape("!node-role.kubernetes.io/control-plane"))
-	if len(cp) != 1 || engine.Str(cp[0], "status.addresses[0].address") != f.Cps[0] || len(workers) != 2 {
+	if len(cp) != 1 || engine.Str(cp[0], "status.addresses[0].address") != f.CPs[0] || len(workers) != 2 {
 		t.Fatalf("control planes %v, workers %v", names(cp), names(workers))
 	}
 	w := f.nodeNamed(f.Workers[0])
@@ -169,7 +169,7 @@ func TestKubeAPICordonAndDelete(t *testing.T) {
 	if code != 200 || engine.Get(n, "spec.unschedulable") != true || !f.Cluster().Nodes[w].Cordoned {
 		t.Fatalf("cordon: %d %v", code, n["spec"])
 	}
-	err := f.Health(f.Cps, f.Workers, false)
+	err := f.Health(f.CPs, f.Workers, false)
 	if err == nil || !strings.Contains(err.Error(), "some nodes are not schedulable: ["+w+"]") {
 		t.Fatalf("getHealth after the cordon: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestKubeAPICordonAndDelete(t *testing.T) {
 	if code != 200 || engine.Get(n, "spec.unschedulable") != nil || f.Cluster().Nodes[w].Cordoned {
 		t.Fatalf("uncordon: %d %v", code, n["spec"])
 	}
-	simtest.NoErr(t, f.Health(f.Cps, f.Workers, false))
+	simtest.NoErr(t, f.Health(f.CPs, f.Workers, false))
 
 	if got := f.items("/api/v1/pods?fieldSelector=spec.nodeName%3D" + w); len(got) == 0 {
 		t.Fatal("no pods on the worker before its deletion")
@@ -216,11 +216,11 @@ func TestKubeAPIReach(t *testing.T) {
 	if err == nil {
 		t.Fatal("a client certificate of another CA was accepted")
 	}
-	if _, err := simtest.VersionOf(t, f.Client(f.Cc, f.Cps[0]), f.Cps[0]); err != nil {
+	if _, err := simtest.VersionOf(t, f.Client(f.ClientConfig, f.CPs[0]), f.CPs[0]); err != nil {
 		t.Fatalf("the Talos API behind the same listener: %v", err)
 	}
 	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
-		tx.State.Guests[tx.State.Machines[f.Cps[0]].VMID].Started = false
+		tx.State.Guests[tx.State.Machines[f.CPs[0]].VMID].Started = false
 		return nil
 	}))
 	_, err = f.httpClient(f.kc, ca).Get(f.endpoint + "/api/v1/nodes")
@@ -236,7 +236,7 @@ func TestKubeAPIReach(t *testing.T) {
 // and the kubelet recreates it.
 func TestKubeAPIPodsAndEviction(t *testing.T) {
 	f := newKubeFixture(t, 1, 2)
-	cp := f.nodeNamed(f.Cps[0])
+	cp := f.nodeNamed(f.CPs[0])
 	onCP := names(f.items("/api/v1/pods?fieldSelector=spec.nodeName%3D" + cp))
 	for _, want := range []string{"kube-apiserver-" + cp, "kube-controller-manager-" + cp, "kube-scheduler-" + cp} {
 		if !slices.Contains(onCP, want) {
@@ -358,9 +358,9 @@ func (f *kubeFixture) staticPod(component, node string) map[string]any {
 func TestKubeAPIStaticPodConfigVersion(t *testing.T) {
 	f := newKubeFixture(t, 1, 0)
 	f.Faults(engine.Faults{ComponentRestartTime: "400ms"})
-	cp := f.Cps[0]
+	cp := f.CPs[0]
 	node := f.nodeNamed(cp)
-	c := f.Client(f.Cc, cp)
+	c := f.Client(f.ClientConfig, cp)
 	version := func() string {
 		t.Helper()
 		r, err := safe.StateGet[*k8s.SchedulerConfig](client.WithNode(simtest.CtxTimeout(t), cp), c.COSI, k8s.NewSchedulerConfig().Metadata())
@@ -399,10 +399,10 @@ func TestKubeAPIStaticPodConfigVersion(t *testing.T) {
 // its mirror pod's PodReady stays False and restartCount grows.
 func TestKubeAPICrashLoop(t *testing.T) {
 	f := newKubeFixture(t, 1, 0)
-	cp := f.Cps[0]
+	cp := f.CPs[0]
 	node := f.nodeNamed(cp)
 	f.Faults(engine.Faults{CrashLoops: []engine.CrashLoop{{Node: node, Component: "kube-scheduler", Image: ":v1.35.9", BackOff: "40ms"}}})
-	c := f.Client(f.Cc, cp)
+	c := f.Client(f.ClientConfig, cp)
 	k8sTag := "v" + constants.DefaultKubernetesVersion
 	_, err := c.ApplyConfiguration(client.WithNode(simtest.CtxTimeout(t), cp), &machine.ApplyConfigurationRequest{
 		Data: []byte(simtest.SwapTag(f.State().Machines[cp].Config, "kube-scheduler", k8sTag, "v1.35.9")), Mode: machine.ApplyConfigurationRequest_NO_REBOOT})

@@ -5,6 +5,7 @@ import (
 	"testing"
 )
 
+// WantErr fails t unless err contains sub.
 func WantErr(t *testing.T, err error, sub string) {
 	t.Helper()
 	if err == nil || !strings.Contains(err.Error(), sub) {

@@ -60,6 +60,7 @@ func Create(t *testing.T, s *engine.Server, token, name string, v map[string]any
 	return id, outs, err
 }
 
+// VMArgs are a VirtualMachine's inputs with one disk, NIC and address.
 func VMArgs(node string, vmid int, address, bridge, fileID string, cores, memory int) map[string]any {
 	return map[string]any{
 		"nodeName": node, "vmId": vmid,
@@ -82,6 +83,7 @@ func NewHostKey(t *testing.T) string {
 	return k
 }
 
+// Keys are the keys of m (in map order).
 func Keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {

@@ -14,13 +14,15 @@ import (
 // applied, and (optionally) the cluster bootstrapped on the first control
 // plane. Control planes are 10.0.0.11.., workers 10.0.0.21...
 type TalosFixture struct {
-	T                *testing.T
-	Px, Talos, K8s   *engine.Server
-	Cc               any
-	CpCfg, WorkerCfg string
-	Cps, Workers     []string
+	T                      *testing.T
+	Px, Talos, K8s         *engine.Server
+	ClientConfig           any
+	CPConfig, WorkerConfig string
+	CPs, Workers           []string
 }
 
+// NewTalosFixture builds a TalosFixture of cps control planes and workers
+// workers, bootstrapped when boot.
 func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 	t.Helper()
 	px := NewTestServer(t, "proxmoxve", engine.DefaultWorld(engine.WorldNode{Name: "pve", SSHHost: "192.0.2.10"}))
@@ -31,7 +33,7 @@ func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Cc = sec["clientConfiguration"]
+	f.ClientConfig = sec["clientConfiguration"]
 	gen := func(typ string) string {
 		args := engine.Normalise(map[string]any{"clusterName": "lab", "clusterEndpoint": "https://10.0.0.11:6443", "machineType": typ,
 			"machineSecrets": sec["machineSecrets"], "talosVersion": "v1.12.0", "kubernetesVersion": "v1.35.0"}).(map[string]any)
@@ -41,14 +43,14 @@ func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 		}
 		return out["machineConfiguration"].(string)
 	}
-	f.CpCfg, f.WorkerCfg = gen("controlplane"), gen("worker")
+	f.CPConfig, f.WorkerConfig = gen("controlplane"), gen("worker")
 	for i := 0; i < cps; i++ {
-		f.Cps = append(f.Cps, "10.0.0.1"+string(rune('1'+i)))
+		f.CPs = append(f.CPs, "10.0.0.1"+string(rune('1'+i)))
 	}
 	for i := 0; i < workers; i++ {
 		f.Workers = append(f.Workers, "10.0.0.2"+string(rune('1'+i)))
 	}
-	for i, a := range append(append([]string{}, f.Cps...), f.Workers...) {
+	for i, a := range append(append([]string{}, f.CPs...), f.Workers...) {
 		if _, _, err := Create(t, px, proxmox.TokenVM, "vm-"+a, VMArgs("pve", 8011+i, a, "vmbr0", "", 2, 2048)); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +59,7 @@ func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 		}
 	}
 	if boot {
-		if _, _, err := Create(t, tl, talos.TokenBootstrap, "bootstrap", map[string]any{"node": f.Cps[0], "clientConfiguration": f.Cc}); err != nil {
+		if _, _, err := Create(t, tl, talos.TokenBootstrap, "bootstrap", map[string]any{"node": f.CPs[0], "clientConfiguration": f.ClientConfig}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,13 +67,13 @@ func NewTalosFixture(t *testing.T, cps, workers int, boot bool) *TalosFixture {
 }
 
 func (f *TalosFixture) Args(addr string, extra map[string]any, patches ...string) map[string]any {
-	cfg := f.WorkerCfg
-	for _, c := range f.Cps {
+	cfg := f.WorkerConfig
+	for _, c := range f.CPs {
 		if c == addr {
-			cfg = f.CpCfg
+			cfg = f.CPConfig
 		}
 	}
-	v := map[string]any{"node": addr, "clientConfiguration": f.Cc, "machineConfigurationInput": cfg, "configPatches": patches}
+	v := map[string]any{"node": addr, "clientConfiguration": f.ClientConfig, "machineConfigurationInput": cfg, "configPatches": patches}
 	for k, x := range extra {
 		v[k] = x
 	}
@@ -100,7 +102,7 @@ func (f *TalosFixture) Cluster() *engine.TalosCluster {
 }
 
 func (f *TalosFixture) Health(cps, workers []string, skip bool) error {
-	args := engine.Normalise(map[string]any{"clientConfiguration": f.Cc, "controlPlaneNodes": cps, "workerNodes": workers,
+	args := engine.Normalise(map[string]any{"clientConfiguration": f.ClientConfig, "controlPlaneNodes": cps, "workerNodes": workers,
 		"endpoints": cps[:1], "skipKubernetesChecks": skip}).(map[string]any)
 	return f.Px.Store.Update(func(tx *engine.Tx) error { _, err := talos.GetHealth(f.Talos, tx, args); return err })
 }
@@ -139,6 +141,7 @@ func Remove(t *testing.T, s *engine.Server, token, name, id string) error {
 	})
 }
 
+// NoErr fails t now on err.
 func NoErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

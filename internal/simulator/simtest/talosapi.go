@@ -23,6 +23,8 @@ type TalosAPIFixture struct {
 	Addr string
 }
 
+// NewTalosAPIFixture is NewTalosFixture with the Talos API served on a
+// loopback listener.
 func NewTalosAPIFixture(t *testing.T, cps, workers int, boot bool) *TalosAPIFixture {
 	t.Helper()
 	f := NewTalosFixture(t, cps, workers, boot)
@@ -55,12 +57,14 @@ func (f *TalosAPIFixture) Client(cc any, endpoint string) *client.Client {
 	return c
 }
 
+// CtxTimeout is a context that ends with the test or after 20 seconds.
 func CtxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
+// VersionOf is the Talos version node reports.
 func VersionOf(t *testing.T, c *client.Client, node string) (string, error) {
 	t.Helper()
 	resp, err := c.Version(client.WithNode(CtxTimeout(t), node))

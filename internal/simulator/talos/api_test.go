@@ -39,13 +39,13 @@ func TestTalosAPIVersion(t *testing.T) {
 	_, err := reapply(f.TalosFixture, f.Workers[1], nil, `machine: {install: {image: "ghcr.io/siderolabs/installer:v1.11.5"}}`)
 	simtest.NoErr(t, err)
 	st := f.State()
-	want := st.Machines[f.Cps[0]].Version
+	want := st.Machines[f.CPs[0]].Version
 	if want == "" {
 		t.Fatal("a configured machine has no Version")
 	}
 
-	c := f.Client(f.Cc, f.Cps[0])
-	resp, err := c.Version(client.WithNodes(simtest.CtxTimeout(t), f.Cps[0], f.Workers[0], f.Workers[1]))
+	c := f.Client(f.ClientConfig, f.CPs[0])
+	resp, err := c.Version(client.WithNodes(simtest.CtxTimeout(t), f.CPs[0], f.Workers[0], f.Workers[1]))
 	simtest.NoErr(t, err)
 	got := map[string]string{}
 	for _, m := range resp.Messages {
@@ -54,7 +54,7 @@ func TestTalosAPIVersion(t *testing.T) {
 			t.Errorf("%s: platform %v features %v", m.Metadata.GetHostname(), m.Platform, m.Features)
 		}
 	}
-	if got[f.Cps[0]] != want || got[f.Workers[0]] != want || got[f.Workers[1]] != "v1.11.5" {
+	if got[f.CPs[0]] != want || got[f.Workers[0]] != want || got[f.Workers[1]] != "v1.11.5" {
 		t.Fatalf("versions %v, want %s and v1.11.5 for %s", got, want, f.Workers[1])
 	}
 	// Without a node, the endpoint answers (no metadata: no proxying).
@@ -71,7 +71,7 @@ func TestTalosAPIVersion(t *testing.T) {
 func TestTalosAPIUpgradeWorker(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
 	f.Faults(engine.Faults{RebootTime: "400ms"})
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	w := f.Workers[0]
 	image := "factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.12.1"
 
@@ -90,7 +90,7 @@ func TestTalosAPIUpgradeWorker(t *testing.T) {
 		t.Fatalf("reboots %+v", st.Reboots)
 	}
 	// The control plane did not reboot and still answers.
-	if v, err := simtest.VersionOf(t, c, f.Cps[0]); err != nil || v == "v1.12.1" {
+	if v, err := simtest.VersionOf(t, c, f.CPs[0]); err != nil || v == "v1.12.1" {
 		t.Fatalf("control plane: %q %v", v, err)
 	}
 	time.Sleep(time.Until(st.Reboots[0].End) + 20*time.Millisecond)
@@ -111,13 +111,13 @@ func TestTalosAPIWrongCA(t *testing.T) {
 	simtest.NoErr(t, err)
 	other := sec["clientConfiguration"].(map[string]any)
 
-	_, err = f.Client(other, f.Cps[0]).Version(simtest.CtxTimeout(t))
+	_, err = f.Client(other, f.CPs[0]).Version(simtest.CtxTimeout(t))
 	wantCode(t, err, codes.Unavailable, "certificate signed by unknown authority")
 
 	// Trusts the node's CA but presents another CA's certificate.
-	mixed := map[string]any{"caCertificate": engine.Str(f.Cc.(map[string]any), "caCertificate"),
+	mixed := map[string]any{"caCertificate": engine.Str(f.ClientConfig.(map[string]any), "caCertificate"),
 		"clientCertificate": other["clientCertificate"], "clientKey": other["clientKey"]}
-	_, err = f.Client(mixed, f.Cps[0]).Version(simtest.CtxTimeout(t))
+	_, err = f.Client(mixed, f.CPs[0]).Version(simtest.CtxTimeout(t))
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("want the connection refused at the TLS layer (Unavailable), got %v", err)
 	}
@@ -139,20 +139,20 @@ func TestTalosAPIUnreachable(t *testing.T) {
 		tx.State.Guests[tx.State.Machines[f.Workers[0]].VMID].Started = false
 		return nil
 	}))
-	_, err := f.Client(f.Cc, f.Workers[0]).Version(simtest.CtxTimeout(t))
+	_, err := f.Client(f.ClientConfig, f.Workers[0]).Version(simtest.CtxTimeout(t))
 	wantCode(t, err, codes.Unavailable, "dial tcp "+f.Workers[0]+":50000: connect: no route to host")
-	_, err = f.Client(f.Cc, "10.0.0.99").Version(simtest.CtxTimeout(t))
+	_, err = f.Client(f.ClientConfig, "10.0.0.99").Version(simtest.CtxTimeout(t))
 	wantCode(t, err, codes.Unavailable, "no VM of the simulated Proxmox has address 10.0.0.99")
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	_, err = simtest.VersionOf(t, c, f.Workers[0])
 	wantCode(t, err, codes.Unavailable, "no route to host")
 	// With WithNodes the failure is one node's message, the others answer.
-	resp, err := c.Version(client.WithNodes(simtest.CtxTimeout(t), f.Cps[0], f.Workers[0]))
+	resp, err := c.Version(client.WithNodes(simtest.CtxTimeout(t), f.CPs[0], f.Workers[0]))
 	var ne *client.NodeError
 	if !errors.As(err, &ne) || ne.Node != f.Workers[0] || status.Code(ne.Err) != codes.Unavailable {
 		t.Fatalf("want a NodeError for %s, got %v", f.Workers[0], err)
 	}
-	if resp == nil || len(resp.Messages) != 1 || resp.Messages[0].Metadata.GetHostname() != f.Cps[0] {
+	if resp == nil || len(resp.Messages) != 1 || resp.Messages[0].Metadata.GetHostname() != f.CPs[0] {
 		t.Fatalf("the reachable node's reply: %v", resp)
 	}
 }
@@ -162,7 +162,7 @@ func TestTalosAPIUnreachable(t *testing.T) {
 func TestTalosAPIUpgradeFault(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
 	f.Faults(engine.Faults{FailOnce: []engine.FailOnce{{Type: talos.TokenTalosAPI, Method: "Upgrade", Ordinal: 1}}})
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	image := "ghcr.io/siderolabs/installer:v1.12.1"
 	_, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Workers[0]), image, false, false)
 	wantCode(t, err, codes.Unknown, `error validating installer image "`+image+`": failed to pull image`)
@@ -186,10 +186,10 @@ func TestTalosAPIThroughHTTPSProxy(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
 	t.Setenv("HTTPS_PROXY", "http://"+f.Addr)
 	t.Setenv("NO_PROXY", "")
-	v := f.Cc.(map[string]any)
-	cfg := clientconfig.NewConfig("lab", []string{f.Cps[0]}, talos.Unb64(engine.Str(v, "caCertificate")),
+	v := f.ClientConfig.(map[string]any)
+	cfg := clientconfig.NewConfig("lab", []string{f.CPs[0]}, talos.Unb64(engine.Str(v, "caCertificate")),
 		&x509.PEMEncodedCertificateAndKey{Crt: talos.Unb64(engine.Str(v, "clientCertificate")), Key: talos.Unb64(engine.Str(v, "clientKey"))})
-	c, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.Cps[0]))
+	c, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.CPs[0]))
 	simtest.NoErr(t, err)
 	t.Cleanup(func() { c.Close() })
 	got, err := simtest.VersionOf(t, c, f.Workers[0])
@@ -200,14 +200,14 @@ func TestTalosAPIThroughHTTPSProxy(t *testing.T) {
 
 	// Stop the endpoint's VM: the CONNECT is refused with the reason.
 	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
-		tx.State.Guests[tx.State.Machines[f.Cps[0]].VMID].Started = false
+		tx.State.Guests[tx.State.Machines[f.CPs[0]].VMID].Started = false
 		return nil
 	}))
-	c2, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.Cps[0]))
+	c2, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(f.CPs[0]))
 	simtest.NoErr(t, err)
 	t.Cleanup(func() { c2.Close() })
 	_, err = c2.Version(simtest.CtxTimeout(t))
-	wantCode(t, err, codes.Unavailable, "dial tcp "+f.Cps[0]+":50000: connect: no route to host")
+	wantCode(t, err, codes.Unavailable, "dial tcp "+f.CPs[0]+":50000: connect: no route to host")
 }
 
 // containerImages are the running containers' images on node, by name
@@ -241,8 +241,8 @@ func containerImages(t *testing.T, c *client.Client, node string) map[string]str
 func TestTalosAPIApplyConfiguration(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
 	f.Faults(engine.Faults{ComponentRestartTime: "400ms"})
-	cp, w := f.Cps[0], f.Workers[0]
-	c := f.Client(f.Cc, cp)
+	cp, w := f.CPs[0], f.Workers[0]
+	c := f.Client(f.ClientConfig, cp)
 	before := f.State().Machines[cp].Config
 	k8s := "v" + constants.DefaultKubernetesVersion
 

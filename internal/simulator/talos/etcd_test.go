@@ -25,24 +25,24 @@ func TestTalosAPIUpgradeControlPlaneQuorum(t *testing.T) {
 		if got := f.Cluster().EtcdMembers; len(got) != 2 {
 			t.Fatalf("members %v", got)
 		}
-		c := f.Client(f.Cc, f.Cps[0])
-		_, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), image, false, false)
+		c := f.Client(f.ClientConfig, f.CPs[0])
+		_, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), image, false, false)
 		wantCode(t, err, codes.Unknown, "etcd member count(2) is insufficient to maintain quorum if upgrade commences")
-		if st := f.State(); len(st.Reboots) != 0 || st.Machines[f.Cps[1]].Version == "v1.12.1" {
+		if st := f.State(); len(st.Reboots) != 0 || st.Machines[f.CPs[1]].Version == "v1.12.1" {
 			t.Fatalf("a refused upgrade changed the node: %+v", st.Reboots)
 		}
-		_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), image, false, true)
+		_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), image, false, true)
 		simtest.NoErr(t, err) // force skips the check
 	})
 	t.Run("three members", func(t *testing.T) {
 		f := simtest.NewTalosAPIFixture(t, 3, 0, true)
 		f.Faults(engine.Faults{RebootTime: "1m"})
-		c := f.Client(f.Cc, f.Cps[0])
-		_, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[2]), image, false, false)
+		c := f.Client(f.ClientConfig, f.CPs[0])
+		_, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[2]), image, false, false)
 		simtest.NoErr(t, err)
-		_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), image, false, false)
+		_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), image, false, false)
 		wantCode(t, err, codes.Unknown, "all members must be healthy to perform an upgrade")
-		if !strings.Contains(err.Error(), f.Cps[2]) {
+		if !strings.Contains(err.Error(), f.CPs[2]) {
 			t.Fatalf("the refusal does not name the rebooting member: %v", err)
 		}
 	})
@@ -54,10 +54,10 @@ func TestTalosAPIUpgradeControlPlaneQuorum(t *testing.T) {
 // reset uses.
 func TestTalosAPIEtcd(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 3, 1, true)
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	list := func() []*machine.EtcdMember {
 		t.Helper()
-		resp, err := c.EtcdMemberList(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), &machine.EtcdMemberListRequest{})
+		resp, err := c.EtcdMemberList(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), &machine.EtcdMemberListRequest{})
 		simtest.NoErr(t, err)
 		return resp.Messages[0].Members
 	}
@@ -77,31 +77,31 @@ func TestTalosAPIEtcd(t *testing.T) {
 	// cp3 halts: cp1 leaving would leave one of the two others started,
 	// below their quorum.
 	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
-		tx.State.Guests[tx.State.Machines[f.Cps[2]].VMID].Started = false
+		tx.State.Guests[tx.State.Machines[f.CPs[2]].VMID].Started = false
 		return nil
 	}))
-	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), &machine.EtcdLeaveClusterRequest{})
+	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), &machine.EtcdLeaveClusterRequest{})
 	wantCode(t, err, codes.Unknown, "failed to leave cluster: failed to remove member")
 	wantCode(t, err, codes.Unknown, "not enough started members")
 	// Removing the halted member by ID is allowed (cp1 and cp2 run).
-	err = c.EtcdRemoveMemberByID(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), &machine.EtcdRemoveMemberByIDRequest{MemberId: 12345})
+	err = c.EtcdRemoveMemberByID(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), &machine.EtcdRemoveMemberByIDRequest{MemberId: 12345})
 	wantCode(t, err, codes.NotFound, "member not found")
-	simtest.NoErr(t, c.EtcdRemoveMemberByID(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]),
-		&machine.EtcdRemoveMemberByIDRequest{MemberId: talos.EtcdMemberID(f.Cps[2])}))
-	if got := f.Cluster().EtcdMembers; len(got) != 2 || slices.Contains(got, f.Cps[2]) {
+	simtest.NoErr(t, c.EtcdRemoveMemberByID(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]),
+		&machine.EtcdRemoveMemberByIDRequest{MemberId: talos.EtcdMemberID(f.CPs[2])}))
+	if got := f.Cluster().EtcdMembers; len(got) != 2 || slices.Contains(got, f.CPs[2]) {
 		t.Fatalf("after the removal: %v", got)
 	}
 	// A graceful leave: cp2 leaves, cp1 stays.
-	simtest.NoErr(t, c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), &machine.EtcdLeaveClusterRequest{}))
-	if got := f.Cluster().EtcdMembers; !slices.Equal(got, f.Cps[:1]) {
+	simtest.NoErr(t, c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), &machine.EtcdLeaveClusterRequest{}))
+	if got := f.Cluster().EtcdMembers; !slices.Equal(got, f.CPs[:1]) {
 		t.Fatalf("after the leave: %v", got)
 	}
-	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), &machine.EtcdLeaveClusterRequest{})
+	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), &machine.EtcdLeaveClusterRequest{})
 	wantCode(t, err, codes.Unknown, "failed to get local etcd member ID")
 	// The last member never leaves.
-	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), &machine.EtcdLeaveClusterRequest{})
+	err = c.EtcdLeaveCluster(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), &machine.EtcdLeaveClusterRequest{})
 	wantCode(t, err, codes.Unknown, "not enough started members")
-	_, err = c.EtcdForfeitLeadership(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), &machine.EtcdForfeitLeadershipRequest{})
+	_, err = c.EtcdForfeitLeadership(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), &machine.EtcdForfeitLeadershipRequest{})
 	wantCode(t, err, codes.Unknown, "only one member")
 }
 
@@ -109,7 +109,7 @@ func TestTalosAPIEtcd(t *testing.T) {
 // not lead returns no member.
 func TestTalosAPIEtcdForfeitLeadership(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 3, 0, true)
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	order := talos.SortedMembers(f.Cluster())
 	resp, err := c.EtcdForfeitLeadership(client.WithNode(simtest.CtxTimeout(t), order[1]), &machine.EtcdForfeitLeadershipRequest{})
 	simtest.NoErr(t, err)
@@ -131,12 +131,12 @@ func TestTalosAPIEtcdHealth(t *testing.T) {
 	f.Faults(engine.Faults{EtcdStartTime: "1s"})
 	now := time.Now()
 	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
-		g := tx.State.Machines[f.Cps[2]]
+		g := tx.State.Machines[f.CPs[2]]
 		tx.State.Reboots = append(tx.State.Reboots, engine.Reboot{VMID: g.VMID, Kind: "qemu", Name: "cp3", Cause: "test", Start: now.Add(-time.Second), End: now})
 		return nil
 	}))
-	c := f.Client(f.Cc, f.Cps[0])
-	infos, err := c.ServiceInfo(client.WithNodes(simtest.CtxTimeout(t), f.Cps...), "etcd")
+	c := f.Client(f.ClientConfig, f.CPs[0])
+	infos, err := c.ServiceInfo(client.WithNodes(simtest.CtxTimeout(t), f.CPs...), "etcd")
 	simtest.NoErr(t, err)
 	healthy := map[string]bool{}
 	for _, info := range infos {
@@ -145,15 +145,15 @@ func TestTalosAPIEtcdHealth(t *testing.T) {
 			t.Errorf("%s: etcd %s", info.Metadata.GetHostname(), info.Service.GetState())
 		}
 	}
-	if !healthy[f.Cps[0]] || !healthy[f.Cps[1]] || healthy[f.Cps[2]] || len(infos) != 3 {
-		t.Fatalf("etcd healthy %v, want all but %s", healthy, f.Cps[2])
+	if !healthy[f.CPs[0]] || !healthy[f.CPs[1]] || healthy[f.CPs[2]] || len(infos) != 3 {
+		t.Fatalf("etcd healthy %v, want all but %s", healthy, f.CPs[2])
 	}
-	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
+	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
 	wantCode(t, err, codes.Unknown, "all members must be healthy to perform an upgrade")
 	if !strings.Contains(err.Error(), "etcd is starting") {
 		t.Fatalf("the refusal does not say why: %v", err)
 	}
 	time.Sleep(time.Until(now.Add(time.Second)) + 50*time.Millisecond)
-	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.Cps[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
+	_, err = c.Upgrade(client.WithNode(simtest.CtxTimeout(t), f.CPs[1]), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
 	simtest.NoErr(t, err)
 }

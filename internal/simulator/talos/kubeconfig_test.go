@@ -15,8 +15,8 @@ import (
 // machinery's client unpacks); a worker refuses it.
 func TestTalosAPIKubeconfig(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
-	c := f.Client(f.Cc, f.Cps[0])
-	raw, err := c.Kubeconfig(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]))
+	c := f.Client(f.ClientConfig, f.CPs[0])
+	raw, err := c.Kubeconfig(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]))
 	simtest.NoErr(t, err)
 	cl := f.Cluster()
 	for _, want := range []string{"server: " + cl.Endpoint, "certificate-authority-data: " + talos.B64([]byte(cl.K8sCA)), "current-context: admin@" + cl.Name} {

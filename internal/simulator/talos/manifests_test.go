@@ -83,8 +83,8 @@ func manifestIDs(objs []manifestObject) []string {
 // no manifests (an empty list, not an error).
 func TestTalosAPIManifests(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
-	c := f.Client(f.Cc, f.Cps[0])
-	objs := manifestsOn(t, c, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
+	objs := manifestsOn(t, c, f.CPs[0])
 	wantIDs := []string{"00-kubelet-bootstrapping-token", "01-csr-approver-role-binding", "01-csr-node-bootstrap",
 		"01-csr-renewal-role-binding", "05-flannel", "10-kube-proxy", "11-core-dns", "11-core-dns-svc",
 		"11-kube-config-in-cluster", "11-talos-node-rbac-template"}
@@ -145,7 +145,7 @@ func TestTalosAPIManifests(t *testing.T) {
 func bootstrapTokenID(t *testing.T, f *simtest.TalosAPIFixture) string {
 	t.Helper()
 	doc := map[string]any{}
-	simtest.NoErr(t, yaml.Unmarshal([]byte(f.State().Machines[f.Cps[0]].Config), &doc))
+	simtest.NoErr(t, yaml.Unmarshal([]byte(f.State().Machines[f.CPs[0]].Config), &doc))
 	id, _, ok := strings.Cut(engine.Str(doc, "cluster.token"), ".")
 	if !ok || id == "" {
 		t.Fatal("no cluster.token in the control plane's configuration")
@@ -160,10 +160,10 @@ func bootstrapTokenID(t *testing.T, f *simtest.TalosAPIFixture) string {
 // Talos API access feature adds Talos's ServiceAccount CRD.
 func TestTalosAPIManifestsFollowConfig(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 0, true)
-	c := f.Client(f.Cc, f.Cps[0])
-	_, err := reapply(f.TalosFixture, f.Cps[0], nil, `cluster: {proxy: {image: "registry.k8s.io/kube-proxy:v1.35.1"}, coreDNS: {image: "registry.k8s.io/coredns/coredns:v1.12.4"}}`)
+	c := f.Client(f.ClientConfig, f.CPs[0])
+	_, err := reapply(f.TalosFixture, f.CPs[0], nil, `cluster: {proxy: {image: "registry.k8s.io/kube-proxy:v1.35.1"}, coreDNS: {image: "registry.k8s.io/coredns/coredns:v1.12.4"}}`)
 	simtest.NoErr(t, err)
-	objs := manifestsOn(t, c, f.Cps[0])
+	objs := manifestsOn(t, c, f.CPs[0])
 	if got := imageOf(objs, "apps/v1 DaemonSet", "kube-system/kube-proxy"); got != "registry.k8s.io/kube-proxy:v1.35.1" {
 		t.Errorf("kube-proxy image %q after the new cluster.proxy.image", got)
 	}
@@ -171,7 +171,7 @@ func TestTalosAPIManifestsFollowConfig(t *testing.T) {
 		t.Errorf("coredns image %q after cluster.coreDNS.image", got)
 	}
 
-	_, err = reapply(f.TalosFixture, f.Cps[0], nil, `cluster:
+	_, err = reapply(f.TalosFixture, f.CPs[0], nil, `cluster:
   proxy: {disabled: true}
   network: {cni: {name: none}}
   inlineManifests:
@@ -186,7 +186,7 @@ func TestTalosAPIManifestsFollowConfig(t *testing.T) {
         metadata: {name: settings, namespace: extra}
 machine: {features: {kubernetesTalosAPIAccess: {enabled: true, allowedRoles: ["os:reader"], allowedKubernetesNamespaces: [kube-system]}}}`)
 	simtest.NoErr(t, err)
-	objs = manifestsOn(t, c, f.Cps[0])
+	objs = manifestsOn(t, c, f.CPs[0])
 	wantIDs := []string{"00-kubelet-bootstrapping-token", "01-csr-approver-role-binding", "01-csr-node-bootstrap",
 		"01-csr-renewal-role-binding", "11-core-dns", "11-core-dns-svc", "11-kube-config-in-cluster",
 		"11-talos-node-rbac-template", "13-talos-service-account-crd", "99-extra"}

@@ -20,14 +20,14 @@ import (
 // configured, as on a real node, with the failure in the call log.
 func TestTalosAPIReset(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	simtest.NoErr(t, c.Reset(client.WithNode(simtest.CtxTimeout(t), f.Workers[0]), true, false))
 	st := f.State()
 	if st.Machines[f.Workers[0]] != nil || st.Guests[8012].Started {
 		t.Fatalf("worker not reset and halted: %+v", st.Guests[8012])
 	}
-	simtest.NoErr(t, c.Reset(client.WithNode(simtest.CtxTimeout(t), f.Cps[0]), true, false))
-	if f.State().Machines[f.Cps[0]] == nil {
+	simtest.NoErr(t, c.Reset(client.WithNode(simtest.CtxTimeout(t), f.CPs[0]), true, false))
+	if f.State().Machines[f.CPs[0]] == nil {
 		t.Fatal("the last etcd member was reset")
 	}
 	calls, err := engine.ReadCalls(f.Px.Store.Dir)
@@ -45,7 +45,7 @@ func TestTalosAPIReset(t *testing.T) {
 func TestTalosAPIResetSequence(t *testing.T) {
 	f := simtest.NewTalosAPIFixture(t, 1, 1, true)
 	f.Faults(engine.Faults{RebootTime: "200ms", FatalRebootDelay: "300ms"})
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	w := f.Workers[0]
 	simtest.NoErr(t, c.Reset(client.WithNode(simtest.CtxTimeout(t), w), true, true))
 	st := f.State()
@@ -59,7 +59,7 @@ func TestTalosAPIResetSequence(t *testing.T) {
 
 	// The last etcd member cannot leave: the reset fails on the node, which
 	// reboots and is back, configured, afterwards.
-	cp := f.Cps[0]
+	cp := f.CPs[0]
 	resp, err := c.ResetGenericWithResponse(client.WithNode(simtest.CtxTimeout(t), cp), &machine.ResetRequest{Graceful: true, Reboot: false, Mode: machine.ResetRequest_ALL})
 	simtest.NoErr(t, err)
 	actor := resp.Messages[0].ActorId

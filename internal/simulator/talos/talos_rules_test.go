@@ -205,7 +205,7 @@ func TestTalosRules(t *testing.T) {
 			// A control plane configured into the bootstrapped cluster joins.
 			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-cp2", simtest.VMArgs("pve", 8031, "10.0.0.12", "vmbr0", "", 2, 2048))
 			simtest.NoErr(t, err)
-			f.Cps = append(f.Cps, "10.0.0.12")
+			f.CPs = append(f.CPs, "10.0.0.12")
 			_, err = f.Apply("10.0.0.12", nil)
 			simtest.NoErr(t, err)
 			if c := f.Cluster(); strings.Join(c.EtcdMembers, ",") != "10.0.0.11,10.0.0.12" || c.Nodes["10.0.0.12"] == nil {
@@ -214,7 +214,7 @@ func TestTalosRules(t *testing.T) {
 		}},
 		{"bootstrap: a second bootstrap fails (AlreadyExists is retried, not tolerated); update is a no-op", tfTalos + "talos_machine_bootstrap_resource.go:142-170,177-194; " + talosV + "v1alpha1_server.go:435", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 0, true)
-			_, _, err := simtest.Create(t, f.Talos, talos.TokenBootstrap, "again", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.Cc})
+			_, _, err := simtest.Create(t, f.Talos, talos.TokenBootstrap, "again", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.ClientConfig})
 			simtest.WantErr(t, err, "code = AlreadyExists desc = etcd data directory is not empty")
 			if kinds[talos.TokenBootstrap].Update != nil {
 				t.Fatal("bootstrap update must only record inputs")
@@ -225,17 +225,17 @@ func TestTalosRules(t *testing.T) {
 		}},
 		{"kubeconfig: ID is the cluster name; renewed only within certificateRenewalDuration (720h)", tfTalos + "talos_cluster_kubeconfig_resource.go:153-154,260,640-705", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 0, true)
-			id, outs, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kc", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.Cc})
+			id, outs, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kc", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.ClientConfig})
 			simtest.NoErr(t, err)
 			if id != "lab" {
 				t.Fatalf("ID %s", id)
 			}
-			same, err := update(t, f.Talos, talos.TokenKubeconfig, "kc", id, map[string]any{"node": "10.0.0.11", "clientConfiguration": f.Cc})
+			same, err := update(t, f.Talos, talos.TokenKubeconfig, "kc", id, map[string]any{"node": "10.0.0.11", "clientConfiguration": f.ClientConfig})
 			simtest.NoErr(t, err)
 			if same["kubeconfigRaw"] != outs["kubeconfigRaw"] {
 				t.Fatal("a kubeconfig far from expiry must not be renewed")
 			}
-			renewed, err := update(t, f.Talos, talos.TokenKubeconfig, "kc", id, map[string]any{"node": "10.0.0.11", "clientConfiguration": f.Cc, "certificateRenewalDuration": "9000h"})
+			renewed, err := update(t, f.Talos, talos.TokenKubeconfig, "kc", id, map[string]any{"node": "10.0.0.11", "clientConfiguration": f.ClientConfig, "certificateRenewalDuration": "9000h"})
 			simtest.NoErr(t, err)
 			if renewed["kubeconfigRaw"] == outs["kubeconfigRaw"] {
 				t.Fatal("a kubeconfig within the renewal duration must be renewed")
@@ -264,7 +264,7 @@ func TestTalosRules(t *testing.T) {
 		{"reset: a control plane leaves etcd; the last member cannot (etcd refuses)", talosV + "internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer_tasks.go:893-940; etcd-io/etcd membership IsReadyToRemoveVotingMember (inferred)", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 2, 0, true)
 			reset := map[string]any{"onDestroy": map[string]any{"reset": true, "reboot": true}}
-			for _, a := range f.Cps {
+			for _, a := range f.CPs {
 				_, err := reapply(f, a, reset)
 				simtest.NoErr(t, err)
 			}
@@ -288,34 +288,34 @@ func TestTalosRules(t *testing.T) {
 		}},
 		{"health: a healthy cluster passes both check sets", tfTalos + "talos_cluster_health_data_source.go:252-256; " + talosV + "pkg/cluster/check/default.go", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 2, 1, true)
-			simtest.NoErr(t, f.Health(f.Cps, f.Workers, true))
-			simtest.NoErr(t, f.Health(f.Cps, f.Workers, false))
+			simtest.NoErr(t, f.Health(f.CPs, f.Workers, true))
+			simtest.NoErr(t, f.Health(f.CPs, f.Workers, false))
 		}},
 		{"health: etcd members must be a subset of the listed control planes", talosV + "pkg/cluster/check/etcd.go:94-128", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 2, 0, true)
-			simtest.WantErr(t, f.Health(f.Cps[:1], nil, true), `waiting for etcd members to be control plane nodes: etcd member ips ["10.0.0.11" "10.0.0.12"] are not subset of control plane node ips ["10.0.0.11"]`)
+			simtest.WantErr(t, f.Health(f.CPs[:1], nil, true), `waiting for etcd members to be control plane nodes: etcd member ips ["10.0.0.11" "10.0.0.12"] are not subset of control plane node ips ["10.0.0.11"]`)
 		}},
 		{"health: a deleted control plane VM leaves its etcd member behind", talosV + "pkg/cluster/check/etcd.go:125; pkg/cluster/check/service.go:75-110", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 2, 0, true)
 			simtest.NoErr(t, simtest.Remove(t, f.Px, proxmox.TokenVM, "vm-10.0.0.12", "8012"))
-			simtest.WantErr(t, f.Health(f.Cps[:1], nil, true), "are not subset of control plane node ips")
-			simtest.WantErr(t, f.Health(f.Cps, nil, true), "waiting for etcd to be healthy: dial tcp 10.0.0.12:50000")
+			simtest.WantErr(t, f.Health(f.CPs[:1], nil, true), "are not subset of control plane node ips")
+			simtest.WantErr(t, f.Health(f.CPs, nil, true), "waiting for etcd to be healthy: dial tcp 10.0.0.12:50000")
 		}},
 		{"health: Node objects must match the listed nodes, even with skipKubernetesChecks", tfTalos + "talos_cluster_health_data_source.go:252; " + talosV + "pkg/cluster/check/kubernetes.go:30-80; pkg/cluster/cluster.go:101-135", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 2, true)
-			simtest.WantErr(t, f.Health(f.Cps, f.Workers[:1], true), `waiting for all k8s nodes to report: unexpected nodes with IPs ["10.0.0.22"]`)
+			simtest.WantErr(t, f.Health(f.CPs, f.Workers[:1], true), `waiting for all k8s nodes to report: unexpected nodes with IPs ["10.0.0.22"]`)
 			simtest.NoErr(t, simtest.Remove(t, f.Px, proxmox.TokenVM, "vm-10.0.0.22", "8013"))
-			simtest.WantErr(t, f.Health(f.Cps, f.Workers[:1], true), `unexpected nodes with IPs ["10.0.0.22"]`)
+			simtest.WantErr(t, f.Health(f.CPs, f.Workers[:1], true), `unexpected nodes with IPs ["10.0.0.22"]`)
 			_, _, err := simtest.Create(t, f.Px, proxmox.TokenVM, "vm-w3", simtest.VMArgs("pve", 8040, "10.0.0.23", "vmbr0", "", 2, 2048))
 			simtest.NoErr(t, err)
 			f.Workers = append(f.Workers, "10.0.0.23")
 			// Not configured yet: apid is not ready on it.
-			simtest.WantErr(t, f.Health(f.Cps, []string{"10.0.0.21", "10.0.0.23"}, true), "waiting for apid to be ready")
+			simtest.WantErr(t, f.Health(f.CPs, []string{"10.0.0.21", "10.0.0.23"}, true), "waiting for apid to be ready")
 		}},
 		{"health: NotReady nodes fail the Kubernetes checks (no CNI, machine gone, rebooting)", talosV + "pkg/cluster/check/kubernetes.go:216-246; default.go:19-27", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 2, true)
 			simtest.NoErr(t, simtest.Remove(t, f.Px, proxmox.TokenVM, "vm-10.0.0.22", "8013"))
-			err := f.Health(f.Cps, f.Workers[:1], false)
+			err := f.Health(f.CPs, f.Workers[:1], false)
 			simtest.WantErr(t, err, "waiting for all k8s nodes to report: unexpected nodes with IPs")
 			simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error {
 				for _, c := range tx.State.Clusters {
@@ -324,13 +324,13 @@ func TestTalosRules(t *testing.T) {
 				}
 				return nil
 			}))
-			simtest.NoErr(t, f.Health(f.Cps, f.Workers[:1], true))
-			simtest.WantErr(t, f.Health(f.Cps, f.Workers[:1], false), "waiting for all k8s nodes to report ready: some nodes are not ready: [10.0.0.11 10.0.0.21]")
+			simtest.NoErr(t, f.Health(f.CPs, f.Workers[:1], true))
+			simtest.WantErr(t, f.Health(f.CPs, f.Workers[:1], false), "waiting for all k8s nodes to report ready: some nodes are not ready: [10.0.0.11 10.0.0.21]")
 			f2 := simtest.NewTalosFixture(t, 1, 1, true)
 			f2.Faults(engine.Faults{RebootTime: "1h"})
 			_, err = reapply(f2, "10.0.0.21", nil, "machine:\n  env:\n    A: b\n")
 			simtest.NoErr(t, err)
-			simtest.WantErr(t, f2.Health(f2.Cps, f2.Workers, true), "waiting for apid to be ready: dial tcp 10.0.0.21:50000: connect: connection refused")
+			simtest.WantErr(t, f2.Health(f2.CPs, f2.Workers, true), "waiting for apid to be ready: dial tcp 10.0.0.21:50000: connect: connection refused")
 		}},
 		{"health: cordoned nodes fail the schedulable check", talosV + "pkg/cluster/check/kubernetes.go:249-275", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 1, true)
@@ -340,8 +340,8 @@ func TestTalosRules(t *testing.T) {
 				}
 				return nil
 			}))
-			simtest.NoErr(t, f.Health(f.Cps, f.Workers, true))
-			simtest.WantErr(t, f.Health(f.Cps, f.Workers, false), "waiting for all k8s nodes to report schedulable: some nodes are not schedulable: [10.0.0.21]")
+			simtest.NoErr(t, f.Health(f.CPs, f.Workers, true))
+			simtest.WantErr(t, f.Health(f.CPs, f.Workers, false), "waiting for all k8s nodes to report schedulable: some nodes are not schedulable: [10.0.0.21]")
 		}},
 		{"kubernetes DiffConfig: an unknown kubeconfig replaces the provider", k8sV + "provider.go:503-516", func(t *testing.T) {
 			olds := engine.Props{Values: map[string]any{"kubeconfig": "a"}}
@@ -371,7 +371,7 @@ func TestTalosRules(t *testing.T) {
 		}},
 		{"helm: delete on an unreachable cluster fails (deleteUnreachable does not apply)", k8sV + "provider.go:2546-2551,2574-2586", func(t *testing.T) {
 			f := simtest.NewTalosFixture(t, 1, 0, true)
-			_, kc, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kc", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.Cc})
+			_, kc, err := simtest.Create(t, f.Talos, talos.TokenKubeconfig, "kc", map[string]any{"node": "10.0.0.11", "clientConfiguration": f.ClientConfig})
 			simtest.NoErr(t, err)
 			f.K8s.Config = map[string]any{"kubeconfig": kc["kubeconfigRaw"], "deleteUnreachable": "true"}
 			id, _, err := simtest.Create(t, f.K8s, kubeapi.TokenHelmRelease, "rel", map[string]any{"name": "x", "namespace": "default", "chart": "oci://example/x"})

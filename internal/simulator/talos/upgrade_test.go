@@ -82,7 +82,7 @@ func TestTalosAPIUpgradeSameVersionNewSchematic(t *testing.T) {
 	f.Faults(engine.Faults{RebootTime: "300ms"})
 	w := f.Workers[0]
 	simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error { tx.State.Machines[w].Schematic = schematicA; return nil }))
-	c := f.Client(f.Cc, f.Cps[0])
+	c := f.Client(f.ClientConfig, f.CPs[0])
 	if got := schematicOn(t, c, w); got != schematicA {
 		t.Fatalf("schematic before %q, want %q", got, schematicA)
 	}
@@ -108,7 +108,7 @@ func TestTalosAPIUpgradeSameVersionNewSchematic(t *testing.T) {
 		t.Fatalf("events %v", kinds)
 	}
 	// COSI is proxied one node at a time.
-	_, err = safe.StateListAll[*talosruntime.ExtensionStatus](client.WithNodes(simtest.CtxTimeout(t), w, f.Cps[0]), c.COSI)
+	_, err = safe.StateListAll[*talosruntime.ExtensionStatus](client.WithNodes(simtest.CtxTimeout(t), w, f.CPs[0]), c.COSI)
 	wantCode(t, err, codes.InvalidArgument, "one-2-many proxying is not supported for COSI methods")
 }
 
@@ -134,7 +134,7 @@ func TestTalosAPIUpgradeSequenceFailure(t *testing.T) {
 				simtest.NoErr(t, f.Px.Store.Update(func(tx *engine.Tx) error { tx.State.Machines[w].Version = tc.host; return nil }))
 			}
 			before := f.State().Machines[w].Version
-			c := f.Client(f.Cc, f.Cps[0])
+			c := f.Client(f.ClientConfig, f.CPs[0])
 			resp, err := c.Upgrade(client.WithNode(simtest.CtxTimeout(t), w), "ghcr.io/siderolabs/installer:v1.12.1", false, false)
 			simtest.NoErr(t, err) // the reply comes before the sequence
 			got := sequenceEvents(t, c, w, resp.Messages[0].ActorId)
