@@ -22,7 +22,8 @@ import (
 // TokenRemoteCommand is the command provider's SSH command.
 const TokenRemoteCommand = "command:remote:Command"
 
-// commandKinds follow pulumi-command v1.1.0 remote.Command
+// Kinds are the command provider's resources; they follow pulumi-command
+// v1.1.0 remote.Command
 // (provider/pkg/provider/remote/commandController.go, common/inputs.go):
 // only triggers replace (replaceOnChanges); any other change, connection
 // included, is an update that runs `update` if set, else `create` if set,

@@ -345,6 +345,8 @@ func (s *Server) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (
 	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: false}, nil
 }
 
+// ConfigValue is the provider configuration's string value of key, whether
+// it is unknown, and whether the provider is configured at all.
 func (s *Server) ConfigValue(key string) (string, bool, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -431,6 +433,8 @@ func markReplace(resp *pulumirpc.DiffResponse, key string) {
 	}
 }
 
+// Diff is the detailed diff of a kind's inputs: changed paths, and which
+// replace the resource (Kind.Replace, Kind.ReplaceWhen).
 func Diff(k *Kind, olds, news map[string]any) *pulumirpc.DiffResponse {
 	changed := ChangedPaths(olds, news)
 	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE, HasDetailedDiff: true,
@@ -475,6 +479,7 @@ func Diff(k *Kind, olds, news map[string]any) *pulumirpc.DiffResponse {
 	return resp
 }
 
+// TopKeys are the sorted top-level keys of paths.
 func TopKeys(paths []string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -739,6 +744,7 @@ func (s *Server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error)
 	return &emptypb.Empty{}, nil
 }
 
+// Merge is a copied, b's keys over a's.
 func Merge(a, b map[string]any) map[string]any {
 	out := make(map[string]any, len(a)+len(b))
 	for k, v := range a {

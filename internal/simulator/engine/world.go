@@ -142,6 +142,8 @@ func NewHostKey() (string, error) {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))), nil
 }
 
+// ClusterAddress is node n's address on the Proxmox cluster network
+// (default its SSH address).
 func (w World) ClusterAddress(n WorldNode) string {
 	if n.ClusterAddress != "" {
 		return n.ClusterAddress
@@ -149,6 +151,8 @@ func (w World) ClusterAddress(n WorldNode) string {
 	return n.SSHHost
 }
 
+// SharedBridgesOrDefault are the bridges that are one segment across
+// nodes: SharedBridges, else the first of Bridges.
 func (w World) SharedBridgesOrDefault() []string {
 	if w.SharedBridges != nil {
 		return w.SharedBridges
@@ -159,6 +163,7 @@ func (w World) SharedBridgesOrDefault() []string {
 	return nil
 }
 
+// UplinksOrDefault are the physical uplinks: Uplinks, else eno1.
 func (w World) UplinksOrDefault() []string {
 	if len(w.Uplinks) > 0 {
 		return w.Uplinks
@@ -166,10 +171,13 @@ func (w World) UplinksOrDefault() []string {
 	return []string{"eno1"}
 }
 
+// SwitchCarries reports whether the switch carries VLAN vlan to the
+// uplinks (SwitchVLANs; unset: every VLAN).
 func (w World) SwitchCarries(vlan int) bool {
 	return w.SwitchVLANs == nil || slices.Contains(w.SwitchVLANs, vlan)
 }
 
+// FirstOr is the first of s, else def.
 func FirstOr(s []string, def string) string {
 	if len(s) > 0 {
 		return s[0]

@@ -20,6 +20,7 @@ import (
 // TokenHelmRelease is the Helm release resource of the kubernetes provider.
 const TokenHelmRelease = "kubernetes:helm.sh/v3:Release"
 
+// Kinds are the kubernetes provider's resources (Helm releases).
 func Kinds() []*engine.Kind {
 	return []*engine.Kind{{
 		Token:   TokenHelmRelease,

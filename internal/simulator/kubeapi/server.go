@@ -57,6 +57,8 @@ type kubeConn struct {
 
 type kubeConnKey struct{}
 
+// NewServer is the clusters' kube-apiservers behind the Talos API's
+// listener (see talos.Colocated).
 func NewServer(api *talos.API) *Server {
 	k := &Server{api: api, conns: make(chan net.Conn), done: make(chan struct{}), certs: map[string]*tls.Certificate{}}
 	k.srv = &http.Server{Handler: k, ReadHeaderTimeout: time.Minute,

@@ -239,6 +239,8 @@ func APIHolder(tx *engine.Tx, c *engine.TalosCluster, now time.Time) (*engine.Gu
 	return nil, "", true, fmt.Errorf("dial tcp %s:6443: connect: no route to host (the VIP %s is held by no control plane: no etcd member is up)", host, host)
 }
 
+// EndpointHost is the host of a cluster endpoint URL (the endpoint itself
+// when it does not parse as one).
 func EndpointHost(endpoint string) string {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Hostname() == "" {
@@ -337,6 +339,8 @@ func RouterBack(tx *engine.Tx, g *engine.Guest, address string, now time.Time) (
 	return back, found
 }
 
+// VMAt is the VM that has address, if it can answer at all: started and
+// with a system disk to boot (else the dial error Pulumi's machine gets).
 func VMAt(tx *engine.Tx, address string) (*engine.Guest, error) {
 	for _, g := range tx.State.Guests {
 		if g.Kind == "qemu" && slices.Contains(g.Addresses, address) {

@@ -150,6 +150,7 @@ func Admit(tx *engine.Tx, g guestSpec, self int) error {
 	return nil
 }
 
+// Place records the admitted guest g in the state.
 func Place(tx *engine.Tx, g guestSpec) {
 	tx.State.Guests[g.vmid] = &engine.Guest{VMID: g.vmid, Kind: g.kind, Node: g.node, Name: g.name, Cores: g.cores,
 		MemoryMiB: g.memory, Bridges: g.bridges, MACs: g.macs, MTUs: g.mtus, Addresses: g.addresses, NICAddresses: g.nicAddrs,

@@ -11,6 +11,8 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/network"
 )
 
+// BridgeExists reports whether node has bridge name: one of the World's,
+// one the stack created, or an applied SDN VNet's.
 func BridgeExists(tx *engine.Tx, node, name string) bool {
 	if _, ok := network.VNetOn(tx, node, name); ok {
 		return true // an applied SDN VNet on a node that is a peer of its zone

@@ -40,7 +40,7 @@ func CheckConfig(p engine.Props) error {
 	return nil
 }
 
-// proxmoxKinds are the proxmoxve resources. The replace paths are the
+// Kinds are the proxmoxve resources. The replace paths are the
 // ForceNew / RequiresReplace attributes of bpg/terraform-provider-proxmox
 // v0.69.1, which pulumi-proxmoxve v6.18.1 bridges (see
 // docs/simulation.md for the file and line of each).

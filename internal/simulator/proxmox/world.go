@@ -8,6 +8,8 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
+// Node is the Proxmox node called name, or the error Proxmox gives for an
+// unknown one.
 func Node(tx *engine.Tx, name string) (*engine.WorldNode, error) {
 	for i := range tx.World.Nodes {
 		if tx.World.Nodes[i].Name == name {
@@ -21,6 +23,7 @@ func Node(tx *engine.Tx, name string) (*engine.WorldNode, error) {
 	return nil, fmt.Errorf("Proxmox node %q does not exist (the cluster has %s)", name, strings.Join(names, ", "))
 }
 
+// Datastore checks that datastore id exists and holds content.
 func Datastore(tx *engine.Tx, node, id, content string) error {
 	for _, d := range tx.World.Datastores {
 		if d.ID == id {
@@ -33,6 +36,7 @@ func Datastore(tx *engine.Tx, node, id, content string) error {
 	return fmt.Errorf("datastore %q does not exist on node %q", id, node)
 }
 
+// Shared reports whether datastore is shared between nodes.
 func Shared(tx *engine.Tx, datastore string) bool {
 	for _, d := range tx.World.Datastores {
 		if d.ID == datastore {

@@ -98,6 +98,8 @@ func K8sCA(tx *engine.Tx, m *engine.TalosMachine) (*x509.PEMEncodedCertificateAn
 	return nil, fmt.Errorf("control plane %s has no Kubernetes CA in its configuration", m.Address)
 }
 
+// Bootstrapped is Configured plus a bootstrapped cluster: the machine at
+// node and its cluster, or the error Talos gives before bootstrap.
 func Bootstrapped(tx *engine.Tx, node string, cc map[string]any) (*engine.TalosMachine, *engine.TalosCluster, error) {
 	m, err := Configured(tx, node, cc)
 	if err != nil {

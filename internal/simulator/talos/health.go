@@ -176,6 +176,7 @@ func isSubset(sub, set []string) bool {
 	return true
 }
 
+// HasCNI reports whether a Helm release of the cluster is a CNI.
 func HasCNI(c *engine.TalosCluster) bool {
 	for _, chart := range c.Releases {
 		if chart == "cilium" || chart == "flannel" || chart == "calico" || chart == "tigera-operator" {

@@ -81,6 +81,8 @@ func kubeconfig(_ *engine.Server, tx *engine.Tx, _ string, in engine.Props) (str
 	return c.Name, outs, nil
 }
 
+// IssueKubeconfig is the Kubeconfig resource's read of an admin kubeconfig
+// from the control plane at v's node.
 func IssueKubeconfig(tx *engine.Tx, v map[string]any) (*engine.TalosCluster, map[string]any, error) {
 	node := keyNode.In(v)
 	cc := keyClientConfiguration.In(v)

@@ -63,6 +63,7 @@ func patchAndValidate(base []byte, patches []string, mode runtimeMode) (taloscon
 	return cfg, text, nil
 }
 
+// GetMachineConfiguration is the machine/getConfiguration function.
 func GetMachineConfiguration(_ *engine.Server, _ *engine.Tx, args map[string]any) (map[string]any, error) {
 	sec := keyMachineSecrets.In(args)
 	b, err := bundleFromSDK(sec)

@@ -22,6 +22,7 @@ const (
 	defaultTalosContract = "v1.12.0"
 )
 
+// Kinds are the talos provider's resources and functions.
 func Kinds() ([]*engine.Kind, []*engine.Invoke) {
 	// No talos resource replaces on a fixed input path at
 	// terraform-provider-talos v0.10.1: none of their schemas uses

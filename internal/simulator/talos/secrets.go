@@ -78,8 +78,10 @@ func contract(version string) (*talosconfig.VersionContract, error) {
 	return vc, nil
 }
 
+// B64 is standard base64, as the SDK's secrets carry PEM.
 func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
+// Unb64 decodes B64 (nil on an error).
 func Unb64(s string) []byte {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
