@@ -10,7 +10,7 @@
 // API (simulator.ServeTalosAPI) of simulation directory D (default
 // SDA_SIM_STATE) on ADDR (default 127.0.0.1:0), printing the address it
 // listens on as the first line of stdout; clients dial nodes through
-// talos.TalosAPIDialer(ADDR).
+// talos.APIDialer(ADDR).
 //
 // See docs/simulation.md for what it checks and what it cannot.
 package main

@@ -210,7 +210,7 @@ func (k *Server) accept(target string) (*tls.Config, kubeConn, error) {
 		return nil, kubeConn{}, fmt.Errorf("dial tcp %s: %v", target, err)
 	}
 	var c *engine.TalosCluster
-	err = k.api.St().View(func(tx *engine.Tx) error {
+	err = k.api.Store().View(func(tx *engine.Tx) error {
 		c, err = KubeServing(tx, host, time.Now())
 		return err
 	})
@@ -407,7 +407,7 @@ func (k *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID: info.host, Millis: time.Since(start).Milliseconds()}
 	if errors.Is(err, errDropped) {
 		c.Error = err.Error()
-		_ = k.api.St().Log(c)
+		_ = k.api.Store().Log(c)
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, herr := hj.Hijack(); herr == nil {
 				conn.Close()
@@ -423,11 +423,11 @@ func (k *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ks != nil {
 		c.Error = ks.message
-		_ = k.api.St().Log(c)
+		_ = k.api.Store().Log(c)
 		writeJSONResponse(w, ks.code, ks.object())
 		return
 	}
-	_ = k.api.St().Log(c)
+	_ = k.api.Store().Log(c)
 	writeJSONResponse(w, code, out)
 }
 
@@ -470,7 +470,7 @@ func pathParts(p string) []string {
 // handle runs a request in a transaction: a read in a View, unless the
 // pods must be scheduled first or the request writes (then an Update).
 func (k *Server) handle(r *http.Request, info kubeConn, body []byte, verb string) (int, any, error) {
-	st := k.api.St()
+	st := k.api.Store()
 	if err := st.Before(r.Context(), TokenKubeAPI, verb); err != nil {
 		return 0, nil, statusErr(http.StatusInternalServerError, "InternalError", "Internal error occurred: %v", err)
 	}

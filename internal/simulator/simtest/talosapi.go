@@ -51,7 +51,7 @@ func (f *TalosAPIFixture) Client(cc any, endpoint string) *client.Client {
 	cfg := clientconfig.NewConfig("lab", []string{endpoint}, talos.Unb64(engine.Str(v, "caCertificate")),
 		&x509.PEMEncodedCertificateAndKey{Crt: talos.Unb64(engine.Str(v, "clientCertificate")), Key: talos.Unb64(engine.Str(v, "clientKey"))})
 	c, err := client.New(context.Background(), client.WithConfig(cfg), client.WithEndpoints(endpoint),
-		client.WithGRPCDialOptions(grpc.WithContextDialer(talos.TalosAPIDialer(f.Addr))))
+		client.WithGRPCDialOptions(grpc.WithContextDialer(talos.APIDialer(f.Addr))))
 	NoErr(f.T, err)
 	f.T.Cleanup(func() { c.Close() })
 	return c

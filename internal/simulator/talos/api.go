@@ -43,14 +43,14 @@ const (
 	apidPort = 50000
 )
 
-// TalosAPIDialer returns a gRPC context dialer (grpc.WithContextDialer) that
+// APIDialer returns a gRPC context dialer (grpc.WithContextDialer) that
 // reaches any node address through the simulated Talos API listening on
 // listenAddr, with the HTTP CONNECT exchange a proxied client makes. A dial
 // the simulated network refuses fails with the error a real dial would
 // ("dial tcp 10.0.0.21:50000: connect: connection refused (…)"), which gRPC
 // reports as codes.Unavailable. Clients built with machinery's default
 // dialer get the same through HTTPS_PROXY.
-func TalosAPIDialer(listenAddr string) func(ctx context.Context, addr string) (net.Conn, error) {
+func APIDialer(listenAddr string) func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", listenAddr)
@@ -144,8 +144,8 @@ type API struct {
 	certs map[string]*tls.Certificate // by address and CA
 }
 
-// St is the store of the current simulation directory.
-func (a *API) St() *engine.Store {
+// Store is the store of the current simulation directory.
+func (a *API) Store() *engine.Store {
 	dir := a.dir()
 	s, _ := a.stores.LoadOrStore(dir, &engine.Store{Dir: dir})
 	return s.(*engine.Store)
@@ -181,7 +181,7 @@ func (c *apidCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInf
 	req, err := http.ReadRequest(bufio.NewReader(raw))
 	if err != nil || req.Method != http.MethodConnect {
 		raw.Close()
-		return nil, nil, fmt.Errorf("simulated Talos API: expected an HTTP CONNECT (set HTTPS_PROXY to this listener, or dial through simulator.TalosAPIDialer): %v", err)
+		return nil, nil, fmt.Errorf("simulated Talos API: expected an HTTP CONNECT (set HTTPS_PROXY to this listener, or dial through simulator.APIDialer): %v", err)
 	}
 	target := req.Host
 	cfg, endpoint, ca, err := c.api.accept(target)
@@ -223,7 +223,7 @@ func (a *API) accept(target string) (*tls.Config, string, string, error) {
 	}
 	var cfg *tls.Config
 	var ca string
-	err = a.St().View(func(tx *engine.Tx) error {
+	err = a.Store().View(func(tx *engine.Tx) error {
 		if port != strconv.Itoa(apidPort) {
 			if _, err := network.VMAt(tx, host); err != nil {
 				return err
@@ -380,19 +380,19 @@ func apiCall[M proto.Message](ctx context.Context, a *API, method string, write 
 	one := func(target string) (M, error) {
 		start := time.Now()
 		var out M
-		err := a.St().Before(ctx, TokenTalosAPI, method)
+		err := a.Store().Before(ctx, TokenTalosAPI, method)
 		var logged error
 		if err == nil {
-			txn := a.St().View
+			txn := a.Store().View
 			if write {
-				txn = a.St().Update
+				txn = a.Store().Update
 			}
 			err = txn(func(tx *engine.Tx) error {
 				nc, err := a.target(tx, info, target)
 				if err != nil {
 					return err
 				}
-				if nc.faults, err = a.St().Faults(); err != nil {
+				if nc.faults, err = a.Store().Faults(); err != nil {
 					return err
 				}
 				out, err = fn(nc)
@@ -412,7 +412,7 @@ func apiCall[M proto.Message](ctx context.Context, a *API, method string, write 
 		} else if logged != nil {
 			c.Error = logged.Error()
 		}
-		_ = a.St().Log(c)
+		_ = a.Store().Log(c)
 		return out, err
 	}
 	switch {

@@ -48,7 +48,7 @@ func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[c
 			talosruntime.ExtensionStatusType, talosruntime.NamespaceName, req.GetType(), req.GetNamespace())
 	}
 	var exts []extensions.Metadata
-	err = a.St().View(func(tx *engine.Tx) error {
+	err = a.Store().View(func(tx *engine.Tx) error {
 		nc, err := a.target(tx, info, target)
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ func (s *cosiState) List(req *cosi.ListRequest, srv grpc.ServerStreamingServer[c
 		exts = ExtensionStatuses(tx, nc.m)
 		return nil
 	})
-	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.List", Type: TokenTalosAPI, Name: target, Error: errString(err)})
+	_ = a.Store().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.List", Type: TokenTalosAPI, Name: target, Error: errString(err)})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (a *API) Events(in *machine.EventsRequest, srv grpc.ServerStreamingServer[m
 	if err != nil {
 		return err
 	}
-	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "Events", Type: TokenTalosAPI, Name: target})
+	_ = a.Store().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "Events", Type: TokenTalosAPI, Name: target})
 	if err := srv.Send(&machine.Event{}); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (a *API) Events(in *machine.EventsRequest, srv grpc.ServerStreamingServer[m
 	}
 	for {
 		var batch []*machine.Event
-		err := a.St().View(func(tx *engine.Tx) error {
+		err := a.Store().View(func(tx *engine.Tx) error {
 			nc, err := a.target(tx, info, target)
 			if err != nil {
 				return err

@@ -33,9 +33,9 @@ func (a *API) Kubeconfig(_ *emptypb.Empty, srv grpc.ServerStreamingServer[common
 	if err != nil {
 		return err
 	}
-	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "Kubeconfig", Type: TokenTalosAPI, Name: target})
+	_ = a.Store().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "Kubeconfig", Type: TokenTalosAPI, Name: target})
 	var raw string
-	err = a.St().View(func(tx *engine.Tx) error {
+	err = a.Store().View(func(tx *engine.Tx) error {
 		nc, err := a.target(tx, info, target)
 		if err != nil {
 			return err

@@ -38,7 +38,7 @@ func (s *cosiState) listManifests(info apidInfo, target string, req *cosi.ListRe
 	ctx := srv.Context()
 	a := s.api
 	var manifests []renderedManifest
-	err := a.St().View(func(tx *engine.Tx) error {
+	err := a.Store().View(func(tx *engine.Tx) error {
 		nc, err := a.target(tx, info, target)
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func (s *cosiState) listManifests(info apidInfo, target string, req *cosi.ListRe
 		manifests, err = bootstrapManifests(nc.m.Config)
 		return err
 	})
-	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.List", Type: TokenTalosAPI, Name: target, Error: errString(err)})
+	_ = a.Store().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.List", Type: TokenTalosAPI, Name: target, Error: errString(err)})
 	if err != nil {
 		return err
 	}

@@ -129,7 +129,7 @@ func (s *cosiState) getStaticPodConfig(ctx context.Context, req *cosi.GetRequest
 	}
 	component := staticPodConfigTypes[req.GetType()]
 	var r resource.Resource
-	err = a.St().View(func(tx *engine.Tx) error {
+	err = a.Store().View(func(tx *engine.Tx) error {
 		nc, err := a.target(tx, info, target)
 		if err != nil {
 			return err
@@ -159,7 +159,7 @@ func (s *cosiState) getStaticPodConfig(ctx context.Context, req *cosi.GetRequest
 		r.Metadata().SetVersion(v)
 		return nil
 	})
-	_ = a.St().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.Get", Type: TokenTalosAPI, Name: target, Error: errString(err)})
+	_ = a.Store().Log(engine.Call{Time: time.Now(), Provider: "talos-apid", Method: "COSI.Get", Type: TokenTalosAPI, Name: target, Error: errString(err)})
 	if err != nil {
 		return nil, err
 	}

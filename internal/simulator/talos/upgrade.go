@@ -39,7 +39,7 @@ const UpgradeSequenceFailure = `sequence failed: error running phase 9 in upgrad
 func (a *API) Upgrade(ctx context.Context, in *machine.UpgradeRequest) (*machine.UpgradeResponse, error) {
 	// The installer's own failure inside the sequence (an injected failure
 	// of method "UpgradeSequence", counted per Upgrade call).
-	installerFails := a.St().Before(ctx, TokenTalosAPI, "UpgradeSequence")
+	installerFails := a.Store().Before(ctx, TokenTalosAPI, "UpgradeSequence")
 	msgs, err := apiCall(ctx, a, "Upgrade", true, func(nc *nodeCall) (*machine.Upgrade, error) {
 		image := in.GetImage()
 		named, err := reference.ParseDockerRef(image)
