@@ -28,6 +28,10 @@ import (
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/kubeapi"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/talos"
 	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
@@ -49,11 +53,11 @@ var profiles = map[string]profile{
 	// The agent wait (a minute) becomes a second.
 	"unit": {
 		latencies: map[string]time.Duration{
-			simulator.TokenDownload:    3 * time.Second,
-			simulator.TokenVM:          2 * time.Second,
-			simulator.TokenApply:       2 * time.Second,
-			simulator.TokenBootstrap:   2 * time.Second,
-			simulator.TokenHelmRelease: 2 * time.Second,
+			proxmox.TokenDownload:    3 * time.Second,
+			proxmox.TokenVM:          2 * time.Second,
+			talos.TokenApply:         2 * time.Second,
+			talos.TokenBootstrap:     2 * time.Second,
+			kubeapi.TokenHelmRelease: 2 * time.Second,
 		},
 		agentWaitScale: 1.0 / 60,
 		about:          "unit: download 3 s, VM 2 s + agent wait 1 s, apply 2 s, bootstrap 2 s, Helm release 2 s",
@@ -82,11 +86,11 @@ func realistic(scale float64) profile {
 	d := func(real time.Duration) time.Duration { return time.Duration(float64(real) / scale) }
 	return profile{
 		latencies: map[string]time.Duration{
-			simulator.TokenDownload:    d(90 * time.Second),
-			simulator.TokenVM:          d(45 * time.Second),
-			simulator.TokenApply:       d(120 * time.Second),
-			simulator.TokenBootstrap:   d(45 * time.Second),
-			simulator.TokenHelmRelease: d(60 * time.Second),
+			proxmox.TokenDownload:    d(90 * time.Second),
+			proxmox.TokenVM:          d(45 * time.Second),
+			talos.TokenApply:         d(120 * time.Second),
+			talos.TokenBootstrap:     d(45 * time.Second),
+			kubeapi.TokenHelmRelease: d(60 * time.Second),
 		},
 		agentWaitScale: 1 / scale,
 		rebootTime:     d(60 * time.Second),
@@ -193,20 +197,20 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 	if err != nil {
 		return row{}, err
 	}
-	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(nodes...)); err != nil {
+	if err := engine.WriteWorld(simDir, engine.DefaultWorld(nodes...)); err != nil {
 		return row{}, err
 	}
 	// A new VM waits for the guest agent (components.AgentTimeout)
 	// while Talos is in maintenance mode: a real cost of creation, scaled
 	// like the latencies above (minutes of reality, seconds here).
-	faults := simulator.Faults{Latency: map[string]string{}, AgentWaitScale: prof.agentWaitScale}
+	faults := engine.Faults{Latency: map[string]string{}, AgentWaitScale: prof.agentWaitScale}
 	for tok, d := range prof.latencies {
 		faults.Latency[tok] = d.String()
 	}
 	if prof.rebootTime > 0 {
 		faults.RebootTime = prof.rebootTime.String()
 	}
-	if err := simulator.WriteFaults(simDir, faults); err != nil {
+	if err := engine.WriteFaults(simDir, faults); err != nil {
 		return row{}, err
 	}
 	cfg.Cluster.Workers = workers
@@ -234,7 +238,7 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 		Home: filepath.Join(tmp, "home"),
 		// HOME: SDA's plugin pins the simulated Proxmox nodes' host keys
 		// in $HOME/.ssh/known_hosts, which must not be the user's.
-		Env: map[string]string{simulator.StateDirEnv: simDir, "HTTPS_PROXY": proxy,
+		Env: map[string]string{engine.StateDirEnv: simDir, "HTTPS_PROXY": proxy,
 			"HOME": filepath.Join(tmp, "user")},
 		Progress: progress,
 		Parallel: parallel,
@@ -257,7 +261,7 @@ func measure(root, stack string, base config.Config, workers, parallel int, verb
 		return row{}, err
 	}
 	// The critical path counts no reboot: a first up should have none.
-	st, err := simulator.ReadState(simDir)
+	st, err := engine.ReadState(simDir)
 	if err != nil {
 		return row{}, err
 	}
@@ -333,7 +337,7 @@ func criticalPath(resources []apitype.ResourceV3) (time.Duration, string) {
 		// creation; ClusterMembers, TalosNodeVersion, KubernetesVersion,
 		// which ask the simulated APIs) and every other resource count 0.
 		lat := prof.latencies[string(r.Type)]
-		if string(r.Type) == simulator.TokenVM {
+		if string(r.Type) == proxmox.TokenVM {
 			// Every new VM also waits for the guest agent (see measure).
 			lat += time.Duration(float64(agentTimeout()) * prof.agentWaitScale)
 		}

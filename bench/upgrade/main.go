@@ -31,6 +31,7 @@ import (
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
@@ -107,10 +108,10 @@ func measure(root, what string, reboot, restart time.Duration, memory, paralleli
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(world...)); err != nil {
+	if err := engine.WriteWorld(simDir, engine.DefaultWorld(world...)); err != nil {
 		return 0, 0, err
 	}
-	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: 0.001}); err != nil {
+	if err := engine.WriteFaults(simDir, engine.Faults{AgentWaitScale: 0.001}); err != nil {
 		return 0, 0, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -133,7 +134,7 @@ func measure(root, what string, reboot, restart time.Duration, memory, paralleli
 			Home: filepath.Join(tmp, "home"),
 			// HOME: SDA's plugin pins the simulated Proxmox nodes' host
 			// keys in $HOME/.ssh/known_hosts, which must not be the user's.
-			Env: map[string]string{simulator.StateDirEnv: simDir, "HTTPS_PROXY": proxy,
+			Env: map[string]string{engine.StateDirEnv: simDir, "HTTPS_PROXY": proxy,
 				"HOME": filepath.Join(tmp, "user")},
 		})
 	}
@@ -144,17 +145,17 @@ func measure(root, what string, reboot, restart time.Duration, memory, paralleli
 	if _, err := d.Up(ctx); err != nil {
 		return 0, 0, err
 	}
-	faults := simulator.Faults{AgentWaitScale: 0.001, RebootTime: reboot.String()}
+	faults := engine.Faults{AgentWaitScale: 0.001, RebootTime: reboot.String()}
 	switch what {
 	case "kubernetes":
-		faults = simulator.Faults{AgentWaitScale: 0.001, ComponentRestartTime: restart.String()}
+		faults = engine.Faults{AgentWaitScale: 0.001, ComponentRestartTime: restart.String()}
 		cfg.Cluster.KubernetesVersion = "v1.35.1"
 	case "resize":
 		cfg.Nodes.Worker.MemoryMiB += memory
 	default:
 		cfg.Cluster.TalosVersion = "v1.12.1"
 	}
-	if err := simulator.WriteFaults(simDir, faults); err != nil {
+	if err := engine.WriteFaults(simDir, faults); err != nil {
 		return 0, 0, err
 	}
 	if d, err = open(); err != nil {
@@ -165,7 +166,7 @@ func measure(root, what string, reboot, restart time.Duration, memory, paralleli
 		return 0, 0, err
 	}
 	took := time.Since(start)
-	st, err := simulator.ReadState(simDir)
+	st, err := engine.ReadState(simDir)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -200,7 +201,7 @@ func measure(root, what string, reboot, restart time.Duration, memory, paralleli
 // kubernetesSteps prints where the Kubernetes upgrade's time went and
 // counts the component restarts (kube-proxy's image change restarts
 // nothing on the node).
-func kubernetesSteps(st *simulator.State, start time.Time, took time.Duration) int {
+func kubernetesSteps(st *engine.State, start time.Time, took time.Duration) int {
 	prev, steps := start, 0
 	for _, c := range st.ComponentChanges {
 		if c.Start.Before(start) || !c.Ready.After(c.Start) {
@@ -218,7 +219,7 @@ func kubernetesSteps(st *simulator.State, start time.Time, took time.Duration) i
 // from the last return before its reboot, or the up's start, to its
 // reboot; the reboot; and after the last return) and checks that every
 // worker, and nothing else, was resized and rebooted once.
-func resizeSteps(st *simulator.State, start time.Time, took time.Duration, memory int) (int, error) {
+func resizeSteps(st *engine.State, start time.Time, took time.Duration, memory int) (int, error) {
 	prev := start
 	var ends []time.Time
 	rebooted := map[string]int{}

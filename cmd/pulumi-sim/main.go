@@ -10,7 +10,7 @@
 // API (simulator.ServeTalosAPI) of simulation directory D (default
 // SDA_SIM_STATE) on ADDR (default 127.0.0.1:0), printing the address it
 // listens on as the first line of stdout; clients dial nodes through
-// simulator.TalosAPIDialer(ADDR).
+// talos.APIDialer(ADDR).
 //
 // See docs/simulation.md for what it checks and what it cannot.
 package main
@@ -31,6 +31,8 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/clis"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
 func main() {
@@ -42,15 +44,15 @@ func main() {
 		}
 		return
 	}
-	dir := os.Getenv(simulator.StateDirEnv)
+	dir := os.Getenv(engine.StateDirEnv)
 	if dir == "" {
-		fmt.Fprintf(os.Stderr, "pulumi-sim: set %s to the simulation directory\n", simulator.StateDirEnv)
+		fmt.Fprintf(os.Stderr, "pulumi-sim: set %s to the simulation directory\n", engine.StateDirEnv)
 		os.Exit(2)
 	}
 	// Linked as talosctl, kubectl, pct or pvesh, it is the simulated tool
-	// that local and remote commands run (see simulator.RunCLI).
-	if slices.Contains(simulator.CLIs, name) {
-		os.Exit(simulator.RunCLI(name, dir, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// that local and remote commands run (see clis.RunCLI).
+	if slices.Contains(clis.CLIs, name) {
+		os.Exit(clis.RunCLI(name, dir, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	err := provider.Main(name, func(*provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		return simulator.New(name, dir)
@@ -64,13 +66,13 @@ func main() {
 // talosAPID serves the simulated Talos API until SIGINT or SIGTERM.
 func talosAPID(args []string) error {
 	fs := flag.NewFlagSet("talos-apid", flag.ContinueOnError)
-	dir := fs.String("dir", os.Getenv(simulator.StateDirEnv), "simulation directory")
+	dir := fs.String("dir", os.Getenv(engine.StateDirEnv), "simulation directory")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return fmt.Errorf("give --dir or set %s", simulator.StateDirEnv)
+		return fmt.Errorf("give --dir or set %s", engine.StateDirEnv)
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/talos"
 )
 
 // manifestsCluster is a simulated world with one bootstrapped control
@@ -25,12 +28,12 @@ func manifestsCluster(t *testing.T) *clientconfig.Config {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	failOn(t, simulator.WriteWorld(dir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.0.2.10"})))
+	failOn(t, engine.WriteWorld(dir, engine.DefaultWorld(engine.WorldNode{Name: "pve", SSHHost: "192.0.2.10"})))
 	px, err := simulator.New("proxmoxve", dir)
 	failOn(t, err)
-	talos, err := simulator.New("talos", dir)
+	tl, err := simulator.New("talos", dir)
 	failOn(t, err)
-	create := func(s *simulator.Server, typ, name string, props map[string]any) map[string]any {
+	create := func(s *engine.Server, typ, name string, props map[string]any) map[string]any {
 		t.Helper()
 		in, err := structpb.NewStruct(props)
 		failOn(t, err)
@@ -40,20 +43,20 @@ func manifestsCluster(t *testing.T) *clientconfig.Config {
 		}
 		return withoutSecretWrappers(resp.GetProperties().AsMap()).(map[string]any)
 	}
-	sec := create(talos, simulator.TokenSecrets, "secrets", map[string]any{"talosVersion": "v1.12.0"})
+	sec := create(tl, talos.TokenSecrets, "secrets", map[string]any{"talosVersion": "v1.12.0"})
 	cc := sec["clientConfiguration"].(map[string]any)
 	configFor := func(role string) string {
 		args, err := structpb.NewStruct(map[string]any{"clusterName": "lab", "clusterEndpoint": "https://10.0.0.11:6443",
 			"machineType": role, "machineSecrets": sec["machineSecrets"], "talosVersion": "v1.12.0", "kubernetesVersion": "v1.35.0"})
 		failOn(t, err)
-		resp, err := talos.Invoke(ctx, &pulumirpc.InvokeRequest{Tok: simulator.TokenGetMachineCfg, Args: args})
+		resp, err := tl.Invoke(ctx, &pulumirpc.InvokeRequest{Tok: talos.TokenGetMachineCfg, Args: args})
 		failOn(t, err)
 		return withoutSecretWrappers(resp.GetReturn().AsMap()).(map[string]any)["machineConfiguration"].(string)
 	}
 	nodes := map[string]string{"10.0.0.11": configFor("controlplane"), "10.0.0.21": configFor("worker")}
 	vmid := 8011
 	for _, addr := range []string{"10.0.0.11", "10.0.0.21"} {
-		create(px, simulator.TokenVM, "vm-"+addr, map[string]any{
+		create(px, proxmox.TokenVM, "vm-"+addr, map[string]any{
 			"nodeName": "pve", "vmId": vmid,
 			"cpu":            map[string]any{"cores": 2},
 			"memory":         map[string]any{"dedicated": 2048},
@@ -63,10 +66,10 @@ func manifestsCluster(t *testing.T) *clientconfig.Config {
 				"ipConfigs": []any{map[string]any{"ipv4": map[string]any{"address": addr + "/24", "gateway": "10.0.0.1"}}}},
 		})
 		vmid++
-		create(talos, simulator.TokenApply, "apply-"+addr, map[string]any{"node": addr, "clientConfiguration": cc,
+		create(tl, talos.TokenApply, "apply-"+addr, map[string]any{"node": addr, "clientConfiguration": cc,
 			"machineConfigurationInput": nodes[addr], "configPatches": []any{}})
 	}
-	create(talos, simulator.TokenBootstrap, "bootstrap", map[string]any{"node": "10.0.0.11", "clientConfiguration": cc})
+	create(tl, talos.TokenBootstrap, "bootstrap", map[string]any{"node": "10.0.0.11", "clientConfiguration": cc})
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	failOn(t, err)

@@ -7,21 +7,21 @@ package simworld
 
 import (
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
 // Nodes pins a new host key for every Proxmox node of c (in place) and
 // returns the simulated nodes that hold those keys.
-func Nodes(c *config.Config) ([]simulator.WorldNode, error) {
+func Nodes(c *config.Config) ([]engine.WorldNode, error) {
 	defaulted := config.WithDefaults(*c).Proxmox.Nodes
-	nodes := make([]simulator.WorldNode, 0, len(defaulted))
+	nodes := make([]engine.WorldNode, 0, len(defaulted))
 	for i, n := range defaulted {
-		key, err := simulator.NewHostKey()
+		key, err := engine.NewHostKey()
 		if err != nil {
 			return nil, err
 		}
 		c.Proxmox.Nodes[i].SSHHostKey = key
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress, HostKeys: []string{key}})
+		nodes = append(nodes, engine.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress, HostKeys: []string{key}})
 	}
 	return nodes, nil
 }

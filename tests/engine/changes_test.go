@@ -12,7 +12,10 @@ import (
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/components/talospatch"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/kubeapi"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/talos"
 )
 
 // stepsOf returns the changed steps of res whose type is typ.
@@ -29,7 +32,7 @@ func stepsOf(res *automation.Result, typ string) []automation.Step {
 // assertNoVMTouched fails when res did anything to a Talos VM.
 func assertNoVMTouched(t *testing.T, res *automation.Result) {
 	t.Helper()
-	if vms := stepsOf(res, simulator.TokenVM); len(vms) > 0 {
+	if vms := stepsOf(res, proxmox.TokenVM); len(vms) > 0 {
 		t.Errorf("a VM was touched:%s", describe(vms))
 	}
 }
@@ -68,19 +71,19 @@ func TestProdChanges(t *testing.T) {
 		}
 		assertNoReplacement(t, res)
 		for _, s := range res.Changed() {
-			if s.Type == simulator.TokenHelmRelease || s.Type == "pulumi:providers:kubernetes" {
+			if s.Type == kubeapi.TokenHelmRelease || s.Type == "pulumi:providers:kubernetes" {
 				t.Errorf("adding a worker plans %s of %s", s.Op, s.Name)
 			}
 		}
-		if len(stepsOf(res, simulator.TokenVM)) != 1 {
+		if len(stepsOf(res, proxmox.TokenVM)) != 1 {
 			t.Errorf("the preview should create one VM:%s", describe(res.Changed()))
 		}
 	})
 
 	t.Run("control-plane cores reboot the control planes one at a time", func(t *testing.T) {
 		e.t = t
-		e.writeFaults(simulator.Faults{RebootTime: "1s"})
-		before, _ := simulator.ReadState(e.simDir)
+		e.writeFaults(engine.Faults{RebootTime: "1s"})
+		before, _ := engine.ReadState(e.simDir)
 		e.cfg.Nodes.ControlPlane.Cores++
 		// The preview already says which guests reboot.
 		mark := len(e.output)
@@ -95,7 +98,7 @@ func TestProdChanges(t *testing.T) {
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
 		assertRolledUpdate(t, res, "prod-cp1", "prod-cp2", "prod-cp3")
-		after, _ := simulator.ReadState(e.simDir)
+		after, _ := engine.ReadState(e.simDir)
 		reboots := after.Reboots[len(before.Reboots):]
 		if len(reboots) != 3 {
 			t.Fatalf("want 3 reboots (one per control plane), got %+v", reboots)
@@ -111,22 +114,22 @@ func TestProdChanges(t *testing.T) {
 				}
 			}
 		}
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		e.assertNoChanges(ctx)
 	})
 
 	t.Run("a worker resize rolls, workerParallelism at a time, drained and Ready", func(t *testing.T) {
 		e.t = t
-		e.writeFaults(simulator.Faults{RebootTime: "1s"})
+		e.writeFaults(engine.Faults{RebootTime: "1s"})
 		e.cfg.Cluster.Upgrade.WorkerParallelism = 2
 		defer func() { e.cfg.Cluster.Upgrade.WorkerParallelism = 0 }()
-		before, _ := simulator.ReadState(e.simDir)
+		before, _ := engine.ReadState(e.simDir)
 		mark := len(e.calls(0))
 		e.cfg.Nodes.Worker.MemoryMiB += 1024
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
 		assertRolledUpdate(t, res, "prod-worker1", "prod-worker2", "prod-worker3")
-		after, _ := simulator.ReadState(e.simDir)
+		after, _ := engine.ReadState(e.simDir)
 		reboots := after.Reboots[len(before.Reboots):]
 		if len(reboots) != 3 {
 			t.Fatalf("want 3 reboots (one per worker), got %+v", reboots)
@@ -154,20 +157,20 @@ func TestProdChanges(t *testing.T) {
 			t.Errorf("%d Node patches, want a cordon and an uncordon per worker (6)", cordons)
 		}
 		assertNoneCordoned(t, after)
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
 	})
 
 	t.Run("a patch Talos applies only with a reboot rolls over every node", func(t *testing.T) {
 		e.t = t
-		e.writeFaults(simulator.Faults{RebootTime: "1s"})
-		defer func() { e.writeFaults(simulator.Faults{}) }()
-		before, _ := simulator.ReadState(e.simDir)
+		e.writeFaults(engine.Faults{RebootTime: "1s"})
+		defer func() { e.writeFaults(engine.Faults{}) }()
+		before, _ := engine.ReadState(e.simDir)
 		e.cfg.Cluster.Patches = append(e.cfg.Cluster.Patches, "machine:\n  env:\n    SDA_ROLL_TEST: \"1\"\n")
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
-		after, _ := simulator.ReadState(e.simDir)
+		after, _ := engine.ReadState(e.simDir)
 		reboots := after.Reboots[len(before.Reboots):]
 		assertOneAtATime(t, reboots) // default workerParallelism 1
 		rebooted := names(reboots)
@@ -199,7 +202,7 @@ func TestProdChanges(t *testing.T) {
 		e.t = t
 		e.cfg.Router.DiskGiB += 2
 		res := e.up(ctx)
-		cts := stepsOf(res, simulator.TokenContainer)
+		cts := stepsOf(res, proxmox.TokenContainer)
 		var ops []string
 		for _, s := range cts {
 			ops = append(ops, s.Op)
@@ -226,10 +229,10 @@ func TestProdChanges(t *testing.T) {
 		// Nodes are down a second per reboot and etcd answers health
 		// checks a second after a control plane boots: the roll must wait
 		// for both (Talos refuses a control plane's upgrade otherwise).
-		e.writeFaults(simulator.Faults{RebootTime: "1s", EtcdStartTime: "1s"})
+		e.writeFaults(engine.Faults{RebootTime: "1s", EtcdStartTime: "1s"})
 		mark := rebootCount(t, e.simDir)
 		res := e.up(ctx)
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		assertNoVMTouched(t, res)
 		// The version stays; the running nodes are upgraded to the new
 		// installer all the same, one at a time in the roll's order.
@@ -244,13 +247,13 @@ func TestProdChanges(t *testing.T) {
 				t.Errorf("%s (%s) runs %s from schematic %s, want v1.12.0 from %s", m.Hostname, addr, m.Version, m.Schematic, want)
 			}
 		}
-		if s := stepsOf(res, simulator.TokenSchematic); len(s) != 1 || s[0].Op != "update" {
+		if s := stepsOf(res, talos.TokenSchematic); len(s) != 1 || s[0].Op != "update" {
 			t.Errorf("the schematic should be updated in place:%s", describe(s))
 		}
 		if got := res.Outputs["schematicId"].Value; got != want {
 			t.Errorf("schematicId output %v, want the new schematic's ID %s", got, want)
 		}
-		st, _ := simulator.ReadState(e.simDir)
+		st, _ := engine.ReadState(e.simDir)
 		if _, ok := st.Schematics[want]; !ok {
 			t.Errorf("Image Factory was never given the new schematic %s", want)
 		}
@@ -267,7 +270,7 @@ func TestProdChanges(t *testing.T) {
 			t.Errorf("want one image on each of the 3 Proxmox nodes, have %d", images)
 		}
 		for _, obj := range st.Objects {
-			if obj.Type == simulator.TokenApply && !strings.Contains(fmt.Sprint(obj.Inputs["configPatches"]), "installer/"+want) {
+			if obj.Type == talos.TokenApply && !strings.Contains(fmt.Sprint(obj.Inputs["configPatches"]), "installer/"+want) {
 				t.Errorf("%s does not install the new schematic's installer", obj.Name)
 			}
 		}
@@ -278,9 +281,9 @@ func TestProdChanges(t *testing.T) {
 	t.Run("a Talos version bump keeps the machine secrets", func(t *testing.T) {
 		e.t = t
 		secretsID := func() string {
-			st, _ := simulator.ReadState(e.simDir)
+			st, _ := engine.ReadState(e.simDir)
 			for _, o := range st.Objects {
-				if o.Type == simulator.TokenSecrets {
+				if o.Type == talos.TokenSecrets {
 					return o.ID
 				}
 			}
@@ -290,12 +293,12 @@ func TestProdChanges(t *testing.T) {
 		e.cfg.Cluster.TalosVersion = "v1.12.1"
 		res := e.up(ctx)
 		// New VMs boot the new release's image; nothing else is replaced.
-		assertNoReplacement(t, res, simulator.TokenDownload)
-		if n := len(stepsOf(res, simulator.TokenDownload)); n != 9 {
+		assertNoReplacement(t, res, proxmox.TokenDownload)
+		if n := len(stepsOf(res, proxmox.TokenDownload)); n != 9 {
 			t.Errorf("want the 3 images replaced (9 steps), got %d", n)
 		}
 		assertNoVMTouched(t, res)
-		if s := stepsOf(res, simulator.TokenSecrets); len(s) != 1 || s[0].Op != "update" {
+		if s := stepsOf(res, talos.TokenSecrets); len(s) != 1 || s[0].Op != "update" {
 			t.Errorf("the secrets should be updated in place:%s", describe(s))
 		}
 		if got := secretsID(); got != id || id == "" {
@@ -311,15 +314,15 @@ func TestProdChanges(t *testing.T) {
 		// different size replaces the file on the next plan, and so, through
 		// the image, nothing else, but forever (Image Factory's images are
 		// rebuilt). SDA sets overwrite: false on every download.
-		raw, err := os.ReadFile(filepath.Join(e.simDir, simulator.WorldFile))
+		raw, err := os.ReadFile(filepath.Join(e.simDir, engine.WorldFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var w simulator.World
+		var w engine.World
 		if err := json.Unmarshal(raw, &w); err != nil {
 			t.Fatal(err)
 		}
-		st, _ := simulator.ReadState(e.simDir)
+		st, _ := engine.ReadState(e.simDir)
 		w.URLSizes = map[string]int64{}
 		for _, f := range st.Files {
 			w.URLSizes[f.URL] = 987654321
@@ -327,7 +330,7 @@ func TestProdChanges(t *testing.T) {
 		if len(w.URLSizes) == 0 {
 			t.Fatal("no downloaded files")
 		}
-		if err := simulator.WriteWorld(e.simDir, w); err != nil {
+		if err := engine.WriteWorld(e.simDir, w); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.open(ctx).Refresh(ctx); err != nil {
@@ -342,7 +345,7 @@ func TestProdChanges(t *testing.T) {
 		mark := len(e.calls(0))
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
-		st, _ := simulator.ReadState(e.simDir)
+		st, _ := engine.ReadState(e.simDir)
 		e.assertMembers(st, []string{"prod-cp1", "prod-worker1", "prod-worker2", "prod-worker3"}, []string{"10.20.0.11"})
 		e.assertRemovedBeforeDeleted(mark, "10.20.0.12", "prod-cp2-vm")
 		e.assertRemovedBeforeDeleted(mark, "10.20.0.13", "prod-cp3-vm")
@@ -385,7 +388,7 @@ func assertRolledUpdate(t *testing.T, res *automation.Result, nodes ...string) {
 }
 
 // assertNoneCordoned checks that a roll left no Node cordoned.
-func assertNoneCordoned(t *testing.T, st *simulator.State) {
+func assertNoneCordoned(t *testing.T, st *engine.State) {
 	t.Helper()
 	for _, c := range st.Clusters {
 		for _, n := range c.Nodes {

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/sda-platform/sda/automation"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/talos"
 )
 
 // up runs up and fails the test on error, logging every step.
@@ -45,7 +47,7 @@ func (e *env) assertNoChanges(ctx context.Context) {
 // secrets, the kubeconfig and the talosconfig.
 func (e *env) assertSecretsEncrypted(ctx context.Context, d *automation.Deployment) {
 	e.t.Helper()
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func (e *env) assertSecretsEncrypted(ctx context.Context, d *automation.Deployme
 	}
 	for _, obj := range st.Objects {
 		switch obj.Type {
-		case simulator.TokenSecrets:
+		case talos.TokenSecrets:
 			ms, _ := obj.Outputs["machineSecrets"].(map[string]any)
 			cluster, _ := ms["cluster"].(map[string]any)
 			sec, _ := ms["secrets"].(map[string]any)
@@ -67,7 +69,7 @@ func (e *env) assertSecretsEncrypted(ctx context.Context, d *automation.Deployme
 			secrets["machineSecrets.secrets.secretboxEncryptionSecret"], _ = sec["secretboxEncryptionSecret"].(string)
 			secrets["machineSecrets.certs.os.key"], _ = osCA["key"].(string)
 			secrets["clientConfiguration.clientKey"], _ = cc["clientKey"].(string)
-		case simulator.TokenKubeconfig:
+		case talos.TokenKubeconfig:
 			secrets["kubeconfigRaw"], _ = obj.Outputs["kubeconfigRaw"].(string)
 			kcc, _ := obj.Outputs["kubernetesClientConfiguration"].(map[string]any)
 			secrets["kubernetesClientConfiguration.clientKey"], _ = kcc["clientKey"].(string)
@@ -201,7 +203,7 @@ func (e *env) assertOnly(res *automation.Result, op string, mark int, workers ..
 }
 
 func countGuests(t *testing.T, dir, kind string) int {
-	st, err := simulator.ReadState(dir)
+	st, err := engine.ReadState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestDevLifecycle(t *testing.T) {
 		mark := len(e.calls(0))
 		res := e.up(ctx)
 		e.assertOnly(res, "delete", mark, 2, 3)
-		st, _ := simulator.ReadState(e.simDir)
+		st, _ := engine.ReadState(e.simDir)
 		var names []string
 		for _, g := range st.Guests {
 			names = append(names, g.Name)
@@ -303,7 +305,7 @@ func TestDevLifecycle(t *testing.T) {
 	})
 	t.Run("a Talos patch updates configuration applies in place", func(t *testing.T) {
 		e.t = t
-		before, _ := simulator.ReadState(e.simDir)
+		before, _ := engine.ReadState(e.simDir)
 		e.cfg.Cluster.Patches = append(e.cfg.Cluster.Patches,
 			"machine:\n  sysctls:\n    vm.max_map_count: \"262144\"\n")
 		res := e.up(ctx)
@@ -312,11 +314,11 @@ func TestDevLifecycle(t *testing.T) {
 			t.Fatal("a new patch changed nothing")
 		}
 		for _, s := range changes {
-			if s.Op != "update" || s.Type != simulator.TokenApply {
+			if s.Op != "update" || s.Type != talos.TokenApply {
 				t.Errorf("a patch may only update configuration applies; got %s of %s (%s)%s", s.Op, s.Name, s.Type, describe([]automation.Step{s}))
 			}
 		}
-		after, _ := simulator.ReadState(e.simDir)
+		after, _ := engine.ReadState(e.simDir)
 		for addr, m := range after.Machines {
 			if m.Applies != before.Machines[addr].Applies+1 {
 				t.Errorf("node %s: %d applies before, %d after; want one more", addr, before.Machines[addr].Applies, m.Applies)
@@ -388,10 +390,10 @@ func (e *env) assertDestroyKeepsSecrets(ctx context.Context) {
 		e.t.Fatalf("destroy deleted nothing:%s", describe(res.Steps))
 	}
 	left := simObjects(e.t, e.simDir)
-	if len(left) != 1 || !strings.Contains(left[0], simulator.TokenSecrets+"::") {
+	if len(left) != 1 || !strings.Contains(left[0], talos.TokenSecrets+"::") {
 		e.t.Fatalf("after destroy the simulated systems should hold only the machine secrets: %v", left)
 	}
-	st, _ := simulator.ReadState(e.simDir)
+	st, _ := engine.ReadState(e.simDir)
 	if len(st.Guests)+len(st.Files)+len(st.Bridges) != 0 {
 		e.t.Errorf("destroy left guests %v, files %v, bridges %v", st.Guests, st.Files, st.Bridges)
 	}
@@ -422,7 +424,7 @@ func TestProdLifecycle(t *testing.T) {
 		if got := countGuests(t, e.simDir, "qemu"); got != 6 {
 			t.Errorf("prod has 3 control planes and 3 workers: %d VMs exist", got)
 		}
-		st, _ := simulator.ReadState(e.simDir)
+		st, _ := engine.ReadState(e.simDir)
 		if len(st.Clusters) != 1 {
 			t.Fatalf("want one bootstrapped cluster, have %d", len(st.Clusters))
 		}
@@ -464,8 +466,8 @@ func hasChart(releases map[string]string, chart string) bool {
 func TestFailureMidUp(t *testing.T) {
 	e := newEnv(t, "prod")
 	ctx := testContext(t)
-	e.writeFaults(simulator.Faults{FailOnce: []simulator.FailOnce{
-		{Type: simulator.TokenVM, Method: "Create", Ordinal: 3},
+	e.writeFaults(engine.Faults{FailOnce: []engine.FailOnce{
+		{Type: proxmox.TokenVM, Method: "Create", Ordinal: 3},
 	}})
 	d := e.open(ctx)
 	_, err := d.Up(ctx)
@@ -501,8 +503,8 @@ func TestFailureMidUp(t *testing.T) {
 func TestCancelUp(t *testing.T) {
 	e := newEnv(t, "dev")
 	ctx := testContext(t)
-	e.writeFaults(simulator.Faults{Latency: map[string]string{
-		simulator.TokenVM: "3s",
+	e.writeFaults(engine.Faults{Latency: map[string]string{
+		proxmox.TokenVM: "3s",
 	}})
 	d := e.open(ctx)
 	cctx, cancel := context.WithCancel(ctx)
@@ -511,7 +513,7 @@ func TestCancelUp(t *testing.T) {
 		// (3 s each) are then being created.
 		for cctx.Err() == nil {
 			for _, c := range e.calls(0) {
-				if c.Type == simulator.TokenDownload && c.Method == "Create" && strings.Contains(c.Name, "image") {
+				if c.Type == proxmox.TokenDownload && c.Method == "Create" && strings.Contains(c.Name, "image") {
 					time.Sleep(time.Second)
 					cancel()
 				}
@@ -525,7 +527,7 @@ func TestCancelUp(t *testing.T) {
 		t.Fatalf("up should report the cancellation, got %v", err)
 	}
 	e.assertConsistent(e.open(ctx))
-	e.writeFaults(simulator.Faults{})
+	e.writeFaults(engine.Faults{})
 	e.up(ctx)
 	e.assertConsistent(e.open(ctx))
 	e.assertNoChanges(ctx)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simworld"
 	"github.com/sda-platform/sda/stacks"
 )
@@ -51,7 +51,7 @@ type env struct {
 // newHostKey is a fresh ed25519 SSH host key as an authorized_keys line.
 func newHostKey(t *testing.T) string {
 	t.Helper()
-	k, err := simulator.NewHostKey()
+	k, err := engine.NewHostKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +89,10 @@ func newEnv(t *testing.T, stack string) *env {
 	for _, n := range nodes {
 		e.hostKeys[n.Name] = n.HostKeys[0]
 	}
-	if err := simulator.WriteWorld(e.simDir, simulator.DefaultWorld(nodes...)); err != nil {
+	if err := engine.WriteWorld(e.simDir, engine.DefaultWorld(nodes...)); err != nil {
 		t.Fatal(err)
 	}
-	e.writeFaults(simulator.Faults{})
+	e.writeFaults(engine.Faults{})
 	e.extraEnv = map[string]string{"HTTPS_PROXY": startTalosAPI(t, e.simDir)}
 	return e
 }
@@ -116,12 +116,12 @@ func startTalosAPI(t *testing.T, simDir string) string {
 const agentWaitScale = 0.001
 
 // writeFaults sets the simulation's faults, with the agent waits scaled.
-func (e *env) writeFaults(f simulator.Faults) {
+func (e *env) writeFaults(f engine.Faults) {
 	e.t.Helper()
 	if f.AgentWaitScale == 0 {
 		f.AgentWaitScale = agentWaitScale
 	}
-	if err := simulator.WriteFaults(e.simDir, f); err != nil {
+	if err := engine.WriteFaults(e.simDir, f); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -244,7 +244,7 @@ func stateObjects(dep apitype.DeploymentV3) []string {
 
 func simObjects(t *testing.T, dir string) []string {
 	t.Helper()
-	st, err := simulator.ReadState(dir)
+	st, err := engine.ReadState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,9 +277,9 @@ func (e *env) assertConsistent(d *automation.Deployment) {
 }
 
 // calls returns the simulation's call log from index from on.
-func (e *env) calls(from int) []simulator.Call {
+func (e *env) calls(from int) []engine.Call {
 	e.t.Helper()
-	all, err := simulator.ReadCalls(e.simDir)
+	all, err := engine.ReadCalls(e.simDir)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -289,8 +289,8 @@ func (e *env) calls(from int) []simulator.Call {
 	return all[from:]
 }
 
-func mutating(calls []simulator.Call) []simulator.Call {
-	var out []simulator.Call
+func mutating(calls []engine.Call) []engine.Call {
+	var out []engine.Call
 	for _, c := range calls {
 		switch c.Method {
 		case "Create", "Update", "Delete":
@@ -328,7 +328,7 @@ func (e *env) statePath(project string) string {
 
 // assertMembers checks the one cluster's Kubernetes Node objects (by name)
 // and etcd members (by address) against what the stack declares.
-func (e *env) assertMembers(st *simulator.State, nodes, etcd []string) {
+func (e *env) assertMembers(st *engine.State, nodes, etcd []string) {
 	e.t.Helper()
 	if len(st.Clusters) != 1 {
 		e.t.Fatalf("want one cluster, have %d", len(st.Clusters))
@@ -386,7 +386,7 @@ func (e *env) programOrDefault() pulumi.RunFunc {
 // where SDA's KnownHost pins go, and each test's nodes have keys of their
 // own.
 func (e *env) env() map[string]string {
-	out := map[string]string{simulator.StateDirEnv: e.simDir, "HOME": filepath.Join(e.home, "home")}
+	out := map[string]string{engine.StateDirEnv: e.simDir, "HOME": filepath.Join(e.home, "home")}
 	for k, v := range e.extraEnv {
 		out[k] = v
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/clis"
 )
 
 var (
@@ -150,7 +151,7 @@ func buildPlugins(dir string) error {
 		}
 	}
 	// The simulated pct and pvesh that remote commands run.
-	for _, name := range simulator.CLIs {
+	for _, name := range clis.CLIs {
 		if err := os.Symlink(bin, filepath.Join(dir, name)); err != nil {
 			return err
 		}

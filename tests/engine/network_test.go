@@ -6,7 +6,7 @@ import (
 
 	"github.com/sda-platform/sda/automation"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
 // The internal network's modes under the real engine, on the simulated
@@ -40,7 +40,7 @@ func TestProdOnPortlessBridgesFails(t *testing.T) {
 	if strings.Contains(msg, "is on segment pve1/vmbr2;") {
 		t.Errorf("a node on the router's own segment was reported unreachable:\n%s", msg)
 	}
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestProdVXLAN(t *testing.T) {
 	e.stackFileOnly = true
 	ctx := testContext(t)
 	e.up(ctx)
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestProdVXLAN(t *testing.T) {
 		if _, err := e.open(ctx).Destroy(ctx, automation.DestroyOptions{}); err != nil {
 			t.Fatalf("destroy: %v", err)
 		}
-		st, err := simulator.ReadState(e.simDir)
+		st, err := engine.ReadState(e.simDir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestProdVLAN(t *testing.T) {
 	e.cfg.Network.Internal.MTU = 0
 	ctx := testContext(t)
 	e.up(ctx)
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,15 +130,15 @@ func TestProdExisting(t *testing.T) {
 	e.cfg.Network.Internal.Mode = config.ModeExisting
 	e.cfg.Network.Internal.VXLAN = nil
 	e.cfg.Network.Internal.MTU = 0
-	w := simulator.DefaultWorld(e.worldNodes()...)
+	w := engine.DefaultWorld(e.worldNodes()...)
 	w.Bridges = []string{"vmbr0", "vmbr2"}
 	w.SharedBridges = []string{"vmbr0", "vmbr2"}
-	if err := simulator.WriteWorld(e.simDir, w); err != nil {
+	if err := engine.WriteWorld(e.simDir, w); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testContext(t)
 	e.up(ctx)
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +151,10 @@ func TestProdExisting(t *testing.T) {
 }
 
 // worldNodes are the stack's Proxmox nodes as simulated nodes.
-func (e *env) worldNodes() []simulator.WorldNode {
-	var nodes []simulator.WorldNode
+func (e *env) worldNodes() []engine.WorldNode {
+	var nodes []engine.WorldNode
 	for _, n := range config.WithDefaults(e.cfg).Proxmox.Nodes {
-		nodes = append(nodes, simulator.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress,
+		nodes = append(nodes, engine.WorldNode{Name: n.Name, SSHHost: n.SSHHost, ClusterAddress: n.ClusterAddress,
 			HostKeys: []string{e.hostKeys[n.Name]}})
 	}
 	return nodes
@@ -162,7 +162,7 @@ func (e *env) worldNodes() []simulator.WorldNode {
 
 // assertAllOn checks that every guest's internal NIC (the VMs' only NIC,
 // the router's second) is on bridge.
-func (e *env) assertAllOn(st *simulator.State, bridge string) {
+func (e *env) assertAllOn(st *engine.State, bridge string) {
 	e.t.Helper()
 	nodes := map[string]bool{}
 	for _, g := range st.Guests {
@@ -178,7 +178,7 @@ func (e *env) assertAllOn(st *simulator.State, bridge string) {
 }
 
 // assertClusterUp checks etcd and the Kubernetes nodes of the one cluster.
-func assertClusterUp(t *testing.T, st *simulator.State, cps, workers int) {
+func assertClusterUp(t *testing.T, st *engine.State, cps, workers int) {
 	t.Helper()
 	if len(st.Clusters) != 1 {
 		t.Fatalf("want one bootstrapped cluster, have %d", len(st.Clusters))
@@ -214,7 +214,7 @@ func (e *env) address(t *testing.T, name string) string {
 	return ""
 }
 
-func guestAt(st *simulator.State, addr string) *simulator.Guest {
+func guestAt(st *engine.State, addr string) *engine.Guest {
 	for _, g := range st.Guests {
 		for _, a := range g.Addresses {
 			if a == addr {

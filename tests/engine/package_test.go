@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 )
 
 // The YAML language host is looked up once, when a test needs it (TestMain
@@ -123,14 +123,14 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 	}
 	simDir := t.TempDir()
 	hostKey := newHostKey(t)
-	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.168.1.10", HostKeys: []string{hostKey}})); err != nil {
+	if err := engine.WriteWorld(simDir, engine.DefaultWorld(engine.WorldNode{Name: "pve", SSHHost: "192.168.1.10", HostKeys: []string{hostKey}})); err != nil {
 		t.Fatal(err)
 	}
-	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: agentWaitScale}); err != nil {
+	if err := engine.WriteFaults(simDir, engine.Faults{AgentWaitScale: agentWaitScale}); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{
-		simulator.StateDirEnv + "=" + simDir,
+		engine.StateDirEnv + "=" + simDir,
 		"HOME=" + t.TempDir(), // the known_hosts the pins go to
 		"PULUMI_BACKEND_URL=file://" + t.TempDir(),
 		"HTTPS_PROXY=" + startTalosAPI(t, simDir),
@@ -152,11 +152,11 @@ func TestYAMLProgramUsesTheComponentPackage(t *testing.T) {
 
 	// The cluster exists in the simulated systems: its node's configuration
 	// applied, etcd with the control plane as its member, Node objects.
-	st, err := simulator.ReadState(simDir)
+	st, err := engine.ReadState(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var clusters []*simulator.TalosCluster
+	var clusters []*engine.TalosCluster
 	for _, c := range st.Clusters {
 		clusters = append(clusters, c)
 	}
@@ -282,17 +282,17 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 
 	simDir := t.TempDir()
 	hostKey := newHostKey(t)
-	world := simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "pve.lan", HostKeys: []string{hostKey}})
+	world := engine.DefaultWorld(engine.WorldNode{Name: "pve", SSHHost: "pve.lan", HostKeys: []string{hostKey}})
 	world.Bridges = append(world.Bridges, "vmbr9") // the example's existing bridge
-	if err := simulator.WriteWorld(simDir, world); err != nil {
+	if err := engine.WriteWorld(simDir, world); err != nil {
 		t.Fatal(err)
 	}
-	if err := simulator.WriteFaults(simDir, simulator.Faults{AgentWaitScale: agentWaitScale}); err != nil {
+	if err := engine.WriteFaults(simDir, engine.Faults{AgentWaitScale: agentWaitScale}); err != nil {
 		t.Fatal(err)
 	}
 	key := "-----BEGIN OPENSSH PRIVATE KEY-----\n" + randomHex(32) + "\n-----END OPENSSH PRIVATE KEY-----\n"
 	env := append(os.Environ(),
-		simulator.StateDirEnv+"="+simDir,
+		engine.StateDirEnv+"="+simDir,
 		"SDA_HOME="+t.TempDir(),
 		"HOME="+t.TempDir(), // the known_hosts the pins go to
 		"SDA_PULUMI_BIN="+pulumiBin,
@@ -318,7 +318,7 @@ func TestGoProgramOutsideTheRepo(t *testing.T) {
 	if out := run("up"); !strings.Contains(out, "ready: true") {
 		t.Fatalf("edge up did not report a ready cluster: %q", out)
 	}
-	st, err := simulator.ReadState(simDir)
+	st, err := engine.ReadState(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}

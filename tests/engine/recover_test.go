@@ -14,7 +14,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/sda-platform/sda/automation"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -28,7 +29,7 @@ import (
 func TestKilledUpRecovers(t *testing.T) {
 	e := newEnv(t, "dev")
 	ctx := testContext(t)
-	e.writeFaults(simulator.Faults{Latency: map[string]string{simulator.TokenVM + "#" + simulator.CreateTaskMethod: "4s"}})
+	e.writeFaults(engine.Faults{Latency: map[string]string{proxmox.TokenVM + "#" + proxmox.CreateTaskMethod: "4s"}})
 	d := e.open(ctx)
 	var (
 		mu      sync.Mutex
@@ -56,7 +57,7 @@ func TestKilledUpRecovers(t *testing.T) {
 		go func() {
 			// Kill the CLI once the first VM's create task runs.
 			for i := 0; i < 1200; i++ {
-				if st, err := simulator.ReadState(e.simDir); err == nil {
+				if st, err := engine.ReadState(e.simDir); err == nil {
 					for _, g := range st.Guests {
 						if g.Kind == "qemu" {
 							err := killTree(locks[0].PID)
@@ -97,7 +98,7 @@ func TestKilledUpRecovers(t *testing.T) {
 	}
 
 	e.up(ctx)
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func killTree(pid int) error {
 type simGuests struct{ dir string }
 
 func (s simGuests) Guests(context.Context) ([]automation.Guest, error) {
-	st, err := simulator.ReadState(s.dir)
+	st, err := engine.ReadState(s.dir)
 	if err != nil {
 		return nil, err
 	}

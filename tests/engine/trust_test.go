@@ -15,7 +15,7 @@ import (
 	"github.com/sda-platform/sda/components"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/pveaccess"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/stacks"
 )
 
@@ -29,11 +29,11 @@ import (
 func TestImpostorGetsNothing(t *testing.T) {
 	e := newEnv(t, "dev")
 	ctx := testContext(t)
-	w := simulator.DefaultWorld(e.worldNodes()...)
+	w := engine.DefaultWorld(e.worldNodes()...)
 	for i := range w.Nodes {
 		w.Nodes[i].HostKeys = []string{newHostKey(t)} // not the pinned key
 	}
-	if err := simulator.WriteWorld(e.simDir, w); err != nil {
+	if err := engine.WriteWorld(e.simDir, w); err != nil {
 		t.Fatal(err)
 	}
 
@@ -106,16 +106,16 @@ func TestPrivilegesCheckedAgainstProxmox(t *testing.T) {
 				byPath[n.Path] = append(byPath[n.Path], n.Privilege)
 			}
 		}
-		var acls []simulator.ACL
+		var acls []engine.ACL
 		for path, privs := range byPath {
-			acls = append(acls, simulator.ACL{Path: path, Privileges: privs})
+			acls = append(acls, engine.ACL{Path: path, Privileges: privs})
 		}
-		w, err := (&simulator.Store{Dir: e.simDir}).World()
+		w, err := (&engine.Store{Dir: e.simDir}).World()
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Tokens = map[string][]simulator.ACL{tokenID: acls}
-		if err := simulator.WriteWorld(e.simDir, w); err != nil {
+		w.Tokens = map[string][]engine.ACL{tokenID: acls}
+		if err := engine.WriteWorld(e.simDir, w); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,7 +198,7 @@ func TestRouterTemplateMovesByAlias(t *testing.T) {
 			t.Errorf("the deployed router template: %s %s (diffs %v); want it moved by alias, unchanged", s.Op, s.Name, s.Diffs)
 		}
 	}
-	st, err := simulator.ReadState(e.simDir)
+	st, err := engine.ReadState(e.simDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
+	"github.com/sda-platform/sda/internal/simulator/talos"
 )
 
 // readSim is the simulation's state.
-func readSim(t *testing.T, simDir string) *simulator.State {
+func readSim(t *testing.T, simDir string) *engine.State {
 	t.Helper()
-	st, err := simulator.ReadState(simDir)
+	st, err := engine.ReadState(simDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func readSim(t *testing.T, simDir string) *simulator.State {
 func (e *env) talosAPICalls(method string) int {
 	n := 0
 	for _, c := range e.calls(0) {
-		if c.Type == simulator.TokenTalosAPI && c.Method == method {
+		if c.Type == talos.TokenTalosAPI && c.Method == method {
 			n++
 		}
 	}
@@ -38,22 +40,22 @@ func (e *env) talosAPICalls(method string) int {
 
 // upgradeReboots are the reboots Talos upgrades caused, from index from of
 // the reboot log on, in the order they started.
-func upgradeReboots(t *testing.T, simDir string, from int) []simulator.Reboot {
+func upgradeReboots(t *testing.T, simDir string, from int) []engine.Reboot {
 	t.Helper()
 	st := readSim(t, simDir)
-	var out []simulator.Reboot
+	var out []engine.Reboot
 	for _, r := range st.Reboots[from:] {
 		if strings.HasPrefix(r.Cause, "talos upgrade") {
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b simulator.Reboot) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(out, func(a, b engine.Reboot) int { return a.Start.Compare(b.Start) })
 	return out
 }
 
 // assertOneAtATime fails when two of the reboots overlap: a roll must
 // never have two of its nodes down together.
-func assertOneAtATime(t *testing.T, rs []simulator.Reboot) {
+func assertOneAtATime(t *testing.T, rs []engine.Reboot) {
 	t.Helper()
 	for i, r := range rs {
 		for _, o := range rs[i+1:] {
@@ -69,7 +71,7 @@ func rebootCount(t *testing.T, simDir string) int {
 	return len(readSim(t, simDir).Reboots)
 }
 
-func names(rs []simulator.Reboot) []string {
+func names(rs []engine.Reboot) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, r.Name)
@@ -117,13 +119,13 @@ func TestProdRollingUpgrade(t *testing.T) {
 
 	t.Run("a new talosVersion rolls over the nodes in order", func(t *testing.T) {
 		e.t = t
-		e.writeFaults(simulator.Faults{RebootTime: "2s"})
+		e.writeFaults(engine.Faults{RebootTime: "2s"})
 		mark := rebootCount(t, e.simDir)
 		e.cfg.Cluster.TalosVersion = "v1.12.1"
 		res := e.up(ctx)
 		// New VMs would boot the new image: the downloads are replaced;
 		// nothing else is.
-		assertNoReplacement(t, res, simulator.TokenDownload)
+		assertNoReplacement(t, res, proxmox.TokenDownload)
 		assertNoVMTouched(t, res)
 		rs := upgradeReboots(t, e.simDir, mark)
 		if got := names(rs); !slices.Equal(got, order) {
@@ -137,7 +139,7 @@ func TestProdRollingUpgrade(t *testing.T) {
 				t.Errorf("talosVersions[%s] = %v, want v1.12.1 (output %v)", n, versions[n], res.Outputs["talosVersions"])
 			}
 		}
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
 	})
@@ -147,8 +149,8 @@ func TestProdRollingUpgrade(t *testing.T) {
 		// The second upgrade call of this roll (prod-cp2's) fails once, the
 		// way a node that cannot pull the installer fails.
 		calls := e.talosAPICalls("Upgrade")
-		e.writeFaults(simulator.Faults{RebootTime: "1s", FailOnce: []simulator.FailOnce{
-			{Type: simulator.TokenTalosAPI, Method: "Upgrade", Ordinal: calls + 2}}})
+		e.writeFaults(engine.Faults{RebootTime: "1s", FailOnce: []engine.FailOnce{
+			{Type: talos.TokenTalosAPI, Method: "Upgrade", Ordinal: calls + 2}}})
 		mark := rebootCount(t, e.simDir)
 		e.cfg.Cluster.TalosVersion = "v1.12.2"
 		_, err := e.open(ctx).Up(ctx)
@@ -169,8 +171,8 @@ func TestProdRollingUpgrade(t *testing.T) {
 		// and drained the node: Talos publishes the failure on the node's
 		// event stream and reboots it back into its release.
 		calls := e.talosAPICalls("Upgrade")
-		e.writeFaults(simulator.Faults{RebootTime: "1s", FatalRebootDelay: "2s", FailOnce: []simulator.FailOnce{
-			{Type: simulator.TokenTalosAPI, Method: "UpgradeSequence", Ordinal: calls + 2}}})
+		e.writeFaults(engine.Faults{RebootTime: "1s", FatalRebootDelay: "2s", FailOnce: []engine.FailOnce{
+			{Type: talos.TokenTalosAPI, Method: "UpgradeSequence", Ordinal: calls + 2}}})
 		mark := rebootCount(t, e.simDir)
 		e.cfg.Cluster.TalosVersion = "v1.12.3"
 		_, err := e.open(ctx).Up(ctx)
@@ -186,7 +188,7 @@ func TestProdRollingUpgrade(t *testing.T) {
 		// came before the node's reboot back into its release ended.
 		var failedAt time.Time
 		for _, c := range e.calls(0) {
-			if c.Type == simulator.TokenTalosAPI && c.Method == "Upgrade" && c.Name == "10.20.0.12" && c.Error != "" {
+			if c.Type == talos.TokenTalosAPI && c.Method == "Upgrade" && c.Name == "10.20.0.12" && c.Error != "" {
 				failedAt = c.Time
 			}
 		}
@@ -212,12 +214,12 @@ func (e *env) assertRollResumes(ctx context.Context, mark int, order []string, v
 		t.Errorf("before the failure, upgraded %v, want only prod-cp1", got)
 	}
 	res := e.up(ctx)
-	assertNoReplacement(t, res, simulator.TokenDownload)
+	assertNoReplacement(t, res, proxmox.TokenDownload)
 	if got := names(upgradeReboots(t, e.simDir, mark)); !slices.Equal(got, order) {
 		t.Errorf("over both ups the nodes were upgraded %v, want each once in order %v", got, order)
 	}
 	assertVersions(t, e.simDir, version)
-	e.writeFaults(simulator.Faults{})
+	e.writeFaults(engine.Faults{})
 	e.assertNoChanges(ctx)
 }
 
@@ -234,7 +236,7 @@ func TestProdRefusedRemoval(t *testing.T) {
 	ctx := testContext(t)
 	e.up(ctx)
 	stopGuest(t, e.simDir, guestID(t, e.simDir, "prod-cp1"))
-	before, _ := simulator.ReadState(e.simDir)
+	before, _ := engine.ReadState(e.simDir)
 	mark := len(e.calls(0))
 
 	e.cfg.Cluster.ControlPlanes = 1
@@ -250,7 +252,7 @@ func TestProdRefusedRemoval(t *testing.T) {
 			t.Errorf("the refused up changed %s (%s %s)", c.Name, c.Method, c.Type)
 		}
 	}
-	after, _ := simulator.ReadState(e.simDir)
+	after, _ := engine.ReadState(e.simDir)
 	if !slices.Equal(etcdOf(before), etcdOf(after)) || len(after.Guests) != len(before.Guests) {
 		t.Errorf("etcd members %v → %v, guests %d → %d", etcdOf(before), etcdOf(after), len(before.Guests), len(after.Guests))
 	}
@@ -271,7 +273,7 @@ func TestProdRemovesADeadControlPlane(t *testing.T) {
 	e.cfg.Cluster.ControlPlanes = 1
 	res := e.up(ctx)
 	assertNoReplacement(t, res)
-	st, _ := simulator.ReadState(e.simDir)
+	st, _ := engine.ReadState(e.simDir)
 	e.assertMembers(st, []string{"prod-cp1", "prod-worker1", "prod-worker2", "prod-worker3"}, []string{"10.20.0.11"})
 	var steps []string
 	for _, c := range e.calls(mark) {
@@ -302,7 +304,7 @@ func guestID(t *testing.T, simDir, name string) int {
 	return 0
 }
 
-func etcdOf(st *simulator.State) []string {
+func etcdOf(st *engine.State) []string {
 	for _, c := range st.Clusters {
 		return c.EtcdMembers
 	}
@@ -312,7 +314,7 @@ func etcdOf(st *simulator.State) []string {
 // stopGuest stops a guest in the simulated Proxmox, as a crashed host would.
 func stopGuest(t *testing.T, simDir string, vmid int) {
 	t.Helper()
-	if err := (&simulator.Store{Dir: simDir}).Update(func(tx *simulator.Tx) error {
+	if err := (&engine.Store{Dir: simDir}).Update(func(tx *engine.Tx) error {
 		tx.State.Guests[vmid].Started = false
 		return nil
 	}); err != nil {
@@ -330,7 +332,7 @@ func TestProdFiveToThree(t *testing.T) {
 	ctx := testContext(t)
 	e.cfg.Cluster.ControlPlanes = 5
 	e.up(ctx)
-	st, _ := simulator.ReadState(e.simDir)
+	st, _ := engine.ReadState(e.simDir)
 	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-cp4", "prod-cp5", "prod-worker1", "prod-worker2", "prod-worker3"},
 		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.20.0.14", "10.20.0.15"})
 
@@ -338,7 +340,7 @@ func TestProdFiveToThree(t *testing.T) {
 	mark := len(e.calls(0))
 	res := e.up(ctx)
 	assertNoReplacement(t, res)
-	st, _ = simulator.ReadState(e.simDir)
+	st, _ = engine.ReadState(e.simDir)
 	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"},
 		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13"})
 	e.assertRemovedBeforeDeleted(mark, "10.20.0.14", "prod-cp4-vm")
@@ -364,7 +366,7 @@ func TestProdFiveToThree(t *testing.T) {
 
 // componentChanges are the image changes of Kubernetes components from
 // index from of the simulation's log on.
-func componentChanges(t *testing.T, simDir string, from int) []simulator.ComponentChange {
+func componentChanges(t *testing.T, simDir string, from int) []engine.ComponentChange {
 	t.Helper()
 	return readSim(t, simDir).ComponentChanges[from:]
 }
@@ -386,7 +388,7 @@ func k8sRollOrder() []string {
 	return out
 }
 
-func changeNames(cs []simulator.ComponentChange) []string {
+func changeNames(cs []engine.ComponentChange) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Component+"@"+c.Hostname)
@@ -435,7 +437,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 
 	t.Run("a new kubernetesVersion rolls component by component", func(t *testing.T) {
 		e.t = t
-		e.writeFaults(simulator.Faults{ComponentRestartTime: "300ms"})
+		e.writeFaults(engine.Faults{ComponentRestartTime: "300ms"})
 		mark := len(componentChanges(t, e.simDir, 0))
 		e.cfg.Cluster.KubernetesVersion = "v1.35.1"
 		res := e.up(ctx)
@@ -458,7 +460,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		assertComponentImages(t, e.simDir, "v1.35.1")
 		// prod runs Cilium in place of kube-proxy: CoreDNS is Talos's.
 		assertManifestsSynced(t, e.simDir, "v1.35.1", "coredns")
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		e.assertConsistent(e.open(ctx))
 		e.assertNoChanges(ctx)
 	})
@@ -482,8 +484,8 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		e.t = t
 		applies := e.talosAPICalls("ApplyConfiguration")
 		// The fourth apply of this roll: kube-controller-manager on prod-cp1.
-		e.writeFaults(simulator.Faults{FailOnce: []simulator.FailOnce{
-			{Type: simulator.TokenTalosAPI, Method: "ApplyConfiguration", Ordinal: applies + 4}}})
+		e.writeFaults(engine.Faults{FailOnce: []engine.FailOnce{
+			{Type: talos.TokenTalosAPI, Method: "ApplyConfiguration", Ordinal: applies + 4}}})
 		mark := len(componentChanges(t, e.simDir, 0))
 		e.cfg.Cluster.KubernetesVersion = "v1.35.2"
 		_, err := e.open(ctx).Up(ctx)
@@ -498,7 +500,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order[:3]) {
 			t.Errorf("before the failure, changed %v, want %v", got, order[:3])
 		}
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		res := e.up(ctx)
 		assertNoReplacement(t, res)
 		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order) {
@@ -512,7 +514,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		e.t = t
 		// Its container shows running between restarts; only the pod's
 		// readiness tells. A short timeout keeps the wait for it short.
-		e.writeFaults(simulator.Faults{CrashLoops: []simulator.CrashLoop{
+		e.writeFaults(engine.Faults{CrashLoops: []engine.CrashLoop{
 			{Node: "prod-cp2", Component: "kube-apiserver", Image: ":v1.35.3", BackOff: "1s"}}})
 		e.cfg.Cluster.Upgrade.TimeoutSeconds = 20
 		mark := len(componentChanges(t, e.simDir, 0))
@@ -529,7 +531,7 @@ func TestProdKubernetesUpgrade(t *testing.T) {
 		if got := changeNames(componentChanges(t, e.simDir, mark)); !slices.Equal(got, order[:2]) {
 			t.Errorf("the roll changed %v, want it stopped after %v", got, order[:2])
 		}
-		e.writeFaults(simulator.Faults{})
+		e.writeFaults(engine.Faults{})
 		e.cfg.Cluster.Upgrade.TimeoutSeconds = 0
 		e.up(ctx)
 		assertComponentImages(t, e.simDir, "v1.35.3")
@@ -638,7 +640,7 @@ func TestDevKubernetesSkippedMinorRefused(t *testing.T) {
 // that someone upgraded or rolled back by hand.
 func setTalosVersions(t *testing.T, simDir, version string) {
 	t.Helper()
-	if err := (&simulator.Store{Dir: simDir}).Update(func(tx *simulator.Tx) error {
+	if err := (&engine.Store{Dir: simDir}).Update(func(tx *engine.Tx) error {
 		for _, m := range tx.State.Machines {
 			m.Version = version
 		}
@@ -692,7 +694,7 @@ func TestProdRebuildsADeadControlPlane(t *testing.T) {
 	if len(removal) != 1 || !strings.HasPrefix(removal[0], "EtcdRemoveMemberByID 10.20.0.1") || removal[0] == "EtcdRemoveMemberByID 10.20.0.11" {
 		t.Errorf("want prod-cp1's member removed by ID through another control plane, got %q", removal)
 	}
-	st, _ := simulator.ReadState(e.simDir)
+	st, _ := engine.ReadState(e.simDir)
 	e.assertMembers(st, []string{"prod-cp1", "prod-cp2", "prod-cp3", "prod-worker1", "prod-worker2", "prod-worker3"},
 		[]string{"10.20.0.11", "10.20.0.12", "10.20.0.13"})
 	if g := st.Guests[vmid]; g == nil || g.Name != "prod-cp1" || !g.Started {
