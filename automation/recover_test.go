@@ -22,7 +22,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/sda-platform/sda/internal/simulator"
+	"github.com/sda-platform/sda/internal/simulator/engine"
+	"github.com/sda-platform/sda/internal/simulator/proxmox"
 )
 
 // fakeGuests is what a Proxmox cluster lists.
@@ -319,7 +320,7 @@ func TestRecoverPendingCreatesWithTheRealCLI(t *testing.T) {
 type simGuests struct{ dir string }
 
 func (s simGuests) Guests(context.Context) ([]Guest, error) {
-	st, err := simulator.ReadState(s.dir)
+	st, err := engine.ReadState(s.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -358,11 +359,11 @@ func TestAdoptAfterKillWithTheSimulator(t *testing.T) {
 	// 5 minutes) notices: end the plugins this test started, by pid.
 	t.Cleanup(func() { killUnder(t, plugins) })
 	simDir := t.TempDir()
-	if err := simulator.WriteWorld(simDir, simulator.DefaultWorld(simulator.WorldNode{Name: "pve", SSHHost: "192.0.2.10", Cores: 16, MemoryMiB: 65536})); err != nil {
+	if err := engine.WriteWorld(simDir, engine.DefaultWorld(engine.WorldNode{Name: "pve", SSHHost: "192.0.2.10", Cores: 16, MemoryMiB: 65536})); err != nil {
 		t.Fatal(err)
 	}
-	if err := simulator.WriteFaults(simDir, simulator.Faults{Latency: map[string]string{
-		simulator.TokenVM + "#" + simulator.CreateTaskMethod: "20s"}}); err != nil {
+	if err := engine.WriteFaults(simDir, engine.Faults{Latency: map[string]string{
+		proxmox.TokenVM + "#" + proxmox.CreateTaskMethod: "20s"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -396,7 +397,7 @@ func TestAdoptAfterKillWithTheSimulator(t *testing.T) {
 		go func() {
 			// Kill the CLI once the VM's create task runs.
 			for i := 0; i < 300; i++ {
-				if st, err := simulator.ReadState(simDir); err == nil && st.Guests[8011] != nil {
+				if st, err := engine.ReadState(simDir); err == nil && st.Guests[8011] != nil {
 					mu.Lock()
 					killErr = killPID(locks[0].PID)
 					mu.Unlock()
@@ -407,7 +408,7 @@ func TestAdoptAfterKillWithTheSimulator(t *testing.T) {
 		}()
 		return nil
 	}
-	dep, _ := openTestStack(t, ctx, program, map[string]string{simulator.StateDirEnv: simDir,
+	dep, _ := openTestStack(t, ctx, program, map[string]string{engine.StateDirEnv: simDir,
 		"PATH": plugins + string(os.PathListSeparator) + os.Getenv("PATH")})
 	mu.Lock()
 	d, kill = dep, true
@@ -469,7 +470,7 @@ func TestAdoptAfterKillWithTheSimulator(t *testing.T) {
 	if len(res.Changed()) != 0 {
 		t.Fatalf("the up after recover changes %+v", res.Changed())
 	}
-	if st, err := simulator.ReadState(simDir); err != nil || len(st.Guests) != 1 {
+	if st, err := engine.ReadState(simDir); err != nil || len(st.Guests) != 1 {
 		t.Fatalf("guests after recover and up: %v, %v", st, err)
 	}
 }
