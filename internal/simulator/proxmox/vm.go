@@ -2,6 +2,7 @@ package proxmox
 
 import (
 	"fmt"
+	"github.com/sda-platform/sda/components/guestchange"
 	"reflect"
 	"strconv"
 	"strings"
@@ -125,11 +126,10 @@ func vmForceNew(_ *engine.Server, _, _ string, _, olds, news map[string]any) []s
 }
 
 // vmRebootKeys are the VM settings whose change makes vmUpdate reboot the
-// VM (rebootRequired in vmUpdate); a disk reboots it only for a new aio.
-var vmRebootKeys = []string{"acpi", "kvmArguments", "bios", "keyboardLayout", "machine", "tabletDevice",
-	"template", "agent", "audioDevice", "bootOrders", "cdrom", "cpu", "efiDisk", "tpmState", "initialization",
-	"hostpcis", "numas", "usbs", "memory", "networkDevices", "operatingSystem", "serialDevices", "vga",
-	"scsiHardware", "watchdog"}
+// VM (rebootRequired in bpg v0.69.1 vmUpdate); a disk reboots it only for a
+// new aio. The list is written once, in components/guestchange, whose
+// warnings and rolled restarts follow the same upstream rule.
+var vmRebootKeys = guestchange.RebootKeys
 
 type vmDisk struct {
 	iface, datastore string
