@@ -278,23 +278,26 @@ func qemuKeyChecks(vmid int, keys []string) []check {
 	return out
 }
 
+// vmBlockKeys are the configuration keys bpg sends for each top-level
+// VM input block that maps to fixed keys (see vmKeys).
+var vmBlockKeys = map[string][]string{
+	"acpi": {"acpi"}, "agent": {"agent"}, "bios": {"bios"}, "bootOrders": {"boot"},
+	"cpu": {"cores", "cpu", "cpuunits", "numa", "sockets"}, "memory": {"balloon", "memory"},
+	"keyboardLayout": {"keyboard"}, "protection": {"protection"}, "operatingSystem": {"ostype"},
+	"scsiHardware": {"scsihw"}, "onBoot": {"onboot"}, "tabletDevice": {"tablet"}, "template": {"template"},
+	"vga": {"vga"}, "name": {"name"}, "description": {"description"}, "machine": {"machine"},
+	"startup": {"startup"}, "tags": {"tags"}, "audioDevice": {"audio0"}, "watchdog": {"watchdog"},
+	"smbios": {"smbios1"},
+}
+
 // vmKeys are the configuration keys bpg v0.69.1 sends for the VM's
 // top-level inputs blocks (vmCreateCustom's createBody, vm.go:2656-2754;
 // vmUpdate's updateBody, vm.go:4803-5366; the request's url tags,
 // proxmox/nodes/vms/vms_types.go).
 func vmKeys(v map[string]any, blocks []string) []string {
-	simple := map[string][]string{
-		"acpi": {"acpi"}, "agent": {"agent"}, "bios": {"bios"}, "bootOrders": {"boot"},
-		"cpu": {"cores", "cpu", "cpuunits", "numa", "sockets"}, "memory": {"balloon", "memory"},
-		"keyboardLayout": {"keyboard"}, "protection": {"protection"}, "operatingSystem": {"ostype"},
-		"scsiHardware": {"scsihw"}, "onBoot": {"onboot"}, "tabletDevice": {"tablet"}, "template": {"template"},
-		"vga": {"vga"}, "name": {"name"}, "description": {"description"}, "machine": {"machine"},
-		"startup": {"startup"}, "tags": {"tags"}, "audioDevice": {"audio0"}, "watchdog": {"watchdog"},
-		"smbios": {"smbios1"},
-	}
 	var out []string
 	for _, b := range blocks {
-		out = append(out, simple[b]...)
+		out = append(out, vmBlockKeys[b]...)
 		switch b {
 		case "networkDevices":
 			for i := range engine.List(v, b) {
@@ -610,18 +613,22 @@ func LXCKeyChecks(tx *engine.Tx, vmid int, keys []string, news, olds map[string]
 	return out
 }
 
+// containerBlockKeys are the configuration keys bpg sends for each
+// top-level container input block that maps to fixed keys (see
+// containerKeys).
+var containerBlockKeys = map[string][]string{
+	"console": {"cmode", "console", "tty"}, "cpu": {"arch", "cores", "cpuunits"}, "memory": {"memory", "swap"},
+	"operatingSystem": {"ostype"}, "protection": {"protection"}, "startOnBoot": {"onboot"}, "startup": {"startup"},
+	"template": {"template"}, "description": {"description"}, "tags": {"tags"}, "features": {"features"},
+}
+
 // containerKeys are the keys bpg's container create and update bodies
 // carry for the given top-level blocks (container.go:1713-1773,
 // 2641-3060; proxmox/nodes/containers/containers_types.go).
 func containerKeys(v map[string]any, blocks []string) []string {
-	simple := map[string][]string{
-		"console": {"cmode", "console", "tty"}, "cpu": {"arch", "cores", "cpuunits"}, "memory": {"memory", "swap"},
-		"operatingSystem": {"ostype"}, "protection": {"protection"}, "startOnBoot": {"onboot"}, "startup": {"startup"},
-		"template": {"template"}, "description": {"description"}, "tags": {"tags"}, "features": {"features"},
-	}
 	var out []string
 	for _, b := range blocks {
-		out = append(out, simple[b]...)
+		out = append(out, containerBlockKeys[b]...)
 		switch b {
 		case "disk":
 			out = append(out, "rootfs")
@@ -634,10 +641,11 @@ func containerKeys(v map[string]any, blocks []string) []string {
 				out = append(out, fmt.Sprintf("net%d", i))
 			}
 		case "initialization":
-			for _, k := range [][2]string{{"hostname", "initialization.hostname"}, {"searchdomain", "initialization.dns.domain"}} {
-				if engine.Str(v, k[1]) != "" {
-					out = append(out, k[0])
-				}
+			if keyInitializationHostname.In(v) != "" {
+				out = append(out, "hostname")
+			}
+			if keyInitializationDNSDomain.In(v) != "" {
+				out = append(out, "searchdomain")
 			}
 			if len(keyInitializationDNSServers.In(v)) > 0 || keyInitializationDNSServer.In(v) != "" {
 				out = append(out, "nameserver")

@@ -5,4 +5,6 @@ package proxmox
 var (
 	VMRebootKeys        = vmRebootKeys
 	ContainerRebootKeys = containerRebootKeys
+	VMBlockKeys         = vmBlockKeys
+	ContainerBlockKeys  = containerBlockKeys
 )

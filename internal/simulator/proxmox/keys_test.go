@@ -1,6 +1,8 @@
 package proxmox_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	proxmoxve "github.com/muhlba91/pulumi-proxmoxve/sdk/v6/go/proxmoxve"
@@ -44,4 +46,6 @@ func TestReplacePathsAreInTheProviderSchema(t *testing.T) {
 	}
 	simtest.CheckPaths(t, "vmRebootKeys", proxmox.VMRebootKeys, vm.VirtualMachineArgs{})
 	simtest.CheckPaths(t, "containerRebootKeys", proxmox.ContainerRebootKeys, ct.ContainerArgs{})
+	simtest.CheckPaths(t, "vmBlockKeys", slices.Collect(maps.Keys(proxmox.VMBlockKeys)), vm.VirtualMachineArgs{})
+	simtest.CheckPaths(t, "containerBlockKeys", slices.Collect(maps.Keys(proxmox.ContainerBlockKeys)), ct.ContainerArgs{})
 }
