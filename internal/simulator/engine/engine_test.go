@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/sig"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -100,5 +101,34 @@ func TestObjectsAddressedByID(t *testing.T) {
 	st, _ = engine.ReadState(s.Store.Dir)
 	if len(st.Objects) != 0 || st.Bridges["pve/vmbr7"] {
 		t.Errorf("after the delete: objects %v, bridges %v", simtest.Keys(st.Objects), st.Bridges)
+	}
+}
+
+// A retrying call waits for every node that is down when it looks, and
+// looks again after each wait: a node whose reboot starts while the call
+// waits for another is waited for too (the real providers retry until
+// their timeout), and the call runs only once none is down.
+func TestAwaitLooksAgainAfterEachWait(t *testing.T) {
+	s := simtest.NewTestServer(t, "talos", engine.DefaultWorld(engine.WorldNode{Name: "pve"}))
+	waits := []time.Duration{30 * time.Millisecond, 20 * time.Millisecond, 0}
+	looked, ranAfter := 0, 0
+	s.Invokes = map[string]*engine.Invoke{"test:index:await": {
+		Token: "test:index:await",
+		Await: func(*engine.Tx, map[string]any, time.Duration) time.Duration {
+			d := waits[looked]
+			looked++
+			return d
+		},
+		Fn: func(*engine.Server, *engine.Tx, map[string]any) (map[string]any, error) {
+			ranAfter = looked
+			return map[string]any{}, nil
+		},
+	}}
+	start := time.Now()
+	if _, err := s.Invoke(context.Background(), &pulumirpc.InvokeRequest{Tok: "test:index:await"}); err != nil {
+		t.Fatal(err)
+	}
+	if looked != 3 || ranAfter != 3 || time.Since(start) < 50*time.Millisecond {
+		t.Errorf("looked %d times, ran after %d looks, in %s: want 3 looks (30 ms, 20 ms, none down) before the call", looked, ranAfter, time.Since(start))
 	}
 }

@@ -267,11 +267,24 @@ func (s *Server) await(ctx context.Context, fn func(tx *Tx, v map[string]any, wi
 	if err != nil {
 		return fmt.Errorf("simulation faults file: %w", err)
 	}
-	var d time.Duration
-	if err := s.Store.Update(func(tx *Tx) error { d = fn(tx, v, faults.TalosRetryDuration()); return nil }); err != nil {
-		return err
+	// The real providers retry until their timeout: a node that goes down
+	// while the call waits for another (a reboot that starts meanwhile) is
+	// waited for too, within what is left of the retry window.
+	budget := faults.TalosRetryDuration()
+	for budget > 0 {
+		var d time.Duration
+		if err := s.Store.Update(func(tx *Tx) error { d = fn(tx, v, budget); return nil }); err != nil {
+			return err
+		}
+		if d <= 0 {
+			return nil
+		}
+		if err := wait(ctx, d); err != nil {
+			return err
+		}
+		budget -= d
 	}
-	return wait(ctx, d)
+	return nil
 }
 
 // GetPluginInfo reports the version the SDKs ask for.
