@@ -105,7 +105,8 @@ func NewInternalNetworkArgs(s spec.InternalNetwork) *InternalNetworkArgs {
 		a.VXLAN = &x
 	}
 	if s.SSH != nil {
-		a.SSH = &ProxmoxSSH{Host: s.SSH.Host, User: s.SSH.User, HostKey: s.SSH.HostKey, InsecureIgnoreHostKey: s.SSH.InsecureIgnoreHostKey}
+		ssh := routerSSH(*s.SSH)
+		a.SSH = &ssh
 	}
 	return a
 }

@@ -210,7 +210,7 @@ func NewRouterLXCArgs(s spec.Router) *RouterLXCArgs {
 		InternalMTU: s.InternalMTU, InternalAddress: s.InternalAddress, UpstreamDNS: s.UpstreamDNS,
 		Domain: s.Domain, DHCPStart: s.DHCPStart, DHCPEnd: s.DHCPEnd, DHCPLeaseTime: s.DHCPLeaseTime,
 		AdminCIDRs: s.AdminCIDRs, TalosAPICIDRs: s.TalosAPICIDRs, KubernetesAPIAddresses: s.KubernetesAPIAddresses,
-		SSH: RouterSSH{Host: s.SSH.Host, User: s.SSH.User, HostKey: s.SSH.HostKey, InsecureIgnoreHostKey: s.SSH.InsecureIgnoreHostKey},
+		SSH: routerSSH(s.SSH),
 	}
 	for _, h := range s.Hosts {
 		a.Hosts = append(a.Hosts, RouterHostArgs(h))
@@ -242,6 +242,11 @@ func (a *RouterLXCArgs) Spec() spec.Router {
 		s.Forwards = append(s.Forwards, spec.RouterForward(f))
 	}
 	return s
+}
+
+// routerSSH is the connection of a spec, without a private key.
+func routerSSH(s spec.SSH) RouterSSH {
+	return RouterSSH{Host: s.Host, User: s.User, HostKey: s.HostKey, InsecureIgnoreHostKey: s.InsecureIgnoreHostKey}
 }
 
 // spec is the connection without its private key.

@@ -174,7 +174,7 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 	if err := ctx.RegisterComponentResource(TalosClusterType, name, comp, opts...); err != nil {
 		return nil, err
 	}
-	b := &clusterBuild{ctx: ctx, name: name, args: args, spec: s, comp: comp, parent: pulumi.Parent(comp)}
+	b := &clusterBuild{ctx: ctx, name: name, args: args, spec: s, ordered: orderedArgs(s), comp: comp, parent: pulumi.Parent(comp)}
 	for _, step := range []func() error{
 		b.secrets,            // the machine secrets, protected
 		b.schematic,          // the Image Factory schematic of the extensions
@@ -198,12 +198,14 @@ func NewTalosCluster(ctx *pulumi.Context, name string, args *TalosClusterArgs, o
 
 // clusterBuild carries what NewTalosCluster's steps hand to each other.
 type clusterBuild struct {
-	ctx    *pulumi.Context
-	name   string
-	args   *TalosClusterArgs
-	spec   spec.Cluster
-	comp   *TalosCluster
-	parent pulumi.ResourceOrInvokeOption
+	ctx  *pulumi.Context
+	name string
+	args *TalosClusterArgs
+	spec spec.Cluster
+	// ordered are the nodes, control planes first, as Args.
+	ordered []TalosNodeSpec
+	comp    *TalosCluster
+	parent  pulumi.ResourceOrInvokeOption
 
 	clientConfig  machine.ClientConfigurationOutput
 	schematicID   pulumi.StringOutput
@@ -355,10 +357,7 @@ func (b *clusterBuild) nodePatches() error {
 // talosconfig is the client configuration of the Talos API. Its endpoints
 // are the control planes' own addresses, never the VIP.
 func (b *clusterBuild) talosconfig() error {
-	var endpoints, all []string
-	for _, n := range b.spec.ControlPlanes() {
-		endpoints = append(endpoints, n.Address)
-	}
+	var all []string
 	for _, n := range b.spec.Nodes {
 		all = append(all, n.Address)
 	}
@@ -370,7 +369,7 @@ func (b *clusterBuild) talosconfig() error {
 			ClientCertificate: cc.ClientCertificate(),
 			ClientKey:         cc.ClientKey(),
 		},
-		Endpoints: pulumi.ToStringArray(endpoints),
+		Endpoints: pulumi.ToStringArray(b.spec.ControlPlaneAddresses()),
 		Nodes:     pulumi.ToStringArray(all),
 	}, b.parent).TalosConfig()
 	return nil
@@ -381,7 +380,7 @@ func (b *clusterBuild) talosconfig() error {
 // running nodes first, component by component, and the applies then find
 // every image in place.
 func (b *clusterBuild) kubernetesVersion() error {
-	k8sVersion, err := kubernetesVersion(b.ctx, b.name, b.orderedArgs(), b.args, b.configs, b.patchesOf, b.talosconfigV, b.comp)
+	k8sVersion, err := kubernetesVersion(b.ctx, b.name, b.ordered, b.args, b.configs, b.patchesOf, b.talosconfigV, b.comp)
 	if err != nil {
 		return err
 	}
@@ -390,9 +389,9 @@ func (b *clusterBuild) kubernetesVersion() error {
 }
 
 // orderedArgs are the nodes, control planes first, as Args.
-func (b *clusterBuild) orderedArgs() []TalosNodeSpec {
+func orderedArgs(s spec.Cluster) []TalosNodeSpec {
 	var out []TalosNodeSpec
-	for _, n := range b.spec.Ordered() {
+	for _, n := range s.Ordered() {
 		out = append(out, TalosNodeSpec(n))
 	}
 	return out
@@ -419,11 +418,10 @@ func (b *clusterBuild) bridgeOn(node string) pulumi.StringInput {
 func (b *clusterBuild) nodes() error {
 	s := b.spec
 	up := b.args.upgradeSettings()
-	ordered := b.orderedArgs()
-	roll := &TalosNodeRoll{ClusterName: s.ClusterName, Cluster: ordered, Talosconfig: b.talosconfigV,
+	roll := &TalosNodeRoll{ClusterName: s.ClusterName, Cluster: b.ordered, Talosconfig: b.talosconfigV,
 		WorkerParallelism: up.WorkerParallelism, TimeoutSeconds: up.TimeoutSeconds, PollSeconds: up.PollSeconds,
 		RebootingPatches: s.RebootingPatches()}
-	for _, m := range ordered {
+	for _, m := range b.ordered {
 		node, err := NewTalosNode(b.ctx, nodeResourceName(b.name, m.Hostname), &TalosNodeArgs{
 			Node:                 m,
 			Network:              b.args.Network,
@@ -493,7 +491,7 @@ func (b *clusterBuild) bootstrap() error {
 // SDA's plugin does it through the Talos and Kubernetes APIs
 // (ClusterMembersType), quorum-safely, when the declared list changes.
 func (b *clusterBuild) members() error {
-	members, err := clusterMembers(b.ctx, b.name, b.args, b.orderedArgs(), b.talosconfigV, b.kubeconfigRaw, b.comp, b.afterUp)
+	members, err := clusterMembers(b.ctx, b.name, b.args, b.ordered, b.talosconfigV, b.kubeconfigRaw, b.comp, b.afterUp)
 	if err != nil {
 		return err
 	}
@@ -504,7 +502,7 @@ func (b *clusterBuild) members() error {
 // versions registers each node's Talos version, rolled after the
 // bootstrap and the membership step.
 func (b *clusterBuild) versions() error {
-	versions, err := nodeVersions(b.ctx, b.name, b.comp.Nodes, b.orderedArgs(), b.args, b.schematicID, b.talosconfigV,
+	versions, err := nodeVersions(b.ctx, b.name, b.comp.Nodes, b.ordered, b.args, b.schematicID, b.talosconfigV,
 		[]pulumi.Resource{b.comp.Bootstrap, b.membersRes})
 	if err != nil {
 		return err
@@ -520,17 +518,13 @@ func (b *clusterBuild) versions() error {
 // plans to change the members, it is unknown, and the check waits for the
 // up instead of failing on today's members.
 func (b *clusterBuild) health() error {
-	var endpoints []string
-	for _, n := range b.spec.ControlPlanes() {
-		endpoints = append(endpoints, n.Address)
-	}
 	cpOut := pulumi.StringArray(b.cpAddrs).ToStringArrayOutput()
 	afterMembers := pulumi.All(cpOut, b.membersRes.Members).ApplyT(func(v []any) []string { return v[0].([]string) }).(pulumi.StringArrayOutput)
 	health := cluster.GetHealthOutput(b.ctx, cluster.GetHealthOutputArgs{
 		ClientConfiguration:  healthClientConfig(b.clientConfig),
 		ControlPlaneNodes:    afterMembers,
 		WorkerNodes:          pulumi.StringArray(b.workerAddrs).ToStringArrayOutput(),
-		Endpoints:            pulumi.ToStringArray(endpoints),
+		Endpoints:            pulumi.ToStringArray(b.spec.ControlPlaneAddresses()),
 		SkipKubernetesChecks: pulumi.Bool(true),
 	}, b.parent, pulumi.DependsOn([]pulumi.Resource{b.membersRes}))
 	b.healthy = health.Id().ApplyT(func(string) bool { return true }).(pulumi.BoolOutput)

@@ -98,6 +98,16 @@ func (c Cluster) ControlPlanes() []Node { return c.nodesOf(RoleControlPlane) }
 // Workers are the worker nodes in declared order.
 func (c Cluster) Workers() []Node { return c.nodesOf(RoleWorker) }
 
+// ControlPlaneAddresses are the control planes' own addresses: the Talos
+// API's endpoints (never the VIP).
+func (c Cluster) ControlPlaneAddresses() []string {
+	var out []string
+	for _, n := range c.ControlPlanes() {
+		out = append(out, n.Address)
+	}
+	return out
+}
+
 // Ordered is every node, control planes first: the order nodes are
 // registered, upgraded and listed in.
 func (c Cluster) Ordered() []Node { return append(c.ControlPlanes(), c.Workers()...) }
