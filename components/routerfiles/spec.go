@@ -132,4 +132,32 @@ type Spec struct {
 	KubernetesAPI []netip.Addr
 
 	Forwards []Forward
+
+	// Pair, when set, makes this router one of two that share
+	// RouterInternal and RouterExternal as VRRP virtual addresses
+	// (keepalived, unicast to the peer) and sync their connection tables
+	// (conntrackd), so that either can carry the internal network. Nil is
+	// a single router, whose files are exactly as before pairs existed.
+	Pair *Pair
+}
+
+// Pair is what one router of an HA pair knows about itself and its peer.
+// RouterInternal and RouterExternal are then the virtual addresses: the
+// nodes' gateway and DNS server, and the address the internal network
+// leaves with and port-forwards are published on. Each router also has
+// fixed addresses of its own, which Proxmox configures on its NICs.
+type Pair struct {
+	// Index is 0 for the pair's first router and 1 for its second; it
+	// picks the router's half of the dynamic DHCP range and its VRRP
+	// priority.
+	Index int
+	// OwnInternal and PeerInternal are the two routers' fixed internal
+	// addresses (inside Internal): VRRP and conntrackd's sync run between
+	// them, so they work on every internal network mode, VXLAN included.
+	OwnInternal, PeerInternal netip.Addr
+	// OwnExternal and PeerExternal are the two routers' fixed external
+	// addresses (inside External).
+	OwnExternal, PeerExternal netip.Addr
+	// VRID is the VRRP virtual router ID, 1 to 255.
+	VRID int
 }
