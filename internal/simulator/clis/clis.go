@@ -46,11 +46,15 @@ func RunCLI(name, dir string, args []string, stdin io.Reader, stdout, stderr io.
 
 // pct is Proxmox's container tool on node: exec, push and pull need the
 // container to exist on that node (pct reads nodes/<node>/lxc/<id>.conf),
-// exec needs it running. What runs inside is not simulated: stdin (the
-// script RouterLXC pipes in) is read and discarded.
+// exec needs it running and its node powered. What runs inside is not
+// simulated, but `exec` reads the script piped into it (stdin) and
+// recognises two (router.go): the apply script of a router of a pair
+// (keepalived starts there) and the handover script (keepalived stops,
+// the holder first waits for its peer).
 func pct(store *engine.Store, node string, args []string, stdin io.Reader) error {
+	var script []byte
 	if stdin != nil {
-		_, _ = io.Copy(io.Discard, stdin)
+		script, _ = io.ReadAll(stdin)
 	}
 	if node == "" {
 		return fmt.Errorf("simulated pct runs on a Proxmox node: %s is not set", NodeEnv)
@@ -62,7 +66,14 @@ func pct(store *engine.Store, node string, args []string, stdin io.Reader) error
 	if err != nil {
 		return fmt.Errorf("400 Parameter verification failed. vmid: invalid format - value does not look like a valid VM ID")
 	}
-	return store.Update(func(tx *engine.Tx) error {
+	kind := innerOther
+	if args[0] == "exec" {
+		kind = innerKind(string(script))
+	}
+	err = store.Update(func(tx *engine.Tx) error {
+		if _, down := tx.NodeDown(node); down {
+			return fmt.Errorf("simulated pct on %s: the node is offline", node)
+		}
 		g := tx.State.Guests[id]
 		switch {
 		case g == nil || g.Kind != "lxc":
@@ -75,6 +86,13 @@ func pct(store *engine.Store, node string, args []string, stdin io.Reader) error
 		if end, down := tx.DownUntil(id, time.Now()); down && args[0] == "exec" {
 			return fmt.Errorf("container '%d' not running! (rebooting until %s)", id, end.Format(time.RFC3339Nano))
 		}
+		if kind == innerPairApply {
+			pairApply(tx, g, string(script), time.Now())
+		}
 		return nil
 	})
+	if err != nil || kind != innerHandover {
+		return err
+	}
+	return handover(store, id, string(script))
 }

@@ -143,7 +143,8 @@ func keyTypes(lines []string) []string {
 }
 
 // runRemote is the SSH session of a remote command: the host must be a
-// Proxmox node of the simulated cluster and pass the connection's host-key
+// Proxmox node of the simulated cluster that has power (else the dial
+// fails: engine.SSHDialError) and pass the connection's host-key
 // pin (checkHostKey), `environment` must pass sshd's
 // AcceptEnv, then the script runs with `sh -c` (the login shell of root on
 // Proxmox is bash; SDA's scripts are POSIX) and a PATH whose pct and pvesh
@@ -168,6 +169,14 @@ func runRemote(ctx context.Context, s *engine.Server, method string, v map[strin
 	}
 	if node == nil {
 		return nil, fmt.Errorf("ssh: dial tcp %s:22: no route to host (no simulated Proxmox node has that address)", host)
+	}
+	if err := s.Store.View(func(tx *engine.Tx) error {
+		if _, down := tx.NodeDown(node.Name); down {
+			return engine.SSHDialError(host)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if err := checkHostKey(keyConnectionHostKey.In(v), node.HostKeys); err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", script, host, err)

@@ -237,6 +237,13 @@ type State struct {
 	// reloaded with (older on a node whose reload failed).
 	SDNVersion      int            `json:"sdnVersion,omitempty"`
 	SDNNodeVersions map[string]int `json:"sdnNodeVersions,omitempty"`
+	// FailedNodes are the Proxmox nodes a test cut the power of, by name
+	// (Tx.FailNode, failures.go).
+	FailedNodes map[string]*NodeFailure `json:"failedNodes,omitempty"`
+	// RouterEvents say when each router container's keepalived started and
+	// stopped, in order: what the router pair's virtual addresses follow
+	// (network.VRRPHolder, network.GatewayTimeline).
+	RouterEvents []RouterEvent `json:"routerEvents,omitempty"`
 }
 
 func (s *State) init() {
@@ -277,6 +284,9 @@ func (s *State) init() {
 	s.SDNRunning.init()
 	if s.SDNNodeVersions == nil {
 		s.SDNNodeVersions = map[string]int{}
+	}
+	if s.FailedNodes == nil {
+		s.FailedNodes = map[string]*NodeFailure{}
 	}
 }
 

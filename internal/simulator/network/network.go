@@ -18,14 +18,15 @@ type segment struct {
 }
 
 // VNetOn returns the running VNet whose bridge name is bridge on node, and
-// its zone, when node is a peer of the zone and has reloaded its network
+// its zone, when node is a peer of the zone, is not failed (a node without
+// power is no VXLAN peer) and has reloaded its network
 // since SDN was first applied: a node whose every reload failed (pvesh
 // only warns, SDN.pm) never made the bridge. (A node that reloaded once and
 // then failed keeps its older bridges, as ifreload's last good run left
 // them; the simulation does not track which VNets that run had.)
 func VNetOn(tx *engine.Tx, node, bridge string) (*engine.SDNZone, bool) {
 	v := tx.State.SDNRunning.VNets[bridge]
-	if v == nil || tx.State.SDNNodeVersions[node] == 0 {
+	if _, failed := tx.NodeDown(node); v == nil || tx.State.SDNNodeVersions[node] == 0 || failed {
 		return nil, false
 	}
 	z := tx.State.SDNRunning.Zones[v.Zone]
@@ -95,12 +96,17 @@ func GuestSegment(tx *engine.Tx, g *engine.Guest, address string) segment {
 }
 
 // RouteFromCaller checks that Pulumi's machine reaches target (a segment)
-// on address:port: directly, or through a running container with a NIC on
-// both segments. what names the destination for the message.
+// on address:port: directly, through the router of a pair that holds the
+// pair's virtual addresses (vrrp.go), or, where no pair serves target,
+// through a running container with a NIC on both segments. what names the
+// destination for the message.
 func RouteFromCaller(tx *engine.Tx, address string, port int, what string, target segment, now time.Time) error {
 	caller := CallerSegment(tx)
 	if caller.Key == target.Key {
 		return nil
+	}
+	if gw, ok := pairGateway(tx, caller.Key, target.Key, now); ok {
+		return routeViaPair(tx, gw, address, port, what, target, now)
 	}
 	var notes []string
 	for _, id := range sortedIDs(tx.State.Guests) {
@@ -306,13 +312,17 @@ func JoinBlocked(tx *engine.Tx, c *engine.TalosCluster, m *engine.TalosMachine, 
 }
 
 // RouterBack reports when Pulumi's way to the guest g (at address) comes
-// back, when it is blocked only by routers that are rebooting: the end of
-// the last such reboot.
+// back, when it is blocked only by routers that are rebooting (the end of
+// the last such reboot) or by a router pair whose backup is about to take
+// the addresses (when it does).
 func RouterBack(tx *engine.Tx, g *engine.Guest, address string, now time.Time) (time.Time, bool) {
 	target := GuestSegment(tx, g, address)
 	caller := CallerSegment(tx)
 	if target.Key == caller.Key || RouteFromCaller(tx, address, 50000, g.Label(), target, now) == nil {
 		return time.Time{}, false
+	}
+	if gw, ok := pairGateway(tx, caller.Key, target.Key, now); ok {
+		return gw.PendingAt, !gw.PendingAt.IsZero()
 	}
 	var back time.Time
 	found := false

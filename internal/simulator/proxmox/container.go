@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
@@ -94,6 +95,13 @@ func updateContainer(s *engine.Server, tx *engine.Tx, id string, old *engine.Obj
 		if err := CheckContainerFeatures(s, "updating", news.Values); err != nil {
 			return nil, err
 		}
+	}
+	if prev := tx.State.Guests[self]; prev != nil && prev.Started != g.started {
+		ev := engine.RouterEvent{VMID: self, Time: time.Now(), Kind: engine.RouterUp}
+		if !g.started {
+			ev.Kind = engine.RouterDown
+		}
+		tx.RecordRouter(ev)
 	}
 	Place(tx, g)
 	// containerUpdate reboots a started container (config "started") when

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sda-platform/sda/internal/simulator/engine"
 )
@@ -192,6 +193,9 @@ func deleteGuest(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
 	g := tx.State.Guests[vmid]
 	if g == nil {
 		return nil
+	}
+	if g.Kind == "lxc" && g.Started {
+		tx.RecordRouter(engine.RouterEvent{VMID: vmid, Time: time.Now(), Kind: engine.RouterDown})
 	}
 	delete(tx.State.Guests, vmid)
 	for _, a := range g.Addresses {

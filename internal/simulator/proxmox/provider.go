@@ -43,9 +43,10 @@ func CheckConfig(p engine.Props) error {
 // Kinds are the proxmoxve resources. The replace paths are the
 // ForceNew / RequiresReplace attributes of bpg/terraform-provider-proxmox
 // v0.69.1, which pulumi-proxmoxve v6.18.1 bridges (see
-// docs/simulation.md for the file and line of each).
+// docs/simulation.md for the file and line of each). Every call about a
+// resource on a failed node fails first (offline.go).
 func Kinds() []*engine.Kind {
-	return []*engine.Kind{
+	kinds := []*engine.Kind{
 		{
 			Token: TokenBridge,
 			// Only the name requires replacement; a new nodeName is an
@@ -98,4 +99,8 @@ func Kinds() []*engine.Kind {
 			Delete: deleteGuest,
 		},
 	}
+	for _, k := range kinds {
+		guardOffline(k)
+	}
+	return kinds
 }
