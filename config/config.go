@@ -245,6 +245,11 @@ type Router struct {
 	// the algorithm follows from its length), checked by Proxmox on
 	// download. Required with a TemplateURL of one's own.
 	TemplateChecksum string `json:"templateChecksum,omitempty"`
+	// Pair, when set, runs a second router on another Proxmox node: the
+	// two share the internal gateway and sda:network.external.routerAddress
+	// as VRRP virtual addresses, so the loss of either keeps the cluster's
+	// egress, DNS, DHCP and port-forwards (router_pair.go).
+	Pair *RouterPair `json:"pair,omitempty"`
 }
 
 // Defaults the configuration falls back to, key by key.
@@ -340,6 +345,7 @@ func WithDefaults(c Config) Config {
 	if r.VMID == 0 {
 		r.VMID = px.VMIDBase + nw.Internal.RouterOffset
 	}
+	pairDefaults(&c)
 	withNetworkDefaults(&c)
 	return c
 }

@@ -38,6 +38,7 @@ func (v *validator) network(c Config) (internalOK, externalOK bool) {
 	}
 	v.routerAddress(nw.External, ext, externalOK)
 	v.gateway(nw.External, ext, externalOK)
+	v.routerPair(c, ext, externalOK)
 	v.internalAddressSyntax(c)
 	v.dnsServers(nw.DNSServers)
 	v.sourceCIDRSyntax(nw)
@@ -185,6 +186,11 @@ func (v *validator) addresses(c Config, p Plan) map[netip.Addr]addressOwner {
 		taken[a] = addressOwner{key, what}
 	}
 	claim(p.RouterInternal, "sda:network.internal.routerOffset", "the router's internal address (the gateway)")
+	if p.RouterPair != nil {
+		for i, r := range p.RouterPair.Routers {
+			claim(r.Internal, fmt.Sprintf("sda:router.pair.internalOffsets[%d]", i), "router "+r.Hostname+"'s own internal address")
+		}
+	}
 	if p.VIP.IsValid() {
 		claim(p.VIP, "sda:cluster.vip", "the VIP")
 	} else if c.Cluster.ControlPlanes > 1 {

@@ -58,6 +58,9 @@ type Plan struct {
 	ExternalGateway netip.Addr
 	RouterNode      string
 	RouterVMID      int
+	// RouterPair is set when the stack runs two routers (sda:router.pair);
+	// RouterInternal and RouterExternal are then their shared addresses.
+	RouterPair *RouterPairPlan
 
 	// ProxmoxNodes are the Proxmox nodes that host at least one machine of
 	// the stack (the router included), in configuration order.
@@ -143,6 +146,9 @@ func (p Plan) proxmoxNode(name string) (NodePlan, bool) {
 // host at least one of the plan's machines or its router.
 func proxmoxNodesUsed(c Config, p Plan) []NodePlan {
 	used := map[string]bool{p.RouterNode: true}
+	if p.RouterPair != nil {
+		used[p.RouterPair.Routers[1].ProxmoxNode] = true
+	}
 	for _, m := range p.Machines() {
 		used[m.ProxmoxNode] = true
 	}
@@ -215,6 +221,10 @@ func buildPlan(c Config) Plan {
 	nodes := c.Proxmox.Nodes
 	p.RouterNode = nodes[0].Name
 	p.RouterVMID = c.Router.VMID
+	if c.Router.Pair != nil {
+		p.RouterPair = pairPlan(c, in)
+		p.RouterNode = p.RouterPair.Routers[0].ProxmoxNode
+	}
 
 	machine := func(role Role, i, offset, nodeIndex int, size VMSize) Machine {
 		host := Hostname(c.Cluster.Name, role, i+1)

@@ -226,6 +226,14 @@ func (v *validator) plan(c Config, p Plan) {
 func (v *validator) identities(c Config, p Plan) {
 	ids := map[int]string{p.RouterVMID: "the router"}
 	names := map[string]string{c.Router.Hostname: "the router"}
+	if pr := p.RouterPair; pr != nil {
+		second := pr.Routers[1]
+		if o, dup := ids[second.VMID]; dup {
+			v.add("sda:router.pair.vmId", second.VMID, "the second router's VM ID collides with %s: choose another", o)
+		}
+		ids[second.VMID] = "the second router " + second.Hostname
+		names[second.Hostname] = "the second router"
+	}
 	for _, m := range p.Machines() {
 		if o, dup := ids[m.VMID]; dup {
 			v.add("sda:proxmox.vmIdBase", c.Proxmox.VMIDBase, "VM ID %d of %s collides with %s: change sda:router.vmId or the base", m.VMID, m.Hostname, o)

@@ -17,6 +17,13 @@ const HandoverMarker = "# sda:router-handover"
 // configured on a slow node.
 const HandoverTimeoutSeconds = 1200
 
+// PeerGoneSeconds is how long the master waits for a peer whose address
+// answers nothing before it concludes that the peer is not coming back (the
+// pair is being destroyed or made single) and leaves without a handover.
+// A peer being replaced answers ping as soon as its new container starts,
+// well within this.
+const PeerGoneSeconds = 300
+
 // HandoverScript is the POSIX sh script a router of a pair runs before it is
 // deleted or replaced, so that the internal network keeps its gateway:
 //   - a router that does not hold the virtual addresses (the backup) stops
@@ -27,7 +34,10 @@ const HandoverTimeoutSeconds = 1200
 //     takes over at once rather than after the master-down interval), and
 //     checks that the internal virtual address now answers from the peer.
 //     If it does not, it starts keepalived again (taking the addresses back,
-//     as the peer is not serving) and waits once more.
+//     as the peer is not serving) and waits once more;
+//   - a peer that answers nothing (not even ping) for PeerGoneSeconds is
+//     gone for good, as on `pulumi destroy`: the master leaves without a
+//     handover rather than block the destroy.
 //
 // Pulumi replaces both routers of a pair in parallel when both change; this
 // script is what serialises them: the backup goes first, the master waits
@@ -50,14 +60,21 @@ func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
 	w(`holds() { ip -4 -o addr show dev "$dev" | grep -q " $vip/"; }`)
 	w("# dnsmasq answers on TCP 53 at every address it serves (bind-dynamic).")
 	w(`answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/53" 2>/dev/null; }`)
+	w(`alive() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }`)
 	w("if ! holds; then")
 	w("\t%s", orNoop(stopKeepalived))
 	w(`	echo "handover: backup, leaving"; exit 0`)
 	w("fi")
-	w("deadline=$(( $(date +%%s) + %d ))", HandoverTimeoutSeconds)
+	w("deadline=$(( $(date +%%s) + %d )); seen=$(date +%%s)", HandoverTimeoutSeconds)
 	w("while :; do")
 	w(`	until answers "$peer"; do`)
-	w(`		if [ "$(date +%%s)" -ge "$deadline" ]; then`)
+	w(`		now=$(date +%%s)`)
+	w(`		if alive "$peer"; then seen=$now; fi`)
+	w(`		if [ $((now - seen)) -ge %d ]; then`, PeerGoneSeconds)
+	w("\t\t\t%s", orNoop(stopKeepalived))
+	w(`			echo "handover: the peer $peer answered nothing for %d s: leaving without a handover" >&2; exit 0`, PeerGoneSeconds)
+	w("\t\tfi")
+	w(`		if [ "$now" -ge "$deadline" ]; then`)
 	w(`			echo "handover: the peer $peer did not serve within %d s; this router keeps the addresses" >&2; exit 1`, HandoverTimeoutSeconds)
 	w("\t\tfi")
 	w("\t\tsleep 2")
