@@ -69,59 +69,111 @@ func pairApply(tx *engine.Tx, g *engine.Guest, script string, now time.Time) {
 // (the script: every 2 s).
 const handoverPoll = 500 * time.Millisecond
 
+// handoverArgs are what the simulated handover reads from the script: its
+// deadline, how long a peer may answer nothing before the master leaves
+// without a handover, and the peer's own internal address.
+type handoverArgs struct {
+	timeout, peerGone time.Duration
+	peer              string
+}
+
+var reGone = regexp.MustCompile(`\$\(\(now - seen\)\) -ge (\d+) \]`)
+
+func parseHandover(script string) handoverArgs {
+	a := handoverArgs{timeout: time.Duration(routerfiles.HandoverTimeoutSeconds) * time.Second,
+		peerGone: time.Duration(routerfiles.PeerGoneSeconds) * time.Second, peer: "the peer"}
+	if m := reDeadline.FindStringSubmatch(script); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		a.timeout = time.Duration(n) * time.Second
+	}
+	if m := reGone.FindStringSubmatch(script); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		a.peerGone = time.Duration(n) * time.Second
+	}
+	if m := rePeer.FindStringSubmatch(script); m != nil {
+		a.peer = m[1]
+	}
+	return a
+}
+
 // handover is routerfiles.HandoverScript run in container vmid: a router
 // that does not hold the pair's addresses stops keepalived and succeeds at
 // once; the holder waits until a peer runs keepalived, stops its own (the
 // priority-0 advertisement), and returns once the peer holds the
-// addresses (its skew time later); with no peer within the script's
-// deadline it fails with the script's message, still holding them.
+// addresses (its skew time later). A peer whose own address answers
+// nothing (no running container has it) for the script's peer-gone time:
+// the holder stops keepalived and leaves without a handover. With a peer
+// that answers but never serves, it fails at the script's deadline with
+// the script's message, still holding the addresses.
 func handover(store *engine.Store, vmid int, script string) error {
-	timeout := time.Duration(routerfiles.HandoverTimeoutSeconds) * time.Second
-	if m := reDeadline.FindStringSubmatch(script); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		timeout = time.Duration(n) * time.Second
-	}
-	peer := "the peer"
-	if m := rePeer.FindStringSubmatch(script); m != nil {
-		peer = m[1]
-	}
-	deadline := time.Now().Add(timeout)
+	a := parseHandover(script)
+	start := time.Now()
+	deadline, seen := start.Add(a.timeout), start
 	for {
-		var done bool
-		var until time.Time
+		var look handoverLook
 		err := store.Update(func(tx *engine.Tx) error {
-			done, until = handoverStep(tx, vmid, time.Now())
+			now := time.Now()
+			look = handoverStep(tx, vmid, a.peer, now)
+			if look.peerAlive {
+				seen = now
+			}
+			if !look.done && now.Sub(seen) >= a.peerGone {
+				tx.RecordRouter(engine.RouterEvent{VMID: vmid, Time: now, Kind: engine.RouterStop})
+				look.done = true
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if done {
-			time.Sleep(time.Until(until))
+		if look.done {
+			time.Sleep(time.Until(look.until))
 			return nil
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("handover: the peer %s did not serve within %d s; this router keeps the addresses", peer, int(timeout.Seconds()))
+			return fmt.Errorf("handover: the peer %s did not serve within %d s; this router keeps the addresses", a.peer, int(a.timeout.Seconds()))
 		}
 		time.Sleep(min(handoverPoll, time.Until(deadline)))
 	}
 }
 
-// handoverStep is one look of the handover at now: done when keepalived
-// was stopped (at once for a router that does not hold the addresses; for
-// the holder once a peer runs keepalived), with the time the peer takes
-// over (the handover script waits for that).
-func handoverStep(tx *engine.Tx, vmid int, now time.Time) (bool, time.Time) {
+// handoverLook is one look of the handover: done when keepalived was
+// stopped, with the time the peer takes over (the script waits for
+// that); peerAlive when a running container has the peer's address.
+type handoverLook struct {
+	done      bool
+	until     time.Time
+	peerAlive bool
+}
+
+// handoverStep is one look of the handover at now: keepalived stops at
+// once in a router that does not hold the addresses, and in the holder
+// once a peer runs keepalived.
+func handoverStep(tx *engine.Tx, vmid int, peer string, now time.Time) handoverLook {
 	gw, capable, ok := network.PairOf(tx, vmid, now)
 	stop := engine.RouterEvent{VMID: vmid, Time: now, Kind: engine.RouterStop}
 	if !ok || gw.Holder() != vmid {
 		tx.RecordRouter(stop)
-		return true, now
+		return handoverLook{done: true, until: now}
 	}
 	if !slices.ContainsFunc(capable, func(id int) bool { return id != vmid }) {
-		return false, time.Time{}
+		return handoverLook{peerAlive: answersPing(tx, vmid, peer, now)}
 	}
 	tx.RecordRouter(stop)
 	after, _, _ := network.PairOf(tx, vmid, now)
-	return true, after.PendingAt
+	return handoverLook{done: true, until: after.PendingAt, peerAlive: true}
+}
+
+// answersPing reports whether a running container other than self has
+// address addr: its NIC is configured as soon as it starts.
+func answersPing(tx *engine.Tx, self int, addr string, now time.Time) bool {
+	for id, g := range tx.State.Guests {
+		if id == self || g.Kind != "lxc" || !g.Started || !slices.Contains(g.Addresses, addr) {
+			continue
+		}
+		if _, down := tx.DownUntil(id, now); !down {
+			return true
+		}
+	}
+	return false
 }

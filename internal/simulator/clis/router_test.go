@@ -17,7 +17,8 @@ import (
 
 // pairServer is a command provider on pve1 (192.0.2.11) and pve2
 // (192.0.2.12), whose vmbr0 and vmbr1 are each one segment, with router
-// containers 8001 on pve1 and 8002 on pve2.
+// containers 8001 on pve1 and 8002 on pve2 (own internal addresses
+// 10.20.0.2 and 10.20.0.3).
 func pairServer(t *testing.T) *engine.Server {
 	t.Helper()
 	w := engine.DefaultWorld(engine.WorldNode{Name: "pve1", SSHHost: "192.0.2.11"}, engine.WorldNode{Name: "pve2", SSHHost: "192.0.2.12"})
@@ -26,7 +27,8 @@ func pairServer(t *testing.T) *engine.Server {
 	s := simtest.NewTestServer(t, "command", w)
 	simtest.NoErr(t, s.Store.Update(func(tx *engine.Tx) error {
 		for i, node := range []string{"pve1", "pve2"} {
-			tx.State.Guests[8001+i] = &engine.Guest{VMID: 8001 + i, Kind: "lxc", Node: node, Started: true, Bridges: []string{"vmbr0", "vmbr1"}}
+			tx.State.Guests[8001+i] = &engine.Guest{VMID: 8001 + i, Kind: "lxc", Node: node, Started: true, Bridges: []string{"vmbr0", "vmbr1"},
+				Addresses: []string{fmt.Sprintf("10.20.0.%d", 2+i)}}
 		}
 		return nil
 	}))
@@ -47,10 +49,13 @@ func pairApply(priority int) string {
 		clis.PairApplyMarker, priority)
 }
 
-func handoverScript(peer string, timeout int) string {
+// handoverScript is routerfiles.HandoverScript with its deadline and
+// peer-gone time shortened to timeout and gone seconds.
+func handoverScript(peer string, timeout, gone int) string {
 	s := routerfiles.Spec{Internal: netip.MustParsePrefix("10.20.0.0/24"), RouterInternal: netip.MustParseAddr("10.20.0.1"),
 		Pair: &routerfiles.Pair{OwnInternal: netip.MustParseAddr("10.20.0.9"), PeerInternal: netip.MustParseAddr(peer), VRID: 51}}
 	script := routerfiles.HandoverScript(s, "systemctl stop keepalived", "systemctl start keepalived")
+	script = strings.Replace(script, fmt.Sprintf("-ge %d ]", routerfiles.PeerGoneSeconds), fmt.Sprintf("-ge %d ]", gone), 1)
 	return strings.Replace(script, fmt.Sprintf("+ %d ))", routerfiles.HandoverTimeoutSeconds), fmt.Sprintf("+ %d ))", timeout), 1)
 }
 
@@ -107,7 +112,7 @@ func TestHandoverWaitsForThePeer(t *testing.T) {
 	past(t, s, 8001, 150, time.Minute)
 	past(t, s, 8002, 100, time.Minute)
 	start := time.Now()
-	simtest.NoErr(t, inContainer(t, s, "192.0.2.12", 8002, handoverScript("10.20.0.2", 30)))
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.12", 8002, handoverScript("10.20.0.2", 30, 300)))
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the backup's handover took %s, want at once", d)
 	}
@@ -119,7 +124,7 @@ func TestHandoverWaitsForThePeer(t *testing.T) {
 		_ = inContainer(t, s, "192.0.2.12", 8002, pairApply(100))
 	}()
 	start = time.Now()
-	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.3", 30)))
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.3", 30, 300)))
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("the holder's handover took %s: it did not wait for its peer", d)
 	}
@@ -130,16 +135,22 @@ func TestHandoverWaitsForThePeer(t *testing.T) {
 	}
 }
 
-// A holder whose peer never comes fails with the script's message when the
-// script's deadline passes, and keeps the addresses.
-func TestHandoverWithoutPeerFails(t *testing.T) {
+// A holder whose peer runs but never serves fails with the script's
+// message when the script's deadline passes, and keeps the addresses; one
+// whose peer answers nothing for the peer-gone time (a destroy) leaves
+// without a handover, and the internal network has no gateway from then on.
+func TestHandoverWithoutPeer(t *testing.T) {
 	s := pairServer(t)
 	past(t, s, 8001, 100, time.Minute)
-	err := inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.3", 2))
+	err := inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.3", 2, 300))
 	if err == nil || !strings.Contains(err.Error(), "handover: the peer 10.20.0.3 did not serve within 2 s; this router keeps the addresses") {
-		t.Errorf("handover without a peer: %v, want the script's failure", err)
+		t.Errorf("handover with a peer that never serves: %v, want the script's failure", err)
 	}
 	if gw := gateway(t, s); gw.Holder() != 8001 || len(gw.Gaps) != 0 {
 		t.Errorf("timeline %+v: 8001 should still hold the addresses, without a gap", gw)
+	}
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.9", 30, 1)))
+	if gw := gateway(t, s); gw.Holder() != 0 || len(gw.Gaps) != 1 || !gw.Gaps[0].Open {
+		t.Errorf("timeline %+v: after leaving without a handover nobody holds the addresses", gw)
 	}
 }
