@@ -11,7 +11,9 @@
 // every other invocation, so a script that starts using something new
 // fails here instead of passing unseen:
 //
-//	pct exec|push|pull VMID ...   (the container must exist on that node; exec: and run; stdin is read and discarded)
+//	pct exec|push|pull VMID ...   (the container must exist on that node; exec: and run; stdin is read:
+//	                              a router pair's apply script starts keepalived, the handover
+//	                              script hands the virtual addresses over (router.go); others are discarded)
 //	pvesh get|create|set|delete /cluster/sdn/...   (the forms in pvesh.go)
 //
 // SDA runs no talosctl or kubectl: its plugin speaks the Talos and

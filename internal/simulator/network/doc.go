@@ -29,5 +29,8 @@
 // segment of World.CallerBridge (default: the first shared bridge). It
 // reaches a guest directly when the guest is on that segment, else only
 // through a running container (the router) with one NIC on the caller's
-// segment and one on the guest's.
+// segment and one on the guest's; on a segment a router pair serves, only
+// through the router that holds the pair's virtual addresses, which
+// follow keepalived's VRRP timers (vrrp.go; GatewayTimeline records every
+// gap).
 package network
