@@ -135,10 +135,20 @@ type RouterLXCArgs struct {
 	Hosts []RouterHostArgs `pulumi:"hosts,optional"`
 	// Forwards publish internal ports on the router's external address.
 	Forwards []RouterForwardArgs `pulumi:"forwards,optional"`
+	// Pair makes this router one of an HA pair on two Proxmox nodes:
+	// InternalAddress and ExternalAddress are then the addresses the two
+	// share (keepalived holds them on the master), and the container gets
+	// the pair's own addresses. Unset: a single router.
+	Pair *RouterPairArgs `pulumi:"pair,optional"`
 
 	// SSH is how the configuration reaches the container: SSH to its Proxmox
 	// host, then pct exec.
 	SSH RouterSSH `pulumi:"ssh"`
+	// ContainerAfter are resources the container waits for, before it is
+	// created, updated (a restart) or replaced: a pair's second router
+	// waits for the first's Serving, so the two never restart together.
+	// Go programs only (not in the package schema).
+	ContainerAfter []pulumi.Resource
 }
 
 // RouterHostArgs is one machine on the internal network.
@@ -173,6 +183,25 @@ type RouterForwardArgs struct {
 	AllowFrom []string `pulumi:"allowFrom,optional"`
 }
 
+// RouterPairArgs is one router of an HA pair: its place in the pair, its
+// own addresses and its peer's, and the VRRP ID they share.
+type RouterPairArgs struct {
+	// Index is 0 for the pair's first router and 1 for its second: it picks
+	// the half of the DHCP range this router serves and its VRRP priority.
+	Index int `pulumi:"index"`
+	// OwnInternalAddress is this router's own internal address (no prefix),
+	// where VRRP and the connection-table sync run from.
+	OwnInternalAddress string `pulumi:"ownInternalAddress"`
+	// PeerInternalAddress is the other router's own internal address.
+	PeerInternalAddress string `pulumi:"peerInternalAddress"`
+	// OwnExternalAddress is this router's own external address (no prefix).
+	OwnExternalAddress string `pulumi:"ownExternalAddress"`
+	// PeerExternalAddress is the other router's own external address.
+	PeerExternalAddress string `pulumi:"peerExternalAddress"`
+	// VRID is the VRRP virtual router ID of the pair, 1 to 255.
+	VRID int `pulumi:"vrid"`
+}
+
 // RouterLXC routes between the external network and the internal bridge:
 // NAT, a firewall, DNS and DHCP, in a Debian LXC container.
 type RouterLXC struct {
@@ -193,6 +222,13 @@ type RouterLXC struct {
 	// Configured is the command that applied the configuration: depend on it
 	// for anything that needs the router routing.
 	Configured *remote.Command
+	// Serving is, for a router of a pair, the command that waits after each
+	// change of the container until keepalived and dnsmasq run in it again:
+	// the pair's second router waits for the first's (ContainerAfter).
+	Serving *remote.Command
+	// Handover is, for a router of a pair, the command whose deletion hands
+	// the shared addresses to the peer; nil for a single router.
+	Handover *remote.Command
 	// HostEntries are the hosts' commands, by host name.
 	HostEntries map[string]*remote.Command
 }
@@ -218,6 +254,10 @@ func NewRouterLXCArgs(s spec.Router) *RouterLXCArgs {
 	for _, f := range s.Forwards {
 		a.Forwards = append(a.Forwards, RouterForwardArgs(f))
 	}
+	if s.Pair != nil {
+		p := RouterPairArgs(*s.Pair)
+		a.Pair = &p
+	}
 	return a
 }
 
@@ -240,6 +280,10 @@ func (a *RouterLXCArgs) Spec() spec.Router {
 	}
 	for _, f := range a.Forwards {
 		s.Forwards = append(s.Forwards, spec.RouterForward(f))
+	}
+	if a.Pair != nil {
+		p := spec.RouterPair(*a.Pair)
+		s.Pair = &p
 	}
 	return s
 }
@@ -264,6 +308,19 @@ if ! command -v nft >/dev/null || ! command -v dnsmasq >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nftables dnsmasq
 fi
 systemctl enable nftables dnsmasq >/dev/null 2>&1 || true
+`
+
+// installPairPackages is installRouterPackages for a router of a pair:
+// keepalived holds the shared addresses, conntrackd syncs the connection
+// table, ping lets the handover tell a peer being replaced from one that
+// is gone.
+const installPairPackages = `set -eu
+for i in $(seq 1 60); do getent hosts deb.debian.org >/dev/null && break; sleep 2; done
+if ! command -v nft >/dev/null || ! command -v dnsmasq >/dev/null || ! command -v keepalived >/dev/null || ! command -v conntrackd >/dev/null || ! command -v ping >/dev/null; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nftables dnsmasq keepalived conntrackd iputils-ping
+fi
+systemctl enable nftables dnsmasq keepalived conntrackd >/dev/null 2>&1 || true
 `
 
 // pctScript is the host-side command that runs script inside container
@@ -299,13 +356,19 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
-	container, err := routerContainer(ctx, name, s, args.InternalBridge, template, parent)
+	container, err := routerContainer(ctx, name, s, args.InternalBridge, template, parent,
+		pulumi.DependsOn(args.ContainerAfter))
 	if err != nil {
 		return nil, err
 	}
 	files := routerfiles.Render(filesSpec)
-	if err := comp.configure(ctx, name, container.VmId, conn, files, filesSpec.Hosts, parent); err != nil {
+	if err := comp.configure(ctx, name, container.VmId, conn, files, filesSpec, parent); err != nil {
 		return nil, err
+	}
+	if filesSpec.Pair != nil {
+		if err := comp.serving(ctx, name, container, conn, parent); err != nil {
+			return nil, err
+		}
 	}
 	comp.VMID = container.VmId
 	comp.ExternalAddress = pulumi.String(s.ExternalAddress).ToStringOutput()
@@ -323,8 +386,11 @@ func NewRouterLXC(ctx *pulumi.Context, name string, args *RouterLXCArgs, opts ..
 // the external one (DHCP or a static address) and the internal one on the
 // internal bridge.
 func routerContainer(ctx *pulumi.Context, name string, s spec.Router, internalBridge pulumi.StringInput,
-	template *download.File, parent pulumi.ResourceOption) (*ct.Container, error) {
-	extIP := &ct.ContainerInitializationIpConfigIpv4Args{Address: pulumi.String(s.ExternalAddress)}
+	template *download.File, parent, after pulumi.ResourceOption) (*ct.Container, error) {
+	// In a pair these are the router's own addresses; keepalived adds the
+	// shared ones on the master.
+	externalAddress, internalAddress := s.ContainerAddresses()
+	extIP := &ct.ContainerInitializationIpConfigIpv4Args{Address: pulumi.String(externalAddress)}
 	if s.ExternalAddress != spec.ExternalAddressDHCP && s.ExternalGateway != "" {
 		extIP.Gateway = pulumi.String(s.ExternalGateway)
 	}
@@ -367,14 +433,14 @@ func routerContainer(ctx *pulumi.Context, name string, s spec.Router, internalBr
 			IpConfigs: ct.ContainerInitializationIpConfigArray{
 				&ct.ContainerInitializationIpConfigArgs{Ipv4: extIP},
 				&ct.ContainerInitializationIpConfigArgs{Ipv4: &ct.ContainerInitializationIpConfigIpv4Args{
-					Address: pulumi.String(s.InternalAddress),
+					Address: pulumi.String(internalAddress),
 				}},
 			},
 			Dns: &ct.ContainerInitializationDnsArgs{Servers: pulumi.ToStringArray(s.UpstreamDNS)},
 		},
 		Started:     pulumi.Bool(true),
 		StartOnBoot: pulumi.Bool(true),
-	}, parent,
+	}, parent, after,
 		// The VM ID is fixed, and Proxmox refuses a second guest with it: a
 		// replacement (a new disk size, template or datastore: ForceNew in
 		// bpg v0.69.1 container.go) must delete the old container first.
@@ -388,13 +454,17 @@ func routerContainer(ctx *pulumi.Context, name string, s spec.Router, internalBr
 // The container's VM ID comes from the container resource, so every
 // command waits for it to exist and runs again if it is ever replaced.
 func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.IntOutput, conn remote.ConnectionArgs,
-	files routerfiles.Files, hosts []routerfiles.Host, parent pulumi.ResourceOption) error {
+	files routerfiles.Files, filesSpec routerfiles.Spec, parent pulumi.ResourceOption) error {
 	inContainer := func(script string) pulumi.StringOutput {
 		return vmid.ApplyT(func(id int) string { return pctScript(id, script) }).(pulumi.StringOutput)
 	}
+	packages := installRouterPackages
+	if filesSpec.Pair != nil {
+		packages = installPairPackages
+	}
 	install, err := remote.NewCommand(ctx, name+"-packages", &remote.CommandArgs{
 		Connection: conn,
-		Create:     inContainer(installRouterPackages),
+		Create:     inContainer(packages),
 	}, parent)
 	if err != nil {
 		return err
@@ -424,7 +494,12 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 	// Each runs after the main configuration, which creates the directories
 	// and the firewall sets the host's files go into. A changed host (a new
 	// MAC, say) runs Create again in place; the script is idempotent.
-	for _, h := range hosts {
+	if filesSpec.Pair != nil {
+		if err := comp.handover(ctx, name, inContainer, conn, filesSpec, parent); err != nil {
+			return err
+		}
+	}
+	for _, h := range filesSpec.Hosts {
 		cmd, err := remote.NewCommand(ctx, name+"-host-"+h.Name, &remote.CommandArgs{
 			Connection: conn,
 			Create:     inContainer(routerfiles.HostScript(h, layout)),
@@ -436,6 +511,47 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 		comp.HostEntries[h.Name] = cmd
 	}
 	return nil
+}
+
+// handover registers the command whose deletion hands the pair's shared
+// addresses to the peer before this router's container goes (replaced or
+// deleted): routerfiles.HandoverScript. It depends on the configuration,
+// so it is created once the router serves, and, depending on the
+// container, it is deleted (its handover run) before the container is.
+// Its Create only says it is armed.
+func (comp *RouterLXC) handover(ctx *pulumi.Context, name string, inContainer func(string) pulumi.StringOutput,
+	conn remote.ConnectionArgs, s routerfiles.Spec, parent pulumi.ResourceOption) error {
+	script := routerfiles.HandoverScript(s, "systemctl stop keepalived.service", "systemctl start keepalived.service")
+	cmd, err := remote.NewCommand(ctx, name+"-handover", &remote.CommandArgs{
+		Connection: conn,
+		Create:     inContainer("echo 'handover armed'"),
+		Delete:     inContainer(script),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{comp.Configured}))
+	comp.Handover = cmd
+	return err
+}
+
+// waitServing waits, in the container, until keepalived and dnsmasq run.
+const waitServing = `for i in $(seq 1 150); do
+  if systemctl is-active --quiet keepalived.service && systemctl is-active --quiet dnsmasq.service; then echo serving; exit 0; fi
+  sleep 2
+done
+echo "keepalived or dnsmasq did not start within 300 s" >&2; exit 1
+`
+
+// serving registers the command that runs after every change of the
+// container (its triggers are the container's size and ID) and returns
+// once the router serves again.
+func (comp *RouterLXC) serving(ctx *pulumi.Context, name string, container *ct.Container,
+	conn remote.ConnectionArgs, parent pulumi.ResourceOption) error {
+	script := container.VmId.ApplyT(func(id int) string { return pctScript(id, waitServing) }).(pulumi.StringOutput)
+	cmd, err := remote.NewCommand(ctx, name+"-serving", &remote.CommandArgs{
+		Connection: conn,
+		Create:     script,
+		Triggers:   pulumi.Array{container.ID(), container.Cpu, container.Memory, container.Disk},
+	}, parent, pulumi.DependsOn([]pulumi.Resource{comp.Configured}))
+	comp.Serving = cmd
+	return err
 }
 
 // routerTemplate downloads the LXC template to the template datastore,

@@ -63,7 +63,10 @@ type DeployOptions struct {
 // Stack is what Deploy built, for programs that embed it.
 type Stack struct {
 	Network *components.InternalNetwork
-	Router  *components.RouterLXC
+	// Router is the stack's router, the first of Routers.
+	Router *components.RouterLXC
+	// Routers are the router and, with sda:router.pair, its second.
+	Routers []*components.RouterLXC
 	Cluster *components.TalosCluster
 	Overlay *components.OverlayNetwork
 }
@@ -99,13 +102,32 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, err
 	}
 
-	routerArgs := components.NewRouterLXCArgs(in.Router)
-	routerArgs.InternalBridge = network.BridgeOn(in.Router.ProxmoxNode)
-	routerArgs.SSH.PrivateKey = opts.SSHPrivateKey
-	router, err := components.NewRouterLXC(ctx, name+"-router", routerArgs, withProxmox...)
-	if err != nil {
-		return nil, err
+	// The first router keeps the name it had before pairs; the second is
+	// "-router2". The second's container waits for the first to serve
+	// (ContainerAfter), and each router hands the shared addresses to the
+	// other before it goes (routerfiles.HandoverScript): a change to both
+	// rolls, one router after the other, with a gateway throughout.
+	var routers []*components.RouterLXC
+	var routersConfigured []pulumi.Resource
+	for i, r := range in.Routers {
+		routerArgs := components.NewRouterLXCArgs(r)
+		routerArgs.InternalBridge = network.BridgeOn(r.ProxmoxNode)
+		routerArgs.SSH.PrivateKey = opts.SSHPrivateKey
+		routerName := name + "-router"
+		if i > 0 {
+			// The second waits for the first to serve after each of its
+			// changes, so a restart or replacement of both rolls.
+			routerName += fmt.Sprint(i + 1)
+			routerArgs.ContainerAfter = []pulumi.Resource{routers[0].Serving}
+		}
+		router, err := components.NewRouterLXC(ctx, routerName, routerArgs, withProxmox...)
+		if err != nil {
+			return nil, err
+		}
+		routers = append(routers, router)
+		routersConfigured = append(routersConfigured, router.Configured)
 	}
+	router := routers[0]
 
 	// Each VM waits for the bridge on its own Proxmox node.
 	clusterArgs := components.NewTalosClusterArgs(in.Cluster)
@@ -114,7 +136,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		bridges[node] = network.BridgeOn(node)
 	}
 	clusterArgs.Bridges = bridges
-	clusterArgs.ApplyAfter = []pulumi.Resource{router.Configured}
+	clusterArgs.ApplyAfter = routersConfigured
 	cluster, err := components.NewTalosCluster(ctx, name, clusterArgs, withProxmox...)
 	if err != nil {
 		return nil, err
@@ -144,7 +166,7 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("routerConfigDigest", router.ConfigDigest)
 	ctx.Export("cni", overlayNet.CNI)
 	ctx.Export("ready", overlayNet.Ready)
-	return &Stack{Network: network, Router: router, Cluster: cluster, Overlay: overlayNet}, nil
+	return &Stack{Network: network, Router: router, Routers: routers, Cluster: cluster, Overlay: overlayNet}, nil
 }
 
 // secretConfig reads an optional secret key; nil when it is not set.

@@ -80,7 +80,7 @@ func TestArgsFieldsAreInTheSpec(t *testing.T) {
 		args, spec reflect.Type
 		wiring     []string
 	}{
-		{reflect.TypeFor[components.RouterLXCArgs](), reflect.TypeFor[spec.Router](), []string{"InternalBridge"}},
+		{reflect.TypeFor[components.RouterLXCArgs](), reflect.TypeFor[spec.Router](), []string{"InternalBridge", "ContainerAfter"}},
 		{reflect.TypeFor[components.TalosClusterArgs](), reflect.TypeFor[spec.Cluster](), []string{"Bridge", "Bridges", "ApplyAfter", "WaitFor"}},
 		{reflect.TypeFor[components.InternalNetworkArgs](), reflect.TypeFor[spec.InternalNetwork](), nil},
 		{reflect.TypeFor[components.OverlayNetworkArgs](), reflect.TypeFor[spec.Overlay](),

@@ -38,8 +38,9 @@ func Totals(in inputs.Stack) []NodeTotals {
 		byNode[n] = &NodeTotals{Node: n}
 		out = append(out, byNode[n])
 	}
-	r := in.Router
-	add(r.ProxmoxNode, r.Cores, r.MemoryMiB, r.DiskGiB)
+	for _, r := range in.Routers {
+		add(r.ProxmoxNode, r.Cores, r.MemoryMiB, r.DiskGiB)
+	}
 	for _, m := range in.Cluster.Nodes {
 		add(m.ProxmoxNode, m.Cores, m.MemoryMiB, m.DiskGiB)
 	}
@@ -69,7 +70,7 @@ func WritePlan(w io.Writer, stack string, c config.Config, p config.Plan, warnin
 	if len(c.Network.PortForwards) > 0 {
 		pw.line("")
 		pw.line("Port-forwards on the router's external address:")
-		pw.table(0, func(row func(...string)) { writeForwards(row, c, in.Router) })
+		pw.table(0, func(row func(...string)) { writeForwards(row, c, in.Routers[0]) })
 	}
 	if err := writeImages(pw, in.Cluster); err != nil {
 		return err
@@ -102,6 +103,11 @@ func writeNetwork(row func(...string), c config.Config, p config.Plan) {
 	}
 	row("Router external", fmt.Sprintf("%s on %s (%s)%s", routerExternal, c.Network.External.Bridge, p.External, vlanLabel(c)))
 	row("Router internal", fmt.Sprintf("%s/%d on %s%s, domain %s", p.RouterInternal, p.Internal.Bits(), p.Network.Bridge, createdLabel(p.Network), c.Network.Internal.Domain))
+	if pr := p.RouterPair; pr != nil {
+		a, b := pr.Routers[0], pr.Routers[1]
+		row("Router pair", fmt.Sprintf("%s on %s (own %s, %s) and %s on %s (own %s, %s) share both addresses above by VRRP (ID %d, unicast, no preemption); conntrackd syncs their connections",
+			a.Hostname, a.ProxmoxNode, a.Internal, a.External, b.Hostname, b.ProxmoxNode, b.Internal, b.External, pr.VRID))
+	}
 	row("Internal network", p.Network.Describe())
 	vip := "none (the API is on the first control plane)"
 	if p.VIP.IsValid() {
@@ -121,11 +127,17 @@ func writeNetwork(row func(...string), c config.Config, p config.Plan) {
 
 // writeGuests is every guest with its placement, IDs, address and size.
 func writeGuests(row func(...string), in inputs.Stack) {
-	r := in.Router
-	routerAddress, _, _ := strings.Cut(r.InternalAddress, "/")
 	row("ROLE", "HOSTNAME", "PROXMOX", "VMID", "MAC", "ADDRESS", "VCPU", "MEMORY", "DISK")
-	row("router (LXC)", r.Hostname, r.ProxmoxNode, fmt.Sprint(r.VMID), "-", routerAddress,
-		fmt.Sprint(r.Cores), mib(r.MemoryMiB), gib(r.DiskGiB))
+	for _, r := range in.Routers {
+		role, address := "router (LXC)", r.InternalAddress
+		if r.Pair != nil {
+			// Its own address; the shared one is the network table's.
+			role, address = fmt.Sprintf("router %d of 2 (LXC)", r.Pair.Index+1), r.Pair.OwnInternalAddress
+		}
+		address, _, _ = strings.Cut(address, "/")
+		row(role, r.Hostname, r.ProxmoxNode, fmt.Sprint(r.VMID), "-", address,
+			fmt.Sprint(r.Cores), mib(r.MemoryMiB), gib(r.DiskGiB))
+	}
 	for _, m := range in.Cluster.Nodes {
 		row(m.Role, m.Hostname, m.ProxmoxNode, fmt.Sprint(m.VMID), m.MAC, m.Address,
 			fmt.Sprint(m.Cores), mib(m.MemoryMiB), gib(m.DiskGiB))
@@ -262,9 +274,9 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		notes = append(notes, fmt.Sprintf("sda:nodes.worker cores/memoryMiB: reboot %s %s, never while a control plane reboots, %s", strings.Join(workers, ", "), workerParallel, rolled))
 	}
 	notes = append(notes,
-		fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
+		routerNotes(c, p)[0],
 		fmt.Sprintf("sda:network.internal mode/bridge/mtu/vxlan.vnet: every guest's NIC changes: the Talos nodes reboot rolled (control planes one at a time, then workers "+workerParallel+"), and the router reboots; the old bridges or SDN zone go last (the internal network's MTU now %d)", p.Network.MTU),
-		fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
+		routerNotes(c, p)[1],
 		"sda:cluster.patches: fields Talos cannot apply live reboot every node the patch reaches, rolled: control planes one at a time, then workers "+workerParallel+", "+rolled+" (see the warnings); other fields apply without a reboot",
 		"sda:cluster.talosVersion, sda:cluster.extensions: new images for new VMs; running nodes are upgraded in place, rolling: control planes one at a time, then workers "+workerParallel+", each after a health check",
 		"sda:cluster.kubernetesVersion: rolled over the running nodes as talosctl upgrade-k8s does, nothing reboots: kube-apiserver, then kube-controller-manager, then kube-scheduler on each control plane in turn, kube-proxy's image, then the kubelet node by node; one minor release at a time, and not in the same up as a change of the nodes",
@@ -272,4 +284,21 @@ func RestartNotes(c config.Config, p config.Plan) []string {
 		"sda:nodes.*.diskGiB may grow; shrinking it, or changing sda:nodes.diskInterface, is refused for existing VMs before anything changes (the Proxmox provider would fail half way)",
 	)
 	return notes
+}
+
+// routerNotes are what a change of the router's size, and of its disk or
+// template, does: to a single router, and to a pair.
+func routerNotes(c config.Config, p config.Plan) [2]string {
+	pr := p.RouterPair
+	if pr == nil {
+		return [2]string{
+			fmt.Sprintf("sda:router cores/memoryMiB: reboot the router (%s): the internal network has no gateway, DNS or DHCP until it is back", c.Router.Hostname),
+			fmt.Sprintf("sda:router diskGiB/templateUrl: replace the router, deleting it first (same VM ID %d): the internal network is cut off until the new one is configured", p.RouterVMID),
+		}
+	}
+	a, b := pr.Routers[0].Hostname, pr.Routers[1].Hostname
+	return [2]string{
+		fmt.Sprintf("sda:router cores/memoryMiB: reboot %s and %s (the pair); the gateway moves to the one still up after about 3 s (VRRP's master-down interval) and established connections carry on (conntrackd)", a, b),
+		fmt.Sprintf("sda:router diskGiB/templateUrl: replace %s and %s, each deleted first (same VM IDs %d, %d), rolled: the router without the shared addresses goes first, the other hands them over to it once it serves again, then goes: the internal network keeps its gateway throughout", a, b, pr.Routers[0].VMID, pr.Routers[1].VMID),
+	}
 }

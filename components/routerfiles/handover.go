@@ -20,9 +20,10 @@ const HandoverTimeoutSeconds = 1200
 // PeerGoneSeconds is how long the master waits for a peer whose address
 // answers nothing before it concludes that the peer is not coming back (the
 // pair is being destroyed or made single) and leaves without a handover.
-// A peer being replaced answers ping as soon as its new container starts,
-// well within this.
-const PeerGoneSeconds = 300
+// The stack rolls a pair (the second router's container waits for the
+// first to serve), so during a roll the peer is up when a handover runs;
+// the wait covers a peer that is rebooting.
+const PeerGoneSeconds = 30
 
 // HandoverScript is the POSIX sh script a router of a pair runs before it is
 // deleted or replaced, so that the internal network keeps its gateway:
@@ -39,10 +40,7 @@ const PeerGoneSeconds = 300
 //     gone for good, as on `pulumi destroy`: the master leaves without a
 //     handover rather than block the destroy.
 //
-// Pulumi replaces both routers of a pair in parallel when both change; this
-// script is what serialises them: the backup goes first, the master waits
-// for the new backup and hands over, so the gateway never disappears. It
-// returns 0 when this router may go, and fails after
+// It returns 0 when this router may go, and fails after
 // HandoverTimeoutSeconds with the router still serving.
 func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
 	s = s.withDefaults()

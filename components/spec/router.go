@@ -43,7 +43,20 @@ type Router struct {
 	KubernetesAPIAddresses []string
 	Hosts                  []RouterHost
 	Forwards               []RouterForward
+	Pair                   *RouterPair
 	SSH                    SSH
+}
+
+// RouterPair makes the router one of an HA pair
+// (components.RouterPairArgs): InternalAddress and ExternalAddress are then
+// the addresses the two share, and the container has these of its own.
+type RouterPair struct {
+	Index               int
+	OwnInternalAddress  string
+	PeerInternalAddress string
+	OwnExternalAddress  string
+	PeerExternalAddress string
+	VRID                int
 }
 
 // RouterHost is one machine on the internal network
@@ -106,8 +119,72 @@ func (r Router) Files() (routerfiles.Spec, error) {
 	if s.Hosts, err = r.parseHosts(s.Internal, s.Domain); err != nil {
 		return s, err
 	}
-	s.Forwards, err = r.parseForwards(s.Internal)
+	if s.Forwards, err = r.parseForwards(s.Internal); err != nil {
+		return s, err
+	}
+	s.Pair, err = r.parsePair(s)
 	return s, err
+}
+
+// ContainerAddresses are the addresses Proxmox configures on the
+// container's external and internal NICs, with their prefix lengths: the
+// router's own, which in a pair are not the shared ones (keepalived adds
+// those to the master).
+func (r Router) ContainerAddresses() (external, internal string) {
+	if r.Pair == nil {
+		return r.ExternalAddress, r.InternalAddress
+	}
+	return withBits(r.Pair.OwnExternalAddress, r.ExternalAddress), withBits(r.Pair.OwnInternalAddress, r.InternalAddress)
+}
+
+// withBits is addr with the prefix length of cidr.
+func withBits(addr, cidr string) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return addr
+	}
+	return fmt.Sprintf("%s/%d", addr, p.Bits())
+}
+
+// parsePair parses the pair's own addresses: inside the internal and the
+// external network, none of them a shared address, the peer's differing.
+func (r Router) parsePair(s routerfiles.Spec) (*routerfiles.Pair, error) {
+	p := r.Pair
+	if p == nil {
+		return nil, nil
+	}
+	switch {
+	case p.Index != 0 && p.Index != 1:
+		return nil, fmt.Errorf("Pair.Index = %d: use 0 for the pair's first router, 1 for its second", p.Index)
+	case p.VRID < 1 || p.VRID > 255:
+		return nil, fmt.Errorf("Pair.VRID = %d: use a VRRP virtual router ID from 1 to 255", p.VRID)
+	case !s.RouterExternal.IsValid():
+		return nil, fmt.Errorf("ExternalAddress = %q: a pair shares a static external address; give one such as 192.168.1.60/24", r.ExternalAddress)
+	}
+	out := &routerfiles.Pair{Index: p.Index, VRID: p.VRID}
+	var err error
+	for _, a := range []struct {
+		field, value string
+		in           netip.Prefix
+		shared       netip.Addr
+		to           *netip.Addr
+	}{
+		{"Pair.OwnInternalAddress", p.OwnInternalAddress, s.Internal, s.RouterInternal, &out.OwnInternal},
+		{"Pair.PeerInternalAddress", p.PeerInternalAddress, s.Internal, s.RouterInternal, &out.PeerInternal},
+		{"Pair.OwnExternalAddress", p.OwnExternalAddress, s.External, s.RouterExternal, &out.OwnExternal},
+		{"Pair.PeerExternalAddress", p.PeerExternalAddress, s.External, s.RouterExternal, &out.PeerExternal},
+	} {
+		if *a.to, err = parseInternal(a.field, a.value, a.in); err != nil {
+			return nil, err
+		}
+		if *a.to == a.shared {
+			return nil, fmt.Errorf("%s = %s is the address the pair shares: give the router an address of its own", a.field, a.value)
+		}
+	}
+	if out.OwnInternal == out.PeerInternal || out.OwnExternal == out.PeerExternal {
+		return nil, fmt.Errorf("Pair: the router and its peer have the same own address (%s, %s): give each its own", p.OwnInternalAddress, p.OwnExternalAddress)
+	}
+	return out, nil
 }
 
 // checkNames checks what reaches dnsmasq's configuration, nftables

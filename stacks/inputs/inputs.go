@@ -23,7 +23,8 @@ import (
 // Stack is every component's inputs of one stack.
 type Stack struct {
 	Network spec.InternalNetwork
-	Router  spec.Router
+	// Routers are the router, and with sda:router.pair its second.
+	Routers []spec.Router
 	Cluster spec.Cluster
 	Overlay spec.Overlay
 }
@@ -31,11 +32,11 @@ type Stack struct {
 // Build maps a resolved configuration and its plan (config.Resolve or
 // config.LoadStack) to the components' inputs.
 func Build(c config.Config, p config.Plan) (Stack, error) {
-	router, err := Router(c, p)
+	routers, err := Routers(c, p)
 	if err != nil {
 		return Stack{}, err
 	}
-	return Stack{Network: Network(c, p), Router: router, Cluster: Cluster(c, p), Overlay: Overlay(c, p)}, nil
+	return Stack{Network: Network(c, p), Routers: routers, Cluster: Cluster(c, p), Overlay: Overlay(c, p)}, nil
 }
 
 // Network is the plan's internal network: the mode, and the VLAN or the
@@ -100,6 +101,30 @@ func Router(c config.Config, p config.Plan) (spec.Router, error) {
 			Target: target.String(), TargetPort: f.TargetPort, AllowFrom: f.AllowFrom})
 	}
 	return s, nil
+}
+
+// Routers are the stack's routers: Router, and with sda:router.pair the
+// pair's second router, on its own node with its own ID and hostname.
+// Each of a pair shares Router's addresses and has its own besides.
+func Routers(c config.Config, p config.Plan) ([]spec.Router, error) {
+	first, err := Router(c, p)
+	if err != nil || p.RouterPair == nil {
+		return []spec.Router{first}, err
+	}
+	pr := p.RouterPair
+	out := []spec.Router{first, first}
+	for i, r := range pr.Routers {
+		peer := pr.Routers[1-i]
+		s := &out[i]
+		s.ProxmoxNode, s.VMID, s.Hostname = r.ProxmoxNode, r.VMID, r.Hostname
+		s.SSH = ProxmoxSSH(c, p, r.ProxmoxNode)
+		s.Pair = &spec.RouterPair{Index: i, VRID: pr.VRID,
+			OwnInternalAddress: r.Internal.String(), PeerInternalAddress: peer.Internal.String(),
+			OwnExternalAddress: r.External.String(), PeerExternalAddress: peer.External.String()}
+	}
+	// Both routers serve every host and forward: the slices are shared
+	// read-only, as spec values are.
+	return out, nil
 }
 
 // RouterFiles is what the router's files are rendered from: the router's
