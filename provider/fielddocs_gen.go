@@ -109,6 +109,7 @@ var fieldDocs = map[string]map[string]string{
 		"internalMtu":            "InternalMTU of the internal NIC; 0 or 1500 leaves the default.",
 		"kubernetesApiAddresses": "KubernetesAPIAddresses serve the Kubernetes API without being a host's own address: the control planes' shared VIP.",
 		"memoryMiB":              "MemoryMiB is the container's memory, in MiB.",
+		"pair":                   "Pair makes this router one of an HA pair on two Proxmox nodes: InternalAddress and ExternalAddress are then the addresses the two share (keepalived holds them on the master), and the container gets the pair's own addresses. Unset: a single router.",
 		"proxmoxNode":            "ProxmoxNode is the Proxmox node the container runs on.",
 		"ssh":                    "SSH is how the configuration reaches the container: SSH to its Proxmox host, then pct exec.",
 		"talosApiCidrs":          "TalosAPICIDRs, when set, replace AdminCIDRs for the Talos API (50000): a node in maintenance mode accepts an unauthenticated configuration there, so narrow it to the machine that runs Pulumi (a /32).",
@@ -117,6 +118,15 @@ var fieldDocs = map[string]map[string]string{
 		"templateUrl":            "TemplateURL is the https:// URL of the Debian LXC template.",
 		"upstreamDns":            "UpstreamDNS are the servers the router resolves with and forwards other names to, in order.",
 		"vmId":                   "VMID is the container's ID on the Proxmox cluster.",
+	},
+	"github.com/sda-platform/sda/components.RouterPairArgs": {
+		"":                    "RouterPairArgs is one router of an HA pair: its place in the pair, its own addresses and its peer's, and the VRRP ID they share.",
+		"index":               "Index is 0 for the pair's first router and 1 for its second: it picks the half of the DHCP range this router serves and its VRRP priority.",
+		"ownExternalAddress":  "OwnExternalAddress is this router's own external address (no prefix).",
+		"ownInternalAddress":  "OwnInternalAddress is this router's own internal address (no prefix), where VRRP and the connection-table sync run from.",
+		"peerExternalAddress": "PeerExternalAddress is the other router's own external address.",
+		"peerInternalAddress": "PeerInternalAddress is the other router's own internal address.",
+		"vrid":                "VRID is the VRRP virtual router ID of the pair, 1 to 255.",
 	},
 	"github.com/sda-platform/sda/components.RouterSSH": {
 		"":                      "RouterSSH is how configuration reaches the container: SSH to the Proxmox host that runs it, then `pct exec` into the container. The container needs no SSH server and no address reachable from where Pulumi runs.",

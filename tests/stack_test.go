@@ -57,17 +57,17 @@ func TestStackResources(t *testing.T) {
 		{"prod", "prod", nil, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
-			"sda:index:RouterLXC":                                 1,
+			"sda:index:RouterLXC":                                 2, // the router pair
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
 			"sda:index:KnownHost":                                 3,
 			"sda:index:KubernetesVersion":                         1,
 			"sda:index:OverlayNetwork":                            1,
-			"proxmoxve:Download/file:File":                        4, // template + an image per node
-			"proxmoxve:CT/container:Container":                    1,
+			"proxmoxve:Download/file:File":                        5, // a template per router + an image per node
+			"proxmoxve:CT/container:Container":                    2,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
-			"command:remote:Command":                              9, // 2 + 6 nodes + the SDN zone and VNet
+			"command:remote:Command":                              21, // per router packages, config, handover, serving and 6 nodes; the SDN zone and VNet
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 6,
@@ -82,7 +82,7 @@ func TestStackResources(t *testing.T) {
 		{"prod on a VLAN", "prod", map[string]string{"sda:network": prodVLANNetwork}, map[string]int{
 			"pulumi:providers:proxmoxve":                          1,
 			"sda:index:InternalNetwork":                           1,
-			"sda:index:RouterLXC":                                 1,
+			"sda:index:RouterLXC":                                 2, // the router pair
 			"sda:index:TalosCluster":                              1,
 			"sda:index:TalosNode":                                 6,
 			"sda:index:TalosNodeVersion":                          6,
@@ -91,10 +91,10 @@ func TestStackResources(t *testing.T) {
 			"sda:index:OverlayNetwork":                            1,
 			"proxmoxve:Network/networkVlan:NetworkVlan":           3, // one per Proxmox node
 			"proxmoxve:Network/networkBridge:NetworkBridge":       3, // its only port the VLAN
-			"proxmoxve:Download/file:File":                        4,
-			"proxmoxve:CT/container:Container":                    1,
+			"proxmoxve:Download/file:File":                        5,
+			"proxmoxve:CT/container:Container":                    2,
 			"proxmoxve:VM/virtualMachine:VirtualMachine":          6,
-			"command:remote:Command":                              8,
+			"command:remote:Command":                              20,
 			"talos:machine/secrets:Secrets":                       1,
 			"talos:imageFactory/schematic:Schematic":              1,
 			"talos:machine/configurationApply:ConfigurationApply": 6,

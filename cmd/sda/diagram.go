@@ -27,7 +27,14 @@ func Diagram(c config.Config, p config.Plan) string {
 	for _, node := range p.ProxmoxNodesUsed() {
 		line("  subgraph %s[\"Proxmox node %s%s\"]", mermaidID("pve", node), node, nodeNetworkLabel(p.Network, node))
 		line("    direction TB")
-		if node == p.RouterNode {
+		if pr := p.RouterPair; pr != nil {
+			for i, r := range pr.Routers {
+				if r.ProxmoxNode == node {
+					line("    %s[\"%s · LXC %d<br/>%s %s · %s %s (own)\"]", pairRouterID(i), r.Hostname, r.VMID,
+						routerfiles.ExternalInterface, r.External, routerfiles.InternalInterface, r.Internal)
+				}
+			}
+		} else if node == p.RouterNode {
 			line("    router[\"%s · LXC %d<br/>%s %s · %s %s\"]", c.Router.Hostname, p.RouterVMID,
 				routerfiles.ExternalInterface, routerExternal, routerfiles.InternalInterface, p.RouterInternal)
 		}
@@ -46,6 +53,13 @@ func Diagram(c config.Config, p config.Plan) string {
 
 	line("  external ---|\"%s %s\"| router", routerfiles.ExternalInterface, routerExternal)
 	line("  router ---|\"%s %s · NAT, DNS, DHCP\"| internal", routerfiles.InternalInterface, p.RouterInternal)
+	if p.RouterPair != nil {
+		// Both routers reach both networks; the shared addresses above are
+		// on whichever is master.
+		line("  external --- router2")
+		line("  router2 --- internal")
+		line("  router <-.->|\"VRRP %d, conntrackd sync (unicast)\"| router2", p.RouterPair.VRID)
+	}
 	for _, f := range c.Network.PortForwards {
 		target, err := config.ForwardTarget(p, f.Target)
 		if err != nil {
@@ -66,6 +80,14 @@ func Diagram(c config.Config, p config.Plan) string {
 		line("  %s -.- overlay", mermaidID("vm", m.Hostname))
 	}
 	return b.String()
+}
+
+// pairRouterID is the diagram node of a pair's router i: router, router2.
+func pairRouterID(i int) string {
+	if i == 0 {
+		return "router"
+	}
+	return fmt.Sprintf("router%d", i+1)
 }
 
 // internalLabel names what guests attach to.

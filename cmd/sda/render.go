@@ -24,6 +24,34 @@ type File struct {
 	Content []byte
 }
 
+// routerFiles are one router's files under dir: its configuration at the
+// paths inside the Debian container, the apply script, each node's
+// entries, and in a pair the handover script.
+func routerFiles(dir string, spec routerfiles.Spec) []File {
+	rf := routerfiles.Render(spec)
+	layout := routerfiles.DebianLayout()
+	files := []File{
+		{dir + layout.Nftables, []byte(rf.Nftables)},
+		{dir + layout.Dnsmasq, []byte(rf.Dnsmasq)},
+		{dir + layout.Sysctl, []byte(rf.Sysctl)},
+		{dir + "/apply.sh", []byte(routerfiles.ApplyScript(rf, layout))},
+	}
+	if spec.Pair != nil {
+		files = append(files, File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec,
+			"systemctl stop keepalived.service", "systemctl start keepalived.service"))})
+	}
+	// Each node's own entries, which RouterLXC installs with one command per
+	// node (routerfiles.HostScript).
+	for _, h := range spec.Hosts {
+		hf := routerfiles.RenderHost(h)
+		files = append(files,
+			File{dir + path.Join(layout.HostsDir, h.Name), []byte(hf.Hosts)},
+			File{dir + path.Join(layout.DHCPHostsDir, h.Name), []byte(hf.DHCPHosts)},
+			File{dir + path.Join(layout.NftablesHostsDir, h.Name+".nft"), []byte(hf.Nftables)})
+	}
+	return files
+}
+
 // Marker is written into every render output directory. Render replaces an
 // existing non-empty directory only when it holds this file, so pointing
 // --out at the wrong directory cannot delete someone's work.
@@ -36,26 +64,23 @@ const Marker = ".sda-render"
 // and for every node its numbered patches and its complete validated
 // machine configuration.
 func Files(c config.Config, p config.Plan) ([]File, error) {
-	spec, err := inputs.RouterFiles(c, p)
+	routers, err := inputs.Routers(c, p)
 	if err != nil {
 		return nil, err
 	}
-	rf := routerfiles.Render(spec)
-	layout := routerfiles.DebianLayout()
-	files := []File{
-		{"router" + layout.Nftables, []byte(rf.Nftables)},
-		{"router" + layout.Dnsmasq, []byte(rf.Dnsmasq)},
-		{"router" + layout.Sysctl, []byte(rf.Sysctl)},
-		{"router/apply.sh", []byte(routerfiles.ApplyScript(rf, layout))},
-	}
-	// Each node's own entries, which RouterLXC installs with one command per
-	// node (routerfiles.HostScript).
-	for _, h := range spec.Hosts {
-		hf := routerfiles.RenderHost(h)
-		files = append(files,
-			File{"router" + path.Join(layout.HostsDir, h.Name), []byte(hf.Hosts)},
-			File{"router" + path.Join(layout.DHCPHostsDir, h.Name), []byte(hf.DHCPHosts)},
-			File{"router" + path.Join(layout.NftablesHostsDir, h.Name+".nft"), []byte(hf.Nftables)})
+	var files []File
+	for i, r := range routers {
+		spec, err := r.Files()
+		if err != nil {
+			return nil, err
+		}
+		// The first router's files under router/, a pair's second's under
+		// router2/.
+		dir := "router"
+		if i > 0 {
+			dir += fmt.Sprint(i + 1)
+		}
+		files = append(files, routerFiles(dir, spec)...)
 	}
 
 	// The internal network's mode, and in vxlan mode the pvesh scripts the
