@@ -25,8 +25,10 @@ type NodeFailure struct {
 //     takes part in VRRP;
 //   - "stop": keepalived was stopped in it (the handover script), which
 //     sends a priority-0 advertisement when it was master;
-//   - "down": the container stopped running (a Proxmox stop, its deletion,
-//     its node's power loss);
+//   - "down": the container stopped running (a Proxmox stop, its node's
+//     power loss);
+//   - "gone": the container was deleted: a new one with its VM ID starts
+//     without keepalived until the pair's apply runs in it;
 //   - "up": the container started again (keepalived is enabled: it starts
 //     with it).
 //
@@ -46,6 +48,7 @@ const (
 	RouterApply = "apply"
 	RouterStop  = "stop"
 	RouterDown  = "down"
+	RouterGone  = "gone"
 	RouterUp    = "up"
 )
 

@@ -129,6 +129,8 @@ func spansOf(tx *engine.Tx, vmid int, now time.Time) []span {
 			ka = false
 		case engine.RouterDown:
 			power, ka = false, false
+		case engine.RouterGone:
+			applied, power, ka = false, false, false
 		case engine.RouterUp:
 			power, ka = true, applied
 		}
@@ -292,10 +294,21 @@ func pairGateway(tx *engine.Tx, callerKey, targetKey string, now time.Time) (Gat
 	return gw, true
 }
 
+// synRetransmit is when a TCP client sends its first SYN again: the
+// initial retransmission timeout, 1 s (RFC 6298 §2.1; Linux
+// TCP_TIMEOUT_INIT). A connection opened in a gap that ends sooner is only
+// delayed: its second SYN goes through the new holder.
+const synRetransmit = time.Second
+
 // routeViaPair is RouteFromCaller's answer for a segment a router pair
-// serves: through the router that holds the addresses.
+// serves: through the router that holds the addresses, or the one that
+// takes them within synRetransmit.
 func routeViaPair(tx *engine.Tx, gw Gateway, address string, port int, what string, target segment, now time.Time) error {
-	if id := gw.Holder(); id != 0 {
+	id := gw.Holder()
+	if id == 0 && !gw.PendingAt.IsZero() && gw.PendingAt.Sub(now) <= synRetransmit {
+		id = gw.PendingVMID
+	}
+	if id != 0 {
 		r := tx.State.Guests[id]
 		if r == nil {
 			return fmt.Errorf("dial tcp %s:%d: connect: no route to host (the router pair's holder CT %d is gone)", address, port, id)

@@ -85,7 +85,7 @@ func TestVRRPFailoverAfterMasterDown(t *testing.T) {
 		engine.RouterEvent{VMID: 8001, Time: t0, Kind: engine.RouterApply, Priority: 150, AdvertInt: time.Second},
 		engine.RouterEvent{VMID: 8002, Time: t0, Kind: engine.RouterApply, Priority: 100, AdvertInt: time.Second},
 		engine.RouterEvent{VMID: 8001, Time: at(t0, 10), Kind: engine.RouterDown})
-	if err := routeErr(s, at(t0, 3)); err == nil || !strings.Contains(err.Error(), "holds no virtual address") {
+	if err := routeErr(s, at(t0, 2)); err == nil || !strings.Contains(err.Error(), "holds no virtual address") {
 		t.Errorf("before the first master-down interval: %v, want no route (nobody holds the address yet)", err)
 	}
 	gw := timeline(t, s, at(t0, 20))
@@ -104,6 +104,9 @@ func TestVRRPFailoverAfterMasterDown(t *testing.T) {
 	}
 	if err := routeErr(s, at(t0, 14)); err != nil {
 		t.Errorf("after the failover: %v, want the route through 8002", err)
+	}
+	if err := routeErr(s, at(t0, 12.7)); err != nil {
+		t.Errorf("0.9 s before the takeover: %v, want the connection through (its SYN is sent again after 1 s)", err)
 	}
 }
 
@@ -149,5 +152,17 @@ func TestVRRPNoCapableRouter(t *testing.T) {
 	}
 	if err := routeErr(s, at(t0, 20)); err == nil || !strings.Contains(err.Error(), "CT 8001") {
 		t.Errorf("8002 runs but never ran the pair's apply: %v, want no route naming the pair", err)
+	}
+	// A container deleted and created again with the same VM ID has no
+	// keepalived until the pair's apply runs in it.
+	record(t, s,
+		engine.RouterEvent{VMID: 8001, Time: at(t0, 21), Kind: engine.RouterGone},
+		engine.RouterEvent{VMID: 8001, Time: at(t0, 22), Kind: engine.RouterUp})
+	if gw := timeline(t, s, at(t0, 40)); gw.Holder() != 0 || !gw.Gaps[0].Open {
+		t.Errorf("timeline %+v: the recreated 8001 never ran the apply, nobody should hold the addresses", gw)
+	}
+	record(t, s, engine.RouterEvent{VMID: 8001, Time: at(t0, 41), Kind: engine.RouterApply})
+	if gw := timeline(t, s, at(t0, 50)); gw.Holder() != 8001 {
+		t.Errorf("timeline %+v: after its apply 8001 should hold the addresses", gw)
 	}
 }

@@ -194,8 +194,8 @@ func deleteGuest(_ *engine.Server, tx *engine.Tx, obj *engine.Object) error {
 	if g == nil {
 		return nil
 	}
-	if g.Kind == "lxc" && g.Started {
-		tx.RecordRouter(engine.RouterEvent{VMID: vmid, Time: time.Now(), Kind: engine.RouterDown})
+	if g.Kind == "lxc" {
+		tx.RecordRouter(engine.RouterEvent{VMID: vmid, Time: time.Now(), Kind: engine.RouterGone})
 	}
 	delete(tx.State.Guests, vmid)
 	for _, a := range g.Addresses {
