@@ -126,6 +126,10 @@ func (v *validator) exposure(c Config, p Plan) {
 			}
 		}
 		if target, err := ForwardTarget(p, f.Target); err == nil {
+			switch {
+			case p.RouterPair != nil && (target == p.RouterPair.Routers[0].Internal || target == p.RouterPair.Routers[1].Internal):
+				v.add(key+".target", f.Target, "is a router's own address: forward to a node, \"vip\" or another internal address; the routers' own services are not published")
+			}
 			switch target {
 			case p.RouterInternal:
 				v.add(key+".target", f.Target, "is the router's own address: forward to a node, \"vip\" or another internal address; the router's own services are not published")

@@ -102,6 +102,10 @@ func TestRouterPairProblems(t *testing.T) {
 			withPair(c)
 			c.Router.Pair.VMID = 8011
 		}, "sda:proxmox.vmIdBase", "8000", "collides with the second router"},
+		{"forward to a router's own address", func(c *Config) {
+			withPair(c)
+			c.Network.PortForwards = []PortForward{{Name: "ssh", Port: 2222, Target: "10.10.0.3", TargetPort: 22}}
+		}, "sda:network.portForwards[0].target", "10.10.0.3", "a router's own address"},
 		{"pair on a bridge of one node", func(c *Config) {
 			withPair(c)
 			c.Network.Internal.Mode, c.Network.Internal.VXLAN = "bridge", nil

@@ -298,7 +298,7 @@ func routerNotes(c config.Config, p config.Plan) [2]string {
 	}
 	a, b := pr.Routers[0].Hostname, pr.Routers[1].Hostname
 	return [2]string{
-		fmt.Sprintf("sda:router cores/memoryMiB: reboot %s and %s (the pair); the gateway moves to the one still up after about 3 s (VRRP's master-down interval) and established connections carry on (conntrackd)", a, b),
-		fmt.Sprintf("sda:router diskGiB/templateUrl: replace %s and %s, each deleted first (same VM IDs %d, %d), rolled: the router without the shared addresses goes first, the other hands them over to it once it serves again, then goes: the internal network keeps its gateway throughout", a, b, pr.Routers[0].VMID, pr.Routers[1].VMID),
+		fmt.Sprintf("sda:router cores/memoryMiB: reboot %s, then %s once %s serves again; the shared addresses move to the router that is up (at once when keepalived stops cleanly, else after VRRP's master-down interval of about 3 s) and established connections carry on (conntrackd)", a, b, a),
+		fmt.Sprintf("sda:router diskGiB/templateUrl: replace %s, then %s once the new %s serves, each deleted first (same VM IDs %d, %d) after handing the shared addresses to the other: the internal network keeps its gateway throughout", a, b, a, pr.Routers[0].VMID, pr.Routers[1].VMID),
 	}
 }

@@ -38,7 +38,7 @@ func routerFiles(dir string, spec routerfiles.Spec) []File {
 	}
 	if spec.Pair != nil {
 		files = append(files, File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec,
-			"systemctl stop keepalived.service", "systemctl start keepalived.service"))})
+			routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived))})
 	}
 	// Each node's own entries, which RouterLXC installs with one command per
 	// node (routerfiles.HostScript).

@@ -11,6 +11,13 @@ import (
 // simulated pct (internal/simulator/clis) recognises the script by it.
 const HandoverMarker = "# sda:router-handover"
 
+// Debian's commands to stop and start keepalived (the keepalived package's
+// unit), which the handover runs in the router container.
+const (
+	DebianStopKeepalived  = "systemctl stop keepalived.service"
+	DebianStartKeepalived = "systemctl start keepalived.service"
+)
+
 // HandoverTimeoutSeconds bounds how long a router that holds the virtual
 // addresses waits for its peer before it gives up and fails the deletion,
 // still serving: long enough for the peer's container to be created and
