@@ -115,11 +115,20 @@ func startTalosAPI(t *testing.T, simDir string) string {
 // that does not answer (components.AgentTimeout becomes 60 ms), keeping their order.
 const agentWaitScale = 0.001
 
-// writeFaults sets the simulation's faults, with the agent waits scaled.
+// handoverTimeScale shortens a router pair's handover waits: the peer-gone
+// time a destroy waits (routerfiles.PeerGoneSeconds, 30 s) becomes 3 s,
+// the deadline (1200 s) 2 minutes.
+const handoverTimeScale = 0.1
+
+// writeFaults sets the simulation's faults, with the agent and handover
+// waits scaled.
 func (e *env) writeFaults(f engine.Faults) {
 	e.t.Helper()
 	if f.AgentWaitScale == 0 {
 		f.AgentWaitScale = agentWaitScale
+	}
+	if f.HandoverTimeScale == 0 {
+		f.HandoverTimeScale = handoverTimeScale
 	}
 	if err := engine.WriteFaults(e.simDir, f); err != nil {
 		e.t.Fatal(err)

@@ -75,6 +75,8 @@ const handoverPoll = 500 * time.Millisecond
 type handoverArgs struct {
 	timeout, peerGone time.Duration
 	peer              string
+	// seconds is the deadline as the script's message states it.
+	seconds int
 }
 
 var reGone = regexp.MustCompile(`\$\(\(now - seen\)\) -ge (\d+) \]`)
@@ -82,9 +84,10 @@ var reGone = regexp.MustCompile(`\$\(\(now - seen\)\) -ge (\d+) \]`)
 func parseHandover(script string) handoverArgs {
 	a := handoverArgs{timeout: time.Duration(routerfiles.HandoverTimeoutSeconds) * time.Second,
 		peerGone: time.Duration(routerfiles.PeerGoneSeconds) * time.Second, peer: "the peer"}
+	a.seconds = routerfiles.HandoverTimeoutSeconds
 	if m := reDeadline.FindStringSubmatch(script); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		a.timeout = time.Duration(n) * time.Second
+		a.seconds, _ = strconv.Atoi(m[1])
+		a.timeout = time.Duration(a.seconds) * time.Second
 	}
 	if m := reGone.FindStringSubmatch(script); m != nil {
 		n, _ := strconv.Atoi(m[1])
@@ -107,6 +110,11 @@ func parseHandover(script string) handoverArgs {
 // the script's message, still holding the addresses.
 func handover(store *engine.Store, vmid int, script string) error {
 	a := parseHandover(script)
+	f, err := store.Faults()
+	if err != nil {
+		return err
+	}
+	a.timeout, a.peerGone = f.HandoverTime(a.timeout), f.HandoverTime(a.peerGone)
 	start := time.Now()
 	deadline, seen := start.Add(a.timeout), start
 	for {
@@ -131,7 +139,7 @@ func handover(store *engine.Store, vmid int, script string) error {
 			return nil
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("handover: the peer %s did not serve within %d s; this router keeps the addresses", a.peer, int(a.timeout.Seconds()))
+			return fmt.Errorf("handover: the peer %s did not serve within %d s; this router keeps the addresses", a.peer, a.seconds)
 		}
 		time.Sleep(min(handoverPoll, time.Until(deadline)))
 	}

@@ -154,3 +154,18 @@ func TestHandoverWithoutPeer(t *testing.T) {
 		t.Errorf("timeline %+v: after leaving without a handover nobody holds the addresses", gw)
 	}
 }
+
+// Faults.HandoverTimeScale shortens the script's own waits (its peer-gone
+// time and its deadline) for tests: a destroy's handover, whose peer is
+// gone, returns after the scaled peer-gone time.
+func TestHandoverTimeScale(t *testing.T) {
+	s := pairServer(t)
+	scale := 2.0 / float64(routerfiles.PeerGoneSeconds) // the peer-gone time becomes 2 s
+	simtest.NoErr(t, engine.WriteFaults(s.Store.Dir, engine.Faults{HandoverTimeScale: scale}))
+	past(t, s, 8001, 100, time.Minute)
+	start := time.Now()
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.9", routerfiles.HandoverTimeoutSeconds, routerfiles.PeerGoneSeconds)))
+	if d := time.Since(start); d < 2*time.Second || d > 5*time.Second {
+		t.Errorf("the scaled handover without a peer took %s, want about 2 s", d)
+	}
+}

@@ -25,6 +25,12 @@ type Faults struct {
 	// the real provider). Unset or 0 means 1: real time. Tests set e.g.
 	// 0.0001 (15m becomes 90ms).
 	AgentWaitScale float64 `json:"agentWaitScale,omitempty"`
+	// HandoverTimeScale scales the waits of the router pair's handover
+	// script (its deadline, HandoverTimeoutSeconds, and its peer-gone time,
+	// PeerGoneSeconds, read from the script; clis/router.go). Unset or 0
+	// means 1: real time. A pair's destroy waits the peer-gone time for
+	// real, as on a real cluster; tests scale it down.
+	HandoverTimeScale float64 `json:"handoverTimeScale,omitempty"`
 	// TalosRetryTime is how long the talos resources and talos.GetHealth keep
 	// retrying a node that is down (a Go duration; default 10m, the
 	// upstream default timeout). The simulation waits only for a reboot in
@@ -89,6 +95,14 @@ func (f Faults) AgentWait(d time.Duration) time.Duration {
 		return d
 	}
 	return time.Duration(float64(d) * f.AgentWaitScale)
+}
+
+// HandoverTime is the simulated duration of a handover script's wait of d.
+func (f Faults) HandoverTime(d time.Duration) time.Duration {
+	if f.HandoverTimeScale <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * f.HandoverTimeScale)
 }
 
 // TalosRetryDuration is the configured TalosRetryTime (10 minutes when
