@@ -458,6 +458,18 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 	inContainer := func(script string) pulumi.StringOutput {
 		return vmid.ApplyT(func(id int) string { return pctScript(id, script) }).(pulumi.StringOutput)
 	}
+	// When the container is replaced (deleted first: same VM ID), every
+	// command that acts in it must go with it and run again in the new one.
+	// Pulumi finds the commands to delete first by asking their provider
+	// whether the container's unknown new values replace them; to
+	// pulumi-command v1.1.0 a changed script is an update (only triggers
+	// replace), and after the replacement the script, which names the
+	// same VM ID, is unchanged, so nothing would run in the new container.
+	// Replacing on a changed script makes the commands dependents of the
+	// replacement (pkg v3.274.1 step_generator.go applies the resource's
+	// replaceOnChanges in calculateDependentReplacements). It is an option,
+	// not an input: a deployed stack's commands stay as they are.
+	rerun := pulumi.ReplaceOnChanges([]string{"create"})
 	packages := installRouterPackages
 	if filesSpec.Pair != nil {
 		packages = installPairPackages
@@ -465,14 +477,15 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 	install, err := remote.NewCommand(ctx, name+"-packages", &remote.CommandArgs{
 		Connection: conn,
 		Create:     inContainer(packages),
-	}, parent)
+	}, parent, rerun)
 	if err != nil {
 		return err
 	}
 
 	// The configuration script carries the rendered files, so its text
-	// changes exactly when a file does: then the command's update runs it
-	// again in place (the container stays); unchanged files change nothing.
+	// changes exactly when a file does: then the command is replaced and its
+	// Create runs the new script in the same container (it has no Delete);
+	// unchanged files change nothing.
 	// The script itself writes only what differs and restarts dnsmasq only
 	// when its configuration changed, so leases survive a re-apply.
 	// The files list no node, so adding or removing one leaves this command
@@ -483,7 +496,7 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 		Connection: conn,
 		Create:     script,
 		Update:     script,
-	}, parent, pulumi.DependsOn([]pulumi.Resource{install}))
+	}, parent, rerun, pulumi.DependsOn([]pulumi.Resource{install}))
 	if err != nil {
 		return err
 	}
@@ -493,9 +506,10 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 	// a removed node deletes its command, whose Delete removes its entries.
 	// Each runs after the main configuration, which creates the directories
 	// and the firewall sets the host's files go into. A changed host (a new
-	// MAC, say) runs Create again in place; the script is idempotent.
+	// MAC, say) replaces its command: the old entries are removed, then the
+	// new ones installed.
 	if filesSpec.Pair != nil {
-		if err := comp.handover(ctx, name, inContainer, conn, filesSpec, parent); err != nil {
+		if err := comp.handover(ctx, name, inContainer, conn, filesSpec, parent, rerun); err != nil {
 			return err
 		}
 	}
@@ -504,7 +518,9 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 			Connection: conn,
 			Create:     inContainer(routerfiles.HostScript(h, layout)),
 			Delete:     inContainer(routerfiles.RemoveHostScript(h, layout)),
-		}, parent, pulumi.DependsOn([]pulumi.Resource{configured}))
+			// Delete first: the old command's Delete removes the same files
+			// the new one's Create installs.
+		}, parent, rerun, pulumi.DeleteBeforeReplace(true), pulumi.DependsOn([]pulumi.Resource{configured}))
 		if err != nil {
 			return err
 		}
@@ -520,13 +536,13 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 // container, it is deleted (its handover run) before the container is.
 // Its Create only says it is armed.
 func (comp *RouterLXC) handover(ctx *pulumi.Context, name string, inContainer func(string) pulumi.StringOutput,
-	conn remote.ConnectionArgs, s routerfiles.Spec, parent pulumi.ResourceOption) error {
+	conn remote.ConnectionArgs, s routerfiles.Spec, parent, rerun pulumi.ResourceOption) error {
 	script := routerfiles.HandoverScript(s, routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived)
 	cmd, err := remote.NewCommand(ctx, name+"-handover", &remote.CommandArgs{
 		Connection: conn,
 		Create:     inContainer("echo 'handover armed'"),
 		Delete:     inContainer(script),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{comp.Configured}))
+	}, parent, rerun, pulumi.DeleteBeforeReplace(true), pulumi.DependsOn([]pulumi.Resource{comp.Configured}))
 	comp.Handover = cmd
 	return err
 }

@@ -248,9 +248,22 @@ func Needs(c config.Config) ([]Need, error) {
 			col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("VM %s: %s", m.Hostname, v.why)})
 		}
 	}
-	path := fmt.Sprintf("/vms/%d", p.RouterVMID)
-	for _, v := range ctNeeds {
-		col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("router container %s: %s", c.Router.Hostname, v.why)})
+	routers := []struct {
+		name string
+		vmid int
+	}{{c.Router.Hostname, p.RouterVMID}}
+	if pr := p.RouterPair; pr != nil {
+		second := pr.Routers[1]
+		routers = append(routers, struct {
+			name string
+			vmid int
+		}{second.Hostname, second.VMID})
+	}
+	for _, r := range routers {
+		path := fmt.Sprintf("/vms/%d", r.vmid)
+		for _, v := range ctNeeds {
+			col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("router container %s: %s", r.name, v.why)})
+		}
 	}
 	return col.needs, nil
 }

@@ -24,6 +24,9 @@ func TestProdOnPortlessBridgesFails(t *testing.T) {
 	e := newEnv(t, "prod")
 	e.cfg.Network.Internal.Mode = config.ModeBridge
 	e.cfg.Network.Internal.VXLAN = nil
+	// One router, on pve1: a pair's second router would join pve2's
+	// bridge to the caller.
+	e.cfg.Router.Pair = nil
 	e.cfg.Network.Internal.MTU = 0
 	ctx := testContext(t)
 	_, err := e.open(ctx).Up(ctx)
