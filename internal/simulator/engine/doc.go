@@ -6,7 +6,7 @@
 // props.go), and the simulation directory with its state, world
 // description and injected faults, under a file lock shared by every
 // plugin process and simulated tool (store.go, state.go, world.go,
-// faults.go). A provider is a set of Kinds (resource types) and Invokes
+// faults.go; node failures and router events: failures.go). A provider is a set of Kinds (resource types) and Invokes
 // (functions) that the subject packages define: proxmox, talos, kubeapi,
 // clis. See docs/simulation.md.
 package engine

@@ -7,5 +7,6 @@
 // guests.go (what both share: admission, placement, reboots),
 // downloads.go, network.go (bridges and VLAN interfaces), ssh.go (the
 // provider's SSH for disk imports), agent.go (the QEMU guest agent wait),
-// acl.go (API token privileges), tasks.go (create tasks).
+// acl.go (API token privileges), tasks.go (create tasks), offline.go
+// (every call about a resource on a failed node gets HTTP 595).
 package proxmox
