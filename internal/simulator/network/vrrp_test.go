@@ -166,3 +166,38 @@ func TestVRRPNoCapableRouter(t *testing.T) {
 		t.Errorf("timeline %+v: after its apply 8001 should hold the addresses", gw)
 	}
 }
+
+// A failed node is no VXLAN peer: its VNet bridge leaves the VNet's
+// segment (a guest there is cut off), the other peers' stay; restored, it
+// is a peer again.
+func TestFailedNodeLeavesTheVXLAN(t *testing.T) {
+	s := pairWorld(t)
+	seg := func(node string) string {
+		var key string
+		_ = s.View(func(tx *engine.Tx) error { key = network.SegmentOf(tx, node, "vprod").Key; return nil })
+		return key
+	}
+	if err := s.Update(func(tx *engine.Tx) error {
+		tx.State.SDNRunning.Zones["zprod"] = &engine.SDNZone{Type: "vxlan", Peers: []string{"pve1", "pve2"}}
+		tx.State.SDNRunning.VNets["vprod"] = &engine.SDNVNet{Zone: "zprod", Tag: 4242}
+		tx.State.SDNNodeVersions["pve1"], tx.State.SDNNodeVersions["pve2"] = 1, 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seg("pve1") != "sdn:vprod" || seg("pve2") != "sdn:vprod" {
+		t.Fatalf("before the failure: pve1 %s, pve2 %s, want both on sdn:vprod", seg("pve1"), seg("pve2"))
+	}
+	if err := s.FailNode("pve1"); err != nil {
+		t.Fatal(err)
+	}
+	if seg("pve1") != "pve1/vprod" || seg("pve2") != "sdn:vprod" {
+		t.Errorf("pve1 failed: pve1 %s (want pve1/vprod), pve2 %s (want sdn:vprod)", seg("pve1"), seg("pve2"))
+	}
+	if err := s.RestoreNode("pve1"); err != nil {
+		t.Fatal(err)
+	}
+	if seg("pve1") != "sdn:vprod" {
+		t.Errorf("pve1 restored: %s, want sdn:vprod", seg("pve1"))
+	}
+}
