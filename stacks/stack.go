@@ -12,6 +12,7 @@ import (
 	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
 	"github.com/sda-platform/sda/components"
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/config/check"
 	"github.com/sda-platform/sda/stacks/inputs"
@@ -102,32 +103,15 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 		return nil, err
 	}
 
-	// The first router keeps the name it had before pairs; the second is
-	// "-router2". The second's container waits for the first to serve
-	// (ContainerAfter), and each router hands the shared addresses to the
-	// other before it goes (routerfiles.HandoverScript): a change to both
-	// rolls, one router after the other, with a gateway throughout.
-	var routers []*components.RouterLXC
-	var routersConfigured []pulumi.Resource
-	for i, r := range in.Routers {
-		routerArgs := components.NewRouterLXCArgs(r)
-		routerArgs.InternalBridge = network.BridgeOn(r.ProxmoxNode)
-		routerArgs.SSH.PrivateKey = opts.SSHPrivateKey
-		routerName := name + "-router"
-		if i > 0 {
-			// The second waits for the first to serve after each of its
-			// changes, so a restart or replacement of both rolls.
-			routerName += fmt.Sprint(i + 1)
-			routerArgs.ContainerAfter = []pulumi.Resource{routers[0].Serving}
-		}
-		router, err := components.NewRouterLXC(ctx, routerName, routerArgs, withProxmox...)
-		if err != nil {
-			return nil, err
-		}
-		routers = append(routers, router)
-		routersConfigured = append(routersConfigured, router.Configured)
+	routers, err := deployRouters(ctx, name, in.Routers, network, opts, withProxmox)
+	if err != nil {
+		return nil, err
 	}
 	router := routers[0]
+	var routersConfigured []pulumi.Resource
+	for _, r := range routers {
+		routersConfigured = append(routersConfigured, r.Configured)
+	}
 
 	// Each VM waits for the bridge on its own Proxmox node.
 	clusterArgs := components.NewTalosClusterArgs(in.Cluster)
@@ -167,6 +151,33 @@ func Deploy(ctx *pulumi.Context, c config.Config, opts DeployOptions) (*Stack, e
 	ctx.Export("cni", overlayNet.CNI)
 	ctx.Export("ready", overlayNet.Ready)
 	return &Stack{Network: network, Router: router, Routers: routers, Cluster: cluster, Overlay: overlayNet}, nil
+}
+
+// deployRouters registers the stack's router, and a pair's second. The
+// first router keeps the name it had before pairs; the second is
+// "-router2". The second's container waits for the first to serve
+// (ContainerAfter), and each router hands the shared addresses to the
+// other before it goes (routerfiles.HandoverScript): a change to both
+// rolls, one router after the other, with a gateway throughout.
+func deployRouters(ctx *pulumi.Context, name string, specs []spec.Router, network *components.InternalNetwork,
+	opts DeployOptions, withProxmox []pulumi.ResourceOption) ([]*components.RouterLXC, error) {
+	var routers []*components.RouterLXC
+	for i, r := range specs {
+		routerArgs := components.NewRouterLXCArgs(r)
+		routerArgs.InternalBridge = network.BridgeOn(r.ProxmoxNode)
+		routerArgs.SSH.PrivateKey = opts.SSHPrivateKey
+		routerName := name + "-router"
+		if i > 0 {
+			routerName += fmt.Sprint(i + 1)
+			routerArgs.ContainerAfter = []pulumi.Resource{routers[0].Serving}
+		}
+		router, err := components.NewRouterLXC(ctx, routerName, routerArgs, withProxmox...)
+		if err != nil {
+			return nil, err
+		}
+		routers = append(routers, router)
+	}
+	return routers, nil
 }
 
 // secretConfig reads an optional secret key; nil when it is not set.

@@ -51,13 +51,17 @@ func Diagram(c config.Config, p config.Plan) string {
 	}
 	line("  overlay{{\"%s\"}}", overlayLabel(c.Cluster))
 
-	line("  external ---|\"%s %s\"| router", routerfiles.ExternalInterface, routerExternal)
-	line("  router ---|\"%s %s · NAT, DNS, DHCP\"| internal", routerfiles.InternalInterface, p.RouterInternal)
+	shared := ""
 	if p.RouterPair != nil {
-		// Both routers reach both networks; the shared addresses above are
-		// on whichever is master.
-		line("  external --- router2")
-		line("  router2 --- internal")
+		shared = " (shared)"
+	}
+	line("  external ---|\"%s %s%s\"| router", routerfiles.ExternalInterface, routerExternal, shared)
+	line("  router ---|\"%s %s%s · NAT, DNS, DHCP\"| internal", routerfiles.InternalInterface, p.RouterInternal, shared)
+	if p.RouterPair != nil {
+		// Both routers reach both networks; the shared addresses are on
+		// whichever is master.
+		line("  external ---|\"%s %s%s\"| router2", routerfiles.ExternalInterface, routerExternal, shared)
+		line("  router2 ---|\"%s %s%s · NAT, DNS, DHCP\"| internal", routerfiles.InternalInterface, p.RouterInternal, shared)
 		line("  router <-.->|\"VRRP %d, conntrackd sync (unicast)\"| router2", p.RouterPair.VRID)
 	}
 	for _, f := range c.Network.PortForwards {

@@ -68,13 +68,15 @@ func TestPlanOutput(t *testing.T) {
 			"VIP               10.20.0.10", "https://10.20.0.10:6443", "10.20.0.11, 10.20.0.12, 10.20.0.13",
 			"prod-cp1      pve1     9011", "prod-cp2      pve2     9012", "prod-cp3      pve3     9013",
 			"prod-worker1  pve2     9021", "prod-worker2  pve3     9022", "prod-worker3  pve1     9023",
-			"8     16384 MiB  100 GiB", "router (LXC)  router        pve1     9001",
+			"8     16384 MiB  100 GiB", "router 1 of 2 (LXC)  router        pve1     9001",
+			"router 2 of 2 (LXC)  router2       pve2     9002  -                  10.20.0.3",
+			"Router pair       router on pve1 (own 10.20.0.2, 192.168.1.61) and router2 on pve2 (own 10.20.0.3, 192.168.1.62)",
 			"kube-api  tcp/6443  -> vip (10.20.0.10):6443",
 			"https     tcp/443   -> prod-worker1 (10.20.0.21):30443",
 			// pve1: router (2, 512, 4) + cp1 (4, 8192, 40) + worker3 (8, 16384, 100).
 			"pve1       3    14  25088 MiB  144 GiB",
-			"pve2       2    12  24576 MiB  140 GiB",
-			"all       7    38  74240 MiB  424 GiB",
+			"pve2       3    14  25088 MiB  144 GiB",
+			"all       8    40  74752 MiB  428 GiB",
 		}},
 	}
 	for _, tc := range cases {
@@ -98,7 +100,7 @@ func TestPlanOutput(t *testing.T) {
 	}
 }
 
-// Totals count the router on its node and every VM on its own.
+// Totals count each router of the pair on its node and every VM on its own.
 func TestTotals(t *testing.T) {
 	in, err := inputs.Build(load(t, "prod"))
 	if err != nil {
@@ -107,7 +109,7 @@ func TestTotals(t *testing.T) {
 	got := Totals(in)
 	want := []NodeTotals{
 		{"pve1", 3, 2 + 4 + 8, 512 + 8192 + 16384, 4 + 40 + 100},
-		{"pve2", 2, 4 + 8, 8192 + 16384, 40 + 100},
+		{"pve2", 3, 2 + 4 + 8, 512 + 8192 + 16384, 4 + 40 + 100},
 		{"pve3", 2, 4 + 8, 8192 + 16384, 40 + 100},
 	}
 	if !slices.Equal(got, want) {
@@ -179,24 +181,29 @@ func TestDiagram(t *testing.T) {
 	}
 }
 
-// render writes exactly this file set (paths relative to --out).
+// render writes exactly this file set (paths relative to --out): each
+// router's files under router/ (and a pair's second's under router2/).
 func wantFiles(p config.Plan) []string {
-	want := []string{
-		Marker,
-		"router/apply.sh",
-		"router/etc/dnsmasq.d/sda.conf",
-		"router/etc/nftables.conf",
-		"router/etc/sysctl.d/99-sda.conf",
-		"talos/schematic.yaml",
-		"network/mode.txt",
+	routers := []string{"router/"}
+	if p.RouterPair != nil {
+		routers = append(routers, "router2/")
+	}
+	want := []string{Marker, "talos/schematic.yaml", "network/mode.txt"}
+	for _, r := range routers {
+		want = append(want, r+"apply.sh", r+"etc/dnsmasq.d/sda.conf", r+"etc/nftables.conf", r+"etc/sysctl.d/99-sda.conf")
+		if p.RouterPair != nil {
+			want = append(want, r+"handover.sh")
+		}
+		for _, m := range p.Machines() {
+			want = append(want, r+"etc/sda/hosts.d/"+m.Hostname, r+"etc/sda/dhcp-hosts.d/"+m.Hostname, r+"etc/sda/nftables.d/"+m.Hostname+".nft")
+		}
 	}
 	if p.Network.VXLAN != nil {
 		want = append(want, "network/sdn-apply.sh", "network/sdn-delete.sh")
 	}
 	for _, m := range p.Machines() {
 		d := "talos/" + m.Hostname + "/"
-		want = append(want, d+"machineconfig.yaml",
-			"router/etc/sda/hosts.d/"+m.Hostname, "router/etc/sda/dhcp-hosts.d/"+m.Hostname, "router/etc/sda/nftables.d/"+m.Hostname+".nft")
+		want = append(want, d+"machineconfig.yaml")
 	}
 	return want
 }
