@@ -200,6 +200,12 @@ func (e *env) pve1Failed(ctx context.Context) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Even an up that changes nothing fails: talos:cluster/getHealth, in
+	// every up, checks every control plane.
+	if _, err := e.open(ctx).Up(ctx); err == nil || !strings.Contains(err.Error(), "cluster health check failed") ||
+		!strings.Contains(err.Error(), "10.20.0.11") {
+		t.Errorf("an up with prod-cp1 down: %v; want getHealth refusing for prod-cp1 (10.20.0.11)", err)
+	}
 	// SDA's gates wait (sda:cluster.upgrade.timeoutSeconds, 15 minutes
 	// by default) for what will not come: 20 s here.
 	e.cfg.Cluster.Upgrade.TimeoutSeconds, e.cfg.Cluster.Upgrade.PollSeconds = 20, 1
