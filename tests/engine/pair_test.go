@@ -166,12 +166,12 @@ func TestProdRouterPair(t *testing.T) {
 // pve1Failed cuts pve1's power (prod-router, prod-cp1, prod-worker3 stop)
 // and asks an up to rebuild prod-worker1, on pve2. The second router holds
 // the gateway after keepalived's master-down interval and Pulumi reaches
-// pve2's nodes through it. The up itself cannot succeed: SDA's own gates
-// want every declared node Ready (day2.NodesReady, talosctl health's
-// node checks) and, in every up, talos:cluster/getHealth over every
-// control plane wants etcd Running on prod-cp1 — although etcd keeps
-// quorum with 2 of 3 members, and Kubernetes serves with one control
-// plane down.
+// pve2's nodes through it. No up can succeed: in every up
+// talos:cluster/getHealth checks every control plane (Talos's "etcd to be
+// healthy" wants etcd Running on prod-cp1), and the rebuild's own gate
+// wants every declared node to answer and be Ready (day2.NodesReady) —
+// although etcd keeps quorum with 2 of 3 members and Kubernetes serves
+// with one control plane down.
 func (e *env) pve1Failed(ctx context.Context) {
 	t := e.t
 	if err := (&engine.Store{Dir: e.simDir}).FailNode("pve1"); err != nil {
