@@ -119,12 +119,14 @@ func TestHandoverWaitsForThePeer(t *testing.T) {
 	if h := gateway(t, s).Holder(); h != 8001 {
 		t.Fatalf("holder %d after the backup left, want 8001", h)
 	}
+	peer := make(chan error, 1)
 	go func() {
 		time.Sleep(time.Second)
-		_ = inContainer(t, s, "192.0.2.12", 8002, pairApply(100))
+		peer <- inContainer(t, s, "192.0.2.12", 8002, pairApply(100))
 	}()
 	start = time.Now()
 	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.3", 30, 300)))
+	simtest.NoErr(t, <-peer)
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("the holder's handover took %s: it did not wait for its peer", d)
 	}
