@@ -1,0 +1,154 @@
+package routerns
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// electionWait bounds the first election and every failover: keepalived's
+// master-down interval is 3 × advert_int + skew (≤ 3.6 s here), and a
+// loaded machine adds to it.
+const electionWait = 15 * time.Second
+
+// answerWait bounds one exchange on a conversation: longer than the
+// helper's own bound (talkTimeout + 5 s), so the helper always speaks first.
+const answerWait = talkTimeout + 10*time.Second
+
+const (
+	echoPort = 7001  // the external host's echo server
+	fwdPort  = 8443  // the dev stack's open port-forward ("web") ...
+	fwdNode  = 30443 // ... to this port of the first control plane
+)
+
+// conversations are two established TCP connections across the router
+// pair: the node to the external host (through SNAT to the external VIP)
+// and an outsider to the node through the port-forward on the VIP.
+type conversations struct{ out, in *proc }
+
+// converse opens both conversations and checks that each carries bytes
+// both ways, with the source the far end must see.
+func (n *pairNet) converse(t *testing.T) conversations {
+	t.Helper()
+	n.start(t, "ready", n.ext, "echo", hostPort(extHost, echoPort))
+	n.start(t, "ready", n.node, "echo", hostPort("0.0.0.0", fwdNode))
+	var c conversations
+	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
+	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+	c.check(t, "before", n.p.RouterExternal.String(), true)
+	return c
+}
+
+// check sends word on both conversations; with carried, each must come
+// back with the source its server saw (the external VIP for the node's,
+// the outsider for the forward's), else each must fail.
+func (c conversations) check(t *testing.T, word, vip string, carried bool) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		p    *proc
+		peer string
+	}{{"node to outside (SNAT)", c.out, vip}, {"outside to node (port-forward)", c.in, outsider}} {
+		got := tc.p.say(word, answerWait)
+		want := fmt.Sprintf("reply %s peer=%s", word, tc.peer)
+		if carried && got != want {
+			t.Errorf("%s, %s: %q, want %q", tc.name, word, got, want)
+		}
+		if !carried && !strings.HasPrefix(got, "error: ") {
+			t.Errorf("%s, %s: %q, want the connection to fail (error: ...)", tc.name, word, got)
+		}
+	}
+}
+
+// synced waits until r's conntrackd holds both conversations in its
+// external cache (what the peer sent it), so a failover can carry them.
+func (n *pairNet) synced(t *testing.T, r *pairRouter) {
+	t.Helper()
+	var cache string
+	if !waitFor(electionWait, func() bool {
+		cache, _ = n.exec(r.ns, "conntrackd", "-C", r.layout.Conntrackd, "-e")
+		return strings.Contains(cache, fmt.Sprintf("dport=%d", echoPort)) && strings.Contains(cache, fmt.Sprintf("dport=%d", fwdPort))
+	}) {
+		t.Fatalf("%s's conntrackd external cache lacks the conversations:\n%s", r.ns, cache)
+	}
+}
+
+// takesOver waits until r holds both VIPs.
+func (n *pairNet) takesOver(t *testing.T, r *pairRouter) {
+	t.Helper()
+	if !waitFor(electionWait, func() bool { in, ex := n.holdsVIPs(r); return in && ex }) {
+		n.logs(t)
+		t.Fatalf("%s did not take both virtual addresses within %v", r.ns, electionWait)
+	}
+}
+
+// TestPairFailover protects what the pair is for: when the master loses its
+// links, or its keepalived dies, the other router takes both virtual
+// addresses and carries on, and the established connections through it
+// (SNAT out, port-forward in) continue on the same sockets because
+// conntrackd synced their state; DNS and DHCP answer at the VIP.
+func TestPairFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(*pairNet, *testing.T, *pairRouter)
+	}{
+		{"master's links down", func(n *pairNet, t *testing.T, r *pairRouter) { n.linksDown(t, r, true) }},
+		{"master's keepalived killed", (*pairNet).killKeepalived},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := buildPair(t, true)
+			a, b := n.r[0], n.r[1]
+			if m := n.master(t, electionWait); m != a {
+				t.Fatalf("the first master is %v, want %s (priority 150)", m, a.ns)
+			}
+			c := n.converse(t)
+			n.synced(t, b)
+			failed := time.Now()
+			tc.fail(n, t, a)
+			n.takesOver(t, b)
+			t.Logf("%s took over %v after the failure", b.ns, time.Since(failed).Round(time.Millisecond))
+			c.check(t, "after", n.p.RouterExternal.String(), true)
+			t.Logf("both conversations carried on %v after the failure", time.Since(failed).Round(time.Millisecond))
+			n.checkServices(t, b)
+		})
+	}
+}
+
+// checkServices checks DNS at the internal VIP and DHCP for the node's
+// reserved MAC while r is master.
+func (n *pairNet) checkServices(t *testing.T, r *pairRouter) {
+	t.Helper()
+	cp := n.p.ControlPlanes[0]
+	if got := n.helper(t, n.node, "lookup", "-", n.p.RouterInternal.String(), cp.Hostname+".", openWait); got != "a="+cp.Address.String() {
+		t.Errorf("%s at the VIP after the failover: %s, want a=%s", cp.Hostname, got, cp.Address)
+	}
+	lease, out := (&testNet{lab: n.lab}).udhcpc(t, n.node, 5)
+	vip := n.p.RouterInternal.String()
+	if lease == nil || lease["ip"] != cp.Address.String() || lease["router"] != vip || lease["dns"] != vip {
+		t.Errorf("the node's DHCP after the failover: %v, want its reservation %s with gateway and DNS %s:\n%s\n%s", lease, cp.Address, vip, out,
+			readFile(filepath.Join(r.dir, "dnsmasq.log")))
+	}
+}
+
+// TestPairFailoverWithoutConntrackd is the ablation of TestPairFailover:
+// the same failover with conntrackd started on neither router breaks both
+// established connections (the new master has no state for them and,
+// with nf_conntrack_tcp_loose = 0, takes up none), while new connections
+// work. So it is conntrackd that carries them in TestPairFailover.
+func TestPairFailoverWithoutConntrackd(t *testing.T) {
+	n := buildPair(t, false)
+	a, b := n.r[0], n.r[1]
+	if m := n.master(t, electionWait); m != a {
+		t.Fatalf("the first master is %v, want %s", m, a.ns)
+	}
+	c := n.converse(t)
+	n.linksDown(t, a, true)
+	n.takesOver(t, b)
+	c.check(t, "after", n.p.RouterExternal.String(), false)
+	again := conversations{}
+	again.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
+	again.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+	again.check(t, "new", n.p.RouterExternal.String(), true)
+}
