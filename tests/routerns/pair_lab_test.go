@@ -292,3 +292,11 @@ func (n *pairNet) startKeepalived(t *testing.T, r *pairRouter) {
 	t.Helper()
 	n.script(t, r, r.layout.StartKeepalived)
 }
+
+// String names the router by its namespace ("none" for no router).
+func (r *pairRouter) String() string {
+	if r == nil {
+		return "none"
+	}
+	return r.ns
+}

@@ -152,3 +152,98 @@ func TestPairFailoverWithoutConntrackd(t *testing.T) {
 	again.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
 	again.check(t, "new", n.p.RouterExternal.String(), true)
 }
+
+// cut drops every frame between the two routers' internal ports in the
+// internal bridge (or lets them through again): the routers lose each
+// other while the node still reaches both.
+func (n *pairNet) cut(t *testing.T, on bool) {
+	t.Helper()
+	if !on {
+		n.must(t, n.sw, "nft", "delete", "table", "bridge", "labcut")
+		return
+	}
+	n.must(t, n.sw, "nft", `add table bridge labcut; add chain bridge labcut forward { type filter hook forward priority 0; policy accept; }; `+
+		`add rule bridge labcut forward iifname "p-a" oifname "p-b" drop; add rule bridge labcut forward iifname "p-b" oifname "p-a" drop`)
+}
+
+// TestPairSplitBrain protects recovery from a split brain: when the routers
+// cannot hear each other (VRRP and sync cut, the node still on the
+// segment), both become master; once they hear each other again the pair
+// converges to one master, the higher priority (VRRP's rule between two
+// masters, which nopreempt does not change), and the node's traffic
+// flows through it, out and in.
+func TestPairSplitBrain(t *testing.T) {
+	n := buildPair(t, true)
+	a, b := n.r[0], n.r[1]
+	if m := n.master(t, electionWait); m != a {
+		t.Fatalf("the first master is %v, want %s", m, a.ns)
+	}
+	n.start(t, "ready", n.ext, "echo", hostPort(extHost, echoPort))
+	n.start(t, "ready", n.node, "echo", hostPort("0.0.0.0", fwdNode))
+	n.cut(t, true)
+	n.takesOver(t, b)
+	if in, ex := n.holdsVIPs(a); !in || !ex {
+		t.Fatalf("split brain: %s gave up the addresses (internal %v, external %v), want both routers master", a.ns, in, ex)
+	}
+	n.cut(t, false)
+	if m := n.master(t, electionWait); m != a {
+		t.Fatalf("after the split brain the master is %v, want %s alone", m, a.ns)
+	}
+	c := conversations{}
+	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
+	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+	c.check(t, "healed", n.p.RouterExternal.String(), true)
+	if m := n.master(t, time.Second); m != a {
+		t.Errorf("the master changed to %v after traffic resumed", m)
+	}
+}
+
+// TestPairNoPreempt protects the second half of a failover: a router that
+// comes back (its links restored, or its keepalived restarted after a
+// crash) stays backup, the addresses stay on the router that took them,
+// and traffic sees no second outage. After a crash, the restarted
+// keepalived also takes back the stale addresses the dead one left.
+func TestPairNoPreempt(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		fail, restore func(*pairNet, *testing.T, *pairRouter)
+	}{
+		{"links restored", func(n *pairNet, t *testing.T, r *pairRouter) { n.linksDown(t, r, true) },
+			func(n *pairNet, t *testing.T, r *pairRouter) { n.linksDown(t, r, false) }},
+		{"keepalived restarted", (*pairNet).killKeepalived, (*pairNet).startKeepalived},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := buildPair(t, true)
+			a, b := n.r[0], n.r[1]
+			if m := n.master(t, electionWait); m != a {
+				t.Fatalf("the first master is %v, want %s", m, a.ns)
+			}
+			n.start(t, "ready", n.ext, "udpecho", hostPort(extHost, echoPort))
+			tc.fail(n, t, a)
+			n.takesOver(t, b)
+			probe, _ := n.start(t, "ready", n.node, "probe", hostPort(extHost, echoPort), "10ms")
+			backups := strings.Count(readFile(filepath.Join(a.dir, "keepalived.log")), "Entering BACKUP STATE")
+			tc.restore(n, t, a)
+			if !waitFor(electionWait, func() bool {
+				return strings.Count(readFile(filepath.Join(a.dir, "keepalived.log")), "Entering BACKUP STATE") > backups
+			}) {
+				n.logs(t)
+				t.Fatalf("%s did not come back as backup", a.ns)
+			}
+			// Three adverts and more: a preempting router would have
+			// taken the addresses by now.
+			end := time.Now().Add(5 * time.Second)
+			for time.Now().Before(end) {
+				if m := n.master(t, 0); m != b {
+					n.logs(t)
+					t.Fatalf("after %s came back the master is %v, want %s alone", a.ns, m, b.ns)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			res, err := parseProbe(probe.finish(cmdTimeout))
+			if err != nil || res.answered == 0 || res.maxGapMS > 1000 || res.lastMS > 1000 {
+				t.Errorf("the probe while %s came back: %+v (%v), want answers throughout (no gap over 1 s)", a.ns, res, err)
+			}
+		})
+	}
+}
