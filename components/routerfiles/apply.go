@@ -85,7 +85,12 @@ func DebianLayout() Layout {
 		StartConntrackd:   "systemctl start conntrackd.service",
 		ReloadKeepalived:  "if systemctl is-active --quiet keepalived.service; then systemctl reload keepalived.service; else systemctl start keepalived.service; fi",
 		StartKeepalived:   "systemctl start keepalived.service",
-		PersistPair:       "systemctl enable --quiet keepalived.service conntrackd.service",
+		// Debian's keepalived.service does not restart a crashed keepalived,
+		// which leaves the addresses on this router beside the peer's: the
+		// drop-in restarts it, and a starting keepalived removes them.
+		PersistPair: "mkdir -p /etc/systemd/system/keepalived.service.d && " +
+			`printf '[Service]\nRestart=on-failure\nRestartSec=1s\n' >/etc/systemd/system/keepalived.service.d/sda.conf && ` +
+			"systemctl daemon-reload && systemctl enable --quiet keepalived.service conntrackd.service",
 	}
 }
 

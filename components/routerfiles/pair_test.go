@@ -222,7 +222,7 @@ func TestPairApplyScript(t *testing.T) {
 		`if install_changed "$work/keepalived" '/etc/keepalived/keepalived.conf'; then`,
 		"\tif systemctl is-active --quiet keepalived.service; then systemctl reload keepalived.service; else systemctl start keepalived.service; fi",
 		"systemctl enable --quiet nftables.service dnsmasq.service",
-		"systemctl enable --quiet keepalived.service conntrackd.service",
+		`mkdir -p /etc/systemd/system/keepalived.service.d && printf '[Service]\nRestart=on-failure\nRestartSec=1s\n' >/etc/systemd/system/keepalived.service.d/sda.conf && systemctl daemon-reload && systemctl enable --quiet keepalived.service conntrackd.service`,
 	} {
 		i := lineIndex(script, step)
 		if i <= last {
