@@ -2,6 +2,7 @@ package routerns
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +22,8 @@ import (
 //	converse SRC|- DST    one TCP connection (TCP_USER_TIMEOUT talkTimeout); each stdin line is sent and its
 //	                      answer printed ("reply <answer>", or "error: ..."); "connected <local>" first
 //	udpecho ADDR          a UDP server that sends every datagram back
-//	probe DST INTERVAL    UDP probes to DST every INTERVAL until stdin closes; then one line:
+//	probe DST INTERVAL    UDP probes to DST every INTERVAL until stdin closes ("ready" once one is
+//	                      answered); then one line:
 //	                      "sent=N answered=M maxgap_ms=G last_ms=L" (G: the longest time between two
 //	                      answers, L: since the last answer)
 func pairHelper(mode string, args []string) (int, bool) {
@@ -144,53 +146,71 @@ func probeMain(dst, interval string) int {
 		return 1
 	}
 	var mu sync.Mutex
-	var answers []time.Time
+	var sentAt []time.Time
+	answered := map[int]bool{}
 	go func() {
 		buf := make([]byte, 64)
 		for {
-			if _, err := c.Read(buf); err != nil {
-				if ne, ok := err.(net.Error); ok && !ne.Timeout() && !strings.Contains(err.Error(), "refused") {
-					return
-				}
-				continue
+			n, err := c.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			mu.Lock()
-			answers = append(answers, time.Now())
-			mu.Unlock()
+			var seq int
+			if _, perr := fmt.Sscanf(string(buf[:n]), "probe %d", &seq); err == nil && perr == nil {
+				mu.Lock()
+				answered[seq] = true
+				mu.Unlock()
+			}
 		}
 	}()
 	stop := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
-	fmt.Println("ready")
-	sent := 0
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	ready := false
 	for running := true; running; {
 		select {
 		case <-stop:
 			running = false
 		case <-tick.C:
-			fmt.Fprintf(c, "probe %d", sent)
-			sent++
+			mu.Lock()
+			seq := len(sentAt)
+			sentAt = append(sentAt, time.Now())
+			fmt.Fprintf(c, "probe %d", seq)
+			if seq > 0 && answered[seq-1] && !ready {
+				ready = true // a gap is measured from an answer before it
+				fmt.Println("ready")
+			}
+			mu.Unlock()
 		}
 	}
+	time.Sleep(3 * every) // the last answers' way back
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Println(probeSummary(sent, answers, time.Now()))
+	fmt.Println(probeSummary(sentAt, answered, time.Now()))
 	return 0
 }
 
-// probeSummary is probe's result line.
-func probeSummary(sent int, answers []time.Time, end time.Time) string {
+// probeSummary is probe's result line. The gap is between the sending of
+// two answered probes with none answered in between: the last answered
+// before an outage and the first answered after it.
+func probeSummary(sentAt []time.Time, answered map[int]bool, end time.Time) string {
 	var gap time.Duration
-	for i := 1; i < len(answers); i++ {
-		gap = max(gap, answers[i].Sub(answers[i-1]))
+	last := -1
+	for seq := range sentAt {
+		if !answered[seq] {
+			continue
+		}
+		if last >= 0 {
+			gap = max(gap, sentAt[seq].Sub(sentAt[last]))
+		}
+		last = seq
 	}
-	last := time.Hour // never answered
-	if len(answers) > 0 {
-		last = end.Sub(answers[len(answers)-1])
+	since := time.Hour // never answered
+	if last >= 0 {
+		since = end.Sub(sentAt[last])
 	}
-	return fmt.Sprintf("sent=%d answered=%d maxgap_ms=%d last_ms=%d", sent, len(answers), gap.Milliseconds(), last.Milliseconds())
+	return fmt.Sprintf("sent=%d answered=%d maxgap_ms=%d last_ms=%d", len(sentAt), len(answered), gap.Milliseconds(), since.Milliseconds())
 }
 
 // proc is a helper that runs beside the test, spoken to line by line.
