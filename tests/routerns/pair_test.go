@@ -129,13 +129,18 @@ func TestPairFailover(t *testing.T) {
 	}
 }
 
-// checkServices checks DNS at the internal VIP and DHCP for the node's
-// reserved MAC while r is master.
+// checkServices checks DNS at the internal VIP (and none at the external
+// one) and DHCP for the node's reserved MAC while r is master.
 func (n *pairNet) checkServices(t *testing.T, r *pairRouter) {
 	t.Helper()
 	cp := n.p.ControlPlanes[0]
 	if got := n.helper(t, n.node, "lookup", "-", n.p.RouterInternal.String(), cp.Hostname+".", openWait); got != "a="+cp.Address.String() {
 		t.Errorf("%s at the VIP after the failover: %s, want a=%s", cp.Hostname, got, cp.Address)
+	}
+	// dnsmasq started before this router had the VIPs: bind-dynamic bound
+	// the internal one when it came, and never the external one.
+	if got := n.helper(t, n.ext, "lookup", adminSrc, n.p.RouterExternal.String(), cp.Hostname+".", "2s"); got != "timeout" {
+		t.Errorf("DNS at the external VIP from outside: %s, want timeout", got)
 	}
 	lease, out := (&testNet{lab: n.lab}).udhcpc(t, n.node, 5)
 	vip := n.p.RouterInternal.String()
