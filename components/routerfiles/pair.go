@@ -268,9 +268,11 @@ func writePairDHCP(w func(string, ...any), s Spec) {
 	from, to, _ := dhcpHalf(s.DHCPStart, s.DHCPEnd, s.Pair.Index)
 	w("# One of a pair: each router leases its own half of %s-%s, so the two never", s.DHCPStart, s.DHCPEnd)
 	w("# hand out one address twice; both hold every node's reservation. Not")
-	w("# dhcp-authoritative: a client rebinding to this router with a lease of the")
-	w("# peer's half must be ignored (it keeps its address until the lease ends),")
-	w("# not refused, which would take its address away in the middle of a failover.")
+	w("# dhcp-authoritative: an authoritative dnsmasq answers a client's REQUEST for")
+	w("# the peer's offer with a NAK (\"wrong server-ID\"), and a client rebinding to")
+	w("# it with a lease of the peer's half too, taking its address away in the")
+	w("# middle of a failover; without it, dnsmasq ignores both and the client keeps")
+	w("# its address. The nodes, known hosts, get answers from either router.")
 	w("dhcp-range=%s,%s,%s,%s", from, to, netmask(s.Internal), s.LeaseTime)
 }
 
