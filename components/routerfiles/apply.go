@@ -100,7 +100,12 @@ func DebianLayout() Layout {
 // file and the ruleset are applied every time (both idempotent); dnsmasq is
 // restarted only when its configuration changed, so an identical re-apply
 // keeps it running with its leases. The contents are embedded as base64, so
-// no byte of them can be read as shell.
+// no byte of them can be read as shell. A pair's router's script also
+// checks keepalived's configuration and the notify script, applies the
+// sysctl file after the ruleset (whose load makes nf_conntrack's keys
+// exist), installs the notify script, conntrackd's and keepalived's files,
+// (re)starts conntrackd before keepalived, and reloads (never restarts) a
+// running keepalived whose configuration changed.
 func ApplyScript(f Files, l Layout) string {
 	digest := f.Digest()
 	var b strings.Builder
@@ -163,7 +168,9 @@ func ApplyScript(f Files, l Layout) string {
 
 // CheckLayout reports an error when f, rendered from a Spec, does not point
 // dnsmasq and the ruleset at l's host directories: HostScript would then
-// install hosts where nothing reads them.
+// install hosts where nothing reads them. For a pair's router, keepalived
+// must run l's notify script and the notify script use l's conntrackd
+// configuration.
 func (f Files) CheckLayout(l Layout) error {
 	want := []struct{ in, line, what string }{
 		{f.Dnsmasq, "hostsdir=" + l.HostsDir, "dnsmasq configuration"},
