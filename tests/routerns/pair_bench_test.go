@@ -2,6 +2,7 @@ package routerns
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,6 +86,10 @@ func (n *pairNet) failoverOnce(t *testing.T, withConntrackd bool, fail, restore 
 		n.syncedN(t, o, benchConns/2)
 	}
 	probe, _ := n.start(t, "ready", n.node, "probe", hostPort(extHost, echoPort+1), "10ms")
+	// At a random phase of the master's adverts: the steps before would
+	// otherwise put every loss at about the same time after an advert, and
+	// the takeover comes 3 × advert_int + skew after the last one heard.
+	time.Sleep(rand.N(time.Second))
 	failed := time.Now()
 	fail(n, t, m)
 	s := failoverSample{conns: len(convs)}
