@@ -19,6 +19,10 @@ const (
 	benchEnv     = "SDA_BENCH_FAILOVER"
 	benchRunsEnv = "SDA_BENCH_FAILOVER_N"
 	benchConns   = 4 // established connections per failover, half each way
+	// benchTalk is the conversations' TCP_USER_TIMEOUT: data sent at the
+	// loss is retransmitted at about 0.2, 0.6, 1.4, 3.0, 6.2 and 12.6 s,
+	// and must not be given up before the takeover's retransmission.
+	benchTalk = 15 * time.Second
 )
 
 // failoverSample is one failover as the node and the connections saw it.
@@ -139,7 +143,7 @@ func talkAll(convs []*proc, word string, since time.Time) []int {
 		go func() {
 			defer wg.Done()
 			out[i] = -1
-			if got := c.say(word, answerWait); strings.HasPrefix(got, "reply "+word+" ") {
+			if got := c.say(word, benchTalk+10*time.Second); strings.HasPrefix(got, "reply "+word+" ") {
 				out[i] = int(time.Since(since).Milliseconds())
 			}
 		}()
@@ -156,11 +160,11 @@ func (n *pairNet) openConversations(t *testing.T) []*proc {
 	for i := range benchConns {
 		var c *proc
 		if i%2 == 0 {
-			c, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
+			c, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort), benchTalk.String())
 		} else {
-			c, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+			c, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort), benchTalk.String())
 		}
-		if got := c.say("before", answerWait); !strings.HasPrefix(got, "reply before ") {
+		if got := c.say("before", benchTalk+10*time.Second); !strings.HasPrefix(got, "reply before ") {
 			t.Fatalf("a conversation before the failover: %q", got)
 		}
 		out = append(out, c)

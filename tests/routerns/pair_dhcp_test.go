@@ -57,6 +57,7 @@ func (n *pairNet) dhcpClient(t *testing.T, i int) string {
 // served it, and no address is in both routers' lease files. The halves,
 // as rendered, are disjoint and cover the plan's range.
 func TestPairDHCPNoDuplicateLease(t *testing.T) {
+	t.Parallel() // mostly waiting for dnsmasq's ping check
 	n := buildPair(t, true)
 	a, b := n.r[0], n.r[1]
 	ha, hb := a.half(t), b.half(t)

@@ -19,7 +19,7 @@ import (
 // The pair's helper modes (helperMain sends them here):
 //
 //	echo ADDR...          TCP servers that answer every line with "<line> peer=<source address>", on the same connection
-//	converse SRC|- DST    one TCP connection (TCP_USER_TIMEOUT talkTimeout); each stdin line is sent and its
+//	converse SRC|- DST T  one TCP connection (TCP_USER_TIMEOUT T); each stdin line is sent and its
 //	                      answer printed ("reply <answer>", or "error: ..."); "connected <local>" first
 //	udpecho ADDR          a UDP server that sends every datagram back
 //	probe DST INTERVAL    UDP probes to DST every INTERVAL until stdin closes ("ready" once one is
@@ -30,8 +30,8 @@ func pairHelper(mode string, args []string) (int, bool) {
 	switch {
 	case mode == "echo" && len(args) > 0:
 		return echoMain(args), true
-	case mode == "converse" && len(args) == 2:
-		return converseMain(args[0], args[1]), true
+	case mode == "converse" && len(args) == 3:
+		return converseMain(args[0], args[1], args[2]), true
 	case mode == "udpecho" && len(args) == 1:
 		return udpEchoMain(args[0]), true
 	case mode == "probe" && len(args) == 2:
@@ -41,9 +41,11 @@ func pairHelper(mode string, args []string) (int, bool) {
 }
 
 // talkTimeout bounds how long a conversation's data may stay unanswered
-// (TCP_USER_TIMEOUT): a connection no router carries any more fails with
-// "connection timed out" instead of hanging for TCP's fifteen minutes.
-const talkTimeout = 15 * time.Second
+// (TCP_USER_TIMEOUT) in the tests: a connection no router carries any more
+// fails with "connection timed out" instead of hanging for TCP's fifteen
+// minutes. The tests send after the takeover, so nothing waits for TCP's
+// backoff; the bench, which sends through the loss, gives more.
+const talkTimeout = 5 * time.Second
 
 func echoMain(addrs []string) int {
 	for _, a := range addrs {
@@ -78,11 +80,16 @@ func echoMain(addrs []string) int {
 	return 0
 }
 
-func converseMain(src, dst string) int {
+func converseMain(src, dst, timeout string) int {
+	userTimeout, err := time.ParseDuration(timeout)
+	if err != nil {
+		fmt.Printf("error: %v\n", err)
+		return 0
+	}
 	dialer := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, 0x12 /* TCP_USER_TIMEOUT */, int(talkTimeout/time.Millisecond))
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, 0x12 /* TCP_USER_TIMEOUT */, int(userTimeout/time.Millisecond))
 		})
 		return serr
 	}}
@@ -98,7 +105,7 @@ func converseMain(src, dst string) int {
 	fmt.Printf("connected %s\n", c.LocalAddr())
 	in, r := bufio.NewScanner(os.Stdin), bufio.NewReader(c)
 	for in.Scan() {
-		c.SetDeadline(time.Now().Add(talkTimeout + 5*time.Second))
+		c.SetDeadline(time.Now().Add(userTimeout + 5*time.Second))
 		if _, err := fmt.Fprintf(c, "%s\n", in.Text()); err != nil {
 			fmt.Printf("error: %v\n", err)
 			continue

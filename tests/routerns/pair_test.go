@@ -14,7 +14,7 @@ import (
 // loaded machine adds to it.
 const electionWait = 15 * time.Second
 
-// answerWait bounds one exchange on a conversation: longer than the
+// answerWait bounds one exchange on a test's conversation: longer than the
 // helper's own bound (talkTimeout + 5 s), so the helper always speaks first.
 const answerWait = talkTimeout + 10*time.Second
 
@@ -36,8 +36,8 @@ func (n *pairNet) converse(t *testing.T) conversations {
 	n.start(t, "ready", n.ext, "echo", hostPort(extHost, echoPort))
 	n.start(t, "ready", n.node, "echo", hostPort("0.0.0.0", fwdNode))
 	var c conversations
-	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
-	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort), talkTimeout.String())
+	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort), talkTimeout.String())
 	c.check(t, "before", n.p.RouterExternal.String(), true)
 	return c
 }
@@ -110,8 +110,10 @@ var failures = []struct {
 // (SNAT out, port-forward in) continue on the same sockets because
 // conntrackd synced their state; DNS and DHCP answer at the VIP.
 func TestPairFailover(t *testing.T) {
+	t.Parallel() // mostly waiting for elections and timeouts: two labs at once cost little
 	for _, tc := range failures {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			n := buildPair(t, true)
 			a, b := n.r[0], n.r[1]
 			if m := n.master(t, electionWait); m != a {
@@ -156,8 +158,10 @@ func (n *pairNet) checkServices(t *testing.T, r *pairRouter) {
 // with nf_conntrack_tcp_loose = 0, takes up none), while new connections
 // work. So it is conntrackd that carries them in TestPairFailover.
 func TestPairFailoverWithoutConntrackd(t *testing.T) {
+	t.Parallel() // mostly waiting for elections and timeouts: two labs at once cost little
 	for _, tc := range failures {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			n := buildPair(t, false)
 			a, b := n.r[0], n.r[1]
 			if m := n.master(t, electionWait); m != a {
@@ -168,8 +172,8 @@ func TestPairFailoverWithoutConntrackd(t *testing.T) {
 			n.takesOver(t, b)
 			c.check(t, "after", n.p.RouterExternal.String(), false)
 			again := conversations{}
-			again.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
-			again.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+			again.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort), talkTimeout.String())
+			again.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort), talkTimeout.String())
 			again.check(t, "new", n.p.RouterExternal.String(), true)
 		})
 	}
@@ -195,6 +199,7 @@ func (n *pairNet) cut(t *testing.T, on bool) {
 // masters, which nopreempt does not change), and the node's traffic
 // flows through it, out and in.
 func TestPairSplitBrain(t *testing.T) {
+	t.Parallel() // mostly waiting for elections and timeouts: two labs at once cost little
 	n := buildPair(t, true)
 	a, b := n.r[0], n.r[1]
 	if m := n.master(t, electionWait); m != a {
@@ -212,8 +217,8 @@ func TestPairSplitBrain(t *testing.T) {
 		t.Fatalf("after the split brain the master is %v, want %s alone", m, a.ns)
 	}
 	c := conversations{}
-	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort))
-	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort))
+	c.out, _ = n.start(t, "connected", n.node, "converse", "-", hostPort(extHost, echoPort), talkTimeout.String())
+	c.in, _ = n.start(t, "connected", n.ext, "converse", outsider, hostPort(n.p.RouterExternal, fwdPort), talkTimeout.String())
 	c.check(t, "healed", n.p.RouterExternal.String(), true)
 	if m := n.master(t, time.Second); m != a {
 		t.Errorf("the master changed to %v after traffic resumed", m)
@@ -226,6 +231,7 @@ func TestPairSplitBrain(t *testing.T) {
 // and traffic sees no second outage. After a crash, the restarted
 // keepalived also takes back the stale addresses the dead one left.
 func TestPairNoPreempt(t *testing.T) {
+	t.Parallel() // mostly waiting for elections and timeouts: two labs at once cost little
 	for _, tc := range []struct {
 		name          string
 		fail, restore func(*pairNet, *testing.T, *pairRouter)
@@ -235,6 +241,7 @@ func TestPairNoPreempt(t *testing.T) {
 		{"keepalived restarted", (*pairNet).killKeepalived, (*pairNet).startKeepalived},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			n := buildPair(t, true)
 			a, b := n.r[0], n.r[1]
 			if m := n.master(t, electionWait); m != a {
@@ -252,9 +259,9 @@ func TestPairNoPreempt(t *testing.T) {
 				n.logs(t)
 				t.Fatalf("%s did not come back as backup", a.ns)
 			}
-			// Three adverts and more: a preempting router would have
-			// taken the addresses by now.
-			end := time.Now().Add(5 * time.Second)
+			// Three adverts: a preempting router takes the addresses at
+			// the first lower-priority advert it hears (preempt_delay 0).
+			end := time.Now().Add(3 * time.Second)
 			for time.Now().Before(end) {
 				if m := n.master(t, 0); m != b {
 					n.logs(t)
