@@ -282,7 +282,9 @@ func writePairDHCP(w func(string, ...any), s Spec) {
 func writePairApply(b *strings.Builder, l Layout) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	notify := grammar.ShellQuote(l.VRRPNotify)
-	w("# The notify script first: keepalived runs it on its next transition.")
+	w("# The notify script first: keepalived runs it on its next transition. It is")
+	w("# executable before it is renamed into place, and stays so.")
+	w(`chmod 0755 "$work/vrrp-notify"`)
 	w(`install_changed "$work/vrrp-notify" %s || true`, notify)
 	w("chmod 0755 %s", notify)
 	w(`if install_changed "$work/conntrackd" %s; then`, grammar.ShellQuote(l.Conntrackd))
