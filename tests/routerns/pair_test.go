@@ -1,6 +1,7 @@
 package routerns
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -274,5 +275,43 @@ func TestPairNoPreempt(t *testing.T) {
 				t.Errorf("the probe while %s came back: %+v (%v), want answers throughout (no gap over 1 s)", a.ns, res, err)
 			}
 		})
+	}
+}
+
+// TestPairReapply protects the master from its own apply: running both
+// routers' apply scripts again with the same files rewrites nothing,
+// restarts neither keepalived nor conntrackd, and leaves the addresses
+// where they are.
+func TestPairReapply(t *testing.T) {
+	t.Parallel()
+	n := buildPair(t, true)
+	a := n.r[0]
+	if m := n.master(t, electionWait); m != a {
+		t.Fatalf("the first master is %v, want %s", m, a.ns)
+	}
+	// keepalived's two pids, conntrackd's pid, and whether it answers.
+	pids := func(r *pairRouter) string {
+		var ctd []string
+		out, _ := run(context.Background(), "ip", "netns", "pids", r.ns)
+		for _, pid := range strings.Fields(out) {
+			if strings.TrimSpace(readFile("/proc/"+pid+"/comm")) == "conntrackd" {
+				ctd = append(ctd, pid)
+			}
+		}
+		stats, _ := n.exec(r.ns, "conntrackd", "-C", r.layout.Conntrackd, "-s")
+		return strings.TrimSpace(readFile(filepath.Join(r.dir, "keepalived.pid"))) + "," + strings.TrimSpace(readFile(filepath.Join(r.dir, "vrrp.pid"))) +
+			"," + strings.Join(ctd, ",") + "/" + fmt.Sprint(len(ctd) == 1 && strings.Contains(stats, "cache internal"))
+	}
+	before := [2]string{pids(n.r[0]), pids(n.r[1])}
+	for i, r := range n.r {
+		out := n.applyRouter(t, r)
+		wantLines(t, out, "unchanged: "+r.layout.Keepalived, "unchanged: "+r.layout.Conntrackd, "unchanged: "+r.layout.VRRPNotify,
+			"unchanged: "+r.layout.Nftables, "unchanged: "+r.layout.Dnsmasq)
+		if after := pids(r); after != before[i] || !strings.HasSuffix(after, "/true") {
+			t.Errorf("%s: keepalived pids / conntrackd answering %q -> %q: a daemon was restarted or is not running", r.ns, before[i], after)
+		}
+	}
+	if m := n.master(t, 0); m != a {
+		t.Errorf("after the re-apply the master is %v, want %s", m, a.ns)
 	}
 }
