@@ -35,6 +35,27 @@ type Layout struct {
 	ReloadDnsmasq string
 	// Persist, when set, makes the applied state survive a reboot.
 	Persist string
+
+	// A pair's router's files and daemons (unused for a single router).
+	// Keepalived, Conntrackd and VRRPNotify are the paths of keepalived.conf,
+	// conntrackd.conf and the notify script; Conntrackd and VRRPNotify must
+	// be the Spec's ConntrackdConf and VRRPNotify (CheckLayout).
+	Keepalived string
+	Conntrackd string
+	VRRPNotify string
+	// RestartConntrackd (re)starts conntrackd for a changed configuration;
+	// StartConntrackd starts it when it is not running. conntrackd starts
+	// before keepalived, whose notify script talks to it.
+	RestartConntrackd string
+	StartConntrackd   string
+	// ReloadKeepalived makes a running keepalived re-read a changed
+	// configuration (SIGHUP: the VRRP state, and so the addresses, stay
+	// where they are) and starts one that is not running;
+	// StartKeepalived starts it when it is not running.
+	ReloadKeepalived string
+	StartKeepalived  string
+	// PersistPair, when set, makes a pair's daemons start at boot.
+	PersistPair string
 }
 
 // DebianLayout is the layout inside the Debian 12 router container: the
@@ -53,6 +74,23 @@ func DebianLayout() Layout {
 		// Debian's dnsmasq.service reloads with kill -HUP $MAINPID.
 		ReloadDnsmasq: "if systemctl is-active --quiet dnsmasq.service; then systemctl reload dnsmasq.service; fi",
 		Persist:       "systemctl enable --quiet nftables.service dnsmasq.service",
+
+		// Debian's keepalived and conntrackd packages: keepalived.service
+		// reads /etc/keepalived/keepalived.conf (and reloads with SIGHUP),
+		// conntrackd.service runs conntrackd -C /etc/conntrackd/conntrackd.conf.
+		Keepalived:        DefaultKeepalivedConf,
+		Conntrackd:        DefaultConntrackdConf,
+		VRRPNotify:        DefaultVRRPNotify,
+		RestartConntrackd: "systemctl restart conntrackd.service",
+		StartConntrackd:   "systemctl start conntrackd.service",
+		ReloadKeepalived:  "if systemctl is-active --quiet keepalived.service; then systemctl reload keepalived.service; else systemctl start keepalived.service; fi",
+		StartKeepalived:   "systemctl start keepalived.service",
+		// Debian's keepalived.service does not restart a crashed keepalived,
+		// which leaves the addresses on this router beside the peer's: the
+		// drop-in restarts it, and a starting keepalived removes them.
+		PersistPair: "mkdir -p /etc/systemd/system/keepalived.service.d && " +
+			`printf '[Service]\nRestart=on-failure\nRestartSec=1s\n' >/etc/systemd/system/keepalived.service.d/sda.conf && ` +
+			"systemctl daemon-reload && systemctl enable --quiet keepalived.service conntrackd.service",
 	}
 }
 
@@ -62,7 +100,12 @@ func DebianLayout() Layout {
 // file and the ruleset are applied every time (both idempotent); dnsmasq is
 // restarted only when its configuration changed, so an identical re-apply
 // keeps it running with its leases. The contents are embedded as base64, so
-// no byte of them can be read as shell.
+// no byte of them can be read as shell. A pair's router's script also
+// checks keepalived's configuration and the notify script, applies the
+// sysctl file after the ruleset (whose load makes nf_conntrack's keys
+// exist), installs the notify script, conntrackd's and keepalived's files,
+// (re)starts conntrackd before keepalived, and reloads (never restarts) a
+// running keepalived whose configuration changed.
 func ApplyScript(f Files, l Layout) string {
 	digest := f.Digest()
 	var b strings.Builder
@@ -86,19 +129,37 @@ func ApplyScript(f Files, l Layout) string {
 	w("# Check both before installing either: a rejected file leaves the router as it was.")
 	w(`nft -c -f "$work/nftables"`)
 	w(`dnsmasq --test --conf-file="$work/dnsmasq"`)
+	if f.paired() {
+		w("# keepalived fails its test on warnings too (an interface it cannot find).")
+		w(`keepalived --config-test -f "$work/keepalived"`)
+		w(`sh -n "$work/vrrp-notify"`)
+	}
 	w("")
 	w(`install_changed "$work/sysctl" %s || true`, grammar.ShellQuote(l.Sysctl))
-	w("sysctl -q -p %s", grammar.ShellQuote(l.Sysctl))
+	if !f.paired() {
+		w("sysctl -q -p %s", grammar.ShellQuote(l.Sysctl))
+	}
 	w(`install_changed "$work/nftables" %s || true`, grammar.ShellQuote(l.Nftables))
 	w("# Replaces table inet %s atomically; the same file again leaves the same ruleset.", TableName)
 	w("nft -f %s", grammar.ShellQuote(l.Nftables))
+	if f.paired() {
+		w("# After the ruleset: its conntrack expressions load nf_conntrack, whose")
+		w("# sysctl (nf_conntrack_tcp_loose) the file sets.")
+		w("sysctl -q -p %s", grammar.ShellQuote(l.Sysctl))
+	}
 	w(`if install_changed "$work/dnsmasq" %s; then`, grammar.ShellQuote(l.Dnsmasq))
 	w("\t%s", orNoop(l.RestartDnsmasq))
 	w("else")
 	w("\t%s", orNoop(l.StartDnsmasq))
 	w("fi")
+	if f.paired() {
+		writePairApply(&b, l)
+	}
 	if l.Persist != "" {
 		w("%s", l.Persist)
+	}
+	if f.paired() && l.PersistPair != "" {
+		w("%s", l.PersistPair)
 	}
 	w(`echo "applied: %s"`, digest)
 	w("}")
@@ -107,12 +168,19 @@ func ApplyScript(f Files, l Layout) string {
 
 // CheckLayout reports an error when f, rendered from a Spec, does not point
 // dnsmasq and the ruleset at l's host directories: HostScript would then
-// install hosts where nothing reads them.
+// install hosts where nothing reads them. For a pair's router, keepalived
+// must run l's notify script and the notify script use l's conntrackd
+// configuration.
 func (f Files) CheckLayout(l Layout) error {
 	want := []struct{ in, line, what string }{
 		{f.Dnsmasq, "hostsdir=" + l.HostsDir, "dnsmasq configuration"},
 		{f.Dnsmasq, "dhcp-hostsdir=" + l.DHCPHostsDir, "dnsmasq configuration"},
 		{f.Nftables, nftInclude(l.NftablesHostsDir), "ruleset"},
+	}
+	if f.paired() {
+		want = append(want,
+			struct{ in, line, what string }{f.Keepalived, fmt.Sprintf("\tnotify_master %q", l.VRRPNotify+" primary"), "keepalived configuration"},
+			struct{ in, line, what string }{f.VRRPNotify, "conf=" + grammar.ShellQuote(l.Conntrackd), "notify script"})
 	}
 	for _, c := range want {
 		if !strings.Contains("\n"+c.in, "\n"+c.line+"\n") {
