@@ -230,6 +230,11 @@ func TestPairApplyScript(t *testing.T) {
 		}
 		last = i
 	}
+	// The simulated pct knows a pair's apply by its marker; a single
+	// router's apply has none.
+	if lineIndex(script, routerfiles.PairApplyMarker) < 0 || strings.Contains(routerfiles.ApplyScript(routerfiles.Render(testSpec(t, nil)), l), routerfiles.PairApplyMarker) {
+		t.Errorf("the pair apply script should carry %q and the single router's not", routerfiles.PairApplyMarker)
+	}
 	if strings.Count(script, "sysctl -q -p") != 1 {
 		t.Errorf("the sysctl file is applied %d times, want once (after the ruleset)", strings.Count(script, "sysctl -q -p"))
 	}
