@@ -3,14 +3,15 @@
 # ip (iproute2), nft (nftables), dnsmasq (dnsmasq-base: the daemon without its
 # system service), busybox (udhcpc, nslookup, nc), sysctl (procps), and for
 # the multi-node data-plane lab ping with DF (iputils-ping: ping -M do -s) and
-# gratuitous ARP (iputils-arping: arping -U).
+# gratuitous ARP (iputils-arping: arping -U), and for the router pair's lab
+# keepalived (VRRP) and conntrackd (conntrack-tools' sync daemon).
 # Idempotent: it does nothing when every tool is already there, and runs
 # `apt-get update` at most once. Debian/Ubuntu, as root (or through sudo).
 set -eu
 
 # tool:package pairs; the tool is looked up on PATH and in the sbin dirs,
 # which a non-root PATH may lack.
-need="ip:iproute2 nft:nftables dnsmasq:dnsmasq-base busybox:busybox sysctl:procps ping:iputils-ping arping:iputils-arping"
+need="ip:iproute2 nft:nftables dnsmasq:dnsmasq-base busybox:busybox sysctl:procps ping:iputils-ping arping:iputils-arping keepalived:keepalived conntrackd:conntrackd"
 
 have() {
   command -v "$1" >/dev/null 2>&1 && return 0

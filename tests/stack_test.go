@@ -148,24 +148,37 @@ func checkRouterHosts(t *testing.T, m *mocks, stack string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := inputs.RouterFiles(c, p)
+	routers, err := inputs.Routers(c, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spec.Hosts) != len(p.Machines()) {
-		t.Fatalf("%d router hosts for %d machines", len(spec.Hosts), len(p.Machines()))
-	}
-	for i, h := range spec.Hosts {
-		if h.Name != p.Machines()[i].Hostname {
-			t.Errorf("router host %d is %s, want %s", i, h.Name, p.Machines()[i].Hostname)
+	for i, r := range routers {
+		name := stack + "-router"
+		if i > 0 {
+			name += fmt.Sprint(i + 1)
+		}
+		spec, err := r.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spec.Hosts) != len(p.Machines()) {
+			t.Fatalf("%s: %d router hosts for %d machines", name, len(spec.Hosts), len(p.Machines()))
+		}
+		for i, h := range spec.Hosts {
+			if h.Name != p.Machines()[i].Hostname {
+				t.Errorf("%s: router host %d is %s, want %s", name, i, h.Name, p.Machines()[i].Hostname)
+			}
+		}
+		checkHostCommands(t, m, name, r.VMID, spec.Hosts)
+		// The stack hands the router its Args, which the component parses
+		// back: the files it applies are those `sda render` writes.
+		want := routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
+		if got := decodePct(t, m.named(t, name+"-config").Inputs["create"].StringValue(), r.VMID); got != want {
+			t.Errorf("%s applies other files than sda render writes:\n%.300s", name, got)
 		}
 	}
-	checkHostCommands(t, m, stack+"-router", p.RouterVMID, spec.Hosts)
-	// The stack hands the router its Args, which the component parses back:
-	// the files it applies are those `sda render` writes (inputs.RouterFiles).
-	want := routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
-	if got := decodePct(t, m.named(t, stack+"-router-config").Inputs["create"].StringValue(), p.RouterVMID); got != want {
-		t.Errorf("the router applies other files than sda render writes:\n%.300s", got)
+	if p.RouterPair != nil && len(routers) != 2 {
+		t.Errorf("%d routers for a pair", len(routers))
 	}
 }
 

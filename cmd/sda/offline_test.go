@@ -192,7 +192,7 @@ func wantFiles(p config.Plan) []string {
 	for _, r := range routers {
 		want = append(want, r+"apply.sh", r+"etc/dnsmasq.d/sda.conf", r+"etc/nftables.conf", r+"etc/sysctl.d/99-sda.conf")
 		if p.RouterPair != nil {
-			want = append(want, r+"handover.sh")
+			want = append(want, r+"handover.sh", r+"etc/keepalived/keepalived.conf", r+"etc/conntrackd/conntrackd.conf", r+"etc/sda/vrrp-notify.sh")
 		}
 		for _, m := range p.Machines() {
 			want = append(want, r+"etc/sda/hosts.d/"+m.Hostname, r+"etc/sda/dhcp-hosts.d/"+m.Hostname, r+"etc/sda/nftables.d/"+m.Hostname+".nft")

@@ -26,7 +26,8 @@ type File struct {
 
 // routerFiles are one router's files under dir: its configuration at the
 // paths inside the Debian container, the apply script, each node's
-// entries, and in a pair the handover script.
+// entries, and in a pair keepalived's and conntrackd's configurations,
+// keepalived's notify script and the handover script.
 func routerFiles(dir string, spec routerfiles.Spec) []File {
 	rf := routerfiles.Render(spec)
 	layout := routerfiles.DebianLayout()
@@ -37,8 +38,12 @@ func routerFiles(dir string, spec routerfiles.Spec) []File {
 		{dir + "/apply.sh", []byte(routerfiles.ApplyScript(rf, layout))},
 	}
 	if spec.Pair != nil {
-		files = append(files, File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec,
-			routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived))})
+		files = append(files,
+			File{dir + layout.Keepalived, []byte(rf.Keepalived)},
+			File{dir + layout.Conntrackd, []byte(rf.Conntrackd)},
+			File{dir + layout.VRRPNotify, []byte(rf.VRRPNotify)},
+			File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec,
+				routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived))})
 	}
 	// Each node's own entries, which RouterLXC installs with one command per
 	// node (routerfiles.HostScript).

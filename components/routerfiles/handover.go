@@ -11,6 +11,12 @@ import (
 // simulated pct (internal/simulator/clis) recognises the script by it.
 const HandoverMarker = "# sda:router-handover"
 
+// PairApplyMarker is a comment line of the apply script of a pair's router
+// (ApplyScript, when the files are a pair's): the simulated pct recognises
+// by it that the router now runs keepalived and may hold the shared
+// addresses.
+const PairApplyMarker = "# sda:router-pair-apply"
+
 // Debian's commands to stop and start keepalived (the keepalived package's
 // unit), which the handover runs in the router container.
 const (

@@ -139,7 +139,42 @@ type Spec struct {
 	// (conntrackd), so that either can carry the internal network. Nil is
 	// a single router, whose files are exactly as before pairs existed.
 	Pair *Pair
+
+	// VRRPNotify, ConntrackdConf, ConntrackdSocket and ConntrackdLockFile
+	// matter in pair mode only: the notify script's path (keepalived.conf
+	// runs it), conntrackd.conf's path (the notify script hands it to
+	// `conntrackd -C`), and conntrackd's control socket and lock file
+	// (written into conntrackd.conf). The first two must be the Layout's
+	// paths of the same name (CheckLayout). Empty means the Debian
+	// defaults (Default*); a lab running two routers on one machine sets
+	// its own, since conntrackd's socket and lock file are not per network
+	// namespace.
+	VRRPNotify         string
+	ConntrackdConf     string
+	ConntrackdSocket   string
+	ConntrackdLockFile string
 }
+
+// The pair's paths in the Debian router container: conntrack-tools'
+// own defaults (Debian's conntrackd.service runs conntrackd -C
+// DefaultConntrackdConf), and SDA's notify script beside the hosts' files.
+const (
+	DefaultVRRPNotify         = "/etc/sda/vrrp-notify.sh"
+	DefaultKeepalivedConf     = "/etc/keepalived/keepalived.conf"
+	DefaultConntrackdConf     = "/etc/conntrackd/conntrackd.conf"
+	DefaultConntrackdSocket   = "/var/run/conntrackd.ctl"
+	DefaultConntrackdLockFile = "/var/lock/conntrack.lock"
+)
+
+// ConntrackdPort is the UDP port conntrackd's sync runs on between the
+// pair's internal addresses (conntrack-tools' own example port).
+const ConntrackdPort = 3780
+
+// The pair's VRRP priorities, by Pair.Index. They only decide who wins an
+// election both enter at once (the first start, the end of a split brain):
+// with nopreempt, a router that comes back never takes the addresses from
+// a live master, whatever its priority.
+var pairPriorities = [2]int{150, 100}
 
 // Pair is what one router of an HA pair knows about itself and its peer.
 // RouterInternal and RouterExternal are then the virtual addresses: the

@@ -60,7 +60,8 @@ func Network(c config.Config, p config.Plan) spec.InternalNetwork {
 	return s
 }
 
-// Router is the router container, the internal network, every planned
+// Router is the router as a single router (Routers makes it a pair's
+// first when the stack asks for a pair): the container, the internal network, every planned
 // machine as a host, and the port-forwards with their targets resolved.
 func Router(c config.Config, p config.Plan) (spec.Router, error) {
 	if !p.Internal.IsValid() || !p.RouterInternal.IsValid() || c.Network.Internal.Domain == "" {
@@ -127,14 +128,14 @@ func Routers(c config.Config, p config.Plan) ([]spec.Router, error) {
 	return out, nil
 }
 
-// RouterFiles is what the router's files are rendered from: the router's
-// inputs parsed as RouterLXC parses them.
+// RouterFiles is what the (first) router's files are rendered from: its
+// inputs, a pair's included, parsed as RouterLXC parses them.
 func RouterFiles(c config.Config, p config.Plan) (routerfiles.Spec, error) {
-	r, err := Router(c, p)
+	routers, err := Routers(c, p)
 	if err != nil {
 		return routerfiles.Spec{}, err
 	}
-	return r.Files()
+	return routers[0].Files()
 }
 
 // Cluster is the planned machines as nodes, the internal network, and the

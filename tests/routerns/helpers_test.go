@@ -25,6 +25,9 @@ import (
 //	dials SRC|- TIMEOUT HOST:PORT...           dial each at once, one line each, in order
 //	lookups SRC|- SERVER TIMEOUT NAME...       lookup each at once, one line each, in order
 func helperMain(mode string, args []string) int {
+	if code, ok := pairHelper(mode, args); ok {
+		return code
+	}
 	switch {
 	case mode == "serve" && len(args) > 0:
 		return serveMain(args)

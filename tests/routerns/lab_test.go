@@ -39,6 +39,8 @@ var tools = []struct{ name, pkg string }{
 	{"ip", "iproute2"}, {"ss", "iproute2"}, {"nft", "nftables"}, {"dnsmasq", "dnsmasq-base"},
 	{"busybox", "busybox"}, {"sysctl", "procps"}, {"cmp", "diffutils"}, {"base64", "coreutils"},
 	{"bridge", "iproute2"}, {"ping", "iputils-ping"}, {"arping", "iputils-arping"},
+	// The router pair's daemons.
+	{"keepalived", "keepalived"}, {"conntrackd", "conntrackd"},
 }
 
 func TestMain(m *testing.M) {

@@ -279,8 +279,8 @@ func (n *testNet) udhcpcScript(t testing.TB, ns string) (script, result string) 
 	result = script + ".lease"
 	os.Remove(result)
 	body := "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n" +
-		"printf 'ip=%s\\nmask=%s\\nrouter=%s\\ndns=%s\\ndomain=%s\\nlease=%s\\n' " +
-		"\"$ip\" \"$mask\" \"$router\" \"$dns\" \"$domain\" \"$lease\" >'" + result + ".new' && mv '" + result + ".new' '" + result + "'\n"
+		"printf 'ip=%s\\nmask=%s\\nrouter=%s\\ndns=%s\\ndomain=%s\\nlease=%s\\nserverid=%s\\n' " +
+		"\"$ip\" \"$mask\" \"$router\" \"$dns\" \"$domain\" \"$lease\" \"$serverid\" >'" + result + ".new' && mv '" + result + ".new' '" + result + "'\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
