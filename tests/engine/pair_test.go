@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sda-platform/sda/components/routerfiles"
 	"github.com/sda-platform/sda/config"
-	"github.com/sda-platform/sda/internal/simulator/clis"
 	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simulator/network"
 	"github.com/sda-platform/sda/internal/simulator/proxmox"
@@ -32,13 +32,13 @@ func (e *env) gateway() network.Gateway {
 }
 
 // requirePairApply skips the test while the stack's router apply script
-// carries no pair marker (clis.PairApplyMarker): until the wiring renders
+// carries no pair marker (routerfiles.PairApplyMarker): until the wiring renders
 // keepalived's configuration with it, the simulation cannot tell a pair's
 // routers from two single ones. It fails once the marker is there.
 func (e *env) requirePairApply() {
 	e.t.Helper()
 	if !e.pairApplied() {
-		e.t.Skip("no router ran an apply script with " + clis.PairApplyMarker + " (the wiring does not render the pair's keepalived configuration yet)")
+		e.t.Skip("no router ran an apply script with " + routerfiles.PairApplyMarker + " (the wiring does not render the pair's keepalived configuration yet)")
 	}
 }
 
@@ -112,7 +112,7 @@ func TestProdRouterPair(t *testing.T) {
 		}
 	})
 	if e.t = t; !e.pairApplied() {
-		t.Skip("no router ran an apply script with " + clis.PairApplyMarker + " (the wiring does not render the pair's keepalived configuration yet)")
+		t.Skip("no router ran an apply script with " + routerfiles.PairApplyMarker + " (the wiring does not render the pair's keepalived configuration yet)")
 	}
 	t.Run("a template change replaces both routers with the gateway answering throughout", func(t *testing.T) {
 		e.t = t

@@ -1,6 +1,7 @@
 package clis
 
 import (
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"slices"
@@ -12,13 +13,6 @@ import (
 	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simulator/network"
 )
-
-// PairApplyMarker is the comment line of the apply script of a router of a
-// pair (routerfiles.ApplyScript with Spec.Pair set), which installs,
-// enables and starts keepalived: the simulated pct recognises the script
-// by it, as it recognises the handover script by routerfiles.HandoverMarker.
-// The wiring on main defines the same text as routerfiles.PairApplyMarker.
-const PairApplyMarker = "# sda:router-pair-apply"
 
 // Inner scripts the simulated `pct exec VMID -- sh -s` recognises on its
 // stdin; every other script is read and discarded.
@@ -34,7 +28,7 @@ func innerKind(script string) int {
 		switch strings.TrimSpace(line) {
 		case routerfiles.HandoverMarker:
 			return innerHandover
-		case PairApplyMarker:
+		case routerfiles.PairApplyMarker:
 			return innerPairApply
 		}
 	}
@@ -48,6 +42,22 @@ var (
 	rePeer     = regexp.MustCompile(`(?m)\bpeer=([^;\s]+)`)
 )
 
+// reEmbedded is a file the apply script writes from base64
+// (routerfiles.writeEmbedded): its name and its encoded content.
+var reEmbedded = regexp.MustCompile(`(?s)base64 -d >"\$work/([^"]+)" <<'SDA_EOF'\n(.*?)SDA_EOF`)
+
+// keepalivedConf is the text the pair's keepalived settings are read from:
+// the script and every file it embeds, decoded.
+func keepalivedConf(script string) string {
+	texts := []string{script}
+	for _, m := range reEmbedded.FindAllStringSubmatch(script, -1) {
+		if b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(m[2]), "")); err == nil {
+			texts = append(texts, string(b))
+		}
+	}
+	return strings.Join(texts, "\n")
+}
+
 // pairApply records that the pair's apply script ran in container g at
 // now: keepalived runs there from now on, with the priority and advert_int
 // of the keepalived.conf the script writes (default 100 and 1 s,
@@ -55,10 +65,11 @@ var (
 func pairApply(tx *engine.Tx, g *engine.Guest, script string, now time.Time) {
 	ev := engine.RouterEvent{VMID: g.VMID, Time: now, Kind: engine.RouterApply, Priority: 100, AdvertInt: time.Second,
 		Segments: network.SegmentKeys(tx, g)}
-	if m := rePriority.FindStringSubmatch(script); m != nil {
+	conf := keepalivedConf(script)
+	if m := rePriority.FindStringSubmatch(conf); m != nil {
 		ev.Priority, _ = strconv.Atoi(m[1])
 	}
-	if m := reAdvert.FindStringSubmatch(script); m != nil {
+	if m := reAdvert.FindStringSubmatch(conf); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		ev.AdvertInt = time.Duration(n) * time.Second
 	}

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/sda-platform/sda/components/routerfiles"
+	"github.com/sda-platform/sda/config"
 	"github.com/sda-platform/sda/internal/simulator/clis"
 	"github.com/sda-platform/sda/internal/simulator/engine"
 	"github.com/sda-platform/sda/internal/simulator/network"
 	"github.com/sda-platform/sda/internal/simulator/simtest"
+	"github.com/sda-platform/sda/stacks/inputs"
 )
 
 // pairServer is a command provider on pve1 (192.0.2.11) and pve2
@@ -46,7 +48,7 @@ func inContainer(t *testing.T, s *engine.Server, host string, vmid int, script s
 
 func pairApply(priority int) string {
 	return fmt.Sprintf("#!/bin/sh\n%s\ncat > /etc/keepalived/keepalived.conf <<'EOF'\nvrrp_instance sda {\n    priority %d\n    advert_int 1\n    nopreempt\n}\nEOF\nsystemctl enable --now keepalived\n",
-		clis.PairApplyMarker, priority)
+		routerfiles.PairApplyMarker, priority)
 }
 
 // handoverScript is routerfiles.HandoverScript with its deadline and
@@ -169,5 +171,42 @@ func TestHandoverTimeScale(t *testing.T) {
 	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, handoverScript("10.20.0.9", routerfiles.HandoverTimeoutSeconds, routerfiles.PeerGoneSeconds)))
 	if d := time.Since(start); d < 2*time.Second || d > 5*time.Second {
 		t.Errorf("the scaled handover without a peer took %s, want about 2 s", d)
+	}
+}
+
+// renderedApply is the apply script SDA renders for router index of a pair
+// (the inputs fixture on two Proxmox nodes), as RouterLXC runs it.
+func renderedApply(t *testing.T, index int) string {
+	t.Helper()
+	c := inputs.RouterFixture()
+	c.Proxmox.Nodes = []config.ProxmoxNode{{Name: "pve1"}, {Name: "pve2"}}
+	c.Router.Pair = &config.RouterPair{ExternalAddresses: []string{"192.0.2.6", "192.0.2.7"}}
+	c.Network.Internal.Mode = "existing" // one segment on both nodes
+	c, p, err := config.Resolve(c)
+	simtest.NoErr(t, err)
+	routers, err := inputs.Routers(c, p)
+	simtest.NoErr(t, err)
+	spec, err := routers[index].Files()
+	simtest.NoErr(t, err)
+	return routerfiles.ApplyScript(routerfiles.Render(spec), routerfiles.DebianLayout())
+}
+
+// The apply script SDA renders for each router of a pair is recognised,
+// and the priority of the keepalived.conf it embeds (base64) is read:
+// 150 for the first router, 100 for the second. This protects the
+// contract between the rendering and the simulation.
+func TestPctReadsTheRenderedPairApply(t *testing.T) {
+	s := pairServer(t)
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.11", 8001, renderedApply(t, 0)))
+	simtest.NoErr(t, inContainer(t, s, "192.0.2.12", 8002, renderedApply(t, 1)))
+	st, _ := engine.ReadState(s.Store.Dir)
+	var prios []int
+	for _, ev := range st.RouterEvents {
+		if ev.Kind == engine.RouterApply && ev.AdvertInt == time.Second {
+			prios = append(prios, ev.Priority)
+		}
+	}
+	if fmt.Sprint(prios) != "[150 100]" {
+		t.Errorf("priorities read from the rendered applies: %v, want [150 100]", prios)
 	}
 }
