@@ -103,6 +103,7 @@ func pairPlan(c Config, in netip.Prefix) *RouterPairPlan {
 // Proxmox nodes of the stack, a static router address to share, two own
 // external addresses in the external network, and a VRRP ID.
 func (v *validator) routerPair(c Config, ext netip.Prefix, extOK bool) {
+	// The dynamic range's size is checked with the plan (pairDHCPRange).
 	pr := c.Router.Pair
 	if pr == nil {
 		return
@@ -166,5 +167,13 @@ func (v *validator) pairExternal(c Config, pr *RouterPair, ext netip.Prefix, ext
 		case i == 1 && s == pr.ExternalAddresses[0]:
 			v.add(key, s, "is the first router's address too: give each router an address of its own")
 		}
+	}
+}
+
+// pairDHCPRange checks that a pair's dynamic range splits in two: each
+// router serves one half, so that the two never lease one address twice.
+func (v *validator) pairDHCPRange(p Plan) {
+	if p.RouterPair != nil && p.DHCPStart.IsValid() && !p.DHCPStart.Less(p.DHCPEnd) {
+		v.add("sda:network.internal.dhcpEnd", p.DHCPEnd, "a router pair splits the dynamic range in two, one half per router: make it at least two addresses (dhcpStart %s)", p.DHCPStart)
 	}
 }

@@ -106,6 +106,10 @@ func TestRouterPairProblems(t *testing.T) {
 			withPair(c)
 			c.Network.PortForwards = []PortForward{{Name: "ssh", Port: 2222, Target: "10.10.0.3", TargetPort: 22}}
 		}, "sda:network.portForwards[0].target", "10.10.0.3", "a router's own address"},
+		{"a dynamic range of one address", func(c *Config) {
+			withPair(c)
+			c.Network.Internal.DHCPStart, c.Network.Internal.DHCPEnd = "10.10.0.200", "10.10.0.200"
+		}, "sda:network.internal.dhcpEnd", "10.10.0.200", "at least two addresses"},
 		{"pair on a bridge of one node", func(c *Config) {
 			withPair(c)
 			c.Network.Internal.Mode, c.Network.Internal.VXLAN = "bridge", nil

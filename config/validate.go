@@ -217,6 +217,7 @@ func (v *validator) router(c Config) {
 func (v *validator) plan(c Config, p Plan) {
 	taken := v.addresses(c, p)
 	v.dhcpRange(p, taken)
+	v.pairDHCPRange(p)
 	v.identities(c, p)
 	v.forwardTargets(c, p)
 	v.exposure(c, p)

@@ -78,10 +78,10 @@ func renderKeepalived(s Spec) string {
 	p := s.Pair
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# SDA router pair, router %d: VRRP for the internal gateway %s and the external", p.Index, s.RouterInternal)
+	w("# SDA router pair, router %d of 2: VRRP for the internal gateway %s and the external", p.Index+1, s.RouterInternal)
 	w("# address %s. %s", s.RouterExternal, generated)
 	w("global_defs {")
-	w("\trouter_id sda-router-%d", p.Index)
+	w("\trouter_id sda-router-%d", p.Index+1)
 	w("\t# The notify script runs as root, and only if no part of its path is")
 	w("\t# writable by anyone else.")
 	w("\tenable_script_security")
@@ -143,7 +143,7 @@ func renderConntrackd(s Spec) string {
 	p := s.Pair
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# SDA router pair, router %d: connection tracking sync with the peer %s.", p.Index, p.PeerInternal)
+	w("# SDA router pair, router %d of 2: connection tracking sync with the peer %s.", p.Index+1, p.PeerInternal)
 	w("# %s", generated)
 	w("Sync {")
 	w("\t# FTFW: reliable (acknowledged, resent) replication. The peer's entries are")

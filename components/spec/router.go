@@ -184,6 +184,14 @@ func (r Router) parsePair(s routerfiles.Spec) (*routerfiles.Pair, error) {
 	if out.OwnInternal == out.PeerInternal || out.OwnExternal == out.PeerExternal {
 		return nil, fmt.Errorf("Pair: the router and its peer have the same own address (%s, %s): give each its own", p.OwnInternalAddress, p.OwnExternalAddress)
 	}
+	if !s.DHCPStart.Less(s.DHCPEnd) {
+		return nil, fmt.Errorf("DHCPStart %s and DHCPEnd %s: a pair splits the dynamic range in two halves, one per router, so it needs at least two addresses: widen it", s.DHCPStart, s.DHCPEnd)
+	}
+	// What routerfiles' renderer assumes of a pair, checked once more.
+	s.Pair = out
+	if err := s.CheckPair(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -35,6 +35,8 @@ func labStack(t *testing.T, stack string, mod func(*config.Config)) (config.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One router: the pair has a lab of its own (pair_lab_test.go).
+	c.Router.Pair = nil
 	c.Network.External.CIDR = extCIDR
 	c.Network.External.RouterAddress = routerExt
 	c.Network.External.Gateway = extHost
