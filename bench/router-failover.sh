@@ -2,8 +2,9 @@
 # Measures the router pair's failover on a real data plane (tests/routerns'
 # pair lab: two router namespaces with the rendered keepalived, conntrackd,
 # nftables and dnsmasq). For N failovers per row, alternating the master,
-# it loses the master either by both links down or by killing keepalived
-# (SIGKILL), and measures:
+# it loses the master by both links down, by killing keepalived (SIGKILL),
+# or hands the addresses over as a router change does (the handover script,
+# routerfiles.HandoverScript), and measures:
 #   gap          UDP probes from the node to the outside every 10 ms: the time
 #                between the sending of the last probe answered before the loss
 #                and the first answered after it
@@ -13,7 +14,7 @@
 #                the takeover, on the same socket
 # with conntrackd on both routers, and without it (the ablation).
 # Prints a Markdown table for docs/benchmarks.md. Needs root and the tools of
-# scripts/install-test-deps.sh. N=10 (the default) takes about 12 minutes.
+# scripts/install-test-deps.sh. N=10 (the default) takes about 18 minutes.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

@@ -37,7 +37,8 @@ type failoverSample struct {
 // TestPairFailoverBench measures failovers (not a test: it asserts only
 // that the lab works, and skips unless SDA_BENCH_FAILOVER=1). For each
 // variant (conntrackd on both routers, or on neither) and each way of
-// losing the master (links down, keepalived killed), N failovers back and
+// losing the master (links down, keepalived killed, the handover a router
+// change runs), N failovers back and
 // forth; it prints a Markdown table for docs/benchmarks.md.
 func TestPairFailoverBench(t *testing.T) {
 	if os.Getenv(benchEnv) != "1" {
@@ -54,6 +55,9 @@ func TestPairFailoverBench(t *testing.T) {
 		{"master's links down", func(n *pairNet, t *testing.T, r *pairRouter) { n.linksDown(t, r, true) },
 			func(n *pairNet, t *testing.T, r *pairRouter) { n.linksDown(t, r, false) }},
 		{"master's keepalived killed (SIGKILL)", (*pairNet).killKeepalived, (*pairNet).startKeepalived},
+		// What a router change does (the roll): the master's handover
+		// script stops keepalived cleanly once the peer serves.
+		{"master's handover (a router change)", func(n *pairNet, t *testing.T, r *pairRouter) { n.handover(t, r) }, (*pairNet).startKeepalived},
 	}
 	fmt.Printf("| loss of the master | conntrackd | failovers | gap min / median / max (ms) | connections surviving | TCP answer after the loss, median (ms) |\n| --- | --- | ---: | ---: | ---: | ---: |\n")
 	for _, withConntrackd := range []bool{true, false} {
