@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sda-platform/sda/components/spec"
 	"github.com/sda-platform/sda/config"
 )
 
-// prod's pair: two routers on pve1 and pve2 with the shared addresses as
-// InternalAddress and ExternalAddress, each with its own addresses and its
-// peer's, and SSH to its own node; the rendered pair halves the DHCP range.
-func TestRoutersOfProdArePair(t *testing.T) {
+// prodRouters are the shipped prod stack's routers.
+func prodRouters(t *testing.T) []spec.Router {
+	t.Helper()
 	c, p, err := config.LoadStack("../../testdata/stacks", "prod")
 	if err != nil {
 		t.Fatal(err)
@@ -20,6 +20,14 @@ func TestRoutersOfProdArePair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return routers
+}
+
+// prod's pair: two routers on pve1 and pve2 with the shared addresses as
+// InternalAddress and ExternalAddress, each with its own addresses and its
+// peer's, and SSH to its own node; the rendered pair halves the DHCP range.
+func TestRoutersOfProdArePair(t *testing.T) {
+	routers := prodRouters(t)
 	if len(routers) != 2 {
 		t.Fatalf("%d routers, want 2", len(routers))
 	}
@@ -58,14 +66,7 @@ func TestRoutersOfProdArePair(t *testing.T) {
 // A pair's own addresses are parsed like every other router address: each
 // mistake names its field.
 func TestRouterPairParseErrors(t *testing.T) {
-	c, p, err := config.LoadStack("../../testdata/stacks", "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	routers, err := Routers(c, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	routers := prodRouters(t)
 	for _, tc := range []struct {
 		name, want string
 		edit       func(*struct{ own, peer, ownExt string })

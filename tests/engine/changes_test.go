@@ -36,16 +36,7 @@ func stepsOf(res *automation.Result, typ string) []automation.Step {
 // second router goes only after the first serves again (its serving gate).
 func assertRouterRoll(t *testing.T, res *automation.Result, first, second string) {
 	t.Helper()
-	steps := res.Changed()
-	at := func(op, name string) int {
-		for i, s := range steps {
-			if s.Op == op && s.Name == name {
-				return i
-			}
-		}
-		t.Errorf("no %s step for %s in:%s", op, name, describe(steps))
-		return -1
-	}
+	at := func(op, name string) int { return stepAt(t, res, op, name) }
 	for _, r := range []string{first, second} {
 		gone, back := at("delete-replaced", r+"-ct"), at("create-replacement", r+"-ct")
 		if handover := at("delete-replaced", r+"-handover"); handover > gone {
@@ -60,6 +51,20 @@ func assertRouterRoll(t *testing.T, res *automation.Result, first, second string
 	if served, gone := at("create-replacement", first+"-serving"), at("delete-replaced", second+"-ct"); gone < served {
 		t.Errorf("%s was deleted (step %d) before %s served again (step %d): both routers were down together", second, gone, first, served)
 	}
+}
+
+// stepAt is the position of the step op on the resource name among res's
+// changes, in the engine's order; -1, and an error, when there is none.
+func stepAt(t *testing.T, res *automation.Result, op, name string) int {
+	t.Helper()
+	steps := res.Changed()
+	for i, s := range steps {
+		if s.Op == op && s.Name == name {
+			return i
+		}
+	}
+	t.Errorf("no %s step for %s in:%s", op, name, describe(steps))
+	return -1
 }
 
 // assertNoVMTouched fails when res did anything to a Talos VM.

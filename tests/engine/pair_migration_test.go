@@ -30,16 +30,7 @@ func TestProdBecomesAPair(t *testing.T) {
 	res := e.up(ctx)
 	assertNoVMTouched(t, res)
 	assertNoReplacement(t, res, "command:remote:Command")
-	steps := res.Changed()
-	at := func(op, name string) int {
-		for i, s := range steps {
-			if s.Op == op && s.Name == name {
-				return i
-			}
-		}
-		t.Errorf("no %s step for %s in:%s", op, name, describe(steps))
-		return -1
-	}
+	at := func(op, name string) int { return stepAt(t, res, op, name) }
 	cts := stepsOf(res, proxmox.TokenContainer)
 	if len(cts) != 2 || cts[0].Name != "prod-router-ct" || cts[0].Op != "update" || cts[1].Name != "prod-router2-ct" || cts[1].Op != "create" {
 		t.Errorf("container steps: want an update of prod-router-ct, then a create of prod-router2-ct:%s", describe(cts))

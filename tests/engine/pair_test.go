@@ -31,14 +31,13 @@ func (e *env) gateway() network.Gateway {
 	return gws[0]
 }
 
-// requirePairApply skips the test while the stack's router apply script
-// carries no pair marker (routerfiles.PairApplyMarker): until the wiring renders
-// keepalived's configuration with it, the simulation cannot tell a pair's
-// routers from two single ones. It fails once the marker is there.
+// requirePairApply fails the test when no router ran an apply script with
+// the pair's marker (routerfiles.PairApplyMarker): without it the
+// simulation cannot tell a pair's routers from two single ones.
 func (e *env) requirePairApply() {
 	e.t.Helper()
 	if !e.pairApplied() {
-		e.t.Skip("no router ran an apply script with " + routerfiles.PairApplyMarker + " (the wiring does not render the pair's keepalived configuration yet)")
+		e.t.Fatal("no router ran an apply script with " + routerfiles.PairApplyMarker + ": prod's routers were not deployed as a pair")
 	}
 }
 
