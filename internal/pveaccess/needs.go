@@ -20,6 +20,7 @@ package pveaccess
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -241,31 +242,29 @@ func Needs(c config.Config) ([]Need, error) {
 		col.add(Need{Path: bridgePath(localZone, nw.Bridge, 0), Privilege: "SDN.Use", Role: RoleNet, Why: why})
 	}
 
-	// Guests.
+	guestNeeds(&col, c, p)
+	return col.needs, nil
+}
+
+// guestNeeds are the guests' privileges on their VM IDs: every Talos VM's,
+// and the router containers' (the router's, and a pair's second router's).
+func guestNeeds(col *collector, c config.Config, p config.Plan) {
 	for _, m := range p.Machines() {
 		path := fmt.Sprintf("/vms/%d", m.VMID)
 		for _, v := range vmNeeds {
 			col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("VM %s: %s", m.Hostname, v.why)})
 		}
 	}
-	routers := []struct {
-		name string
-		vmid int
-	}{{c.Router.Hostname, p.RouterVMID}}
+	routers := map[int]string{p.RouterVMID: c.Router.Hostname}
 	if pr := p.RouterPair; pr != nil {
-		second := pr.Routers[1]
-		routers = append(routers, struct {
-			name string
-			vmid int
-		}{second.Hostname, second.VMID})
+		routers[pr.Routers[1].VMID] = pr.Routers[1].Hostname
 	}
-	for _, r := range routers {
-		path := fmt.Sprintf("/vms/%d", r.vmid)
+	for _, vmid := range slices.Sorted(maps.Keys(routers)) {
+		path := fmt.Sprintf("/vms/%d", vmid)
 		for _, v := range ctNeeds {
-			col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("router container %s: %s", r.name, v.why)})
+			col.add(Need{Path: path, Privilege: v.priv, Role: RoleGuest, Why: fmt.Sprintf("router container %s: %s", routers[vmid], v.why)})
 		}
 	}
-	return col.needs, nil
 }
 
 func describeBridge(bridge string, vlan int) string {
