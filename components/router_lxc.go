@@ -444,8 +444,9 @@ func routerContainer(ctx *pulumi.Context, name string, s spec.Router, internalBr
 		// The VM ID is fixed, and Proxmox refuses a second guest with it: a
 		// replacement (a new disk size, template or datastore: ForceNew in
 		// bpg v0.69.1 container.go) must delete the old container first.
-		// The internal network is without its gateway until the new one
-		// is configured; `sda plan` says so.
+		// A single router leaves the internal network without its gateway
+		// until the new one is configured (`sda plan` says so); a pair's
+		// router hands the shared addresses to its peer first (Handover).
 		pulumi.DeleteBeforeReplace(true))
 }
 
