@@ -3,6 +3,7 @@ module github.com/sda-platform/sda
 go 1.26.8
 
 require (
+	filippo.io/age v1.2.1
 	github.com/distribution/reference v0.6.0
 	github.com/google/uuid v1.6.0
 	github.com/muhlba91/pulumi-proxmoxve/sdk/v6 v6.18.1
