@@ -538,7 +538,7 @@ func (comp *RouterLXC) configure(ctx *pulumi.Context, name string, vmid pulumi.I
 // Its Create only says it is armed.
 func (comp *RouterLXC) handover(ctx *pulumi.Context, name string, inContainer func(string) pulumi.StringOutput,
 	conn remote.ConnectionArgs, s routerfiles.Spec, parent, rerun pulumi.ResourceOption) error {
-	script := routerfiles.HandoverScript(s, routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived)
+	script := routerfiles.HandoverScript(s, routerfiles.DebianLayout())
 	cmd, err := remote.NewCommand(ctx, name+"-handover", &remote.CommandArgs{
 		Connection: conn,
 		Create:     inContainer("echo 'handover armed'"),

@@ -42,8 +42,7 @@ func routerFiles(dir string, spec routerfiles.Spec) []File {
 			File{dir + layout.Keepalived, []byte(rf.Keepalived)},
 			File{dir + layout.Conntrackd, []byte(rf.Conntrackd)},
 			File{dir + layout.VRRPNotify, []byte(rf.VRRPNotify)},
-			File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec,
-				routerfiles.DebianStopKeepalived, routerfiles.DebianStartKeepalived))})
+			File{dir + "/handover.sh", []byte(routerfiles.HandoverScript(spec, layout))})
 	}
 	// Each node's own entries, which RouterLXC installs with one command per
 	// node (routerfiles.HostScript).

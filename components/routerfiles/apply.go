@@ -51,9 +51,12 @@ type Layout struct {
 	// ReloadKeepalived makes a running keepalived re-read a changed
 	// configuration (SIGHUP: the VRRP state, and so the addresses, stay
 	// where they are) and starts one that is not running;
-	// StartKeepalived starts it when it is not running.
+	// StartKeepalived starts it when it is not running; StopKeepalived
+	// stops it cleanly (a master sends a priority-0 advert and removes its
+	// addresses), which HandoverScript runs.
 	ReloadKeepalived string
 	StartKeepalived  string
+	StopKeepalived   string
 	// PersistPair, when set, makes a pair's daemons start at boot.
 	PersistPair string
 }
@@ -85,6 +88,7 @@ func DebianLayout() Layout {
 		StartConntrackd:   "systemctl start conntrackd.service",
 		ReloadKeepalived:  "if systemctl is-active --quiet keepalived.service; then systemctl reload keepalived.service; else systemctl start keepalived.service; fi",
 		StartKeepalived:   "systemctl start keepalived.service",
+		StopKeepalived:    "systemctl stop keepalived.service",
 		// Debian's keepalived.service does not restart a crashed keepalived,
 		// which leaves the addresses on this router beside the peer's: the
 		// drop-in restarts it, and a starting keepalived removes them.

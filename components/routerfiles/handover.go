@@ -17,13 +17,6 @@ const HandoverMarker = "# sda:router-handover"
 // addresses.
 const PairApplyMarker = "# sda:router-pair-apply"
 
-// Debian's commands to stop and start keepalived (the keepalived package's
-// unit), which the handover runs in the router container.
-const (
-	DebianStopKeepalived  = "systemctl stop keepalived.service"
-	DebianStartKeepalived = "systemctl start keepalived.service"
-)
-
 // HandoverTimeoutSeconds bounds how long a router that holds the virtual
 // addresses waits for its peer before it gives up and fails the deletion,
 // still serving: long enough for the peer's container to be created and
@@ -55,7 +48,7 @@ const PeerGoneSeconds = 30
 //
 // It returns 0 when this router may go, and fails after
 // HandoverTimeoutSeconds with the router still serving.
-func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
+func HandoverScript(s Spec, l Layout) string {
 	s = s.withDefaults()
 	if s.Pair == nil {
 		return failingScript(fmt.Errorf("routerfiles: HandoverScript is for a router of a pair (Spec.Pair)"))
@@ -73,7 +66,7 @@ func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
 	w(`answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/53" 2>/dev/null; }`)
 	w(`alive() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }`)
 	w("if ! holds; then")
-	w("\t%s", orNoop(stopKeepalived))
+	w("\t%s", orNoop(l.StopKeepalived))
 	w(`	echo "handover: backup, leaving"; exit 0`)
 	w("fi")
 	w("deadline=$(( $(date +%%s) + %d )); seen=$(date +%%s)", HandoverTimeoutSeconds)
@@ -82,7 +75,7 @@ func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
 	w(`		now=$(date +%%s)`)
 	w(`		if alive "$peer"; then seen=$now; fi`)
 	w(`		if [ $((now - seen)) -ge %d ]; then`, PeerGoneSeconds)
-	w("\t\t\t%s", orNoop(stopKeepalived))
+	w("\t\t\t%s", orNoop(l.StopKeepalived))
 	w(`			echo "handover: the peer $peer answered nothing for %d s: leaving without a handover" >&2; exit 0`, PeerGoneSeconds)
 	w("\t\tfi")
 	w(`		if [ "$now" -ge "$deadline" ]; then`)
@@ -90,14 +83,14 @@ func HandoverScript(s Spec, stopKeepalived, startKeepalived string) string {
 	w("\t\tfi")
 	w("\t\tsleep 2")
 	w("\tdone")
-	w("\t%s", orNoop(stopKeepalived))
+	w("\t%s", orNoop(l.StopKeepalived))
 	w("\ti=0")
 	w("\twhile [ $i -lt 20 ]; do")
 	w(`		if ! holds && answers "$vip"; then echo "handover: $peer holds $vip"; exit 0; fi`)
 	w("\t\tsleep 0.5; i=$((i + 1))")
 	w("\tdone")
 	w(`	echo "handover: $peer did not take $vip; taking it back" >&2`)
-	w("\t%s", orNoop(startKeepalived))
+	w("\t%s", orNoop(l.StartKeepalived))
 	w("\tsleep 3")
 	w("done")
 	return b.String()

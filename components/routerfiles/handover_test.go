@@ -14,7 +14,7 @@ import (
 func TestHandoverScriptNamesThePair(t *testing.T) {
 	s := Spec{Internal: netip.MustParsePrefix("10.20.0.0/24"), RouterInternal: netip.MustParseAddr("10.20.0.1"),
 		Pair: &Pair{Index: 1, OwnInternal: netip.MustParseAddr("10.20.0.3"), PeerInternal: netip.MustParseAddr("10.20.0.2"), VRID: 51}}
-	got := HandoverScript(s, "systemctl stop keepalived.service", "systemctl start keepalived.service")
+	got := HandoverScript(s, DebianLayout())
 	lines := strings.Split(got, "\n")
 	if lines[1] != HandoverMarker {
 		t.Fatalf("second line = %q, want the marker %q", lines[1], HandoverMarker)
@@ -25,7 +25,7 @@ func TestHandoverScriptNamesThePair(t *testing.T) {
 		}
 	}
 	s.Pair = nil
-	if single := HandoverScript(s, "stop", "start"); !strings.Contains(single, "exit 1") || strings.Contains(single, HandoverMarker) {
+	if single := HandoverScript(s, Layout{StopKeepalived: "stop", StartKeepalived: "start"}); !strings.Contains(single, "exit 1") || strings.Contains(single, HandoverMarker) {
 		t.Errorf("a single router's handover script should fail at once:\n%s", single)
 	}
 }
@@ -40,7 +40,7 @@ func TestHandoverScriptBackupLeavesAtOnce(t *testing.T) {
 	}
 	s := Spec{Internal: netip.MustParsePrefix("10.20.0.0/24"), RouterInternal: netip.MustParseAddr("10.20.0.1"),
 		Pair: &Pair{Index: 1, OwnInternal: netip.MustParseAddr("10.20.0.3"), PeerInternal: netip.MustParseAddr("10.20.0.2"), VRID: 51}}
-	cmd := exec.Command("sh", "-c", HandoverScript(s, "echo stopped >> "+log, "echo started >> "+log))
+	cmd := exec.Command("sh", "-c", HandoverScript(s, Layout{StopKeepalived: "echo stopped >> " + log, StartKeepalived: "echo started >> " + log}))
 	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "handover: backup, leaving") {

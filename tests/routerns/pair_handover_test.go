@@ -17,7 +17,9 @@ func (n *pairNet) handover(t *testing.T, r *pairRouter) string {
 	t.Helper()
 	stop := fmt.Sprintf("kill -TERM $(cat %s); while %s; do sleep 0.1; done",
 		q(filepath.Join(r.dir, "keepalived.pid")), running(filepath.Join(r.dir, "keepalived.pid")))
-	return n.script(t, r, routerfiles.HandoverScript(r.spec, stop, r.layout.StartKeepalived))
+	l := r.layout
+	l.StopKeepalived = stop
+	return n.script(t, r, routerfiles.HandoverScript(r.spec, l))
 }
 
 // TestPairHandover protects the roll of a router change: the backup's

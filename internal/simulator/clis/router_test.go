@@ -56,7 +56,7 @@ func pairApply(priority int) string {
 func handoverScript(peer string, timeout, gone int) string {
 	s := routerfiles.Spec{Internal: netip.MustParsePrefix("10.20.0.0/24"), RouterInternal: netip.MustParseAddr("10.20.0.1"),
 		Pair: &routerfiles.Pair{OwnInternal: netip.MustParseAddr("10.20.0.9"), PeerInternal: netip.MustParseAddr(peer), VRID: 51}}
-	script := routerfiles.HandoverScript(s, "systemctl stop keepalived", "systemctl start keepalived")
+	script := routerfiles.HandoverScript(s, routerfiles.DebianLayout())
 	script = strings.Replace(script, fmt.Sprintf("-ge %d ]", routerfiles.PeerGoneSeconds), fmt.Sprintf("-ge %d ]", gone), 1)
 	return strings.Replace(script, fmt.Sprintf("+ %d ))", routerfiles.HandoverTimeoutSeconds), fmt.Sprintf("+ %d ))", timeout), 1)
 }
